@@ -1,0 +1,64 @@
+"""The `fetta` command line: one entry point, one module per subcommand.
+
+Each subcommand lives in ``sim/commands/<name>.py`` and exposes ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Bad input raises ``ValueError`` or
+``FettaError``; ``main`` prints it as one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from sw_model import __version__
+
+from .errors import FettaError
+
+# Order shown in --help.
+SUBCOMMANDS = ("train", "contract", "search", "verilog", "synth", "program", "wave",
+               "bench", "demo")
+
+
+def _available():
+    for name in SUBCOMMANDS:
+        modname = f"sim.commands.{name}"
+        if importlib.util.find_spec(modname) is not None:
+            yield name, modname
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fetta",
+        description="fetta-hdl: a cycle-accurate Amaranth accelerator that trains "
+                    "tensor-train (TTM) networks, bit-exact against a NumPy reference.")
+    parser.add_argument("--version", action="version", version=f"fetta-hdl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, modname in _available():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (FettaError, ValueError, FileNotFoundError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"fetta {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fetta {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The accelerator configuration: one frozen, validated object, shared by RTL and software.
+
+The RTL (``rtl/``) elaborates from it; the compiler and cycle model (``sw_model/``)
+read the same fields, so hardware and software cannot drift (the Gemmini habit).
+
+Geometry
+--------
+``n_ce`` contraction engines (CEs), each a ``pe_rows x pe_cols`` PE array. Per compute
+cycle CE ``c`` takes ``pe_rows`` A values and ``pe_cols`` B values and does
+``pe_rows*pe_cols`` MACs (an outer product). Derived widths:
+
+* ``a_lanes = n_ce * pe_rows`` : A buffer banks = A distribution-network lanes
+* ``b_lanes = n_ce * pe_cols`` : B buffer banks = B distribution-network lanes
+* ``c_lanes = n_ce * pe_cols`` : reduction-network lanes = output stages = C banks
+
+All three are powers of two because ``n_ce``, ``pe_rows`` and ``pe_cols`` are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["AccelConfig", "PRESETS", "get_config", "DEVICES"]
+
+MAC_KINDS = ("multiply", "shift")
+
+# Hard DSP budgets of the FPGA parts the presets target.
+DEVICES = {
+    "ice40up5k": {"dsps": 8, "bram_kbits": 120},
+    "ecp5-85f": {"dsps": 156, "bram_kbits": 3744},
+}
+
+
+def _pow2(x: int) -> bool:
+    return x >= 1 and (x & (x - 1)) == 0
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """Parameters of one accelerator build. Every field is validated on construction;
+    a bad value raises ``ValueError`` naming the field, the value and what is allowed.
+
+    Fields:
+        name:          preset name (informational).
+        n_ce:          number of contraction engines, a power of two in 2..64.
+        pe_rows:       PE rows per CE, a power of two in 1..16.
+        pe_cols:       PE columns per CE, a power of two in 1..16.
+        operand_bits:  operand width of the MACs, 2..16 (buffer words are 16 bits).
+        acc_bits:      accumulator width W_acc (wrap-around), 16..48.
+        mac_kind:      "multiply" (signed multiplier) or "shift" (B operand holds
+                       power-of-two codes; shifter + negation, no multiplier).
+        pow2_bits:     width of a power-of-two weight code (shift MACs), 2..6.
+        bank_depth:    rows per bank of each operand/result buffer (power of two).
+        prog_depth:    32-bit words of program memory (power of two).
+        device:        optional FPGA part whose DSP budget must hold the multipliers.
+    """
+
+    name: str = "custom"
+    n_ce: int = 4
+    pe_rows: int = 2
+    pe_cols: int = 2
+    operand_bits: int = 16
+    acc_bits: int = 32
+    mac_kind: str = "multiply"
+    pow2_bits: int = 4
+    bank_depth: int = 256
+    prog_depth: int = 1024
+    device: str | None = None
+
+    def __post_init__(self):
+        def need_int(field, lo, hi, pow2=False):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"config field {field}={v!r} is not an integer")
+            if not lo <= v <= hi:
+                raise ValueError(f"config field {field}={v} out of range; allowed {lo}..{hi}")
+            if pow2 and not _pow2(v):
+                raise ValueError(f"config field {field}={v} is not a power of two "
+                                 f"(network lanes must be powers of two); allowed "
+                                 f"{', '.join(str(1 << i) for i in range(lo.bit_length() - 1, hi.bit_length()))}")
+
+        need_int("n_ce", 2, 64, pow2=True)
+        need_int("pe_rows", 1, 16, pow2=True)
+        need_int("pe_cols", 1, 16, pow2=True)
+        need_int("operand_bits", 2, 16)
+        need_int("acc_bits", 16, 48)
+        need_int("pow2_bits", 2, 6)
+        need_int("bank_depth", 16, 65536, pow2=True)
+        need_int("prog_depth", 64, 65536, pow2=True)
+        if self.mac_kind not in MAC_KINDS:
+            raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
+                             f"{', '.join(MAC_KINDS)}")
+        if self.acc_bits < 2 * self.operand_bits and self.mac_kind == "multiply":
+            raise ValueError(f"config field acc_bits={self.acc_bits} narrower than a "
+                             f"product of two {self.operand_bits}-bit operands; allowed "
+                             f">= {2 * self.operand_bits}")
+        if self.device is not None:
+            if self.device not in DEVICES:
+                raise ValueError(f"config field device={self.device!r} unknown; allowed "
+                                 f"{', '.join(DEVICES)}")
+            dsps = DEVICES[self.device]["dsps"]
+            if self.mac_kind == "multiply" and self.macs > dsps:
+                raise ValueError(f"config field n_ce*pe_rows*pe_cols={self.macs} multiply "
+                                 f"MACs do not fit {self.device} ({dsps} DSPs); allowed "
+                                 f"<= {dsps}, or mac_kind='shift'")
+            kbits = self.bank_depth * (self.a_lanes + self.b_lanes + self.c_lanes) * 16 / 1024
+            if kbits > DEVICES[self.device]["bram_kbits"]:
+                raise ValueError(f"config field bank_depth={self.bank_depth}: buffers need "
+                                 f"{kbits:.0f} kbit, {self.device} has "
+                                 f"{DEVICES[self.device]['bram_kbits']} kbit of block RAM")
+
+    # -- derived geometry -------------------------------------------------------------
+    @property
+    def macs(self) -> int:
+        return self.n_ce * self.pe_rows * self.pe_cols
+
+    @property
+    def a_lanes(self) -> int:
+        return self.n_ce * self.pe_rows
+
+    @property
+    def b_lanes(self) -> int:
+        return self.n_ce * self.pe_cols
+
+    @property
+    def c_lanes(self) -> int:
+        return self.n_ce * self.pe_cols
+
+    @property
+    def addr_bits(self) -> int:
+        """Row-address width of every buffer."""
+        return max(1, (self.bank_depth - 1).bit_length())
+
+    def replace(self, **changes) -> "AccelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # Fast in Amaranth's Python simulator: 4 CEs x 2x2 PEs = 16 MACs.
+    "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=256),
+    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs.
+    "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=2, bank_depth=256,
+                         prog_depth=256, device="ice40up5k"),
+    # ECP5-85F (ULX3S): 4 CEs x 4x4 = 64 MACs on MULT18X18D.
+    "ecp5": AccelConfig(name="ecp5", n_ce=4, pe_rows=4, pe_cols=4, bank_depth=512,
+                        device="ecp5-85f"),
+    # Simulation studies: 16 CEs x 4x4 = 256 MACs.
+    "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
+                         prog_depth=4096),
+}
+
+
+def get_config(config) -> AccelConfig:
+    """A preset name or an AccelConfig -> AccelConfig."""
+    if isinstance(config, AccelConfig):
+        return config
+    if isinstance(config, str) and config in PRESETS:
+        return PRESETS[config]
+    raise ValueError(f"config {config!r} unknown; allowed presets {', '.join(PRESETS)} "
+                     f"or an AccelConfig")

@@ -1,0 +1,91 @@
+"""Host-bus address map: the one definition used by the RTL, every simulator backend,
+the C++ driver generator and the UART host driver.
+
+The host bus is word-addressed (``ADDR_BITS``-bit addresses, 32-bit data):
+
+==========================  ===================================================
+address                     meaning
+==========================  ===================================================
+``REG_BASE + Reg.X``        control/status/counter registers (table below)
+``PROG_BASE + i``           program word ``i`` (write-only while idle)
+``buffer_base(buf) + j``    buffer word ``j`` of buffer ``buf`` (A=0, B=1, C=2);
+                            ``j = row * lanes(buf) + lane``; 16-bit words,
+                            written from ``wdata[15:0]``, read sign-extended
+==========================  ===================================================
+
+Protocol (see ``rtl/host_bus.py``): a one-cycle ``write`` strobe writes ``wdata`` to
+``addr``; a one-cycle ``read`` strobe returns ``rdata`` with ``rvalid`` high exactly
+``READ_LATENCY`` cycles later. The accelerator accepts one strobe per cycle, never
+stalls the host, and ignores buffer/program writes while a program runs (it sets the
+``ERR_BUS_WHILE_BUSY`` code instead).
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ADDR_BITS", "DATA_BITS", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
+           "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
+           "MAGIC"]
+
+ADDR_BITS = 24
+DATA_BITS = 32
+READ_LATENCY = 2
+
+REG_BASE = 0x000000
+PROG_BASE = 0x010000
+BUF_BASE = 0x100000
+BUF_SPAN = 0x100000  # words per buffer region
+
+MAGIC = 0xFE77A001  # value of Reg.ID: identifies a fetta accelerator on the bus
+
+
+class Reg(enum.IntEnum):
+    ID = 0            # read: MAGIC
+    CTRL = 1          # write: Ctrl bits
+    STATUS = 2        # read: Status bits | error code << 8
+    PC = 3            # read: program counter (word address)
+    ERR_PC = 4        # read: word address of the instruction that raised the error
+    CONFIG_HASH = 5   # read: low 32 bits of the elaboration config hash
+    # 64-bit counters, lo word at the even address, hi word at the next.
+    CYCLES = 16
+    BUSY = 18
+    MAC_ACTIVE = 20
+    STALL_DRAIN = 22  # compute waited for the drain path (output stage / writes)
+    STALL_FILL = 24   # pipeline filling at the start of a contraction
+    STALL_CONFIG = 26 # cycles spent loading configuration words
+    INSTRUCTIONS = 28
+    MACS = 30         # useful MAC operations counted by the array (lanes x active)
+
+
+COUNTERS = {
+    "cycles": Reg.CYCLES, "busy_cycles": Reg.BUSY, "mac_active_cycles": Reg.MAC_ACTIVE,
+    "stall_drain": Reg.STALL_DRAIN, "stall_fill": Reg.STALL_FILL,
+    "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS, "macs": Reg.MACS,
+}
+
+
+class Ctrl(enum.IntFlag):
+    START = 1          # start executing at program word 0
+    CLEAR = 2          # clear counters, error code and done flag
+
+
+class Status(enum.IntFlag):
+    BUSY = 1
+    DONE = 2           # halted normally (HALT) since the last START
+    ERROR = 4          # halted with an error; code in bits 15..8
+
+
+class ErrorCode(enum.IntEnum):
+    NONE = 0
+    ILLEGAL_OPCODE = 1
+    ADDRESS_RANGE = 2      # an operand/result loop would leave its buffer
+    BAD_CONFIG = 3         # a mapping the array cannot run
+    PROGRAM_RANGE = 4      # the program ran off the end of program memory
+    BUS_WHILE_BUSY = 5     # host wrote a buffer or program word during a run
+
+
+def buffer_base(buf: int) -> int:
+    if buf not in (0, 1, 2):
+        raise ValueError(f"buffer {buf} unknown; allowed 0 (A), 1 (B), 2 (C)")
+    return BUF_BASE + buf * BUF_SPAN
