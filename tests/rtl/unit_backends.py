@@ -117,3 +117,20 @@ def first_mismatch(got, want, inputs):
         if len(got[name]) != len(want[name]):
             return f"{name}: {len(got[name])} cycles, golden {len(want[name])}"
     return None
+
+
+def accumulate_model(products, en, clear, acc_bits):
+    """Cycle model of the MAC accumulator (``rtl.mac.MAC`` table) over exact products:
+    per cycle the visible ``acc`` and the combinational ``sum``."""
+    from sw_model.fixedpoint import wrap
+
+    acc, accs, sums = 0, [], []
+    for p, e, c in zip(products, en, clear):
+        s = int(wrap((0 if c else acc) + int(p), acc_bits))
+        accs.append(acc)
+        sums.append(s)
+        if e:
+            acc = s
+        elif c:
+            acc = 0
+    return {"acc": accs, "sum": sums}
