@@ -25,7 +25,7 @@ import numpy as np
 from sw_model.hostmap import ADDR_BITS
 
 from .backend import Backend
-from .cxxrtl_build import build_model
+from .cxxrtl_build import build_model, find_compiler
 from .errors import FettaError
 
 __all__ = ["CxxrtlBackend", "default_top_factory"]
@@ -80,10 +80,13 @@ class CxxrtlBackend(Backend):
 
     name = "cxxrtl"
     _build_model = staticmethod(build_model)
+    _check_tools = staticmethod(find_compiler)
 
     def __init__(self, config, *, top_factory: Callable | None = None, cache_dir=None,
                  verbose: bool = False):
         super().__init__(config)
+        self._h = None
+        self._check_tools()   # fail before elaborating anything
         factory = top_factory or default_top_factory
         top = factory(self.config)
         model = self._build_model(top, cache_dir=cache_dir, verbose=verbose,

@@ -121,3 +121,8 @@ class VerilatorBackend(CxxrtlBackend):
 
     name = "verilator"
     _build_model = staticmethod(build_verilator_model)
+
+    @staticmethod
+    def _check_tools():
+        find_verilator()
+        find_compiler()

@@ -1,0 +1,231 @@
+"""The compiled (CXXRTL) backend: host-bus protocol in C++, build cache, error paths.
+
+These run on ``BusFixture`` (sim/cxxrtl_build.py), a small top with the accelerator's
+host-bus contract, so they check the backend machinery independently of the array.
+Expected cycle counts are derived by hand from the protocol: a write burst of n words
+takes n cycles, a read burst n + READ_LATENCY, a run of the fixture max(n, 1) cycles
+after the START write cycle.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from sim.backend import Backend
+from sim.cxxrtl_backend import CxxrtlBackend
+from sim.cxxrtl_build import BusFixture, build_model
+from sim.errors import FettaError
+from sw_model.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
+
+DEPTH = 256
+
+
+def fixture_top(config):
+    return BusFixture(depth=DEPTH, prog_depth=64)
+
+
+@pytest.fixture(scope="module")
+def be():
+    # Shared cache (FETTA_CACHE_DIR or ~/.cache/fetta-hdl): built once per machine.
+    backend = CxxrtlBackend("tiny", top_factory=fixture_top)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def fresh(be):
+    be.reset()
+    return be
+
+
+def test_is_a_backend(be):
+    assert isinstance(be, Backend)
+    assert be.name == "cxxrtl"
+    assert be.library.is_file()
+
+
+def test_id_register(fresh):
+    assert fresh.read_reg(Reg.ID) == MAGIC
+
+
+def test_buffer_words_roundtrip_sign_extended(fresh):
+    rng = np.random.default_rng(1)
+    words = rng.integers(-2**15, 2**15, DEPTH)
+    fresh.write(buffer_base(0), words)
+    got = np.array(fresh.read(buffer_base(0), DEPTH), dtype=np.uint32).view(np.int32)
+    assert np.array_equal(got, words)
+    # read() returns unsigned 32-bit words; read_array is the same without lists
+    assert fresh.read(buffer_base(0), 1)[0] == int(words[0]) & 0xFFFFFFFF
+    assert np.array_equal(fresh.read_array(buffer_base(0), DEPTH).view(np.int32), words)
+
+
+def test_program_words_full_32_bits(fresh):
+    words = [0xFFFFFFFF, 0x80000001, 0, 0x12345678]
+    fresh.write(PROG_BASE, words)
+    assert fresh.read(PROG_BASE, 4) == words
+
+
+def test_burst_cycle_accounting(fresh):
+    assert fresh.cycles == 0
+    fresh.write(buffer_base(1), list(range(100)))
+    assert fresh.cycles == 100
+    fresh.read(buffer_base(1), 10)
+    assert fresh.cycles == 100 + 10 + READ_LATENCY
+    fresh.step(7)
+    assert fresh.cycles == 100 + 10 + READ_LATENCY + 7
+
+
+@pytest.mark.parametrize("n", [1, 2, 37, DEPTH])
+def test_run_computes_and_counts(fresh, n):
+    rng = np.random.default_rng(n)
+    a = rng.integers(-2**15, 2**15, DEPTH)
+    b = rng.integers(-2**15, 2**15, DEPTH)
+    fresh.write(buffer_base(0), a)
+    fresh.write(buffer_base(1), b)
+    fresh.write(PROG_BASE, [n])
+    before = fresh.cycles
+    assert fresh.run_until_idle(10_000) == n
+    assert fresh.cycles - before == n + 1          # + the START write cycle
+    c = fresh.read_array(buffer_base(2), n).view(np.int32)
+    assert np.array_equal(c, BusFixture.expected(a, b, n))
+
+
+def test_run_status_and_counters(fresh):
+    fresh.write(PROG_BASE, [50])
+    st = fresh.run(1000)
+    assert st.ok and st.status == Status.DONE
+    assert st.counters["cycles"] == 50 and st.counters["instructions"] == 1
+    st = fresh.run(1000)
+    assert st.counters["cycles"] == 100 and st.counters["macs"] == 100
+    fresh.clear()
+    assert fresh.counters()["cycles"] == 0
+    assert fresh.read_reg(Reg.STATUS) == 0
+
+
+def test_timeout_raises_and_model_stays_usable(fresh):
+    fresh.write(PROG_BASE, [1000])
+    with pytest.raises(FettaError, match="still busy after 10 cycles"):
+        fresh.run_until_idle(10)
+    fresh.step(2000)
+    assert fresh.read_reg(Reg.STATUS) & Status.DONE
+
+
+def test_reset_restores_power_on_state(fresh):
+    fresh.write(buffer_base(2), [5, 6, 7])
+    fresh.reset()
+    assert fresh.cycles == 0
+    assert fresh.read(buffer_base(2), 3) == [0, 0, 0]
+
+
+def test_address_range_checked(fresh):
+    with pytest.raises(ValueError, match="out of range"):
+        fresh.write(1 << 24, [1])
+    with pytest.raises(ValueError, match="out of range"):
+        fresh.read((1 << 24) - 1, 2)
+
+
+def test_two_instances_are_independent(be):
+    other = CxxrtlBackend("tiny", top_factory=fixture_top)
+    try:
+        assert not other.built and other.library == be.library
+        be.reset()
+        other.write(buffer_base(0), [42])
+        assert be.read(buffer_base(0), 1) == [0]
+        assert other.read(buffer_base(0), 1) == [42]
+    finally:
+        other.close()
+
+
+def test_use_after_close_is_an_error():
+    b = CxxrtlBackend("tiny", top_factory=fixture_top)
+    b.close()
+    b.close()  # idempotent
+    with pytest.raises(FettaError, match="after close"):
+        b.read(0, 1)
+
+
+# -- build cache ----------------------------------------------------------------------
+def test_cache_cold_then_warm(tmp_path):
+    top = lambda c: BusFixture(depth=16, prog_depth=4)  # noqa: E731
+    first = CxxrtlBackend("tiny", top_factory=top, cache_dir=tmp_path)
+    assert first.built
+    second = CxxrtlBackend("tiny", top_factory=top, cache_dir=tmp_path)
+    assert not second.built and second.key == first.key
+    assert second.build_seconds < 1.0
+    # a different design is a different key
+    third = build_model(BusFixture(depth=32, prog_depth=4), cache_dir=tmp_path)
+    assert third.built and third.key != first.key
+    assert sorted(p.name for p in (tmp_path / "cxxrtl").iterdir()) == sorted(
+        [first.key, third.key])  # no temporaries left behind
+    for b in (first, second):
+        b.write(PROG_BASE, [3])
+        assert b.run_until_idle(100) == 3
+        b.close()
+
+
+def test_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FETTA_CACHE_DIR", str(tmp_path))
+    m = build_model(BusFixture(depth=16, prog_depth=4))
+    assert m.path.parent.parent == tmp_path / "cxxrtl"
+
+
+# -- error paths ----------------------------------------------------------------------
+def test_missing_compiler_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    with pytest.raises(FettaError) as info:
+        CxxrtlBackend("tiny", top_factory=fixture_top, cache_dir=tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "not found: install a C++ compiler (Debian: apt install g++)" in msg
+
+
+def test_failed_build_is_one_line_with_log(tmp_path, monkeypatch):
+    # A "compiler" that runs but fails.
+    fake = tmp_path / "broken-cxx"
+    fake.write_text("#!/bin/sh\necho 'broken-cxx: error: cannot compile' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    with pytest.raises(FettaError) as info:
+        CxxrtlBackend("tiny", top_factory=fixture_top, cache_dir=tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg and "failed" in msg and "cannot compile" in msg
+    log = msg.rsplit("log in ", 1)[1]
+    assert os.path.isfile(log)
+
+
+def test_pysim_works_without_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    from amaranth.sim import Simulator
+
+    dut = BusFixture(depth=16, prog_depth=4)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.bus.addr, Reg.ID)
+        ctx.set(dut.bus.read, 1)
+        await ctx.tick()
+        ctx.set(dut.bus.read, 0)
+        await ctx.tick().until(dut.bus.rvalid)
+        seen.append(ctx.get(dut.bus.rdata))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [MAGIC]
+
+
+def test_top_without_bus_is_rejected(tmp_path):
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import Out
+    from amaranth import Module
+
+    class NoBus(wiring.Component):
+        busy: Out(1)
+
+        def elaborate(self, platform):
+            return Module()
+
+    with pytest.raises(FettaError, match="no 'bus' and 'busy'"):
+        CxxrtlBackend("tiny", top_factory=lambda c: NoBus(), cache_dir=tmp_path)
