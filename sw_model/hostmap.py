@@ -55,13 +55,12 @@ class Reg(enum.IntEnum):
     STALL_FILL = 24   # pipeline filling at the start of a contraction
     STALL_CONFIG = 26 # cycles spent loading configuration words
     INSTRUCTIONS = 28
-    MACS = 30         # useful MAC operations counted by the array (lanes x active)
 
 
 COUNTERS = {
     "cycles": Reg.CYCLES, "busy_cycles": Reg.BUSY, "mac_active_cycles": Reg.MAC_ACTIVE,
     "stall_drain": Reg.STALL_DRAIN, "stall_fill": Reg.STALL_FILL,
-    "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS, "macs": Reg.MACS,
+    "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS,
 }
 
 

@@ -1,0 +1,58 @@
+"""Banked on-chip buffers."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["BankedBuffer", "WORD_BITS"]
+
+WORD_BITS = 16
+
+
+class BankedBuffer(wiring.Component):
+    """``lanes`` independent banks of ``depth`` 16-bit words; a *row* is the word at
+    the same address in every bank, so one row (one lane-vector) moves per cycle.
+
+    Computes: ``rd_data[l] = bank[l][rd_addr]`` one cycle after ``rd_en`` (synchronous
+    read, latency 1; data holds while ``rd_en`` is low); on a clock edge with
+    ``wr_en``, ``bank[l][wr_addr] = wr_data[l]`` for every lane with ``wr_mask[l]``.
+
+    Members:
+        rd_addr, rd_en:   row read request.
+        rd_data:          ``lanes`` words of the row read the previous cycle.
+        wr_addr, wr_en:   row write.
+        wr_data, wr_mask: per-lane data and write enables.
+    """
+
+    LATENCY = 1
+
+    def __init__(self, lanes: int, depth: int):
+        self.lanes, self.depth = lanes, depth
+        self.addr_bits = max(1, (depth - 1).bit_length())
+        super().__init__({
+            "rd_addr": In(self.addr_bits),
+            "rd_en": In(1),
+            "rd_data": Out(WORD_BITS).array(lanes),
+            "wr_addr": In(self.addr_bits),
+            "wr_en": In(1),
+            "wr_data": In(WORD_BITS).array(lanes),
+            "wr_mask": In(lanes),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        self.banks = []
+        for lane in range(self.lanes):
+            mem = Memory(shape=WORD_BITS, depth=self.depth, init=[])
+            m.submodules[f"bank{lane}"] = mem
+            self.banks.append(mem)
+            rd = mem.read_port()
+            wr = mem.write_port()
+            m.d.comb += [
+                rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en),
+                self.rd_data[lane].eq(rd.data),
+                wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data[lane]),
+                wr.en.eq(self.wr_en & self.wr_mask[lane]),
+            ]
+        return m

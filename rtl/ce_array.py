@@ -1,0 +1,147 @@
+"""The reconfigurable compute fabric: CE array with butterfly distribution and
+reduction networks and the shared output stages."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.config import AccelConfig
+
+from .buffers import WORD_BITS
+from .ce import ContractionEngine
+from .distribution import DistributionNetwork
+from .output_stage import OutputStage
+from .reduction import ReductionNetwork
+
+__all__ = ["CEArray"]
+
+
+def _delay(m, sig, cycles, name):
+    """``sig`` delayed by ``cycles`` registers."""
+    cur = sig
+    for i in range(cycles):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(cur)
+        cur = nxt
+    return cur
+
+
+class CEArray(wiring.Component):
+    """``n_ce`` contraction engines between two Benes distribution networks (A rows,
+    B columns) and a reduction network feeding ``c_lanes`` output stages.
+
+    Run-time mapping: the network settings (``a_net_cfg``, ``b_net_cfg``,
+    ``red_cfg``) are registers, not elaboration parameters. With CE ``c = (ia*gk +
+    ik)*gb + ib`` (see ``sw_model.isa.Mapping``): the A network delivers A lane
+    ``(ia*gk + ik)*pe_rows + r`` to row ``r`` of every CE with that ``(ia, ik)``
+    (multicast over ``ib``); the B network delivers B lane ``(ib*gk + ik)*pe_cols + j``
+    to column ``j`` (multicast over ``ia``); the reduction network adds the ``gk``
+    partial tiles of each ``(ia, ib)`` and places column ``j`` of that sum on output
+    lane ``(ia*gb + ib)*pe_cols + j``. Any other settings the routers produce
+    (permutations, other groupings) run the same way.
+
+    Latency (cycles), from an operand row on ``a_vec``/``b_vec`` to its products:
+    ``DIST = DistributionNetwork.LATENCY``. A tile whose last step enters at cycle
+    ``t`` drains rows ``t+DIST+1 .. t+DIST+pe_rows`` into the reduction network;
+    row ``r`` leaves the output stages at
+    ``t + DIST + 1 + r + ReductionNetwork.LATENCY + OutputStage.LATENCY``
+    (``out_valid``), together with the C row address and flat index its drain slot
+    was given on ``row_addr``/``row_idx`` (sampled while ``drain_step`` is high).
+
+    Members:
+        a_vec[a_lanes], b_vec[b_lanes]: one operand row each (from the buffers).
+        in_valid, in_first, in_last:    step control, aligned with the rows.
+        a_net_cfg, b_net_cfg, red_cfg:  packed network settings.
+        lane_index[c_lanes]:            per output lane flat-index offset (dither).
+        shift, rounding, out_bits, seed: the output-stage parameters.
+        drain_step:                     a shadow row enters the reduction network.
+        row_addr, row_idx:              C row address / flat index of that row.
+        out[c_lanes], out_valid, out_addr: one finished output row.
+        draining:                       a drain is in progress.
+    """
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        cfg = config
+        self.a_net = DistributionNetwork(cfg.a_lanes, WORD_BITS)
+        self.b_net = DistributionNetwork(cfg.b_lanes, WORD_BITS)
+        self.red_net = ReductionNetwork(cfg.c_lanes, cfg.acc_bits)
+        self.dist_latency = self.a_net.LATENCY
+        self.red_latency = self.red_net.LATENCY
+        self.os_latency = OutputStage(acc_bits=cfg.acc_bits).LATENCY
+        super().__init__({
+            "a_vec": In(WORD_BITS).array(cfg.a_lanes),
+            "b_vec": In(WORD_BITS).array(cfg.b_lanes),
+            "in_valid": In(1), "in_first": In(1), "in_last": In(1),
+            "a_net_cfg": In(len(self.a_net.config)),
+            "b_net_cfg": In(len(self.b_net.config)),
+            "red_cfg": In(len(self.red_net.config)),
+            "lane_index": In(32).array(cfg.c_lanes),
+            "shift": In(6), "rounding": In(2), "out_bits": In(5), "seed": In(32),
+            "drain_step": Out(1),
+            "row_addr": In(16), "row_idx": In(32),
+            "out": Out(signed(16)).array(cfg.c_lanes),
+            "out_valid": Out(1), "out_addr": Out(16),
+            "draining": Out(1),
+            "pe_active": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R, C = cfg.pe_rows, cfg.pe_cols
+        m.submodules.a_net = self.a_net
+        m.submodules.b_net = self.b_net
+        m.submodules.red_net = self.red_net
+        m.d.comb += [self.a_net.config.eq(self.a_net_cfg),
+                     self.b_net.config.eq(self.b_net_cfg),
+                     self.red_net.config.eq(self.red_cfg)]
+        for i in range(cfg.a_lanes):
+            m.d.comb += self.a_net.inputs[i].eq(self.a_vec[i])
+        for i in range(cfg.b_lanes):
+            m.d.comb += self.b_net.inputs[i].eq(self.b_vec[i])
+
+        valid = _delay(m, self.in_valid, self.dist_latency, "pe_valid")
+        first = _delay(m, self.in_first, self.dist_latency, "pe_first")
+        last = _delay(m, self.in_last, self.dist_latency, "pe_last")
+        m.d.comb += self.pe_active.eq(valid)
+
+        # Drain sequencer: after a tile's last step, one shadow row per cycle.
+        draining = Signal()
+        row = Signal(range(max(R, 2)))
+        with m.If(valid & last):
+            m.d.sync += [draining.eq(1), row.eq(0)]
+        with m.Elif(draining):
+            m.d.sync += row.eq(row + 1)
+            with m.If(row == R - 1):
+                m.d.sync += draining.eq(0)
+        m.d.comb += [self.drain_step.eq(draining), self.draining.eq(draining)]
+
+        for c in range(cfg.n_ce):
+            ce = ContractionEngine(cfg)
+            m.submodules[f"ce{c}"] = ce
+            m.d.comb += [ce.valid.eq(valid), ce.first.eq(first), ce.last.eq(last),
+                         ce.drain_row.eq(row)]
+            for r in range(R):
+                m.d.comb += ce.a_in[r].eq(self.a_net.outputs[c * R + r])
+            for j in range(C):
+                m.d.comb += [ce.b_in[j].eq(self.b_net.outputs[c * C + j]),
+                             self.red_net.inputs[c * C + j].eq(ce.row_out[j])]
+        m.d.comb += self.red_net.valid.eq(draining)
+
+        idx = _delay(m, self.row_idx, self.red_latency, "row_idx")
+        addr = _delay(m, self.row_addr, self.red_latency, "row_addr")
+        for d in range(cfg.c_lanes):
+            os_ = OutputStage(acc_bits=cfg.acc_bits)
+            m.submodules[f"os{d}"] = os_
+            m.d.comb += [
+                os_.acc.eq(self.red_net.outputs[d]), os_.valid.eq(self.red_net.out_valid),
+                os_.shift.eq(self.shift), os_.rounding.eq(self.rounding),
+                os_.out_bits.eq(self.out_bits), os_.seed.eq(self.seed),
+                os_.index.eq(idx + self.lane_index[d]),
+                self.out[d].eq(os_.out),
+            ]
+            if d == 0:
+                m.d.comb += self.out_valid.eq(os_.out_valid)
+        m.d.comb += self.out_addr.eq(_delay(m, addr, self.os_latency, "out_addr"))
+        return m

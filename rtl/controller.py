@@ -1,0 +1,294 @@
+"""The controller: fetches and executes the program, drives the address generators and
+the fabric, keeps the performance counters and the error register."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.config import AccelConfig
+from sw_model.hostmap import ErrorCode
+from sw_model.isa import (CONTRACT_WORDS, COUNT_MAX, CW, N_LEVELS, Op, config_layout,
+                          config_words)
+
+from .bound_check import BoundCheck
+from .loop_nest import LoopNest
+
+__all__ = ["Controller", "COUNTER_BITS"]
+
+COUNTER_BITS = 48
+
+
+class Controller(wiring.Component):
+    """Executes a program from program memory (``sw_model/isa.py``).
+
+    Per instruction (cycles, all fixed so ``sw_model.cycle_model`` predicts them):
+
+    * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
+    * CONFIG: the payload goes straight into the configuration registers;
+    * CONTRACT: 1 validation cycle, ``BoundCheck.CYCLES`` to prove every A/B read
+      and C write in range (else halt, nothing written), 1 start cycle, then one issue
+      per cycle: each issue reads one A row and one B row; a tile's last step waits
+      until ``pe_rows`` cycles have passed since the previous tile's last step (the
+      shadow accumulators must have drained; counted as ``stall_drain``); after the
+      final issue a fixed tail of ``tail_cycles`` lets the last tile drain;
+    * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
+    * HALT: sets DONE and returns to idle.
+
+    Errors halt at once with ``error`` set and ``err_pc`` the instruction's address:
+    illegal opcode; a payload length or field the array cannot run (``BAD_CONFIG``:
+    wrong CONFIG/CONTRACT length, mapping that does not cover the CEs, out_bits outside
+    2..16, shift >= acc_bits, rounding code 3, a loop count of 0 or > COUNT_MAX);
+    ``ADDRESS_RANGE`` from the bound check; ``PROGRAM_RANGE`` running off program memory.
+
+    Members (to the top): ``start``/``clear`` strobes; ``busy``, ``done``, ``error``
+    (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
+    buffer reads ``rd_en``/``a_addr``/``b_addr``; fabric control ``in_valid``/
+    ``in_first``/``in_last``, configuration outputs, drain handshake ``drain_step``/
+    ``row_addr``/``row_idx``; counters.
+    """
+
+    def __init__(self, config: AccelConfig, red_bits: int, dist_latency: int,
+                 red_latency: int, os_latency: int):
+        self.config = cfg = config
+        self.red_bits = red_bits
+        self.layout = config_layout(cfg, red_bits)
+        self.n_config = config_words(cfg, red_bits)
+        self.tail_cycles = 1 + dist_latency + cfg.pe_rows + red_latency + os_latency
+        self.check_cycles = BoundCheck.cycles(N_LEVELS + 1, 13)
+        lay = self.layout
+        super().__init__({
+            "start": In(1), "clear": In(1),
+            "busy": Out(1), "done": Out(1), "error": Out(8),
+            "pc": Out(16), "err_pc": Out(16),
+            "prog_addr": Out(16), "prog_data": In(32),
+            "rd_en": Out(1), "a_addr": Out(16), "b_addr": Out(16),
+            "in_valid": Out(1), "in_first": Out(1), "in_last": Out(1),
+            "a_net_cfg": Out(32 * lay["a_net"][1]),
+            "b_net_cfg": Out(32 * lay["b_net"][1]),
+            "red_cfg": Out(32 * lay["red_net"][1]),
+            "lane_index": Out(32).array(cfg.c_lanes),
+            "shift": Out(6), "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
+            "drain_step": In(1), "row_addr": Out(16), "row_idx": Out(32),
+            "pe_active": In(1),
+            "cnt_cycles": Out(COUNTER_BITS), "cnt_busy": Out(COUNTER_BITS),
+            "cnt_mac_active": Out(COUNTER_BITS), "cnt_stall_drain": Out(COUNTER_BITS),
+            "cnt_stall_fill": Out(COUNTER_BITS), "cnt_stall_config": Out(COUNTER_BITS),
+            "cnt_instructions": Out(COUNTER_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        R = cfg.pe_rows
+        depth = cfg.bank_depth
+
+        cfg_regs = Array(Signal(32, name=f"cfg{i}") for i in range(self.n_config))
+        ins = Array(Signal(32, name=f"ins{i}") for i in range(CONTRACT_WORDS))
+
+        def cfg_field(name):
+            first, n = self.layout[name]
+            return Cat(*[cfg_regs[first + i] for i in range(n)])
+
+        m.d.comb += [self.a_net_cfg.eq(cfg_field("a_net")),
+                     self.b_net_cfg.eq(cfg_field("b_net")),
+                     self.red_cfg.eq(cfg_field("red_net"))]
+        li_first = self.layout["lane_index"][0]
+        for d in range(cfg.c_lanes):
+            m.d.comb += self.lane_index[d].eq(cfg_regs[li_first + d])
+        mapping = cfg_regs[self.layout["mapping"][0]]
+
+        # Decoded CONTRACT fields.
+        mode = ins[CW.MODE]
+        shift, rounding, out_bits = mode[0:6], mode[6:8], mode[8:13]
+        m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
+                     self.out_bits.eq(out_bits), self.seed.eq(ins[CW.SEED])]
+        base_a, base_b = ins[CW.BASE_AB][0:16], ins[CW.BASE_AB][16:32]
+        base_c, k_count = ins[CW.BASE_C_KCOUNT][0:16], ins[CW.BASE_C_KCOUNT][16:32]
+        k_sa, k_sb = ins[CW.KSTRIDE][0:16], ins[CW.KSTRIDE][16:32]
+        lv = []
+        for i in range(N_LEVELS):
+            w0, w1, w2 = (ins[CW.LEVELS + 3 * i + j] for j in range(3))
+            lv.append(dict(count=w0[0:16], sa=w0[16:32], sb=w1[0:16], sc=w1[16:32], sidx=w2))
+
+        # Address generators: issue side (A, B rows) and drain side (C row, flat index).
+        issue = LoopNest(N_LEVELS + 1, {"a": 16, "b": 16})
+        drain = LoopNest(N_LEVELS + 1, {"c": 16, "idx": 32})
+        m.submodules.issue_agu, m.submodules.drain_agu = issue, drain
+        for i in range(N_LEVELS):
+            m.d.comb += [issue.count[i].eq(lv[i]["count"]), drain.count[i].eq(lv[i]["count"]),
+                         issue.stride_a[i].eq(lv[i]["sa"]), issue.stride_b[i].eq(lv[i]["sb"]),
+                         drain.stride_c[i].eq(lv[i]["sc"]), drain.stride_idx[i].eq(lv[i]["sidx"])]
+        K = N_LEVELS
+        m.d.comb += [
+            issue.count[K].eq(k_count), issue.stride_a[K].eq(k_sa), issue.stride_b[K].eq(k_sb),
+            issue.base_a.eq(base_a), issue.base_b.eq(base_b),
+            drain.count[K].eq(R), drain.stride_c[K].eq(1),
+            drain.stride_idx[K].eq(ins[CW.ROW_STRIDE_IDX]),
+            drain.base_c.eq(base_c), drain.base_idx.eq(ins[CW.BASE_IDX]),
+            self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b),
+            self.row_addr.eq(drain.addr_c), self.row_idx.eq(drain.addr_idx),
+            drain.step.eq(self.drain_step),
+        ]
+
+        # Range checks of the three streams.
+        checks = {}
+        for name, base, extra in (("a", base_a, (k_count, k_sa)), ("b", base_b, (k_count, k_sb)),
+                                  ("c", base_c, (R, 1))):
+            bc = BoundCheck(N_LEVELS + 1, 13)
+            m.submodules[f"check_{name}"] = bc
+            checks[name] = bc
+            key = {"a": "sa", "b": "sb", "c": "sc"}[name]
+            for i in range(N_LEVELS):
+                m.d.comb += [bc.count[i].eq(lv[i]["count"]), bc.stride[i].eq(lv[i][key])]
+            m.d.comb += [bc.count[K].eq(extra[0]), bc.stride[K].eq(extra[1]),
+                         bc.base.eq(base), bc.limit.eq(depth)]
+
+        pc = Signal(16)
+        err_pc = Signal(16)
+        error = Signal(8)
+        done = Signal()
+        length = Signal(16)
+        widx = Signal(16)
+        tail = Signal(range(self.tail_cycles + 1))
+        since_last = Signal(range(R + 1))
+        have_prev = Signal()
+        tile_start = Signal()
+        m.d.comb += [self.pc.eq(pc), self.err_pc.eq(err_pc), self.error.eq(error),
+                     self.done.eq(done)]
+
+        counters = {n: getattr(self, f"cnt_{n}") for n in
+                    ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
+                     "stall_config", "instructions")}
+        inc = {n: Signal(name=f"inc_{n}") for n in counters}
+        for n, c in counters.items():
+            with m.If(self.clear):
+                m.d.sync += c.eq(0)
+            with m.Elif(inc[n]):
+                m.d.sync += c.eq(c + 1)
+        m.d.comb += inc["mac_active"].eq(self.pe_active)
+        with m.If(self.clear):
+            m.d.sync += [error.eq(0), done.eq(0)]
+
+        def fail(code):
+            return [error.eq(code), err_pc.eq(pc)]
+
+        opcode = self.prog_data[0:8]
+        plen = self.prog_data[16:32]
+
+        with m.FSM(name="ctrl") as fsm:
+            m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+            with m.State("IDLE"):
+                with m.If(self.start & ~self.clear):
+                    m.d.sync += [pc.eq(0), error.eq(0), done.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += [self.prog_addr.eq(pc), inc["cycles"].eq(1),
+                             inc["stall_config"].eq(1)]
+                with m.If(pc >= cfg.prog_depth):
+                    m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.comb += [self.prog_addr.eq(pc + 1), inc["cycles"].eq(1),
+                             inc["stall_config"].eq(1), inc["instructions"].eq(1)]
+                m.d.sync += [length.eq(plen), widx.eq(0)]
+                with m.Switch(opcode):
+                    with m.Case(Op.HALT):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+                    with m.Case(Op.SYNC):
+                        m.d.sync += pc.eq(pc + 1)
+                        m.next = "FETCH"
+                    with m.Case(Op.CONFIG):
+                        with m.If(plen != self.n_config):
+                            m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                            m.next = "IDLE"
+                        with m.Elif(pc + 1 + plen > cfg.prog_depth):
+                            m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "LOAD_CONFIG"
+                    with m.Case(Op.CONTRACT):
+                        with m.If(plen != CONTRACT_WORDS):
+                            m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                            m.next = "IDLE"
+                        with m.Elif(pc + 1 + plen > cfg.prog_depth):
+                            m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = "LOAD_CONTRACT"
+                    with m.Default():
+                        m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
+                        m.next = "IDLE"
+            with m.State("LOAD_CONFIG"):
+                m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
+                             inc["stall_config"].eq(1)]
+                m.d.sync += [cfg_regs[widx].eq(self.prog_data), widx.eq(widx + 1)]
+                with m.If(widx == length - 1):
+                    m.next = "CHECK_CONFIG"
+            with m.State("CHECK_CONFIG"):
+                m.d.comb += [inc["cycles"].eq(1), inc["stall_config"].eq(1)]
+                lg = (cfg.n_ce - 1).bit_length()
+                total = mapping[0:4] + mapping[4:8] + mapping[8:12]
+                with m.If(total != lg):
+                    m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += pc.eq(pc + 1 + length)
+                    m.next = "FETCH"
+            with m.State("LOAD_CONTRACT"):
+                m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
+                             inc["stall_config"].eq(1)]
+                m.d.sync += [ins[widx].eq(self.prog_data), widx.eq(widx + 1)]
+                with m.If(widx == length - 1):
+                    m.next = "VALIDATE"
+            with m.State("VALIDATE"):
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                bad = (out_bits < 2) | (out_bits > 16) | (shift >= cfg.acc_bits) | \
+                    (rounding == 3) | (k_count == 0) | (k_count > COUNT_MAX)
+                for i in range(N_LEVELS):
+                    bad = bad | (lv[i]["count"] == 0) | (lv[i]["count"] > COUNT_MAX)
+                with m.If(bad):
+                    m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.comb += [checks[n].start.eq(1) for n in checks]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                with m.If(checks["a"].done):
+                    with m.If(checks["a"].ok & checks["b"].ok & checks["c"].ok):
+                        m.d.comb += [issue.start.eq(1), drain.start.eq(1)]
+                        m.d.sync += [have_prev.eq(0), tile_start.eq(1), since_last.eq(0)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += fail(ErrorCode.ADDRESS_RANGE)
+                        m.next = "IDLE"
+            with m.State("RUN"):
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1)]
+                tile_last = issue.at_max[K]
+                stall = tile_last & have_prev & (since_last < R - 1)
+                with m.If(since_last < R):
+                    m.d.sync += since_last.eq(since_last + 1)
+                with m.If(stall):
+                    m.d.comb += inc["stall_drain"].eq(1)
+                with m.Else():
+                    m.d.comb += [self.rd_en.eq(1), issue.step.eq(1)]
+                    m.d.sync += [self.in_valid.eq(1), self.in_first.eq(tile_start),
+                                 self.in_last.eq(tile_last), tile_start.eq(tile_last)]
+                    with m.If(tile_last):
+                        m.d.sync += [since_last.eq(0), have_prev.eq(1)]
+                    with m.If(issue.last):
+                        m.d.sync += tail.eq(0)
+                        m.next = "TAIL"
+            with m.State("TAIL"):
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                m.d.sync += tail.eq(tail + 1)
+                with m.If(tail == self.tail_cycles - 1):
+                    m.d.sync += pc.eq(pc + 1 + length)
+                    m.next = "FETCH"
+        # in_valid/first/last are registered: aligned with the buffer read data.
+        with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
+            m.d.sync += [self.in_valid.eq(0), self.in_first.eq(0), self.in_last.eq(0)]
+        return m

@@ -1,0 +1,196 @@
+"""The accelerator top: host bus, program memory, buffers, controller and fabric."""
+
+import hashlib
+import json
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sw_model.config import AccelConfig, get_config
+from sw_model.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
+                              Status)
+from sw_model.routing import reduction_n_switch_bits
+
+from .buffers import WORD_BITS, BankedBuffer
+from .ce_array import CEArray
+from .controller import COUNTER_BITS, Controller
+from .host_bus import HostBusSignature
+
+__all__ = ["Accelerator", "config_hash"]
+
+
+def config_hash(config: AccelConfig) -> int:
+    """32-bit hash of the configuration, readable at ``Reg.CONFIG_HASH``."""
+    blob = json.dumps(config.to_dict(), sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
+class Accelerator(wiring.Component):
+    """The whole accelerator behind one host bus (``sw_model/hostmap.py``).
+
+    Contents: program memory (``prog_depth`` x 32 bit); buffers A (``a_lanes`` banks),
+    B (``b_lanes``) and C (``c_lanes``), each ``bank_depth`` rows of 16-bit words;
+    the controller (``rtl/controller.py``) with its address generators and counters;
+    the CE array with its networks and output stages (``rtl/ce_array.py``).
+
+    Host bus: writes land the cycle they are strobed; reads return after
+    ``READ_LATENCY`` = 2 cycles. Program and buffer writes are ignored while a program
+    runs (STATUS bit 3 records the violation). Buffer word ``j`` of a buffer is bank
+    ``j % lanes``, row ``j // lanes``.
+
+    Members:
+        bus:   In(HostBusSignature()).
+        busy:  a program is running.
+        done:  the last program halted normally.
+        error: the last program halted with an error (code in STATUS).
+    """
+
+    def __init__(self, config="tiny"):
+        self.config = cfg = get_config(config)
+        self.fabric = CEArray(cfg)
+        self.controller = Controller(cfg, reduction_n_switch_bits(cfg.c_lanes),
+                                     self.fabric.dist_latency, self.fabric.red_latency,
+                                     self.fabric.os_latency)
+        super().__init__({
+            "bus": In(HostBusSignature()),
+            "busy": Out(1), "done": Out(1), "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        ctl, fab = self.controller, self.fabric
+        m.submodules.controller = ctl
+        m.submodules.fabric = fab
+        bufs = {}
+        for i, (name, lanes) in enumerate((("a", cfg.a_lanes), ("b", cfg.b_lanes),
+                                           ("c", cfg.c_lanes))):
+            bufs[name] = BankedBuffer(lanes, cfg.bank_depth)
+            m.submodules[f"buf_{name}"] = bufs[name]
+        prog = Memory(shape=32, depth=cfg.prog_depth, init=[])
+        m.submodules.prog = prog
+        prog_rd = prog.read_port()
+        prog_wr = prog.write_port()
+        running = ctl.busy
+
+        # Controller <-> fabric.
+        m.d.comb += [
+            fab.in_valid.eq(ctl.in_valid), fab.in_first.eq(ctl.in_first),
+            fab.in_last.eq(ctl.in_last),
+            fab.a_net_cfg.eq(ctl.a_net_cfg), fab.b_net_cfg.eq(ctl.b_net_cfg),
+            fab.red_cfg.eq(ctl.red_cfg),
+            fab.shift.eq(ctl.shift), fab.rounding.eq(ctl.rounding),
+            fab.out_bits.eq(ctl.out_bits), fab.seed.eq(ctl.seed),
+            ctl.drain_step.eq(fab.drain_step), fab.row_addr.eq(ctl.row_addr),
+            fab.row_idx.eq(ctl.row_idx), ctl.pe_active.eq(fab.pe_active),
+        ]
+        for d in range(cfg.c_lanes):
+            m.d.comb += fab.lane_index[d].eq(ctl.lane_index[d])
+        for i in range(cfg.a_lanes):
+            m.d.comb += fab.a_vec[i].eq(bufs["a"].rd_data[i])
+        for i in range(cfg.b_lanes):
+            m.d.comb += fab.b_vec[i].eq(bufs["b"].rd_data[i])
+
+        # Host bus decode.
+        bus = self.bus
+        addr = bus.addr
+        is_reg = addr < PROG_BASE
+        is_prog = (addr >= PROG_BASE) & (addr < PROG_BASE + cfg.prog_depth)
+        buf_sel = (addr - BUF_BASE)[20:22]
+        is_buf = (addr >= BUF_BASE) & (buf_sel < 3)
+        word = (addr - BUF_BASE)[0:20]
+        bus_violation = Signal()
+
+        m.d.comb += [ctl.start.eq(0), ctl.clear.eq(0)]
+        with m.If(bus.write & is_reg & (addr == Reg.CTRL)):
+            m.d.comb += [ctl.start.eq(bus.wdata[0]), ctl.clear.eq(bus.wdata[1])]
+            with m.If(bus.wdata[1]):
+                m.d.sync += bus_violation.eq(0)
+        with m.If(bus.write & (is_prog | is_buf) & running):
+            m.d.sync += bus_violation.eq(1)
+
+        m.d.comb += [prog_rd.en.eq(1), prog_wr.data.eq(bus.wdata),
+                     prog_wr.addr.eq(addr - PROG_BASE),
+                     prog_wr.en.eq(bus.write & is_prog & ~running)]
+        with m.If(running):
+            m.d.comb += prog_rd.addr.eq(ctl.prog_addr)
+        with m.Else():
+            m.d.comb += prog_rd.addr.eq(addr - PROG_BASE)
+        m.d.comb += ctl.prog_data.eq(prog_rd.data)
+
+        for i, name in enumerate("abc"):
+            buf = bufs[name]
+            lanes = buf.lanes
+            lane_bits = (lanes - 1).bit_length()
+            host_row = word >> lane_bits
+            host_lane = word[:lane_bits] if lane_bits else C(0, 1)
+            host_wr = bus.write & is_buf & (buf_sel == i) & ~running
+            if name == "c":
+                with m.If(running):
+                    m.d.comb += [buf.wr_en.eq(fab.out_valid), buf.wr_addr.eq(fab.out_addr),
+                                 buf.wr_mask.eq((1 << lanes) - 1)]
+                    for d in range(lanes):
+                        m.d.comb += buf.wr_data[d].eq(fab.out[d])
+                with m.Else():
+                    m.d.comb += [buf.wr_en.eq(host_wr), buf.wr_addr.eq(host_row),
+                                 buf.wr_mask.eq(1 << host_lane)]
+                    for d in range(lanes):
+                        m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
+                m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
+            else:
+                m.d.comb += [buf.wr_en.eq(host_wr), buf.wr_addr.eq(host_row),
+                             buf.wr_mask.eq(1 << host_lane)]
+                for d in range(lanes):
+                    m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
+                with m.If(running):
+                    m.d.comb += [buf.rd_addr.eq(ctl.a_addr if name == "a" else ctl.b_addr),
+                                 buf.rd_en.eq(ctl.rd_en)]
+                with m.Else():
+                    m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
+
+        # Read pipeline: cycle 1 memories answer, cycle 2 rdata/rvalid.
+        r_valid1 = Signal()
+        r_addr1 = Signal.like(addr)
+        m.d.sync += [r_valid1.eq(bus.read), r_addr1.eq(addr)]
+        r_word1 = (r_addr1 - BUF_BASE)[0:20]
+        r_sel1 = (r_addr1 - BUF_BASE)[20:22]
+        regs = {
+            Reg.ID: MAGIC,
+            Reg.STATUS: Cat(running, ctl.done, ctl.error != 0, bus_violation, C(0, 4),
+                            ctl.error),
+            Reg.PC: ctl.pc, Reg.ERR_PC: ctl.err_pc,
+            Reg.CONFIG_HASH: config_hash(cfg),
+        }
+        for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
+                         (Reg.MAC_ACTIVE, ctl.cnt_mac_active),
+                         (Reg.STALL_DRAIN, ctl.cnt_stall_drain),
+                         (Reg.STALL_FILL, ctl.cnt_stall_fill),
+                         (Reg.STALL_CONFIG, ctl.cnt_stall_config),
+                         (Reg.INSTRUCTIONS, ctl.cnt_instructions)):
+            regs[reg] = sig[:32]
+            regs[reg + 1] = sig[32:COUNTER_BITS]
+        rdata = Signal(32)
+        with m.If(r_addr1 < PROG_BASE):
+            with m.Switch(r_addr1):
+                for reg, val in regs.items():
+                    with m.Case(int(reg)):
+                        m.d.comb += rdata.eq(val)
+        with m.Elif(r_addr1 < PROG_BASE + cfg.prog_depth):
+            m.d.comb += rdata.eq(prog_rd.data)
+        with m.Elif(r_addr1 >= BUF_BASE):
+            for i, name in enumerate("abc"):
+                buf = bufs[name]
+                lane_bits = (buf.lanes - 1).bit_length()
+                with m.If(r_sel1 == i):
+                    lane = r_word1[:lane_bits] if lane_bits else C(0, 1)
+                    with m.Switch(lane):
+                        for d in range(buf.lanes):
+                            with m.Case(d):
+                                m.d.comb += rdata.eq(buf.rd_data[d].as_signed())
+        m.d.sync += [bus.rdata.eq(rdata), bus.rvalid.eq(r_valid1)]
+        assert READ_LATENCY == 2
+        m.d.comb += [self.busy.eq(running), self.done.eq(ctl.done),
+                     self.error.eq(ctl.error != 0)]
+        return m
