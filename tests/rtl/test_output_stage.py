@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_backends import RTL_BACKENDS, backend_params, first_mismatch, simulate
+from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_mismatch,
+                           simulate)
 
 from rtl.output_stage import ROUNDING_CODES, OutputStage
 from sw_model.fixedpoint import ROUNDING_MODES, output_stage, wrap
@@ -242,5 +243,4 @@ def test_ports_and_latency_attribute():
     (7, r"acc_bits=7 .*8\.\.48"), (49, r"acc_bits=49 .*8\.\.48"),
     (32.0, r"acc_bits=32\.0 is not an integer")])
 def test_invalid_parameters(acc_bits, pattern):
-    with pytest.raises(ValueError, match=pattern):
-        OutputStage(acc_bits)
+    assert_invalid(lambda: OutputStage(acc_bits), pattern)

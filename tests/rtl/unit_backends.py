@@ -134,3 +134,15 @@ def accumulate_model(products, en, clear, acc_bits):
         elif c:
             acc = 0
     return {"acc": accs, "sum": sums}
+
+
+def assert_invalid(factory, pattern):
+    """``factory()`` raises ValueError matching ``pattern``. The half-built component
+    is collected here, so Amaranth's "created but never used" warning (filtered by the
+    caller's ``filterwarnings`` mark) does not leak into later output."""
+    import gc
+
+    with pytest.raises(ValueError, match=pattern) as info:
+        factory()
+    del info
+    gc.collect()

@@ -1,0 +1,164 @@
+"""MAC (rtl/mac.py): signed multiply, wrap-around accumulate, clear/enable, latency 1.
+
+One set of cases on the golden cycle model (sw_model.fixedpoint.wrap), pysim and the
+emitted Verilog in Icarus."""
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backend_params,
+                           first_mismatch, simulate)
+
+from rtl.mac import MAC
+from sw_model.fixedpoint import output_stage, wrap
+
+
+def model(acc_bits):
+    def run(inputs):
+        products = [int(a) * int(b) for a, b in zip(inputs["a"], inputs["b"])]
+        return accumulate_model(products, inputs["en"], inputs["clear"], acc_bits)
+    return run
+
+
+def check(backend, operand_bits, acc_bits, inputs):
+    got = simulate(backend, lambda: MAC(operand_bits, acc_bits), model(acc_bits), inputs,
+                   ["acc", "sum"])
+    want = model(acc_bits)(inputs)
+    assert got == want, first_mismatch(got, want, inputs)
+
+
+def random_inputs(rng, n, operand_bits):
+    lo, hi = -(1 << (operand_bits - 1)), 1 << (operand_bits - 1)
+    a = rng.integers(lo, hi, n)
+    b = rng.integers(lo, hi, n)
+    # one in eight operands is an extreme, so most-negative products and wrap are common
+    a = np.where(rng.random(n) < 0.125, rng.choice([lo, hi - 1, -1, 0], n), a)
+    b = np.where(rng.random(n) < 0.125, rng.choice([lo, hi - 1, -1, 0], n), b)
+    return {"a": a.tolist(), "b": b.tolist(),
+            "en": (rng.random(n) < 0.85).astype(int).tolist(),
+            "clear": (rng.random(n) < 0.1).astype(int).tolist()}
+
+
+# -- hand-written: the clear/enable table and the extremes ------------------------------
+
+# (a, b, en, clear) -> (acc seen this cycle, sum seen this cycle); operand 16, acc 32
+TABLE = [
+    ((3, 4, 1, 1), (0, 12)),                     # en&clear: start a new sum
+    ((-2, 5, 1, 0), (12, 2)),                    # en: accumulate
+    ((7, 7, 0, 0), (2, 51)),                     # hold (sum still shows acc + a*b)
+    ((7, 7, 0, 1), (2, 49)),                     # ~en&clear: acc <= 0
+    ((-1, 1, 1, 1), (0, -1)),
+    ((0, 0, 0, 0), (-1, -1)),
+    # most-negative x most-negative, accumulated until the 32-bit accumulator wraps
+    ((-32768, -32768, 1, 1), (-1, 2**30)),
+    ((-32768, -32768, 1, 0), (2**30, -2**31)),   # 2**31 wraps to -2**31
+    ((-32768, -32768, 1, 0), (-2**31, -2**30)),
+    ((-32768, 32767, 1, 0), (-2**30, -2**30 - 2**30 + 32768)),
+    ((32767, 32767, 1, 1), (-2**31 + 32768, 32767 * 32767)),
+    ((0, 0, 0, 0), (32767 * 32767, 32767 * 32767)),
+]
+
+# operand 32 x 32, acc 48: (-2**31)**2 = 2**62 wraps to 0; operand 4, acc 8
+EXTREMES = {
+    (32, 48): [((-2**31, -2**31, 1, 1), (0, 0)),
+               ((-2**31, 2**31 - 1, 1, 0), (0, wrap(-2**62 + 2**31, 48))),
+               ((0, 0, 0, 0), (wrap(-2**62 + 2**31, 48), wrap(-2**62 + 2**31, 48)))],
+    (4, 8): [((-8, -8, 1, 1), (0, 64)),
+             ((-8, -8, 1, 0), (64, -128)),       # 128 wraps to -128
+             ((-8, 7, 1, 0), (-128, 72)),        # -184 wraps to 72
+             ((0, 0, 0, 0), (72, 72))],
+}
+
+
+def table_inputs(rows):
+    cols = list(zip(*(r for r, _ in rows)))
+    return dict(zip(("a", "b", "en", "clear"), ([int(v) for v in c] for c in cols)))
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_clear_enable_table_and_most_negative(backend):
+    inputs = table_inputs(TABLE)
+    got = simulate(backend, lambda: MAC(16, 32), model(32), inputs, ["acc", "sum"])
+    assert got["acc"] == [acc for _, (acc, _) in TABLE]
+    assert got["sum"] == [s for _, (_, s) in TABLE]
+
+
+@pytest.mark.parametrize("backend", backend_params())
+@pytest.mark.parametrize("widths", sorted(EXTREMES))
+def test_width_extremes(backend, widths):
+    rows = EXTREMES[widths]
+    got = simulate(backend, lambda: MAC(*widths), model(widths[1]), table_inputs(rows),
+                   ["acc", "sum"])
+    assert got["acc"] == [int(acc) for _, (acc, _) in rows]
+    assert got["sum"] == [int(s) for _, (_, s) in rows]
+
+
+# -- random ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", backend_params(RTL_BACKENDS))
+@pytest.mark.parametrize("operand_bits, acc_bits", [(4, 8), (8, 16), (16, 32), (16, 16),
+                                                    (13, 40)])
+def test_random_vectors(backend, operand_bits, acc_bits):
+    rng = np.random.default_rng(operand_bits * 100 + acc_bits)
+    check(backend, operand_bits, acc_bits, random_inputs(rng, 400, operand_bits))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", backend_params(RTL_BACKENDS))
+@pytest.mark.parametrize("operand_bits", range(4, 17))
+def test_random_vectors_slow(backend, operand_bits):
+    rng = np.random.default_rng(7000 + operand_bits)
+    for acc_bits in (8, 2 * operand_bits, 48):
+        check(backend, operand_bits, acc_bits, random_inputs(rng, 2000, operand_bits))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_hypothesis_pysim(data):
+    operand_bits = data.draw(st.integers(4, 16), "operand_bits")
+    acc_bits = data.draw(st.integers(8, 48), "acc_bits")
+    lo, hi = -(1 << (operand_bits - 1)), (1 << (operand_bits - 1)) - 1
+    rows = data.draw(st.lists(st.tuples(st.integers(lo, hi), st.integers(lo, hi),
+                                        st.integers(0, 1), st.integers(0, 1)),
+                              min_size=1, max_size=60), "rows")
+    inputs = dict(zip(("a", "b", "en", "clear"), (list(c) for c in zip(*rows))))
+    check("pysim", operand_bits, acc_bits, inputs)
+
+
+def test_dot_product_through_mac_matches_contract():
+    # A whole dot product: clear on the first term, accumulate, then the contract's
+    # output stage on the wrapped sum equals it on the exact (unwrapped) sum.
+    rng = np.random.default_rng(5)
+    a = rng.integers(-32768, 32768, 300)
+    b = rng.integers(-32768, 32768, 300)
+    inputs = {"a": a.tolist() + [0], "b": b.tolist() + [0],
+              "en": [1] * 300 + [0], "clear": [1] + [0] * 300}
+    got = simulate("pysim", lambda: MAC(16, 32), None, inputs, ["acc"])
+    exact = int(np.dot(a, b))
+    assert got["acc"][-1] == wrap(exact, 32)
+    for mode in ("floor", "nearest-even", "stochastic"):
+        assert output_stage(got["acc"][-1], shift=12, rounding=mode, seed=3) == \
+            output_stage(exact, shift=12, rounding=mode, seed=3)
+
+
+# -- structure and parameters ----------------------------------------------------------------
+
+def test_multiply_is_a_plain_signed_multiplier():
+    # One $mul cell of two signed operands: the shape yosys maps to a DSP.
+    text = rtlil.convert(MAC(16, 32))
+    assert text.count("cell $mul ") == 1
+    assert "parameter \\A_SIGNED 1" in text and "parameter \\B_SIGNED 1" in text
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"operand_bits": 0}, r"operand_bits=0 out of range; allowed 1\.\.32"),
+    ({"operand_bits": 33}, r"operand_bits=33 out of range; allowed 1\.\.32"),
+    ({"operand_bits": "16"}, r"operand_bits='16' is not an integer"),
+    ({"acc_bits": 7}, r"acc_bits=7 out of range; allowed 8\.\.48"),
+    ({"acc_bits": 49}, r"acc_bits=49 out of range; allowed 8\.\.48"),
+])
+def test_invalid_parameters(kwargs, pattern):
+    assert_invalid(lambda: MAC(**kwargs), pattern)
