@@ -39,14 +39,12 @@ class BankedBuffer(wiring.Component):
             "wr_data": In(WORD_BITS).array(lanes),
             "wr_mask": In(lanes),
         })
+        self.banks = [Memory(shape=WORD_BITS, depth=depth, init=[]) for _ in range(lanes)]
 
     def elaborate(self, platform):
         m = Module()
-        self.banks = []
-        for lane in range(self.lanes):
-            mem = Memory(shape=WORD_BITS, depth=self.depth, init=[])
+        for lane, mem in enumerate(self.banks):
             m.submodules[f"bank{lane}"] = mem
-            self.banks.append(mem)
             rd = mem.read_port()
             wr = mem.write_port()
             m.d.comb += [

@@ -53,6 +53,9 @@ class Accelerator(wiring.Component):
         self.controller = Controller(cfg, reduction_n_switch_bits(cfg.c_lanes),
                                      self.fabric.dist_latency, self.fabric.red_latency,
                                      self.fabric.os_latency)
+        self.buffers = {name: BankedBuffer(lanes, cfg.bank_depth) for name, lanes in
+                        (("a", cfg.a_lanes), ("b", cfg.b_lanes), ("c", cfg.c_lanes))}
+        self.prog = Memory(shape=32, depth=cfg.prog_depth, init=[])
         super().__init__({
             "bus": In(HostBusSignature()),
             "busy": Out(1), "done": Out(1), "error": Out(1),
@@ -64,12 +67,10 @@ class Accelerator(wiring.Component):
         ctl, fab = self.controller, self.fabric
         m.submodules.controller = ctl
         m.submodules.fabric = fab
-        bufs = {}
-        for i, (name, lanes) in enumerate((("a", cfg.a_lanes), ("b", cfg.b_lanes),
-                                           ("c", cfg.c_lanes))):
-            bufs[name] = BankedBuffer(lanes, cfg.bank_depth)
-            m.submodules[f"buf_{name}"] = bufs[name]
-        prog = Memory(shape=32, depth=cfg.prog_depth, init=[])
+        bufs = self.buffers
+        for name, buf in bufs.items():
+            m.submodules[f"buf_{name}"] = buf
+        prog = self.prog
         m.submodules.prog = prog
         prog_rd = prog.read_port()
         prog_wr = prog.write_port()

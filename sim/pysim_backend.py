@@ -7,7 +7,8 @@ from typing import Sequence
 
 from amaranth.sim import Simulator
 
-from sw_model.hostmap import READ_LATENCY, REG_BASE, Ctrl, Reg
+from sw_model.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
+                              Reg, buffer_base)
 
 from .backend import Backend
 from .errors import FettaError
@@ -34,8 +35,10 @@ class PysimBackend(Backend):
 
     name = "pysim"
 
-    def __init__(self, config, *, vcd: str | None = None, gtkw: str | None = None):
+    def __init__(self, config, *, vcd: str | None = None, gtkw: str | None = None,
+                 bus_only: bool = False):
         super().__init__(config)
+        self.bus_only = bus_only
         from rtl.top import Accelerator
         self.top = Accelerator(self.config)
         self.sim = Simulator(self.top)
@@ -79,6 +82,14 @@ class PysimBackend(Backend):
                     await ctx.tick()
                 ctx.set(bus.write, 0)
                 self._results.append(None)
+            elif op == "poke":
+                mem_rows, = args
+                for data, value in mem_rows:
+                    ctx.set(data, value)
+                self._results.append(None)
+            elif op == "peek":
+                cells, = args
+                self._results.append([ctx.get(c) for c in cells])
             elif op == "read":
                 addr, count = args
                 out = []
@@ -114,13 +125,49 @@ class PysimBackend(Backend):
             self.sim.advance()
         return self._results.pop()
 
+    # -- direct memory access (idle only) ------------------------------------------
+    def _memory_cells(self, addr: int, count: int):
+        """(MemoryData row, width) for a run of buffer/program words, or None when the
+        range is not entirely inside one memory region."""
+        cfg = self.config
+        if PROG_BASE <= addr and addr + count <= PROG_BASE + cfg.prog_depth:
+            data = self.top.prog.data
+            return [(data[addr - PROG_BASE + i], 32) for i in range(count)]
+        if addr >= BUF_BASE:
+            sel = (addr - BUF_BASE) // BUF_SPAN
+            if sel > 2:
+                return None
+            buf = self.top.buffers["abc"[sel]]
+            j0 = addr - buffer_base(sel)
+            if j0 + count > buf.lanes * buf.depth:
+                return None
+            return [(buf.banks[(j0 + i) % buf.lanes].data[(j0 + i) // buf.lanes], 16)
+                    for i in range(count)]
+        return None
+
     # -- Backend API --------------------------------------------------------------
     def write(self, addr: int, words: Sequence[int]) -> None:
-        if len(words):
+        """Bus writes; buffer and program words go straight into the memories when
+        idle (same effect as the bus path, ~50x faster in pysim) unless ``bus_only``."""
+        if not len(words):
+            return
+        cells = None if self.bus_only else self._memory_cells(addr, len(words))
+        if cells is not None:
+            self._call("poke", [(cell, int(w) & ((1 << width) - 1))
+                                for (cell, width), w in zip(cells, words)])
+        else:
             self._call("write", addr, [int(w) & 0xFFFFFFFF for w in words])
 
     def read(self, addr: int, count: int) -> list[int]:
-        return self._call("read", addr, count) if count else []
+        if not count:
+            return []
+        cells = None if self.bus_only else self._memory_cells(addr, count)
+        if cells is not None:
+            vals = self._call("peek", [cell for cell, _ in cells])
+            # buffer words read back sign-extended, as on the bus
+            return [(v - (1 << 16) if width == 16 and v & 0x8000 else v) & 0xFFFFFFFF
+                    for v, (_, width) in zip(vals, cells)]
+        return self._call("read", addr, count)
 
     def run_until_idle(self, max_cycles: int) -> int:
         spent = self._call("run", max_cycles)
