@@ -69,8 +69,11 @@ def _run(dut, vectors):
     return seen
 
 
-@pytest.mark.parametrize("lanes,n_perm,n_multicast", [(4, 60, 40), (8, 60, 40),
-                                                      (16, 60, 40)])
+@pytest.mark.parametrize("lanes,n_perm,n_multicast", [
+    (2, 10, 10), (4, 60, 40), (8, 60, 40), (16, 60, 40),
+    pytest.param(32, 40, 40, marks=pytest.mark.slow),
+    pytest.param(64, 40, 40, marks=pytest.mark.slow),
+])
 def test_random_routes_bit_exact(lanes, n_perm, n_multicast):
     """Random permutations, random multicasts and every CE-array pattern (for each
     lanes = n_ce * P split) agree with the functional model on every output lane."""

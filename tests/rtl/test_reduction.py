@@ -77,7 +77,11 @@ def _run(dut, jobs):
     return seen
 
 
-@pytest.mark.parametrize("lanes,n_random", [(4, 70), (8, 70), (16, 70)])
+@pytest.mark.parametrize("lanes,n_random", [
+    (2, 10), (4, 70), (8, 70), (16, 70),
+    pytest.param(32, 40, marks=pytest.mark.slow),
+    pytest.param(64, 40, marks=pytest.mark.slow),
+])
 def test_random_groupings_bit_exact(lanes, n_random):
     """Random partitions with random destinations, and the CE-array K-split pattern for
     every factorization, agree with the functional model on every output lane."""

@@ -188,11 +188,13 @@ def test_ce_multicast_patterns_route_fast(lanes, n_ce, per_ce):
         patterns += [pattern_multicast_a(n_ce, per_ce, *f),
                      pattern_multicast_b(n_ce, per_ce, *f)]
     for mapping in patterns:
-        t0 = time.perf_counter()
-        settings = route_distribution(lanes, mapping)
-        elapsed = time.perf_counter() - t0
+        elapsed = []
+        for _ in range(3):  # best of three: the bound is on the router, not on CI load
+            t0 = time.perf_counter()
+            settings = route_distribution(lanes, mapping)
+            elapsed.append(time.perf_counter() - t0)
         assert _delivers(lanes, settings, mapping), mapping
-        assert elapsed < 0.05, (mapping, elapsed)
+        assert min(elapsed) < 0.05, (mapping, elapsed)
 
 
 # -- distribution: errors ---------------------------------------------------------------
