@@ -68,7 +68,7 @@ class CEArray(wiring.Component):
         self.red_net = ReductionNetwork(cfg.c_lanes, cfg.acc_bits)
         self.dist_latency = self.a_net.LATENCY
         self.red_latency = self.red_net.LATENCY
-        self.os_latency = OutputStage(acc_bits=cfg.acc_bits).LATENCY
+        self.os_latency = OutputStage.LATENCY
         super().__init__({
             "a_vec": In(WORD_BITS).array(cfg.a_lanes),
             "b_vec": In(WORD_BITS).array(cfg.b_lanes),

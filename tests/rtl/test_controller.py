@@ -1,0 +1,139 @@
+"""Controller: error register, halting, untouched buffers, counters."""
+
+import numpy as np
+import pytest
+
+from sim.pysim_backend import PysimBackend
+from sw_model.compiler import compile_contraction
+from sw_model.hostmap import PROG_BASE, ErrorCode, Reg, Status, buffer_base
+from sw_model.isa import CW, HALT, Op, header
+
+CFG = "tiny"
+
+
+@pytest.fixture(scope="module")
+def be():
+    b = PysimBackend(CFG)
+    yield b
+    b.close()
+
+
+def _prepare(be):
+    """Load a valid GEMM and fill C with a sentinel pattern."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(-50, 50, (6, 5))
+    b = rng.integers(-50, 50, (5, 6))
+    cc = compile_contraction("mk,kn->mn", a.shape, b.shape, CFG)
+    be.clear()
+    be.write(buffer_base(0), (cc.pack_a(a).reshape(-1) & 0xFFFF).tolist())
+    be.write(buffer_base(1), (cc.pack_b(b).reshape(-1) & 0xFFFF).tolist())
+    n_c = be.config.bank_depth * be.config.c_lanes
+    sentinel = [(0x5A5A + i) & 0xFFFF for i in range(n_c)]
+    be.write(buffer_base(2), sentinel)
+    return cc, sentinel
+
+
+def _c_contents(be):
+    n_c = be.config.bank_depth * be.config.c_lanes
+    return [w & 0xFFFF for w in be.read(buffer_base(2), n_c)]
+
+
+def _contract_word(cc, field):
+    """Program index of CONTRACT payload word ``field``."""
+    start = 1 + (cc.program[0] >> 16)       # after the CONFIG header and payload
+    assert cc.program[start] & 0xFF == Op.CONTRACT
+    return start + 1 + field
+
+
+def _run(be, program):
+    be.write(PROG_BASE, program)
+    return be.run(100_000)
+
+
+def test_good_program_runs_and_sets_done(be):
+    cc, sentinel = _prepare(be)
+    st = _run(be, cc.program)
+    assert st.ok and st.status & Status.DONE
+    assert _c_contents(be) != sentinel
+
+
+def test_illegal_opcode_halts_with_code_and_leaves_buffers(be):
+    cc, sentinel = _prepare(be)
+    st = _run(be, [header(Op.SYNC), 0x000000FF, HALT])
+    assert st.error == ErrorCode.ILLEGAL_OPCODE
+    assert st.err_pc == 1
+    assert not st.status & Status.DONE
+    assert _c_contents(be) == sentinel
+
+
+@pytest.mark.parametrize("field,value", [
+    (CW.BASE_C_KCOUNT, None),   # C writes would run past the end of buffer C
+    (CW.BASE_AB, None),         # A reads would run past the end of buffer A
+])
+def test_out_of_range_address_halts_before_writing(be, field, value):
+    cc, sentinel = _prepare(be)
+    prog = list(cc.program)
+    w = _contract_word(cc, field)
+    depth = be.config.bank_depth
+    if field == CW.BASE_C_KCOUNT:
+        prog[w] = (prog[w] & 0xFFFF0000) | (depth - 1)          # base_c = last row
+    else:
+        prog[w] = (prog[w] & 0xFFFF0000) | (depth - 2)          # base_a near the end
+    st = _run(be, prog)
+    assert st.error == ErrorCode.ADDRESS_RANGE
+    assert st.err_pc == _contract_word(cc, 0) - 1
+    assert _c_contents(be) == sentinel
+    assert st.counters["mac_active_cycles"] == 0
+
+
+def test_negative_stride_below_zero_is_rejected(be):
+    cc, sentinel = _prepare(be)
+    prog = list(cc.program)
+    w = _contract_word(cc, CW.KSTRIDE)
+    prog[w] = (prog[w] & 0xFFFF0000) | 0xFFFF      # k stride of A = -1 from base 0
+    st = _run(be, prog)
+    assert st.error == ErrorCode.ADDRESS_RANGE
+    assert _c_contents(be) == sentinel
+
+
+@pytest.mark.parametrize("what", ["out_bits", "shift", "rounding", "count0", "mapping",
+                                  "length"])
+def test_unrunnable_configuration_is_bad_config(be, what):
+    cc, sentinel = _prepare(be)
+    prog = list(cc.program)
+    mode = _contract_word(cc, CW.MODE)
+    if what == "out_bits":
+        prog[mode] = (prog[mode] & ~(0x1F << 8)) | (17 << 8)
+    elif what == "shift":
+        prog[mode] = (prog[mode] & ~0x3F) | 32          # acc_bits = 32
+    elif what == "rounding":
+        prog[mode] |= 3 << 6
+    elif what == "count0":
+        kw = _contract_word(cc, CW.BASE_C_KCOUNT)
+        prog[kw] &= 0x0000FFFF
+    elif what == "mapping":
+        prog[1] = 0x000             # ga*gb*gk = 1 != n_ce
+    elif what == "length":
+        prog[0] = header(Op.CONFIG, (prog[0] >> 16) - 1)
+    st = _run(be, prog)
+    assert st.error == ErrorCode.BAD_CONFIG, what
+    assert _c_contents(be) == sentinel
+
+
+def test_running_off_program_memory(be):
+    _prepare(be)
+    depth = be.config.prog_depth
+    be.write(PROG_BASE, [header(Op.SYNC)] * depth)
+    st = be.run(100_000)
+    assert st.error == ErrorCode.PROGRAM_RANGE
+
+
+def test_recovers_after_error(be):
+    cc, _ = _prepare(be)
+    _run(be, [0xEE])
+    st = _run(be, cc.program)
+    assert st.ok
+
+
+def test_id_register(be):
+    assert be.read_reg(Reg.ID) == 0xFE77A001

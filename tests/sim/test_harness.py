@@ -1,0 +1,118 @@
+"""run_contraction on the pysim backend: bit-exact vs the golden model, cycle model."""
+
+import numpy as np
+import pytest
+
+from sim.harness import Session, run_contraction
+from sim.random_cases import random_cases
+from sw_model.config import AccelConfig
+from sw_model.contraction import reference_contraction
+from sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
+from sw_model.isa import Mapping
+
+DEFAULT_CASES = random_cases(50, seed=1234)
+SLOW_CASES = random_cases(260, seed=98765)
+
+
+def check_case(case, config="tiny", **kw):
+    res = run_contraction(case.spec, case.a, case.b, config=config, **case.kwargs(), **kw)
+    ref = reference_contraction(case.spec, case.a, case.b, **case.kwargs(),
+                                b_pow2=Pow2Code(4) if getattr(config, "mac_kind", "") == "shift" else None)
+    assert res.output.shape == ref.shape, (case.spec, res.output.shape, ref.shape)
+    diff = np.argwhere(res.output != ref)
+    if diff.size:
+        i = tuple(diff[0])
+        pytest.fail(f"contraction '{case.spec}' ({case.rounding}, shift {case.shift}, "
+                    f"out_bits {case.out_bits}) element {i}: rtl {res.output[i]} != "
+                    f"golden {ref[i]}")
+    # The analytic model is exact by construction; the contract allows 2%.
+    assert abs(res.cycles - res.predicted_cycles) <= 0.02 * res.cycles, \
+        (case.spec, res.cycles, res.predicted_cycles)
+    return res
+
+
+@pytest.mark.parametrize("idx", range(len(DEFAULT_CASES)))
+def test_random_contraction(idx):
+    check_case(DEFAULT_CASES[idx])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("idx", range(len(SLOW_CASES)))
+def test_random_contraction_slow(idx):
+    check_case(SLOW_CASES[idx])
+
+
+def test_default_cases_cover_every_rounding_mode_and_mapping_mode():
+    assert {c.rounding for c in DEFAULT_CASES} == set(ROUNDING_MODES)
+    assert any(len(c.spec.split("->")[1]) >= 3 for c in DEFAULT_CASES)
+
+
+@pytest.mark.parametrize("mapping", [Mapping(4, 1, 1), Mapping(1, 4, 1), Mapping(2, 2, 1),
+                                     Mapping(1, 1, 4), Mapping(2, 1, 2), Mapping(1, 2, 2)])
+def test_every_mapping_mode_bit_exact(mapping):
+    """The same GEMM under independent tiles, multicast and K-split mappings."""
+    rng = np.random.default_rng(mapping.ga * 16 + mapping.gb * 4 + mapping.gk)
+    a = rng.integers(-3000, 3000, (7, 9))
+    b = rng.integers(-3000, 3000, (9, 5))
+    res = run_contraction("mk,kn->mn", a, b, shift=6, rounding="stochastic", out_bits=12,
+                          seed=77, mapping=mapping)
+    ref = reference_contraction("mk,kn->mn", a, b, shift=6, rounding="stochastic",
+                                out_bits=12, seed=77)
+    assert res.mapping == mapping
+    np.testing.assert_array_equal(res.output, ref)
+    assert res.cycles == res.predicted_cycles
+
+
+def test_mapping_search_beats_fixed_mapping_on_skewed_contraction():
+    rng = np.random.default_rng(5)
+    a = rng.integers(-100, 100, (2, 64))   # M = 2, K = 64: skewed
+    b = rng.integers(-100, 100, (64, 2))
+    best = run_contraction("mk,kn->mn", a, b)
+    fixed = run_contraction("mk,kn->mn", a, b, mapping=Mapping(2, 2, 1))
+    np.testing.assert_array_equal(best.output, fixed.output)
+    assert best.cycles < fixed.cycles
+    assert best.mapping.gk > 1
+
+
+def test_shift_mac_config_bit_exact():
+    cfg = AccelConfig(name="tiny-shift", n_ce=4, pe_rows=2, pe_cols=2, mac_kind="shift")
+    code = Pow2Code(4)
+    rng = np.random.default_rng(3)
+    a = rng.integers(-500, 500, (3, 5, 6))
+    b = code.encode(rng.choice([0, 1, -1, 2, -4, 8, -32, 64], size=(6, 4)))
+    res = run_contraction("bmk,kn->bnm", a, b, config=cfg, shift=3, rounding="nearest-even")
+    ref = reference_contraction("bmk,kn->bnm", a, b, shift=3, rounding="nearest-even",
+                                b_pow2=code)
+    np.testing.assert_array_equal(res.output, ref)
+
+
+def test_bus_only_path_matches_direct_memory_path():
+    """The host-bus write/read path (used by compiled and board backends) gives the
+    same result as pysim's direct memory access."""
+    case = random_cases(1, seed=4242)[0]
+    ref = reference_contraction(case.spec, case.a, case.b, **case.kwargs())
+    with Session("tiny", "pysim", bus_only=True) as s:
+        res = s.contract(case.spec, case.a, case.b, **case.kwargs())
+    np.testing.assert_array_equal(res.output, ref)
+
+
+def test_counters_add_up():
+    rng = np.random.default_rng(9)
+    a = rng.integers(-9, 9, (5, 3))
+    b = rng.integers(-9, 9, (3, 7))
+    res = run_contraction("mk,kn->mn", a, b, mapping=Mapping(4, 1, 1))
+    c = res.counters
+    assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
+                           + c["stall_drain"])
+    assert c["instructions"] == 3          # CONFIG, CONTRACT, HALT
+    assert res.mac_utilization == pytest.approx(5 * 3 * 7 / (16 * c["cycles"]))
+
+
+def test_operand_out_of_range_rejected():
+    with pytest.raises(ValueError, match="operand A value 40000 out of range"):
+        run_contraction("mk,kn->mn", np.full((2, 2), 40000), np.ones((2, 2), int))
+
+
+def test_buffer_limit_error_names_the_limit():
+    with pytest.raises(ValueError, match="rows of buffer"):
+        run_contraction("mk,kn->mn", np.ones((2, 9000), int), np.ones((9000, 2), int))
