@@ -62,6 +62,8 @@ DEFAULTS = {
 }
 DEFAULT_BATCH = 64
 RANK_THRESHOLD = 1e-3
+RANK_PRIOR = 1.0
+RANK_FINETUNE = 1 / 3
 
 
 def default_executor(step: Step, a, b, **kw) -> np.ndarray:
@@ -96,6 +98,8 @@ class TrainConfig:
     seed: int = 0
     rank_adapt: bool = False
     rank_threshold: float = RANK_THRESHOLD
+    rank_prior: float = RANK_PRIOR
+    rank_finetune: float = RANK_FINETUNE
     recipe: FixedRecipe = field(default_factory=FixedRecipe)
 
     def __post_init__(self):
@@ -120,6 +124,11 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
                 not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"seed {self.seed!r} invalid; allowed 0..{2 ** 32 - 1}")
+        if not 0 <= self.rank_finetune < 1:
+            raise ValueError(f"rank fine-tune fraction {self.rank_finetune} invalid; "
+                             f"allowed 0 <= f < 1")
+        if not self.rank_prior > 0:
+            raise ValueError(f"rank prior weight {self.rank_prior} invalid; allowed > 0")
         if not self.rank_threshold > 0:
             raise ValueError(f"rank threshold {self.rank_threshold} invalid; allowed > 0")
 
@@ -233,6 +242,14 @@ class Trainer:
         return self.params
 
     @property
+    def adapting(self) -> bool:
+        """Rank adaptation (prior, EM, pruning) runs in the first
+        ``ceil(epochs * (1 - rank_finetune))`` epochs; the rest fine-tune at fixed ranks
+        without the prior."""
+        return self.ranker is not None and self.epoch < math.ceil(
+            self.cfg.epochs * (1 - self.cfg.rank_finetune))
+
+    @property
     def ranks(self) -> list[list[int]]:
         return [[int(g.shape[3]) for g in cl[:-1]] for cl in self.params]
 
@@ -264,7 +281,9 @@ class Trainer:
             h = np.maximum(z, 0) if l < last else z
         return h, caches
 
-    def _float_step(self, x, labels):
+    def float_gradients(self, x, labels, with_prior: bool = True):
+        """Float mode: (loss, number correct, gradients) for one mini-batch, gradients
+        flat in optimizer order (every core of every layer, then every bias)."""
         logits, caches = self._float_forward(x, True)
         nc = self.model.n_classes
         loss, p = _xent(logits[:, :nc], labels)
@@ -281,11 +300,16 @@ class Trainer:
                                          parts.backward, need_dx=l > 0)
             if l > 0:
                 dz = dx * (caches[l - 1][2] > 0)
-        if self.ranker is not None:
-            prior = self.ranker.prior_grads(self.params, 1.0 / self.n_train)
+        if with_prior and self.adapting:
+            prior = self.ranker.prior_grads(self.params, self.cfg.rank_prior / self.n_train)
             gcores = [[g + p_ for g, p_ in zip(gl, pl)] for gl, pl in zip(gcores, prior)]
-        self._float_update([g for gl in gcores for g in gl] + gbias)
-        return loss, int((logits[:, :nc].argmax(1) == labels).sum())
+        correct = int((logits[:, :nc].argmax(1) == labels).sum())
+        return loss, correct, [g for gl in gcores for g in gl] + gbias
+
+    def _float_step(self, x, labels):
+        loss, correct, grads = self.float_gradients(x, labels)
+        self._float_update(grads)
+        return loss, correct
 
     def _float_update(self, grads):
         flat = [g for cl in self.params for g in cl] + self.bias
@@ -367,8 +391,8 @@ class Trainer:
             gcores[l] = [(g, fracs[f"dg{k}"]) for k, g in enumerate(dgs, start=1)]
             if l > 0:
                 dz, fdz = dx * caches[l - 1][3], fracs["dx"]
-        prior = self.ranker.prior_grads(self.real_cores(), 1.0 / self.n_train) \
-            if self.ranker is not None else None
+        prior = self.ranker.prior_grads(self.real_cores(), self.cfg.rank_prior / self.n_train) \
+            if self.adapting else None
         self.opt.tick()
         i = 0
         for l, cl in enumerate(self.params):
@@ -396,7 +420,7 @@ class Trainer:
             out = self._fixed_step(x, labels)
         else:
             out = self._float_step(x, labels)
-        if self.ranker is not None:
+        if self.adapting:
             self.ranker.update(self.real_cores())
         self.step_no += 1
         return out
@@ -425,7 +449,7 @@ class Trainer:
 
     def prune_ranks(self) -> bool:
         """Physically remove rank indices whose lambda fell below the threshold."""
-        if self.ranker is None:
+        if not self.adapting:
             return False
         masks = self.ranker.keep_masks()
         if all(m.all() for ml in masks for m in ml):
@@ -520,7 +544,9 @@ class Trainer:
 def train(model: ModelConfig | str = "digits", *, precision: str = "float",
           epochs: int | None = None, batch: int = DEFAULT_BATCH, lr: float | None = None,
           seed: int = 0, optimizer: str = "adam", rank_adapt: bool = False,
-          rank_threshold: float = RANK_THRESHOLD, recipe: FixedRecipe | None = None,
+          rank_threshold: float = RANK_THRESHOLD, rank_prior: float = RANK_PRIOR,
+          rank_finetune: float = RANK_FINETUNE,
+          recipe: FixedRecipe | None = None,
           data: Dataset | None = None, mnist_dir=None, executor: Callable | None = None,
           observer: Callable | None = None, checkpoint=None, resume: bool = False,
           progress: Callable | None = None, backend: str = "numpy",
@@ -540,7 +566,8 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
     t0 = time.perf_counter()
     cfg = TrainConfig(precision=precision, epochs=epochs, batch=batch, lr=lr, seed=seed,
                       optimizer=optimizer, rank_adapt=rank_adapt,
-                      rank_threshold=rank_threshold, recipe=recipe or FixedRecipe())
+                      rank_threshold=rank_threshold, rank_prior=rank_prior,
+                      rank_finetune=rank_finetune, recipe=recipe or FixedRecipe())
     if isinstance(model, str):
         model = resolve_model(model)
     if data is None:

@@ -1,0 +1,171 @@
+"""`fetta train`: train a TTM model with the reference trainer (and, later, the RTL).
+
+Backends are looked up in ``BACKENDS``: name -> ``factory(args) -> dict`` of extra
+keyword arguments for ``sw_model.trainer.train`` (``executor``, ``observer``, ...) plus
+an optional ``"finish"`` callable ``finish(results) -> results``. ``numpy`` is the
+golden model; another module registers ``rtl`` by adding to ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
+
+
+def _numpy_backend(args) -> dict:
+    return {}
+
+
+BACKENDS = {"numpy": _numpy_backend}
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def add_arguments(p) -> None:
+    from sw_model.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
+    p.add_argument("--backend", default="numpy",
+                   help="where contractions run: numpy (golden model) [default numpy]")
+    p.add_argument("--model", default="digits",
+                   help="preset (digits, mnist-tt) or a JSON model file "
+                        "(see sw_model/models.py) [default digits]")
+    p.add_argument("--precision", default="float", choices=PRECISIONS,
+                   help="float64, fixed point (4-bit weights, 8-bit activations, 16-bit "
+                        "gradients) or pow2 (power-of-two weights) [default float]")
+    p.add_argument("--rank-adapt", action="store_true",
+                   help="Bayesian rank adaptation: prune TT ranks during training")
+    p.add_argument("--rank-threshold", type=float, default=RANK_THRESHOLD,
+                   help=f"prune a rank index when its variance <= this "
+                        f"[default {RANK_THRESHOLD:g}]")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs [default {DEFAULTS['float']['epochs']}]")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help=f"mini-batch size [default {DEFAULT_BATCH}]")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"Adam learning rate [default {DEFAULTS['float']['lr']:g}]")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                   help="float only: adam or sgd with momentum 0.9 [default adam]")
+    p.add_argument("--seed", type=int, default=0, help="random seed [default 0]")
+    p.add_argument("--json", metavar="PATH", help="write the results JSON here")
+    p.add_argument("--plot", metavar="PATH", help="write loss/accuracy curves (PNG)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="save an atomic checkpoint here after every epoch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists")
+    p.add_argument("--mnist-dir", metavar="DIR",
+                   help="directory with the four MNIST IDX files (mnist-tt)")
+
+
+def _check_out_path(flag: str, path) -> None:
+    if path is None:
+        return
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path!r}: directory {str(parent)!r} does not exist")
+    if Path(path).is_dir():
+        raise ValueError(f"{flag} {path!r} is a directory; give a file path")
+
+
+def write_json_atomic(path, obj) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                               dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def plot_curves(results: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [e["epoch"] for e in results["epochs"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(ep, [e["loss"] for e in results["epochs"]])
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax2.plot(ep, [e["train_accuracy"] for e in results["epochs"]], label="train")
+    ax2.plot(ep, [e["test_accuracy"] for e in results["epochs"]], label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.legend()
+    fig.suptitle(f"{results['model']} {results['precision']} ({results['backend']})")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from sw_model import checkpoint as ckpt
+    from sw_model.data import load_dataset
+    from sw_model.models import resolve_model
+    from sw_model.trainer import TrainConfig, train
+
+    if args.backend not in BACKENDS:
+        raise ValueError(f"--backend {args.backend!r} unknown; allowed "
+                         f"{', '.join(BACKENDS)}")
+    for flag, val in (("--json", args.json), ("--plot", args.plot),
+                      ("--checkpoint", args.checkpoint)):
+        _check_out_path(flag, val)
+    if args.plot and Path(args.plot).suffix.lower() not in PLOT_FORMATS:
+        raise ValueError(f"--plot {args.plot!r}: extension unsupported; allowed "
+                         f"{', '.join(PLOT_FORMATS)}")
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume needs --checkpoint PATH")
+    model = resolve_model(args.model)
+    cfg = TrainConfig(precision=args.precision, epochs=args.epochs, batch=args.batch,
+                      lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+                      rank_adapt=args.rank_adapt, rank_threshold=args.rank_threshold)
+    data = load_dataset(model.dataset, args.mnist_dir)
+    if args.resume and ckpt.exists(args.checkpoint):
+        ckpt.check_compatible(ckpt.load(args.checkpoint)[1], model, cfg)
+    extra = dict(BACKENDS[args.backend](args))
+    finish = extra.pop("finish", None)
+
+    err = Console(stderr=True)
+    steps = max(1, len(data.x_train) // cfg.batch)
+    with Progress(TextColumn("[bold]train[/] epoch {task.fields[epoch]}"), BarColumn(),
+                  MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=err, transient=False) as prog:
+        task = prog.add_task("train", total=cfg.epochs * steps, epoch=1, info="")
+
+        def progress(epoch, step, nsteps):
+            prog.update(task, completed=epoch * nsteps + step, epoch=epoch + 1)
+
+        def on_epoch(rec):
+            prog.update(task, info=f"loss {rec['loss']:.4f} test "
+                                   f"{rec['test_accuracy'] * 100:.2f}% "
+                                   f"tt {rec['tt_params']}")
+
+        results = train(model, precision=cfg.precision, epochs=cfg.epochs,
+                        batch=cfg.batch, lr=cfg.lr, seed=cfg.seed, optimizer=cfg.optimizer,
+                        rank_adapt=cfg.rank_adapt, rank_threshold=cfg.rank_threshold,
+                        data=data, checkpoint=args.checkpoint, resume=args.resume,
+                        progress=progress, backend=args.backend, on_epoch=on_epoch,
+                        **extra)
+    if finish is not None:
+        results = finish(results)
+    mem = results["memory"]
+    print(f"{results['model']} {results['precision']} on {results['backend']}: "
+          f"test accuracy {results['test_accuracy'] * 100:.2f}% after "
+          f"{len(results['epochs'])} epochs, TT params {results['initial_tt_params']} -> "
+          f"{results['tt_params']} (ranks {results['final_ranks']}), training memory "
+          f"{mem['tt']['total']} B vs {mem['dense_fp32']['total']} B dense FP32 "
+          f"({mem['reduction_total']:.1f}x), {results['wall_seconds']:.1f} s")
+    if args.json:
+        write_json_atomic(args.json, results)
+    if args.plot:
+        plot_curves(results, args.plot)
+    return 0
