@@ -13,9 +13,13 @@ from sw_model.isa import (CONTRACT_WORDS, COUNT_MAX, CW, N_LEVELS, Op, config_la
 from .bound_check import BoundCheck
 from .loop_nest import LoopNest
 
-__all__ = ["Controller", "COUNTER_BITS"]
+__all__ = ["Controller", "COUNTER_BITS", "CONTROLLER_STATES"]
 
 COUNTER_BITS = 48
+
+# Encoding of ``ctrl_state_code`` in waveforms (asserted equal to the FSM's own).
+CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "LOAD_CONFIG", "LOAD_CONTRACT",
+                     "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN", "TAIL")
 
 
 class Controller(wiring.Component):
@@ -288,6 +292,11 @@ class Controller(wiring.Component):
                 with m.If(tail == self.tail_cycles - 1):
                     m.d.sync += pc.eq(pc + 1 + length)
                     m.next = "FETCH"
+        # A plain copy of the state register for waveforms (the FSM's own signal is
+        # dumped as a string, which VCD readers such as vcdvcd skip).
+        self.fsm_state = Signal(len(fsm.state), name="ctrl_state_code")
+        self.state_names = dict(fsm.decoding)
+        m.d.comb += self.fsm_state.eq(fsm.state)
         # in_valid/first/last are registered: aligned with the buffer read data.
         with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
             m.d.sync += [self.in_valid.eq(0), self.in_first.eq(0), self.in_last.eq(0)]

@@ -60,8 +60,8 @@ class PysimBackend(Backend):
         for path in VCD_SIGNALS:
             owner, name = path.split(".")
             obj = {"controller": ctl, "fabric": fab}[owner]
-            sig = getattr(obj, name, None)
-            if sig is not None and hasattr(sig, "shape"):
+            sig = getattr(obj, name)
+            if hasattr(sig, "shape"):
                 found.append(sig)
         return found
 

@@ -1,0 +1,129 @@
+"""fetta contract: run one pairwise contraction on the simulated accelerator."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from sw_model.config import PRESETS
+from sw_model.contraction import reference_contraction
+from sw_model.einsum_spec import parse_spec
+from sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
+from sw_model.isa import Mapping
+
+from ..errors import FettaError
+
+HELP = "run one einsum contraction on the accelerator; print cycles and utilization"
+
+
+def add_arguments(p):
+    p.add_argument("spec", help="pairwise einsum, e.g. 'ij,jk->ik'")
+    p.add_argument("--shape", action="append", default=[], metavar="X=d0,d1,...",
+                   help="operand shape, X is A or B (give both)")
+    p.add_argument("--random", type=int, default=0, metavar="SEED",
+                   help="seed of the random int operands (default 0)")
+    p.add_argument("--range", type=int, default=1000, metavar="R",
+                   help="operands drawn from [-R, R) (default 1000)")
+    p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--backend", default="pysim", help="pysim (default) or cxxrtl")
+    p.add_argument("--shift", type=int, default=0)
+    p.add_argument("--rounding", default="floor", choices=ROUNDING_MODES)
+    p.add_argument("--out-bits", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="stochastic-rounding dither seed")
+    p.add_argument("--mapping", metavar="GA,GB,GK",
+                   help="force a mapping instead of the compiler's choice")
+    p.add_argument("--vcd", metavar="PATH", help="write a VCD (+ .gtkw) of the run (pysim)")
+    p.add_argument("--json", metavar="PATH", help="write the result summary as JSON")
+    p.add_argument("--print-output", action="store_true", help="print the output tensor")
+
+
+def _shape(text, name):
+    try:
+        dims = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise FettaError(f"--shape {name}={text!r} malformed; expected integers like 2,3,4")
+    if any(d < 1 for d in dims):
+        raise FettaError(f"--shape {name}={text!r} has a size < 1; allowed sizes >= 1")
+    return dims
+
+
+def write_json_atomic(path, data):
+    """Write JSON via a temp file + rename, so a crash never leaves half a file."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args) -> int:
+    from ..harness import run_contraction
+
+    sp = parse_spec(args.spec)
+    shapes = {}
+    for item in args.shape:
+        if "=" not in item:
+            raise FettaError(f"--shape {item!r} malformed; expected A=d0,d1,... or B=...")
+        name, dims = item.split("=", 1)
+        name = name.strip().upper()
+        if name not in ("A", "B"):
+            raise FettaError(f"--shape operand {name!r} unknown; allowed A, B")
+        shapes[name] = _shape(dims, name)
+    for name in ("A", "B"):
+        if name not in shapes:
+            raise FettaError(f"--shape {name}=... missing; give the shapes of A and B")
+    sp.sizes(shapes["A"], shapes["B"])
+    cfg = PRESETS[args.config]
+    mapping = None
+    if args.mapping:
+        try:
+            ga, gb, gk = (int(x) for x in args.mapping.split(","))
+        except ValueError:
+            raise FettaError(f"--mapping {args.mapping!r} malformed; expected GA,GB,GK")
+        mapping = Mapping(ga, gb, gk).check(cfg)
+    rng = np.random.default_rng(args.random)
+    a = rng.integers(-args.range, args.range, size=shapes["A"])
+    pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
+    if pow2:
+        b = pow2.quantize(rng.normal(0, 4, size=shapes["B"]))
+    else:
+        b = rng.integers(-args.range, args.range, size=shapes["B"])
+    res = run_contraction(str(sp), a, b, config=cfg, shift=args.shift,
+                          rounding=args.rounding, out_bits=args.out_bits, seed=args.seed,
+                          backend=args.backend, vcd=args.vcd, mapping=mapping)
+    ref = reference_contraction(str(sp), a, b, shift=args.shift, rounding=args.rounding,
+                                out_bits=args.out_bits, seed=args.seed,
+                                acc_bits=cfg.acc_bits, b_pow2=pow2)
+    mismatches = int((res.output != ref).sum())
+    mp = res.mapping
+    print(f"contraction     {sp}   A{shapes['A']} x B{shapes['B']} -> {res.output.shape}")
+    print(f"config          {cfg.name}: {cfg.n_ce} CEs x {cfg.pe_rows}x{cfg.pe_cols} PEs "
+          f"= {cfg.macs} MACs, backend {res.backend}")
+    print(f"mapping         ga={mp.ga} gb={mp.gb} gk={mp.gk} ({mp.mode})")
+    print(f"cycles          {res.cycles}   (predicted {res.predicted_cycles})")
+    print(f"useful MACs     {res.useful_macs}")
+    print(f"MAC utilization {100 * res.mac_utilization:.1f}%")
+    c = res.counters
+    print(f"counters        mac_active {c['mac_active_cycles']}  stall_drain "
+          f"{c['stall_drain']}  stall_fill {c['stall_fill']}  stall_config "
+          f"{c['stall_config']}")
+    print(f"golden model    {'bit-exact' if mismatches == 0 else f'{mismatches} MISMATCHES'}")
+    if args.vcd:
+        print(f"waveform        {args.vcd} (+ {args.vcd.rsplit('.', 1)[0]}.gtkw)")
+    if args.print_output:
+        print(res.output)
+    if args.json:
+        out = res.to_dict()
+        out["mismatches"] = mismatches
+        write_json_atomic(args.json, out)
+    return 0 if mismatches == 0 else 1
