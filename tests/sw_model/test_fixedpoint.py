@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sw_model.fixedpoint import (ROUNDING_MODES, Format, Pow2Code, check_acc_bits,
