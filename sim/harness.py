@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sw_model.compiler import CompiledContraction, compile_contraction
+from sw_model.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from sw_model.config import AccelConfig, get_config
 from sw_model.contraction import check_operand
+from sw_model.einsum_spec import parse_spec
 from sw_model.fixedpoint import Pow2Code
 from sw_model.hostmap import PROG_BASE, ErrorCode, buffer_base
 from sw_model.isa import Mapping
@@ -47,6 +48,7 @@ class ContractionResult:
     config: str
     backend: str
     wall_seconds: float = 0.0
+    chunks: int = 1
     compiled: CompiledContraction | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -56,7 +58,7 @@ class ContractionResult:
                 "mapping": {"ga": self.mapping.ga, "gb": self.mapping.gb,
                             "gk": self.mapping.gk, "mode": self.mapping.mode},
                 "counters": dict(self.counters), "output_shape": list(self.output.shape),
-                "wall_seconds": self.wall_seconds}
+                "chunks": self.chunks, "wall_seconds": self.wall_seconds}
 
 
 def _words(rows: np.ndarray) -> list[int]:
@@ -88,6 +90,9 @@ class Session:
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
                  mapping: Mapping | None = None, max_cycles: int | None = None
                  ) -> ContractionResult:
+        """Run one contraction. One that does not fit the buffers in one program is
+        split into contiguous output chunks (``compiler.chunk_plan``), run one after
+        the other; cycles and counters are summed over the chunks."""
         cfg = self.config
         t0 = time.perf_counter()
         a = check_operand("A", a, cfg.operand_bits)
@@ -95,9 +100,43 @@ class Session:
             b = Pow2Code(cfg.pow2_bits).check(np.asarray(b))
         else:
             b = check_operand("B", b, cfg.operand_bits)
-        cc = compile_contraction(spec, a.shape, b.shape, cfg, shift=shift,
+        sp = parse_spec(spec) if isinstance(spec, str) else spec
+        sp.sizes(a.shape, b.shape)
+        kw = dict(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
+                  mapping=mapping)
+        if fits(sp, a.shape, b.shape, cfg, mapping):
+            parts = [({}, 0)]
+        else:
+            parts = chunk_plan(sp, a.shape, b.shape, cfg, mapping)
+        out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
+        total = None
+        for ranges, offset in parts:
+            sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
+            sl_b = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.b)
+            sl_o = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.out)
+            res = self._contract_one(sp, a[sl_a], b[sl_b], index_offset=offset,
+                                     max_cycles=max_cycles, **kw)
+            out[sl_o] = res.output
+            if total is None:
+                total = res
+            else:
+                total.cycles += res.cycles
+                total.predicted_cycles += res.predicted_cycles
+                total.counters = {k: v + res.counters[k] for k, v in total.counters.items()}
+        total.output = out
+        total.useful_macs = int(np.prod(list(sp.sizes(a.shape, b.shape).values())))
+        total.mac_utilization = total.useful_macs / (cfg.macs * total.cycles)
+        total.chunks = len(parts)
+        total.spec = str(sp)
+        total.wall_seconds = time.perf_counter() - t0
+        return total
+
+    def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
+                      index_offset, max_cycles) -> ContractionResult:
+        cfg = self.config
+        cc = compile_contraction(sp, a.shape, b.shape, cfg, shift=shift,
                                  rounding=rounding, out_bits=out_bits, seed=seed,
-                                 mapping=mapping)
+                                 mapping=mapping, index_offset=index_offset)
         be = self.backend
         be.clear()
         be.write(buffer_base(0), _words(cc.pack_a(a)))
@@ -116,8 +155,7 @@ class Session:
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,
             mac_utilization=cc.useful_macs / (cfg.macs * cycles) if cycles else 0.0,
             counters=st.counters, mapping=cc.mapping, useful_macs=cc.useful_macs,
-            spec=str(cc.spec), config=cfg.name, backend=be.name,
-            wall_seconds=time.perf_counter() - t0, compiled=cc)
+            spec=str(cc.spec), config=cfg.name, backend=be.name, compiled=cc)
 
 
 _SESSIONS: dict = {}

@@ -50,7 +50,8 @@ from .isa import (CONTRACT_WORDS, COUNT_MAX, HALT, N_LEVELS, ConfigPayload, Cont
 # asserts the two agree.
 OUTPUT_STAGE_LATENCY = 2
 
-__all__ = ["CompiledContraction", "compile_contraction", "predict_cycles",
+__all__ = ["CompiledContraction", "compile_contraction", "predict_cycles", "fits",
+           "chunk_plan",
            "timing_constants", "mappings", "Timing"]
 
 
@@ -211,6 +212,8 @@ def _out_strides(sp: Spec, sizes) -> dict:
 
 
 def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timing):
+    """(cycles, tiles, ksteps, n_instr, rows) of one candidate; rows = buffer rows
+    needed in A, B and C and program words."""
     R, C = cfg.pe_rows, cfg.pe_cols
     TM, TN = mp.ga * R, mp.gb * C
     batch, ms, ns, ks_ = _classify(sp)
@@ -218,15 +221,25 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     nt = -(-sizes[in_] // TN) if in_ else 1
     ktot = math.prod(sizes[i] for i in ks_) if ks_ else 1
     ksteps = -(-ktot // mp.gk)
-    others = [sizes[i] for i in batch + ms + ns if i not in (im, in_)]
-    outer = [c for c in others + [mt, nt] if c > 1]
+    others = [(i, sizes[i]) for i in batch + ms + ns if i not in (im, in_)]
+    outer = [c for _, c in others + [("#m", mt), ("#n", nt)] if c > 1]
     # Levels beyond N_LEVELS become separate CONTRACT instructions.
     n_instr = math.prod(outer[:-N_LEVELS]) if len(outer) > N_LEVELS else 1
     tiles_per = math.prod(outer[-N_LEVELS:]) if outer else 1
     stall = max(0, R - ksteps) * (tiles_per - 1)
     per = tm.contract_fixed() + tiles_per * ksteps + stall
     total = tm.config_cycles() + n_instr * per + tm.fetch
-    return total, n_instr * tiles_per, ksteps, n_instr
+    a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps
+    b_rows = math.prod(c for i, c in others if i in sp.b) * nt * ksteps
+    c_rows = math.prod(c for _, c in others) * mt * nt * R
+    words = 1 + tm.config_words + n_instr * (1 + CONTRACT_WORDS) + 1
+    return total, n_instr * tiles_per, ksteps, n_instr, (a_rows, b_rows, c_rows, words)
+
+
+def _fits(cfg: AccelConfig, rows, ksteps) -> bool:
+    a, b, c, words = rows
+    return max(a, b, c) <= cfg.bank_depth and words <= cfg.prog_depth and \
+        ksteps <= COUNT_MAX
 
 
 def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
@@ -236,24 +249,38 @@ def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | Non
 
 
 def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing):
+    """The candidate with the fewest predicted cycles among those that fit the
+    buffers and program memory, or None."""
     ims = list(sp.m) or [None]
     ins = list(sp.n) or [None]
     maps = [mapping.check(cfg)] if mapping is not None else list(mappings(cfg))
     best = None
     for mp, im, in_ in itertools.product(maps, ims, ins):
-        cyc, tiles, ksteps, n_instr = _evaluate(sp, sizes, cfg, mp, im, in_, tm)
+        cyc, tiles, ksteps, n_instr, rows = _evaluate(sp, sizes, cfg, mp, im, in_, tm)
+        if not _fits(cfg, rows, ksteps):
+            continue
         key = (cyc, mp.gk, -mp.ga)
         if best is None or key < best[0]:
             best = (key, _Choice(mp, im, in_, cyc, tiles, ksteps, n_instr))
-    return best[1]
+    return None if best is None else best[1]
+
+
+def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None) -> bool:
+    """Whether the contraction compiles into one program for ``config``."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    return _choices(sp, sp.sizes(shape_a, shape_b), cfg, mapping,
+                    timing_constants(cfg)) is not None
 
 
 def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                         rounding="floor", out_bits=16, seed=0,
-                        mapping: Mapping | None = None, plan_only=False
-                        ) -> CompiledContraction:
+                        mapping: Mapping | None = None, plan_only=False,
+                        index_offset: int = 0) -> CompiledContraction:
     """Compile ``spec`` for ``config``. ``mapping`` forces a mapping (e.g. a fixed
-    baseline); by default the one with the fewest predicted cycles is chosen."""
+    baseline); by default the one with the fewest predicted cycles is chosen.
+    ``index_offset`` is added to every flat output index (the dither input) when this
+    contraction computes a contiguous chunk of a larger output."""
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
     sizes = sp.sizes(shape_a, shape_b)
@@ -264,6 +291,18 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
         raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
     tm = timing_constants(cfg)
     ch = _choices(sp, sizes, cfg, mapping, tm)
+    if ch is None:
+        ims, ins = list(sp.m) or [None], list(sp.n) or [None]
+        maps = [mapping] if mapping is not None else list(mappings(cfg))
+        need = min((_evaluate(sp, sizes, cfg, mp, im, in_, tm) for mp in maps
+                    for im in ims for in_ in ins), key=lambda e: max(e[4][:3]))
+        a, b, c, words = need[4]
+        raise ValueError(
+            f"contraction '{sp}' with shapes {tuple(shape_a)} x {tuple(shape_b)} does not "
+            f"fit config '{cfg.name}': needs {max(a, b, c)} buffer rows (A {a}, B {b}, "
+            f"C {c}; limit {cfg.bank_depth}), {words} program words (limit "
+            f"{cfg.prog_depth}), {need[2]} reduction steps (limit {COUNT_MAX}); "
+            f"sim.harness splits such contractions along output indices")
     mp, im, in_ = ch.mapping, ch.im, ch.in_
     R, C = cfg.pe_rows, cfg.pe_cols
     TM, TN = mp.ga * R, mp.gb * C
@@ -272,9 +311,6 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     mt = -(-sizes[im] // TM) if im else 1
     nt = -(-sizes[in_] // TN) if in_ else 1
     ksteps = ch.ksteps
-    if ksteps > COUNT_MAX:
-        raise ValueError(f"contraction '{sp}' has {ksteps} reduction steps; the "
-                         f"accelerator allows at most {COUNT_MAX}")
 
     # Outer levels (name, count), outermost first; tiles are '#m'/'#n'.
     outer_all = [(i, sizes[i]) for i in batch + ms + ns if i not in (im, in_)]
@@ -286,12 +322,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     a_rows = math.prod(c for _, c in a_levels) * ksteps
     b_rows = math.prod(c for _, c in b_levels) * ksteps
     c_rows = math.prod(c for _, c in outer_all) * R
-    for name, rows in (("A", a_rows), ("B", b_rows), ("C", c_rows)):
-        if rows > cfg.bank_depth:
-            raise ValueError(f"contraction '{sp}' with shapes {tuple(shape_a)} x "
-                             f"{tuple(shape_b)} needs {rows} rows of buffer {name}; "
-                             f"config '{cfg.name}' has {cfg.bank_depth} (limit: "
-                             f"{cfg.bank_depth} rows x {getattr(cfg, name.lower() + '_lanes')} lanes)")
+    assert max(a_rows, b_rows, c_rows) <= cfg.bank_depth
 
     def strides(levels, inner):
         st, acc = {}, inner
@@ -364,13 +395,58 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                for k, s in (("a", sa), ("b", sb), ("c", sc), ("idx", sidx))}
         program += Contract(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
                             base_a=off["a"], base_b=off["b"], base_c=off["c"],
-                            base_idx=off["idx"] & 0xFFFFFFFF, k_count=ksteps,
+                            base_idx=(off["idx"] + index_offset) & 0xFFFFFFFF,
+                            k_count=ksteps,
                             k_stride_a=1, k_stride_b=1,
                             row_stride_idx=row_stride_idx & 0xFFFFFFFF,
                             levels=tuple(hw_levels)).encode()
     program.append(HALT)
-    if len(program) > cfg.prog_depth:
-        raise ValueError(f"program for '{sp}' needs {len(program)} words; config "
-                         f"'{cfg.name}' has {cfg.prog_depth}")
+    assert len(program) <= cfg.prog_depth
     result.program = program
     return result
+
+
+def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
+    """Split a contraction that does not fit into chunks that do.
+
+    Each chunk is a contiguous block of the output in row-major order: a prefix of
+    output indices fixed to single values, the next index restricted to a range, the
+    rest whole. Returns ``[(ranges, index_offset)]`` with ``ranges`` a dict
+    ``index -> (start, stop)``; raises ValueError when even one output element's
+    contraction does not fit (the reduction itself is too long)."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    sizes = sp.sizes(shape_a, shape_b)
+    tm = timing_constants(cfg)
+    ost = _out_strides(sp, sizes)
+
+    def ok(ranges):
+        sz = dict(sizes)
+        for i, (a, b) in ranges.items():
+            sz[i] = b - a
+        return _choices(sp, sz, cfg, mapping, tm) is not None
+
+    def plan(prefix, pos):
+        if ok(prefix):
+            return [prefix]
+        if pos >= len(sp.out):
+            compile_contraction(sp, shape_a, shape_b, cfg, mapping=mapping, plan_only=True)
+            raise AssertionError("unreachable: compile_contraction raised above")
+        idx = sp.out[pos]
+        n = sizes[idx]
+        lo, hi = 0, n          # largest chunk length that fits, by bisection
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if ok({**prefix, idx: (0, mid)}):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo >= 1:
+            return [{**prefix, idx: (s, min(n, s + lo))} for s in range(0, n, lo)]
+        out = []
+        for v in range(n):
+            out += plan({**prefix, idx: (v, v + 1)}, pos + 1)
+        return out
+
+    chunks = plan({}, 0)
+    return [(r, sum(a * ost[i] for i, (a, _) in r.items())) for r in chunks]
