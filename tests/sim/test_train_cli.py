@@ -1,0 +1,129 @@
+"""`fetta train`: a short run end to end, identical JSON for the same seed, and one-line
+errors (exit 2, nothing overwritten) on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sw_model.data import MNIST_FILES, write_idx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fetta(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "sim.cli", "train", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help():
+    p = fetta("--help")
+    assert p.returncode == 0
+    for opt in ("--backend", "--model", "--precision", "--rank-adapt", "--epochs",
+                "--seed", "--batch", "--json", "--plot", "--checkpoint", "--resume",
+                "--mnist-dir"):
+        assert opt in p.stdout
+
+
+def test_short_run_outputs(tmp_path):
+    js, png, ck = tmp_path / "r.json", tmp_path / "c.png", tmp_path / "c.npz"
+    p = fetta("--backend", "numpy", "--epochs", "1", "--precision", "fixed", "--json",
+              str(js), "--plot", str(png), "--checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    assert "test accuracy" in p.stdout
+    r = json.loads(js.read_text())
+    assert r["model"] == "digits" and r["precision"] == "fixed" and r["backend"] == "numpy"
+    assert r["seed"] == 0 and len(r["epochs"]) == 1
+    assert set(r["epochs"][0]) == {"epoch", "loss", "train_accuracy", "test_accuracy",
+                                   "ranks", "tt_params"}
+    assert 0 <= r["test_accuracy"] <= 1 and "tt" in r["memory"] and r["wall_seconds"] > 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert ck.is_file()
+    # resume: one more epoch continues from the checkpoint
+    p = fetta("--epochs", "2", "--precision", "fixed", "--checkpoint", str(ck), "--resume",
+              "--json", str(js))
+    assert p.returncode == 0, p.stderr
+    r2 = json.loads(js.read_text())
+    assert r2["epochs"][0] == r["epochs"][0] and len(r2["epochs"]) == 2
+
+
+def test_same_seed_same_json(tmp_path):
+    outs = []
+    for i in range(2):
+        js = tmp_path / f"r{i}.json"
+        p = fetta("--epochs", "1", "--precision", "pow2", "--seed", "11", "--json", str(js))
+        assert p.returncode == 0, p.stderr
+        r = json.loads(js.read_text())
+        r.pop("wall_seconds")
+        outs.append(r)
+    assert outs[0] == outs[1]
+
+
+def _model_file(tmp_path, in_modes, out_modes, ranks):
+    p = tmp_path / "model.json"
+    p.write_text(json.dumps({"name": "custom", "dataset": "digits", "layers": [
+        {"in_modes": in_modes, "out_modes": out_modes, "ranks": ranks}]}))
+    return str(p)
+
+
+def _bad_mnist(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for split, n in (("train", 4), ("test", 2)):
+        write_idx(d / MNIST_FILES[f"{split}_images"], np.zeros((n, 28, 28), np.uint8))
+        write_idx(d / MNIST_FILES[f"{split}_labels"], np.zeros(n, np.uint8))
+    raw = (d / MNIST_FILES["train_images"]).read_bytes()
+    (d / MNIST_FILES["train_images"]).write_bytes(raw[:-10])
+    return str(d)
+
+
+def _other_checkpoint(tmp_path):
+    ck = tmp_path / "other.npz"
+    m = _model_file(tmp_path, [8, 8], [4, 4], [2])
+    p = fetta("--model", m, "--epochs", "1", "--checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    return str(ck)
+
+
+BAD = {
+    "unknown preset": (lambda t: ["--model", "resnet50"], "unknown"),
+    "modes product": (lambda t: ["--model", _model_file(t, [4, 4, 2], [4, 4, 1], [2, 2])],
+                      "multiply to 32"),
+    "rank < 1": (lambda t: ["--model", _model_file(t, [8, 8], [4, 4], [0])],
+                 "rank 0 invalid"),
+    "missing idx": (lambda t: ["--model", "mnist-tt", "--mnist-dir", str(t / "none")],
+                    "not found"),
+    "no mnist dir": (lambda t: ["--model", "mnist-tt"], "--mnist-dir"),
+    "malformed idx": (lambda t: ["--model", "mnist-tt", "--mnist-dir", _bad_mnist(t)],
+                      "malformed"),
+    "other model checkpoint": (lambda t: ["--checkpoint", _other_checkpoint(t), "--resume"],
+                               "checkpoint is for model 'custom'"),
+    "backend": (lambda t: ["--backend", "fpga"], "--backend"),
+    "resume without checkpoint": (lambda t: ["--resume"], "--checkpoint"),
+    "epochs": (lambda t: ["--epochs", "0"], "epochs"),
+    "plot extension": (lambda t: ["--plot", str(t / "c.xyz")], "extension"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_one_line_nothing_overwritten(tmp_path, case):
+    make, msg = BAD[case]
+    args = make(tmp_path)
+    js = tmp_path / "keep.json"
+    js.write_text("previous results\n")
+    ck_before = {}
+    if "--checkpoint" in args:
+        ck = Path(args[args.index("--checkpoint") + 1])
+        ck_before[ck] = ck.read_bytes()
+    p = fetta(*args, "--epochs" if "--epochs" not in args else "--seed", "1",
+              "--json", str(js))
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("fetta train: error:") and msg in lines[0], lines[0]
+    assert js.read_text() == "previous results\n"
+    for ck, raw in ck_before.items():
+        assert ck.read_bytes() == raw
