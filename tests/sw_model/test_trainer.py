@@ -211,3 +211,34 @@ def test_default_digits_accuracy(precision, target):
 def test_same_seed_identical_json_float():
     a, b = train("digits", epochs=5), train("digits", epochs=5)
     assert _strip(a) == _strip(b)
+
+
+def _core_merge_planner(in_modes, out_modes, ranks, batch):
+    """Chain plan, except that 2-core layers compute y = x . (g1 . g2): a core-core
+    contraction, as a joint planner may emit."""
+    p = plan_mod.chain_plan(in_modes, out_modes, ranks, batch)
+    if len(in_modes) != 2:
+        return p
+    rest = [s for s in p.steps if not (s.out == "y" or s.out.startswith("y."))]
+    merged = Step("y.w", "g1", "g2", "iaB,Bjb->iajb")
+    fwd = Step("y", "x", "y.w", "zab,iajb->zij")
+    return Plan([merged, fwd] + rest, p.outputs, meta={"planner": "merge"})
+
+
+@pytest.mark.parametrize("precision", ["fixed", "pow2"])
+def test_core_core_contraction(small, precision, monkeypatch):
+    clear_plan_cache()
+    monkeypatch.setattr(plan_mod, "default_planner", _core_merge_planner)
+    events = []
+    r = train("digits", precision=precision, epochs=1, data=small, observer=events.append)
+    clear_plan_cache()
+    merges = [e for e in events if e.step.out == "y.w"]
+    assert merges and np.isfinite(r["epochs"][0]["loss"])
+    for e in merges[:3]:
+        kw = dict(shift=e.shift, rounding=e.rounding, out_bits=e.out_bits, seed=e.seed)
+        if precision == "pow2":
+            assert e.b_pow2 is not None
+            Pow2Code(4).check(e.b)
+            assert np.abs(e.a).max() <= 64          # decoded power-of-two weights
+            kw["b_pow2"] = e.b_pow2
+        assert np.array_equal(reference_contraction(e.step.spec, e.a, e.b, **kw), e.out)
