@@ -21,9 +21,9 @@ import collections
 import time
 from typing import Sequence
 
-from sim.backend import Backend
+from sim.backend import Backend, RunStatus
 from sim.errors import FettaError
-from sw_model.hostmap import MAGIC, REG_BASE, Ctrl, Reg, Status
+from sw_model.hostmap import COUNTERS, MAGIC, REG_BASE, Ctrl, Reg, Status
 
 from . import protocol as P
 
@@ -107,29 +107,36 @@ class PysimUART:
             self._vcd = sim.write_vcd(vcd_path)
             self._vcd.__enter__()
 
+    # ``trigger.repeat()`` keeps an async generator open, which Python cannot close
+    # cleanly when the simulator is dropped mid-wait; one-shot triggers (a single tick,
+    # a delay, an edge) have no such state.
+    async def _ticks(self, ctx, n):
+        for _ in range(n):
+            await ctx.tick()
+
     async def _drive_rx(self, ctx):
         div = self.divisor
         while True:
             if not self._to_dut:
-                await ctx.tick().repeat(div * 10)
+                await ctx.delay(div * 10 / self.clk_hz)     # poll once per byte time
                 continue
             byte = self._to_dut.popleft()
             for bit in (0, *((byte >> i) & 1 for i in range(8)), 1):
                 ctx.set(self.top.rx, bit)
-                await ctx.tick().repeat(div)
+                await ctx.delay(div / self.clk_hz)
 
     async def _decode_tx(self, ctx):
         div = self.divisor
         while True:
             await ctx.negedge(self.top.tx)
-            await ctx.tick().repeat(div // 2)
+            await self._ticks(ctx, div // 2)
             if ctx.get(self.top.tx):
                 continue                      # a glitch, not a start bit
             byte = 0
             for i in range(8):
-                await ctx.tick().repeat(div)
+                await self._ticks(ctx, div)
                 byte |= ctx.get(self.top.tx) << i
-            await ctx.tick().repeat(div)
+            await self._ticks(ctx, div)
             if ctx.get(self.top.tx):
                 self._from_dut.append(byte)
             else:
@@ -374,8 +381,7 @@ class BoardBackend(Backend):
         lo, hi = self.read(REG_BASE + Reg.BUSY, 2)
         return lo | (hi << 32)
 
-    def run_until_idle(self, max_cycles: int) -> int:
-        before = self._busy_counter()
+    def _start_and_wait(self, max_cycles: int) -> None:
         self.write_reg(Reg.CTRL, Ctrl.START)
         deadline = self.transport.now() + max_cycles / self.clk_hz
         while self.read_reg(Reg.STATUS) & Status.BUSY:
@@ -383,7 +389,25 @@ class BoardBackend(Backend):
                 raise FettaError(f"{self.name}: accelerator still busy after "
                                  f"{max_cycles} cycles")
             self.transport.idle(min(0.01, max(1e-6, max_cycles / self.clk_hz / 16)))
+
+    def run_until_idle(self, max_cycles: int) -> int:
+        before = self._busy_counter()
+        self._start_and_wait(max_cycles)
         return (self._busy_counter() - before) & ((1 << 64) - 1)
+
+    # Every frame costs a round trip on the line: read register blocks in one burst.
+    def counters(self) -> dict[str, int]:
+        lo = min(COUNTERS.values())
+        words = self.read(REG_BASE + lo, max(COUNTERS.values()) + 2 - lo)
+        return {name: words[reg - lo] | (words[reg - lo + 1] << 32)
+                for name, reg in COUNTERS.items()}
+
+    def run(self, max_cycles: int) -> RunStatus:
+        self._start_and_wait(max_cycles)
+        status, _pc, err_pc = self.read(REG_BASE + Reg.STATUS, 3)
+        if status & Status.BUSY:
+            raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
+        return RunStatus(status, self.counters(), err_pc)
 
     def close(self) -> None:
         self.transport.close()
