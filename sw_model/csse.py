@@ -298,6 +298,10 @@ class _SplitTable:
                 self.h[s] = best[0]
                 self.hsplit[s] = (best[1], best[2])
         self.minsplit = {s: lst[0][0] for s, lst in self.splits.items() if lst}
+        self.pair = {}
+        for lst in self.splits.values():
+            for t in lst:
+                self.pair[(t[1], t[2]) if t[1] < t[2] else (t[2], t[1])] = t
 
 
 @dataclass(frozen=True)
@@ -365,10 +369,121 @@ def optimal_order(net: StepNetwork, out: str, cost: str = "macs",
     return Tree(root, splits, table.h[root])
 
 
-def joint_search(net: StepNetwork, table: _SplitTable,
-                 roots: Iterable[int] | None = None) -> tuple[float, dict[int, tuple]]:
-    """Exact minimum total cost of deriving all ``roots`` when each distinct node is
-    computed once; returns (cost, splits of the chosen nodes).
+def message_passing(net: StepNetwork, table: _SplitTable
+                    ) -> tuple[float, dict[int, tuple[int, int]]] | None:
+    """Optimal plan among message-passing plans: pick an unrooted binary tree over the
+    closed network's leaves; every directed edge carries the contraction of the leaves
+    behind it, computed at its source vertex from the two other incoming messages, so
+    each internal vertex with sides (A, B, C) does three contractions A.B, A.C, B.C and
+    the messages into the leaves are exactly the step's outputs. Rooting the tree at
+    ``x`` makes the total a sum over the inner nodes of a rooted tree over the other
+    leaves, so an exact DP over subsets finds the best tree. None if a cap leaves no tree.
+    """
+    pair = table.pair
+    full = net.full
+    rest = full ^ 1
+    f: dict[int, float] = {}
+    arg: dict[int, tuple[int, int]] = {}
+    for s in sorted((s for s in range(1, full) if s & 1 == 0), key=int.bit_count):
+        if net.is_leaf(s):
+            f[s] = 0
+            continue
+        best = None
+        sub = (s - 1) & s
+        while sub:
+            o = s ^ sub
+            if sub < o and sub in f and o in f:
+                c = full ^ s
+                w = 0
+                for p, q in ((sub, o), (sub, c), (o, c)):
+                    t = pair.get((p, q) if p < q else (q, p))
+                    if t is None:
+                        w = None
+                        break
+                    w += t[0]
+                if w is not None:
+                    v = f[sub] + f[o] + w
+                    if best is None or v < best[0]:
+                        best = (v, sub, o)
+            sub = (sub - 1) & s
+        if best is not None:
+            f[s] = best[0]
+            arg[s] = (best[1], best[2])
+    if rest not in f:
+        return None
+    chosen: dict[int, tuple[int, int]] = {}
+
+    def walk(s):
+        if net.is_leaf(s):
+            return
+        a, b = arg[s]
+        c = full ^ s
+        for p, q in ((a, b), (a, c), (b, c)):
+            t = pair[(p, q) if p < q else (q, p)]
+            chosen[p | q] = (t[1], t[2])
+        walk(a)
+        walk(b)
+    walk(rest)
+    return f[rest], chosen
+
+
+def _greedy_orders(roots: list[int]) -> list[list[int]]:
+    rev = roots[::-1]
+    mid = roots[2:] + roots[:2]
+    return [roots, rev, mid]
+
+
+def _greedy_sequential(net: StepNetwork, splits: dict, order: list[int]
+                       ) -> tuple[float, dict[int, tuple[int, int]]]:
+    """Each root in turn, by exact DP where nodes already computed are free. A feasible
+    plan (an upper bound for the joint search); with one root, the exact optimum."""
+    chosen: dict[int, tuple[int, int]] = {}
+    total = 0
+    for root in order:
+        best: dict[int, tuple[float, tuple | None]] = {}
+        for s in sorted((s for s in splits if s & root == s), key=int.bit_count):
+            if s in chosen:
+                best[s] = (0, None)
+                continue
+            b = None
+            for c, a, o in splits[s]:
+                ca = 0 if net.is_leaf(a) else best.get(a, (None,))[0]
+                co = 0 if net.is_leaf(o) else best.get(o, (None,))[0]
+                if ca is None or co is None:
+                    continue
+                v = c + ca + co
+                if b is None or v < b[0]:
+                    b = (v, (a, o))
+            if b is not None:
+                best[s] = b
+        total += best[root][0]
+
+        def take(s):
+            if net.is_leaf(s) or s in chosen:
+                return
+            chosen[s] = best[s][1]
+            for c in chosen[s]:
+                take(c)
+        take(root)
+    return total, chosen
+
+
+class _ProofAborted(Exception):
+    pass
+
+
+def joint_search(net: StepNetwork, table: _SplitTable, roots: Iterable[int] | None = None,
+                 proof_nodes: int = 4000) -> tuple[float, dict[int, tuple], dict]:
+    """Minimum total cost of deriving all ``roots`` when each distinct node (leaf set) is
+    computed once; returns (cost, splits of the chosen nodes, info).
+
+    Candidates, all exact for their space: the best message-passing plan (exact DP over
+    all unrooted trees, see ``message_passing``), greedy sequential sharing, and the
+    independent optima. Then a branch and bound over *all* shared plans (every set of
+    intermediates with one split each) either proves the best candidate optimal or
+    improves it; it is cut off after ``proof_nodes`` expansions, in which case the plan
+    is optimal over the candidate spaces only. ``info["exact_over"]`` says which:
+    ``"all shared plans"`` or ``"message-passing plans"``.
 
     Branch and bound over the set of open (required, not yet expanded) nodes, expanding
     the largest first: a node's parents are all larger, so once it is expanded no later
@@ -381,17 +496,32 @@ def joint_search(net: StepNetwork, table: _SplitTable,
         if r not in table.h:
             raise ValueError(f"no contraction order for '{net.node_name(r)}' within the "
                              f"intermediate cap of {table.cap} elements")
-    h, minsplit, splits = table.h, table.minsplit, table.splits
-    # Upper bound: the independent optima, shared nodes counted once.
-    seed: dict[int, tuple[int, int]] = {}
-    for r in roots:
-        for s in _tree_nodes(net, r, table.hsplit):
-            seed[s] = table.hsplit[s]
+    h, minsplit = table.h, table.minsplit
+    # Dominance: a split dearer than the node's whole independent optimum h(v) is never
+    # needed (computing v from scratch instead costs <= h(v) and frees nothing the rest
+    # of the plan relies on), so only splits cheaper than h(v), and v's own optimal split,
+    # are searched.
+    splits = {}
+    for s, lst in table.splits.items():
+        if s not in h:
+            continue
+        hs = table.hsplit[s]
+        splits[s] = [t for t in lst if t[0] < h[s] or (t[1], t[2]) == hs]
     cost_of = {}
     for s in splits:
         for c, a, b in splits[s]:
             cost_of[(s, a, b)] = c
-    ub = sum(cost_of[(s, *seed[s])] for s in seed)
+    # Upper bound: the best of greedy sequential sharing in a few network orders and
+    # the optimal message-passing plan.
+    ub, seed = None, None
+    for order in _greedy_orders(roots):
+        total, chosen = _greedy_sequential(net, splits, order)
+        if ub is None or total < ub:
+            ub, seed = total, chosen
+    if set(roots) == set(net.roots.values()) and net.n >= 3:
+        mp = message_passing(net, table)
+        if mp is not None and mp[0] < ub:
+            ub, seed = mp
 
     def order_key(s):
         return (-s.bit_count(), s)
@@ -432,6 +562,9 @@ def joint_search(net: StepNetwork, table: _SplitTable,
             nxt = frozenset(nxt)
             if c + lower_bound(nxt) >= beta:
                 continue
+            count[0] += 1
+            if count[0] > proof_nodes:
+                raise _ProofAborted
             r = solve(nxt, beta - c)
             if r + c < beta:
                 beta = r + c
@@ -442,10 +575,17 @@ def joint_search(net: StepNetwork, table: _SplitTable,
         memo[o] = (beta, True, best)
         return beta
 
+    count = [0]
+    info = {"candidate_cost": ub, "proof_nodes": proof_nodes}
     start = frozenset(r for r in roots if not net.is_leaf(r))
-    total = solve(start, ub + 1 if isinstance(ub, int) else ub * (1 + 1e-12) + 1e-9)
-    if total > ub:
-        return ub, seed
+    try:
+        total = solve(start, ub + 1 if isinstance(ub, int) else ub * (1 + 1e-12) + 1e-9)
+    except _ProofAborted:
+        info.update(expanded=count[0], exact_over="message-passing plans")
+        return ub, seed, info
+    info.update(expanded=count[0], exact_over="all shared plans")
+    if total >= ub:
+        return ub, seed, info
     # Reconstruct the choices along the optimal path.
     chosen: dict[int, tuple[int, int]] = {}
     o = start
@@ -459,7 +599,7 @@ def joint_search(net: StepNetwork, table: _SplitTable,
             if c & (c - 1):
                 nxt.add(c)
         o = frozenset(nxt)
-    return total, chosen
+    return total, chosen, info
 
 
 # --------------------------------------------------------------------------- plans
@@ -554,7 +694,7 @@ def _largest_intermediate(net: StepNetwork, plan: Plan) -> int:
 
 def search(in_modes, out_modes, ranks, batch, cost: str = "macs", config="tiny",
            cycle_cost: CostFn | None = None, memory_budget: int | None = None,
-           elem_bytes: int = 2, share: bool = True) -> Plan:
+           elem_bytes: int = 2, share: bool = True, proof_nodes: int = 4000) -> Plan:
     """Search contraction orders for one layer's training step; return the joint Plan.
 
     ``cost``: ``"macs"``, ``"memory"`` (smallest largest-intermediate of the step, then
@@ -602,10 +742,12 @@ def search(in_modes, out_modes, ranks, batch, cost: str = "macs", config="tiny",
     def joint_candidate(cap):
         table = base_table if (cap is None and base_table is not None) else \
             _SplitTable(net, cost_fn, cap, cache)
-        total, splits = joint_search(net, table)
+        total, splits, info = joint_search(net, table, proof_nodes=proof_nodes)
         trees = {out: {s: splits[s] for s in _tree_nodes(net, net.roots[out], splits)}
                  for out in net.outputs}
-        return _finish(net, trees, True, table), total
+        cand = _finish(net, trees, True, table)
+        cand.meta["joint_search"] = info
+        return cand, total
 
     def indep_candidate(cap):
         table = _SplitTable(net, cost_fn, cap, cache)
@@ -709,7 +851,7 @@ def plan_summary(plan: Plan) -> dict:
     keys = ("planner", "cost", "config", "layer", "networks", "per_network_total_macs",
             "per_network_total_cost", "total_macs", "total_cost", "dense_macs",
             "peak_bytes", "largest_intermediate", "elem_bytes", "memory_budget", "shared",
-            "search_seconds", "kept")
+            "search_seconds", "joint_search", "kept")
     out = {k: m.get(k) for k in keys}
     out["steps"] = [{"out": s.out, "a": s.a, "b": s.b, "spec": s.spec,
                      "shape": list(s.shape), "macs": int(s.macs)} for s in plan.steps]
