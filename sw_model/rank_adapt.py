@@ -14,8 +14,13 @@ slice ``G_{k+1}[r, ...]``:
 * pruning (at epoch ends): rank indices with ``lam <= threshold`` are removed by
   physically slicing both cores (and their optimizer state), keeping at least one.
 
-The paper's code uses ``threshold = 1e-3``; ``DEFAULT_THRESHOLD`` is what the trainer
-uses on digits (see ``sw_model/trainer.py`` for the measured effect).
+The paper's threshold ``1e-3`` is used unchanged: on digits (cores of rms ~0.3, so
+lam starts near 0.08) the prior drives redundant slices below it within ~10 epochs.
+The trainer runs adaptation (prior, EM, pruning at epoch ends) during the first 2/3 of
+the epochs and fine-tunes the pruned network without the prior for the last 1/3
+(``TrainConfig.rank_finetune``): with the prior on to the end, digits lost ~3.5 points
+at 75% fewer parameters; with the fine-tune it loses < 1 point (numbers in
+``sw_model/trainer.py``).
 """
 
 from __future__ import annotations
