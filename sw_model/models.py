@@ -25,6 +25,7 @@ that the last layer has at least ``n_classes`` outputs and that ranks are >= 1.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -41,10 +42,13 @@ def _ints(name: str, values) -> tuple[int, ...]:
         raise ValueError(f"{name} {values!r} invalid; allowed a list of integers")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) and not (
-                hasattr(v, "__index__") and not isinstance(v, float)):
-            raise ValueError(f"{name} {list(values)!r} invalid; entries must be integers")
-        out.append(int(v))
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            out.append(operator.index(v))
+        except TypeError:
+            raise ValueError(f"{name} {list(values)!r} invalid; entries must be "
+                             f"integers") from None
     return tuple(out)
 
 

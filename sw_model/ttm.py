@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from . import plan as plan_mod
-from .plan import Plan, Step, execute_plan, ttm_shapes
+from .plan import Plan, Step, execute_plan
 
 __all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan",
            "PlanParts", "layer_plans", "float_contract", "ttm_forward", "ttm_backward",
@@ -186,7 +186,3 @@ def ttm_backward(cores, env: dict, dy: np.ndarray, out_modes, plan: Plan,
     grads = [out[f"dg{k}"].reshape(g.shape) for k, g in enumerate(cores, start=1)]
     dx = out["dx"].reshape(bsz, -1) if need_dx else None
     return dx, grads
-
-
-def plan_shapes(in_modes, out_modes, ranks, batch):
-    return ttm_shapes(in_modes, out_modes, ranks, batch)

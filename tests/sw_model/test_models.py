@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from sw_model.models import (PRESETS, LayerSpec, ModelConfig, get_model, model_from_dict,
+from sw_model.models import (PRESETS, LayerSpec, get_model, model_from_dict,
                              model_from_json, resolve_model)
 from sw_model.trainer import TrainConfig, Trainer, _xent
 

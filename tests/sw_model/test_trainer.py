@@ -1,7 +1,6 @@
 """The trainer: fixed-point recipe pieces, the executor/observer plumbing, determinism,
 and (slow tier) the accuracy targets."""
 
-import dataclasses
 import time
 
 import numpy as np
