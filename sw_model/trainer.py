@@ -51,6 +51,8 @@ inference plan with nearest-even rounding after the epoch.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -248,6 +250,7 @@ class Trainer:
         self.step_no = 0
         self.epoch = 0
         self.history: list[dict] = []
+        self.partial = self._fresh_partial()
         self._seed_index = 0
         self._contraction_index = 0
         self._event_step = 0
@@ -489,26 +492,39 @@ class Trainer:
         self.model = self.model.with_ranks(self.ranks)
         return True
 
-    def run_epoch(self, data: Dataset, progress: Callable | None = None) -> dict:
+    @staticmethod
+    def _fresh_partial() -> dict:
+        return {"pos": 0, "losses": [], "correct": 0, "seen": 0}
+
+    def run_epoch(self, data: Dataset, progress: Callable | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> dict | None:
+        """Train the rest of the current epoch (from ``partial["pos"]``, so a
+        checkpoint taken mid-epoch resumes exactly), prune, evaluate. Returns the
+        epoch record, or None when ``should_stop()`` became true after a step."""
         n, bs = len(data.x_train), self.cfg.batch
         steps = max(1, n // bs)
         perm = np.random.default_rng([self.cfg.seed, self.epoch]).permutation(n)
-        losses, correct, seen = [], 0, 0
-        for s in range(steps):
+        part = self.partial
+        while part["pos"] < steps:
+            s = part["pos"]
             idx = perm[s * bs:(s + 1) * bs]
             loss, c = self.train_step(data.x_train[idx], data.y_train[idx])
-            losses.append(loss)
-            correct += c
-            seen += len(idx)
+            part["losses"].append(float(loss))
+            part["correct"] += c
+            part["seen"] += len(idx)
+            part["pos"] += 1
             if progress is not None:
                 progress(self.epoch, s + 1, steps)
+            if should_stop is not None and should_stop():
+                return None
         self.prune_ranks()
         _, test_acc = self.evaluate(data.x_test, data.y_test)
-        rec = {"epoch": self.epoch + 1, "loss": float(np.mean(losses)),
-               "train_accuracy": correct / seen, "test_accuracy": test_acc,
+        rec = {"epoch": self.epoch + 1, "loss": float(np.mean(part["losses"])),
+               "train_accuracy": part["correct"] / part["seen"], "test_accuracy": test_acc,
                "ranks": self.ranks, "tt_params": self.tt_params}
         self.history.append(rec)
         self.epoch += 1
+        self.partial = self._fresh_partial()
         return rec
 
     # ----------------------------------------------------------------- state
@@ -520,6 +536,7 @@ class Trainer:
             arrays[f"L{l}.bias"] = self.bias[l]
         meta = {"model": self.model.to_dict(), "train": self.cfg.to_dict(),
                 "epoch": self.epoch, "step_no": self.step_no, "history": self.history,
+                "partial": self.partial,
                 "shifts": {k: c.state() for k, c in self.shifts.items()}}
         if self.fixed:
             for i, (m, v) in enumerate(zip(self.opt.m, self.opt.v)):
@@ -557,6 +574,34 @@ class Trainer:
         self.epoch = int(meta["epoch"])
         self.step_no = int(meta["step_no"])
         self.history = list(meta["history"])
+        self.partial = dict(meta.get("partial") or self._fresh_partial())
+
+
+class _StopOnSignal:
+    """While active (main thread only), SIGINT/SIGTERM set a flag instead of raising,
+    so training stops at a step boundary, the checkpoint is written atomically, and
+    ``KeyboardInterrupt`` is raised; ``--resume`` then continues bit-exactly."""
+
+    def __init__(self):
+        self.flag = False
+        self.saved = {}
+
+    def __call__(self) -> bool:
+        return self.flag
+
+    def _handler(self, signum, frame):
+        self.flag = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, h in self.saved.items():
+            signal.signal(sig, h)
+        return False
 
 
 def train(model: ModelConfig | str = "digits", *, precision: str = "float",
@@ -577,8 +622,10 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
     ``executor``/``observer``: see the module docstring. ``checkpoint``: path written
     atomically after every epoch; with ``resume`` an existing checkpoint is loaded
     first (it must be for the same model, precision, batch and seed).
-    ``progress(epoch, step, steps)`` is called after every step. Bad input raises
-    ValueError before anything is written."""
+    ``progress(epoch, step, steps)`` is called after every step. SIGINT/SIGTERM stop
+    training at the next step boundary, write the checkpoint (mid-epoch state
+    included) and raise KeyboardInterrupt. Bad input raises ValueError before anything
+    is written."""
     from . import checkpoint as ckpt
     from .memory import memory_report
     t0 = time.perf_counter()
@@ -604,12 +651,17 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
             arrays, meta = ckpt.load(checkpoint)
             ckpt.check_compatible(meta, model, cfg)
             tr.load_state(arrays, meta)
-    while tr.epoch < cfg.epochs:
-        rec = tr.run_epoch(data, progress)
-        if checkpoint is not None:
-            ckpt.save(checkpoint, *tr.state())
-        if on_epoch is not None:
-            on_epoch(rec)
+    with _StopOnSignal() as stop:
+        while tr.epoch < cfg.epochs:
+            rec = tr.run_epoch(data, progress, stop)
+            if rec is None:
+                if checkpoint is not None:
+                    ckpt.save(checkpoint, *tr.state())
+                raise KeyboardInterrupt
+            if checkpoint is not None:
+                ckpt.save(checkpoint, *tr.state())
+            if on_epoch is not None:
+                on_epoch(rec)
     final = tr.history[-1]["test_accuracy"] if tr.history else None
     return {
         "model": model.name, "precision": cfg.precision, "backend": backend,

@@ -141,3 +141,31 @@ def test_check_compatible_ok():
     cfg = TrainConfig()
     meta = {"model": m.to_dict(), "train": cfg.to_dict()}
     ckpt.check_compatible(meta, m, cfg)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_mid_epoch_checkpoint_and_exact_resume(tmp_path, sig):
+    """A signal in the middle of epoch 2 stops at the step boundary, writes the
+    checkpoint and raises KeyboardInterrupt; resuming ends with the same results and
+    the same final weights as an uninterrupted run."""
+    import signal
+    data = load_digits_split()
+    data.x_train, data.y_train = data.x_train[:320], data.y_train[:320]
+    p_full, p = tmp_path / "full.npz", tmp_path / "c.npz"
+    full = train("digits", precision="fixed", epochs=2, data=data, checkpoint=p_full)
+
+    def progress(epoch, step, steps):
+        if epoch == 1 and step == 2:
+            os.kill(os.getpid(), getattr(signal, sig))
+
+    with pytest.raises(KeyboardInterrupt):
+        train("digits", precision="fixed", epochs=2, data=data, checkpoint=p,
+              progress=progress)
+    arrays, meta = ckpt.load(p)
+    assert meta["epoch"] == 1 and meta["partial"]["pos"] == 2
+    resumed = train("digits", precision="fixed", epochs=2, data=data, checkpoint=p,
+                    resume=True)
+    assert resumed["epochs"] == full["epochs"]
+    a, _ = ckpt.load(p)
+    b, _ = ckpt.load(p_full)
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
