@@ -216,3 +216,75 @@ def test_divisor_checks():
         UARTBridge(2)
     with pytest.raises(ValueError, match="max_burst"):
         FrameBridge(max_burst=300)
+
+
+def test_missing_port_and_pyserial_are_clear_errors(monkeypatch, tmp_path):
+    from sim.backend import get_backend
+    with pytest.raises(FettaError, match="needs a serial port"):
+        get_backend("board", "tiny")
+    with pytest.raises(FettaError, match=r"cannot open serial port .*no-such-tty at 115200"):
+        get_backend("board", "tiny", port=str(tmp_path / "no-such-tty"))
+    import builtins
+    real_import = builtins.__import__
+
+    def no_serial(name, *a, **kw):
+        if name == "serial":
+            raise ImportError(name)
+        return real_import(name, *a, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_serial)
+    with pytest.raises(FettaError, match=r"needs pyserial: pip install"):
+        BoardBackend("tiny", port="/dev/ttyUSB1")
+
+
+def test_serial_transport_over_a_pty():
+    """BoardBackend through real pyserial, against a software bridge on a pty."""
+    import os
+    import threading
+    pytest.importorskip("serial")
+    master, slave = os.openpty()
+    mem = {}
+    stop = threading.Event()
+
+    def software_bridge():
+        buf = bytearray()
+        while not stop.is_set():
+            import select
+            if not select.select([master], [], [], 0.05)[0]:
+                continue
+            buf += os.read(master, 4096)
+            while True:
+                start = buf.find(P.SOF_REQ)
+                if start < 0 or len(buf) - start < P.REQ_HEADER_BYTES:
+                    break
+                del buf[:start]
+                n = buf[3] + 1
+                length = P.REQ_HEADER_BYTES + (4 * n if buf[1] == P.Cmd.WRITE else 0) + 2
+                if len(buf) < length:
+                    break
+                req = P.decode_request(bytes(buf[:length]))
+                del buf[:length]
+                if req.cmd == P.Cmd.PING:
+                    rsp = P.encode_response(P.Rsp.DATA, req.seq, 0, [P.info_word(8)])
+                elif req.cmd == P.Cmd.WRITE:
+                    for i, w in enumerate(req.words):
+                        mem[req.addr + i] = w
+                    rsp = P.encode_response(P.Rsp.ACK, req.seq)
+                else:
+                    words = [mem.get(req.addr + i, 0) for i in range(req.count)]
+                    rsp = P.encode_response(P.Rsp.DATA, req.seq, req.count - 1, words)
+                os.write(master, rsp)
+
+    th = threading.Thread(target=software_bridge, daemon=True)
+    th.start()
+    try:
+        be = BoardBackend("tiny", port=os.ttyname(slave), baud=115200, check_id=False)
+        assert be.info["max_burst"] == 8
+        be.write(0x100, list(range(20)))            # three frames of <= 8 words
+        assert be.read(0x100, 20) == list(range(20))
+        assert be.stats["frames"] == 1 + 3 + 3 and be.stats["retries"] == 0
+        be.close()
+    finally:
+        stop.set()
+        th.join()
+        os.close(master)
+        os.close(slave)
