@@ -28,13 +28,20 @@ def _available():
             yield name, modname
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fetta",
         description="fetta-hdl: a cycle-accurate Amaranth accelerator that trains "
                     "tensor-train (TTM) networks, bit-exact against a NumPy reference.")
     parser.add_argument("--version", action="version", version=f"fetta-hdl {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, modname in _available():
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
