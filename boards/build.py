@@ -145,7 +145,17 @@ def _fit_error(family: str, device: str, util: dict) -> str | None:
     names = RESOURCE_NAMES[family]
     parts = ", ".join(f"{names.get(n, n)} {u['used']}/{u['available']} "
                       f"({100 * u['used'] / u['available']:.0f} %)" for n, u in over)
-    return f"design does not fit {device}: {parts}"
+    context = [f"{names[n]} {u['used']}/{u['available']}" for n, u in util.items()
+               if n in names and names[n] in ("LCs", "LUTs", "DSPs", "BRAMs") and
+               (n, u) not in over]
+    return f"design does not fit {device}: {parts}" + \
+        (f" (fits: {', '.join(context)})" if context else "")
+
+
+def clock_domain_of(osc_port: str):
+    """Clock net -> domain: the board oscillator's net (it only clocks the PLL and the
+    reset synchroniser) is ``osc``, everything else is the design's ``sync``."""
+    return lambda net: "osc" if osc_port in net else "sync"
 
 
 def _yosys_ffs(rpt: str, family: str) -> int | None:
@@ -280,7 +290,9 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
     report = json.loads((build_dir / "top.report.json").read_text())
     rpt = (build_dir / "top.rpt").read_text(errors="replace")
     summary = summarize(report, family=family, device=info["device"],
-                        ffs=_yosys_ffs(rpt, family))
+                        ffs=_yosys_ffs(rpt, family),
+                        domain_of=clock_domain_of(info["osc"]) if
+                        abs(top.sys_clk_hz - info["osc_hz"]) >= 1 else None)
     msg = _fit_error(family, info["device"], summary["utilization"])
     if msg:
         raise DoesNotFit(msg)

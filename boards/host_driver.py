@@ -325,7 +325,8 @@ class BoardBackend(Backend):
     """The accelerator on a board (or a simulated board) over the UART link.
 
     ``BoardBackend(config, port="/dev/ttyUSB1", baud=115200)`` opens the port, PINGs
-    the bridge and checks ``Reg.ID`` reads ``MAGIC``. Pass ``transport=`` instead of
+    the bridge and checks ``Reg.ID`` reads ``MAGIC`` and ``Reg.CONFIG_HASH`` matches
+    ``config`` (the compiler plans for it). Pass ``transport=`` instead of
     ``port`` to use another byte transport (``PysimUART`` in the tests).
 
     ``run_until_idle(max_cycles)`` writes ``Ctrl.START`` and polls ``STATUS`` until
@@ -366,6 +367,21 @@ class BoardBackend(Backend):
             if ident != MAGIC:
                 raise FettaError(f"board on {self.transport.name}: Reg.ID reads "
                                  f"0x{ident:08x}, not the accelerator's 0x{MAGIC:08x}")
+            self._check_config_hash()
+
+    def _check_config_hash(self):
+        """The compiler plans for ``self.config``: refuse a bitstream built for another."""
+        try:
+            from rtl.top import config_hash
+        except ImportError:
+            return
+        want = config_hash(self.config) & 0xFFFFFFFF
+        got = self.read_reg(Reg.CONFIG_HASH)
+        if got != want:
+            raise FettaError(f"board on {self.transport.name} was built for another "
+                             f"configuration (CONFIG_HASH 0x{got:08x}; config "
+                             f"'{self.config.name}' is 0x{want:08x}); rebuild with "
+                             f"`fetta synth --config {self.config.name}` or pass its config")
 
     @property
     def stats(self) -> dict:

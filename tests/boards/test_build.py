@@ -44,7 +44,7 @@ def test_fit_error_names_the_numbers():
     util = build._log_utilization(log)
     msg = build._fit_error("ice40", "iCE40UP5K", util)
     assert msg == ("design does not fit iCE40UP5K: LCs 6120/5280 (116 %), "
-                   "DSPs 16/8 (200 %)")
+                   "DSPs 16/8 (200 %) (fits: BRAMs 12/30)")
     assert "\n" not in msg
     assert build._fit_error("ice40", "iCE40UP5K", {"ICESTORM_LC": {"used": 1,
                                                                    "available": 2}}) is None

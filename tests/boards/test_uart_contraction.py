@@ -46,3 +46,12 @@ def test_contraction_over_uart_is_bit_exact_despite_corrupted_frames():
     assert res.cycles > 0 and res.backend == "board"
     st = be.stats
     assert st["retries"] == 2 and st["naks"] == {"CRC": 1, "TIMEOUT": 1}
+
+
+def test_board_built_for_another_config_is_refused():
+    from rtl.top import Accelerator
+    from sim.errors import FettaError
+    uart = PysimUART(LinkTop(Accelerator("tiny"), divisor=4, timeout=400, max_burst=16))
+    with pytest.raises(FettaError, match=r"built for another configuration .*config "
+                                         r"'ice40'"):
+        BoardBackend("ice40", transport=uart)
