@@ -57,7 +57,8 @@ from .plan import Plan, Step
 
 __all__ = ["COSTS", "StepNetwork", "Tree", "optimal_order", "joint_search", "search",
            "csse_planner", "parse_int_list", "validate_layer", "plan_summary",
-           "peak_bytes", "cycles_cost", "dense_macs", "network_orders"]
+           "peak_bytes", "cycles_cost", "dense_macs", "network_orders", "order_cost",
+           "message_passing"]
 
 COSTS = ("macs", "memory", "cycles")
 MAX_CORES = 8
@@ -224,17 +225,65 @@ class StepNetwork:
 # --------------------------------------------------------------------------- costs
 
 def cycles_cost(config="tiny") -> CostFn:
-    """The accelerator cycle model as a CSSE cost: ``predict_cycles(spec, shape_a,
-    shape_b, config)`` from ``sw_model.compiler`` (imported lazily; ValueError if it has
-    not landed)."""
+    """The accelerator cycle model as a CSSE cost, for preset/config ``config``.
+
+    Calls ``sw_model.compiler.predict_cycles(spec, shape_a, shape_b, config)`` (imported
+    lazily; ValueError if the compiler is not importable). A contraction that does not
+    fit the buffers in one program is costed as the harness runs it: split along output
+    indices exactly like ``compiler.chunk_plan`` (bisection on the first output index,
+    then recursing with it fixed), summing ``predict_cycles`` over the chunks. Chunks of
+    one shape have one cost, so the sum is taken over distinct shapes times their count
+    (``compiler.predict_total`` gives the same number by enumerating every chunk, which
+    is far too slow for a search). A contraction whose single output element does not
+    fit costs ``inf`` (excluded)."""
     try:
-        from .compiler import predict_cycles
+        from .compiler import fits, predict_cycles
     except ImportError as exc:
         raise ValueError(f"cost 'cycles' needs sw_model.compiler.predict_cycles, which is "
                          f"not importable ({exc}); pass cycle_cost=<callable>") from None
     from .config import get_config
+    from .einsum_spec import parse_spec
     cfg = get_config(config)
-    return lambda spec, sa, sb: predict_cycles(spec, sa, sb, cfg)
+
+    def cost(spec, shape_a, shape_b):
+        sp = parse_spec(spec)
+        sizes = sp.sizes(shape_a, shape_b)
+        memo: dict = {}
+
+        def shapes(sz):
+            return [sz[i] for i in sp.a], [sz[i] for i in sp.b]
+
+        def fit(sz):
+            key = tuple(sorted(sz.items()))
+            if key not in memo:
+                memo[key] = fits(sp, *shapes(sz), cfg)
+            return memo[key]
+
+        def cyc(sz):
+            return predict_cycles(sp, *shapes(sz), cfg)
+
+        def total(sz, pos):
+            if fit(sz):
+                return cyc(sz)
+            if pos >= len(sp.out):
+                return math.inf
+            idx = sp.out[pos]
+            n = sz[idx]
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fit({**sz, idx: mid}):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo >= 1:
+                whole, rem = divmod(n, lo)
+                c = whole * cyc({**sz, idx: lo})
+                return c + (cyc({**sz, idx: rem}) if rem else 0)
+            return n * total({**sz, idx: 1}, pos + 1)
+
+        return total(sizes, 0)
+    return cost
 
 
 class _SplitTable:
@@ -264,7 +313,7 @@ class _SplitTable:
                     c = cache[key] = cost_fn(*key)
                 if best is None or c < best[0]:
                     best = (c, p, q)
-            return best
+            return None if best[0] == math.inf else best
 
         self.splits: dict[int, list[tuple[float, int, int]]] = {}
         for s in range(1, net.full):
@@ -277,7 +326,9 @@ class _SplitTable:
                 if sub < o and self.allowed[sub] and self.allowed[o]:
                     # First operand: the side holding the lowest-numbered leaf.
                     a, b = (sub, o) if (sub & -sub) < (o & -o) else (o, sub)
-                    lst.append(pair_cost(a, b))
+                    t = pair_cost(a, b)
+                    if t is not None:
+                        lst.append(t)
                 sub = (sub - 1) & s
             lst.sort(key=lambda t: (t[0], -max(t[1], t[2]).bit_count()))
             self.splits[s] = lst
@@ -496,7 +547,7 @@ def joint_search(net: StepNetwork, table: _SplitTable, roots: Iterable[int] | No
         if r not in table.h:
             raise ValueError(f"no contraction order for '{net.node_name(r)}' within the "
                              f"intermediate cap of {table.cap} elements")
-    h, minsplit = table.h, table.minsplit
+    h = table.h
     # Dominance: a split dearer than the node's whole independent optimum h(v) is never
     # needed (computing v from scratch instead costs <= h(v) and frees nothing the rest
     # of the plan relies on), so only splits cheaper than h(v), and v's own optimal split,
@@ -506,7 +557,10 @@ def joint_search(net: StepNetwork, table: _SplitTable, roots: Iterable[int] | No
         if s not in h:
             continue
         hs = table.hsplit[s]
-        splits[s] = [t for t in lst if t[0] < h[s] or (t[1], t[2]) == hs]
+        splits[s] = [t for t in lst if (t[0] < h[s] or (t[1], t[2]) == hs)
+                     and (net.is_leaf(t[1]) or t[1] in h)
+                     and (net.is_leaf(t[2]) or t[2] in h)]
+    minsplit = {s: lst[0][0] for s, lst in splits.items()}
     cost_of = {}
     for s in splits:
         for c, a, b in splits[s]:
@@ -641,6 +695,8 @@ def _build_plan(net: StepNetwork, trees: dict[str, dict[int, tuple[int, int]]],
         local: dict[int, str] = made if share else {}
         new_macs = new_cost = 0
         for s in _tree_nodes(net, root, splits):
+            if s in local:
+                continue
             a, b = splits[s]
             names = []
             for c in (a, b):
@@ -653,8 +709,6 @@ def _build_plan(net: StepNetwork, trees: dict[str, dict[int, tuple[int, int]]],
                     last_use[nm] = len(steps)
                     if out not in users[nm]:
                         users[nm].append(out)
-            if s in local:
-                continue
             name = net.node_name(s)
             if not share and s != root:
                 name = f"{out}:{name}"
@@ -858,3 +912,17 @@ def plan_summary(plan: Plan) -> dict:
     out["outputs"] = list(plan.outputs)
     out["free_after"] = dict(plan.free_after)
     return out
+
+
+def order_cost(net: StepNetwork, splits: dict[int, tuple[int, int]],
+               cost_fn: CostFn | None = None) -> float:
+    """Cost of a set of pairwise steps (``splits[node] = (a, b)``) under ``cost_fn``
+    (MACs when None), each step in its cheaper operand order, as the search counts it."""
+    total = 0
+    for s, (a, b) in splits.items():
+        if cost_fn is None:
+            total += net.macs(a, b)
+        else:
+            total += min(cost_fn(net.spec(p, q), net.shape(p), net.shape(q))
+                         for p, q in ((a, b), (b, a)))
+    return total
