@@ -6,6 +6,14 @@ Python never ticks a clock here. It hands whole bursts of words to the C++ drive
 high), and ``run_until_idle`` writes ``Ctrl.START`` and clocks in C++ until ``busy``
 drops. Build and cache: ``sim/cxxrtl_build.py``.
 
+Direct memory access: like the pysim backend, a write or read that lies entirely in
+one buffer or in program memory goes straight into the model's memories (no clock
+cycles) while no program runs; everything else (registers, counters, mixed ranges)
+uses the bus. ``bus_only=True`` sends everything over the bus. The memories are found
+by name in the model's debug information: ``prog`` and ``buf_<a|b|c>`` or
+``buf_<a|b|c> bank<i>`` (bus word ``j`` of a buffer is row ``j // lanes`` of bank
+``j % lanes``, sw_model/hostmap.py).
+
     with CxxrtlBackend("tiny") as be:        # builds once, then loads from the cache
         be.write(addr, words)
         cycles = be.run_until_idle(10**7)
@@ -18,11 +26,12 @@ returns the model to its power-on state.
 from __future__ import annotations
 
 import ctypes
+import re
 from typing import Callable, Sequence
 
 import numpy as np
 
-from sw_model.hostmap import ADDR_BITS
+from sw_model.hostmap import ADDR_BITS, PROG_BASE, buffer_base
 
 from .backend import Backend
 from .cxxrtl_build import build_model, find_compiler
@@ -48,6 +57,7 @@ def _load(path) -> ctypes.CDLL:
     vp, u32, u64, i64, sz = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64,
                              ctypes.c_int64, ctypes.c_size_t)
     u32p = ctypes.POINTER(ctypes.c_uint32)
+    i32p = ctypes.POINTER(ctypes.c_int32)
     for name, res, args in (
             ("fetta_create", vp, []),
             ("fetta_destroy", None, [vp]),
@@ -57,7 +67,12 @@ def _load(path) -> ctypes.CDLL:
             ("fetta_bus_write_burst", None, [vp, u32, u32p, sz]),
             ("fetta_bus_read_burst", sz, [vp, u32, u32p, sz]),
             ("fetta_run_until_idle", i64, [vp, i64]),
-            ("fetta_run_repeat", i64, [vp, i64, i64])):
+            ("fetta_run_repeat", i64, [vp, i64, i64]),
+            ("fetta_mem_count", ctypes.c_int, [vp]),
+            ("fetta_mem_name", ctypes.c_char_p, [vp, ctypes.c_int]),
+            ("fetta_mem_shape", None, [vp, ctypes.c_int, u32p, u32p]),
+            ("fetta_mem_poke", None, [vp, i32p, u32, u64, u32p, sz]),
+            ("fetta_mem_peek", None, [vp, i32p, u32, u64, u32p, sz, ctypes.c_int])):
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
@@ -74,8 +89,12 @@ class CxxrtlBackend(Backend):
         cache_dir: build cache (default ``$FETTA_CACHE_DIR`` or ``~/.cache/fetta-hdl``).
         verbose: print build progress on stderr.
 
+        bus_only: move buffer/program words over the host bus (one cycle per word)
+            instead of directly into the memories.
+
     Attributes: ``built`` (this construction compiled the model rather than reusing
-    the cache), ``build_seconds``, ``key`` (cache key), ``library`` (path of the .so).
+    the cache), ``build_seconds``, ``key`` (cache key), ``library`` (path of the .so),
+    ``regions`` (the directly accessible bus regions found in the model).
     """
 
     name = "cxxrtl"
@@ -83,7 +102,7 @@ class CxxrtlBackend(Backend):
     _check_tools = staticmethod(find_compiler)
 
     def __init__(self, config, *, top_factory: Callable | None = None, cache_dir=None,
-                 verbose: bool = False):
+                 verbose: bool = False, bus_only: bool = False):
         super().__init__(config)
         self._h = None
         self._check_tools()   # fail before elaborating anything
@@ -99,6 +118,44 @@ class CxxrtlBackend(Backend):
         self._h = self._lib.fetta_create()
         if not self._h:
             raise FettaError("compiled model could not be created (out of memory?)")
+        self.bus_only = bus_only
+        self._running = False
+        self.regions = self._find_regions()
+
+    def _find_regions(self) -> list[tuple[int, int, np.ndarray, int, bool]]:
+        """(bus base, words, memory ids by lane, lanes, sign-extend) per memory region."""
+        lib, h = self._lib, self._h
+        mems = {}
+        for i in range(lib.fetta_mem_count(h)):
+            w, d = ctypes.c_uint32(), ctypes.c_uint32()
+            lib.fetta_mem_shape(h, i, ctypes.byref(w), ctypes.byref(d))
+            mems[lib.fetta_mem_name(h, i).decode()] = (i, w.value, d.value)
+        regions = []
+        if "prog" in mems and mems["prog"][1] <= 32:
+            i, _, depth = mems["prog"]
+            regions.append((PROG_BASE, depth, np.array([i], dtype=np.int32), 1, False))
+        for n, buf in enumerate("abc"):
+            banks = {}
+            for name, (i, w, d) in mems.items():
+                m = re.fullmatch(rf"buf_{buf}(?: bank(\d+))?", name)
+                if m and w <= 32:
+                    banks[int(m.group(1) or 0)] = (i, d)
+            if not banks or sorted(banks) != list(range(len(banks))):
+                continue
+            depths = {d for _, d in banks.values()}
+            if len(depths) != 1:
+                continue
+            ids = np.array([banks[k][0] for k in range(len(banks))], dtype=np.int32)
+            regions.append((buffer_base(n), len(banks) * depths.pop(), ids, len(banks), True))
+        return regions
+
+    def _region(self, addr: int, count: int):
+        if self.bus_only or self._running:
+            return None
+        for base, words, ids, lanes, sext in self.regions:
+            if base <= addr and addr + count <= base + words:
+                return addr - base, ids, lanes, sext
+        return None
 
     # -- Backend --------------------------------------------------------------------
     def _handle(self):
@@ -114,10 +171,17 @@ class CxxrtlBackend(Backend):
         if addr < 0 or addr + len(buf) - 1 > _ADDR_MASK:
             raise ValueError(f"bus address range {addr:#x}+{len(buf)} out of range; "
                              f"allowed 0..{_ADDR_MASK:#x}")
-        if len(buf):
-            self._lib.fetta_bus_write_burst(
-                self._handle(), addr, buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-                len(buf))
+        if not len(buf):
+            return
+        ptr = buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
+        region = self._region(addr, len(buf))
+        if region is None:
+            self._lib.fetta_bus_write_burst(self._handle(), addr, ptr, len(buf))
+        else:
+            j0, ids, lanes, _ = region
+            self._lib.fetta_mem_poke(self._handle(),
+                                     ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                     lanes, j0, ptr, len(buf))
 
     def read_array(self, addr: int, count: int) -> np.ndarray:
         """``read`` as a uint32 NumPy array (no per-word Python objects)."""
@@ -125,10 +189,17 @@ class CxxrtlBackend(Backend):
             raise ValueError(f"bus address range {addr:#x}+{count} out of range; "
                              f"allowed 0..{_ADDR_MASK:#x}")
         out = np.zeros(count, dtype=np.uint32)
-        if count:
-            got = self._lib.fetta_bus_read_burst(
-                self._handle(), addr, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-                count)
+        if not count:
+            return out
+        ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
+        region = self._region(addr, count)
+        if region is not None:
+            j0, ids, lanes, sext = region
+            self._lib.fetta_mem_peek(self._handle(),
+                                     ids.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                     lanes, j0, ptr, count, int(sext))
+        else:
+            got = self._lib.fetta_bus_read_burst(self._handle(), addr, ptr, count)
             if got != count:
                 raise FettaError(f"{self.name}: host-bus read at {addr:#x} returned {got} of "
                                  f"{count} words (rvalid missing)")
@@ -139,6 +210,8 @@ class CxxrtlBackend(Backend):
 
     def run_until_idle(self, max_cycles: int) -> int:
         cycles = self._lib.fetta_run_until_idle(self._handle(), int(max_cycles))
+        # After a timeout the program may still run: memories only over the bus then.
+        self._running = cycles < 0
         if cycles < 0:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return cycles
@@ -160,6 +233,7 @@ class CxxrtlBackend(Backend):
     def reset(self) -> None:
         """Back to the power-on state (every flop and memory at its init value)."""
         self._lib.fetta_reset(self._handle())
+        self._running = False
 
     def step(self, n: int = 1) -> None:
         """Clock ``n`` cycles with the bus idle."""
@@ -169,6 +243,7 @@ class CxxrtlBackend(Backend):
         """Run the loaded program ``reps`` times back to back in C++ (the benchmark's
         minimal loop); returns the summed run cycles."""
         total = self._lib.fetta_run_repeat(self._handle(), int(reps), int(max_cycles))
+        self._running = total < 0
         if total < 0:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return total

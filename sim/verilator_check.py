@@ -57,7 +57,14 @@ struct Model {
 }  // namespace
 #define SET(port, v) (model.top->port = (v))
 #define GET(port) ((uint32_t)model.top->port)
-#define EVAL() model.top->eval()
+#define PRE_EDGE() (model.top->@CLK@ = 0, model.top->eval())
+#define EDGE() (model.top->@CLK@ = 1, model.top->eval())
+// No direct memory access: every transfer goes through the host bus.
+#define MEM_COUNT(m) 0
+#define MEM_NAME(m, i) ""
+#define MEM_SHAPE(m, i, w, d) (*(w) = 0, *(d) = 0)
+#define MEM_POKE(m, id, row, v) ((void)0)
+#define MEM_PEEK(m, id, row, w) (*(w) = 32, 0u)
 """
 
 # --x-assign/--x-initial 0: emitted Verilog leaves memory read registers without an
@@ -102,8 +109,10 @@ def build_verilator_model(top, *, cache_dir=None, verbose: bool = False,
     names = port_names(top)
     with _status(verbose, f"[verilator] emitting Verilog for {label} ..."):
         design = emit_verilog(top)
+    # Verilator settles everything in eval(): every output is sampled before the edge.
     driver = fill_driver(VERILATOR_PRELUDE,
-                         {k: mangle_verilator(v) for k, v in names.items()})
+                         {k: mangle_verilator(v) for k, v in names.items()},
+                         {"rvalid": True, "rdata": True, "busy": True})
     argv = verilator + list(VERILATOR_FLAGS) + ["-j", str(os.cpu_count() or 1),
                                                 "top.v", "driver.cc"]
     key_parts = (design, driver, " ".join(argv), _verilator_identity(verilator),

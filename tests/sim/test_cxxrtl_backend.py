@@ -2,9 +2,10 @@
 
 These run on ``BusFixture`` (sim/cxxrtl_build.py), a small top with the accelerator's
 host-bus contract, so they check the backend machinery independently of the array.
-Expected cycle counts are derived by hand from the protocol: a write burst of n words
-takes n cycles, a read burst n + READ_LATENCY, a run of the fixture max(n, 1) cycles
-after the START write cycle.
+Expected cycle counts are derived by hand from the protocol: over the bus a write
+burst of n words takes n cycles, a read burst n + READ_LATENCY; a run of the fixture
+is busy max(n, 1) cycles after the START write cycle, and run_until_idle also clocks
+the first idle cycle (where it sees busy low). Direct memory access takes no cycles.
 """
 
 import os
@@ -33,10 +34,18 @@ def be():
     backend.close()
 
 
-@pytest.fixture
-def fresh(be):
-    be.reset()
-    return be
+@pytest.fixture(scope="module")
+def bus_be():
+    backend = CxxrtlBackend("tiny", top_factory=fixture_top, bus_only=True)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(params=["direct", "bus"])
+def fresh(request, be, bus_be):
+    b = be if request.param == "direct" else bus_be
+    b.reset()
+    return b
 
 
 def test_is_a_backend(be):
@@ -66,14 +75,38 @@ def test_program_words_full_32_bits(fresh):
     assert fresh.read(PROG_BASE, 4) == words
 
 
-def test_burst_cycle_accounting(fresh):
-    assert fresh.cycles == 0
-    fresh.write(buffer_base(1), list(range(100)))
-    assert fresh.cycles == 100
-    fresh.read(buffer_base(1), 10)
-    assert fresh.cycles == 100 + 10 + READ_LATENCY
-    fresh.step(7)
-    assert fresh.cycles == 100 + 10 + READ_LATENCY + 7
+def test_bus_burst_cycle_accounting(bus_be):
+    bus_be.reset()
+    assert bus_be.cycles == 0
+    bus_be.write(buffer_base(1), list(range(100)))
+    assert bus_be.cycles == 100
+    bus_be.read(buffer_base(1), 10)
+    assert bus_be.cycles == 100 + 10 + READ_LATENCY
+    bus_be.step(7)
+    assert bus_be.cycles == 100 + 10 + READ_LATENCY + 7
+
+
+def test_direct_access_takes_no_cycles_registers_use_the_bus(be):
+    be.reset()
+    be.write(buffer_base(1), list(range(100)))
+    be.write(PROG_BASE, [1, 2])
+    assert be.read(buffer_base(1), 100) == list(range(100))
+    assert be.cycles == 0
+    be.read(Reg.ID, 1)
+    assert be.cycles == 1 + READ_LATENCY
+
+
+def test_direct_regions_found(be):
+    regions = {base: (words, lanes) for base, words, _, lanes, _ in be.regions}
+    assert regions == {PROG_BASE: (64, 1), buffer_base(0): (DEPTH, 1),
+                       buffer_base(1): (DEPTH, 1), buffer_base(2): (DEPTH, 1)}
+
+
+def test_range_across_regions_falls_back_to_the_bus(be):
+    be.reset()
+    be.write(buffer_base(0) + DEPTH - 2, [7, 8, 9])   # last word is past the buffer
+    assert be.cycles == 3
+    assert be.read(buffer_base(0) + DEPTH - 2, 2) == [7, 8]
 
 
 @pytest.mark.parametrize("n", [1, 2, 37, DEPTH])
@@ -86,7 +119,7 @@ def test_run_computes_and_counts(fresh, n):
     fresh.write(PROG_BASE, [n])
     before = fresh.cycles
     assert fresh.run_until_idle(10_000) == n
-    assert fresh.cycles - before == n + 1          # + the START write cycle
+    assert fresh.cycles - before == n + 2   # + the START write and the first idle cycle
     c = fresh.read_array(buffer_base(2), n).view(np.int32)
     assert np.array_equal(c, BusFixture.expected(a, b, n))
 
@@ -97,7 +130,7 @@ def test_run_status_and_counters(fresh):
     assert st.ok and st.status == Status.DONE
     assert st.counters["cycles"] == 50 and st.counters["instructions"] == 1
     st = fresh.run(1000)
-    assert st.counters["cycles"] == 100 and st.counters["macs"] == 100
+    assert st.counters["cycles"] == 100 and st.counters["mac_active_cycles"] == 100
     fresh.clear()
     assert fresh.counters()["cycles"] == 0
     assert fresh.read_reg(Reg.STATUS) == 0
