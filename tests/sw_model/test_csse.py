@@ -358,7 +358,7 @@ def test_bad_cost_and_budget():
         csse.search("2,2", "2,2", "2", 4, memory_budget=-5)
 
 
-def test_default_planner_is_csse():
-    assert P.default_planner is P.csse_plan
-    plan = P.default_planner([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16], 64)
+def test_csse_plan_is_a_planner():
+    """``plan.csse_plan`` has ``default_planner``'s signature and gives the joint plan."""
+    plan = P.csse_plan([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16], 64)
     assert plan.meta["planner"] == "csse" and plan.macs == 95_502_336
