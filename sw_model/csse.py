@@ -580,17 +580,27 @@ def joint_search(net: StepNetwork, table: _SplitTable, roots: Iterable[int] | No
     def order_key(s):
         return (-s.bit_count(), s)
 
+    lb_cache: dict[frozenset, float] = {}
+
     def lower_bound(o: frozenset) -> float:
-        ms = [minsplit[u] for u in o]
-        total = sum(ms)
-        best = total
+        # = sum of cheapest splits + max over u of (h(u) - cheapest splits inside u).
+        v = lb_cache.get(o)
+        if v is not None:
+            return v
+        total = 0
+        extra = 0
         for u in o:
-            v = h[u]
-            for w, m in zip(o, ms):
-                if w != u and w & ~u:
-                    v += m
-            best = max(best, v)
-        return best
+            mu = minsplit[u]
+            total += mu
+            gain = h[u] - mu
+            if gain > extra:
+                for w in o:
+                    if w != u and w & u == w:
+                        gain -= minsplit[w]
+                if gain > extra:
+                    extra = gain
+        lb_cache[o] = v = total + extra
+        return v
 
     memo: dict[frozenset, tuple[float, bool, tuple | None]] = {}
 
