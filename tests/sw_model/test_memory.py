@@ -4,15 +4,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sw_model.memory import CATEGORIES, dense_mlp_memory, memory_report
+from sw_model import plan as plan_mod
 from sw_model.models import get_model
+from sw_model.ttm import clear_plan_cache, layer_plans
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_mnist_tt_fixed_by_hand():
+@pytest.fixture
+def chain_planner(monkeypatch):
+    clear_plan_cache()
+    monkeypatch.setattr(plan_mod, "default_planner", plan_mod.chain_plan)
+    yield
+    clear_plan_cache()
+
+
+def test_mnist_tt_fixed_by_hand(chain_planner):
     r = memory_report(get_model("mnist-tt"), "fixed", 64)
     tt = r["tt"]
     assert r["tt_params"] == 14272 and r["bias_params"] == 528
@@ -54,3 +65,21 @@ def test_memory_table_script():
                          capture_output=True, text=True, check=True).stdout
     assert "mnist-tt" in out and "784-512-10 FP32 / TT fixed" in out
     assert "7,136" in out
+
+
+def test_saved_intermediates_counted_for_any_planner():
+    """Activations = layer inputs + the forward intermediates the current planner's
+    backward reuses (16-bit) + ReLU mask bits."""
+    m = get_model("digits")
+    r = memory_report(m, "fixed", 32)
+    want = 0
+    for l, layer in enumerate(m.layers):
+        parts = layer_plans(layer.in_modes, layer.out_modes, layer.ranks, 32, l > 0)
+        want += 32 * layer.n_in * 8
+        for name in parts.saved:
+            if name != "x":
+                shape = next(s.shape for s in parts.forward.steps if s.out == name)
+                want += int(np.prod(shape)) * 16
+        if l == 0:
+            want += 32 * layer.n_out
+    assert r["tt"]["activations"] == want // 8

@@ -100,7 +100,7 @@ def test_core_shapes():
 
 
 def test_split_plan_without_dx():
-    parts = layer_plans((4, 4), (4, 4), (3,), 5, need_dx=False)
+    parts = split_plan(plan_mod.chain_plan((4, 4), (4, 4), (3,), 5), 2, need_dx=False)
     outs = {s.out for s in parts.backward.steps}
     assert "dx" not in outs and {"dg1", "dg2"} <= outs
     assert all("dy" not in (s.a, s.b) for s in parts.forward.steps)
