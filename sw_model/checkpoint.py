@@ -113,7 +113,8 @@ def check_compatible(meta: dict, model, cfg) -> None:
                          f"({mm.get('dataset')}, {len(mm.get('layers', []))} layers), not "
                          f"{want['name']!r}; use another --checkpoint path")
     t = meta.get("train", {})
-    for key in ("precision", "batch", "seed", "optimizer", "rank_adapt", "lr"):
+    for key in ("precision", "batch", "seed", "optimizer", "lr", "rank_adapt",
+                "rank_threshold", "rank_prior", "rank_finetune"):
         if t.get(key) != getattr(cfg, key):
             raise ValueError(f"checkpoint was trained with {key}={t.get(key)!r}, this run "
                              f"has {key}={getattr(cfg, key)!r}")
