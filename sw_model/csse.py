@@ -20,13 +20,16 @@ Searches
 --------
 * ``optimal_order``: exact DP over subsets for one network, over *all* pairwise trees
   (outer products included), under a pluggable cost.
-* ``joint_search``: exact minimum total cost of the whole step when every distinct
-  intermediate is computed once (cost counted once). Search space: all sets of
-  intermediates with one pairwise split each that derive all d+2 outputs, i.e. every
-  combination of per-network trees, with shared leaf sets counted once; it contains the
-  independent optima, so joint <= sum of independent optima. Method: top-down branch and
-  bound (nodes expanded largest first, memoized on the set of still-open nodes), seeded
-  with the deduplicated independent optima as the upper bound.
+* ``joint_search``: minimum total cost of the whole step when every distinct
+  intermediate is computed once (its cost counted once). Candidates: the best
+  *message-passing* plan (exact DP over all unrooted trees of the closed network: each
+  tree vertex does three contractions and the messages into the leaves are the step's
+  outputs), greedy sequential sharing, and the independent optima with shared nodes
+  counted once (so joint <= sum of independent optima always). A branch and bound over
+  *all* shared plans (every set of intermediates with one split each, i.e. every
+  combination of per-network trees) then proves the best candidate optimal or improves
+  on it, within ``proof_nodes`` expansions; ``plan.meta["joint_search"]["exact_over"]``
+  says whether the result is proved over all shared plans or over message-passing plans.
 * Memory: ``cost="memory"`` minimizes the largest intermediate (elements) of the step,
   then MACs. ``memory_budget`` (bytes) bounds the plan's peak live bytes (see
   ``peak_bytes``); see ``search`` for the search space under a budget.
