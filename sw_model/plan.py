@@ -186,6 +186,4 @@ def csse_plan(in_modes, out_modes, ranks, batch: int) -> Plan:
 
 
 # The planner the trainer uses by default: (in_modes, out_modes, ranks, batch) -> Plan.
-# ``csse_plan`` is the drop-in replacement; switching needs the trainer's tests that
-# assume the chain's structure (saved tensors, pow2 B operands being raw cores) updated.
-default_planner: Callable[..., Plan] = chain_plan
+default_planner: Callable[..., Plan] = csse_plan
