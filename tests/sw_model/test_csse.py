@@ -355,5 +355,6 @@ def test_bad_cost_and_budget():
 
 def test_csse_plan_is_a_planner():
     """``plan.csse_plan`` has ``default_planner``'s signature and gives the joint plan."""
+    assert P.default_planner is P.csse_plan
     plan = P.csse_plan([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16], 64)
     assert plan.meta["planner"] == "csse" and plan.macs == 95_502_336
