@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from sw_model.config import AccelConfig
 from sw_model.hostmap import ErrorCode
-from sw_model.isa import (CONTRACT_WORDS, COUNT_MAX, CW, N_LEVELS, Op, config_layout,
+from sw_model.isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op, config_layout,
                           config_words)
 
 from .bound_check import BoundCheck
@@ -58,7 +58,7 @@ class Controller(wiring.Component):
         self.layout = config_layout(cfg, red_bits)
         self.n_config = config_words(cfg, red_bits)
         self.tail_cycles = 1 + dist_latency + cfg.pe_rows + red_latency + os_latency
-        self.check_cycles = BoundCheck.cycles(N_LEVELS + 1, 13)
+        self.check_cycles = BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS)
         lay = self.layout
         super().__init__({
             "start": In(1), "clear": In(1),
@@ -138,7 +138,7 @@ class Controller(wiring.Component):
         checks = {}
         for name, base, extra in (("a", base_a, (k_count, k_sa)), ("b", base_b, (k_count, k_sb)),
                                   ("c", base_c, (R, 1))):
-            bc = BoundCheck(N_LEVELS + 1, 13)
+            bc = BoundCheck(N_LEVELS + 1, COUNT_BITS)
             m.submodules[f"check_{name}"] = bc
             checks[name] = bc
             key = {"a": "sa", "b": "sb", "c": "sc"}[name]

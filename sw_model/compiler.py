@@ -43,7 +43,7 @@ from . import routing
 from .config import AccelConfig, get_config
 from .einsum_spec import Spec, parse_spec
 from .fixedpoint import check_out_bits, check_rounding, check_shift
-from .isa import (CONTRACT_WORDS, COUNT_MAX, HALT, N_LEVELS, ConfigPayload, Contract,
+from .isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, HALT, N_LEVELS, ConfigPayload, Contract,
                   Level, Mapping, config_words, encode_config)
 
 # rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
@@ -76,7 +76,7 @@ def timing_constants(cfg: AccelConfig) -> Timing:
     dist_lat = routing.DISTRIBUTION_LATENCY
     red_lat = routing.reduction_latency(cfg.c_lanes)
     os_lat = OUTPUT_STAGE_LATENCY
-    check = (N_LEVELS + 1) * (13 + 1) + 2
+    check = COUNT_BITS + 3          # rtl.bound_check.BoundCheck.cycles (tested)
     return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
                   contract_words=CONTRACT_WORDS, check=check,
                   tail=1 + dist_lat + cfg.pe_rows + red_lat + os_lat)
@@ -420,15 +420,15 @@ def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = 
     tm = timing_constants(cfg)
     ost = _out_strides(sp, sizes)
 
-    def ok(ranges):
-        sz = dict(sizes)
-        for i, (a, b) in ranges.items():
-            sz[i] = b - a
-        return _choices(sp, sz, cfg, mapping, tm) is not None
+    def ok(sub_sizes):
+        return _choices(sp, {**sizes, **sub_sizes}, cfg, mapping, tm) is not None
 
     def plan(prefix, pos):
+        """Chunks of the indices from ``pos`` on, with the indices before ``pos``
+        restricted to the sizes in ``prefix`` (fit depends on sizes only, so one
+        sub-plan serves every value of the prefix)."""
         if ok(prefix):
-            return [prefix]
+            return [{}]
         if pos >= len(sp.out):
             compile_contraction(sp, shape_a, shape_b, cfg, mapping=mapping, plan_only=True)
             raise AssertionError("unreachable: compile_contraction raised above")
@@ -437,16 +437,29 @@ def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = 
         lo, hi = 0, n          # largest chunk length that fits, by bisection
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if ok({**prefix, idx: (0, mid)}):
+            if ok({**prefix, idx: mid}):
                 lo = mid
             else:
                 hi = mid - 1
         if lo >= 1:
-            return [{**prefix, idx: (s, min(n, s + lo))} for s in range(0, n, lo)]
-        out = []
-        for v in range(n):
-            out += plan({**prefix, idx: (v, v + 1)}, pos + 1)
-        return out
+            return [{idx: (s, min(n, s + lo))} for s in range(0, n, lo)]
+        inner = plan({**prefix, idx: 1}, pos + 1)
+        return [{idx: (v, v + 1), **r} for v in range(n) for r in inner]
 
     chunks = plan({}, 0)
     return [(r, sum(a * ost[i] for i, (a, _) in r.items())) for r in chunks]
+
+
+def predict_total(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
+    """(predicted cycles, number of chunks) for any size, chunked as the harness does."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    sizes = sp.sizes(shape_a, shape_b)
+    if fits(sp, shape_a, shape_b, cfg, mapping):
+        return predict_cycles(sp, shape_a, shape_b, cfg, mapping), 1
+    total, chunks = 0, chunk_plan(sp, shape_a, shape_b, cfg, mapping)
+    for ranges, _ in chunks:
+        sa = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.a]
+        sb = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.b]
+        total += predict_cycles(sp, sa, sb, cfg, mapping)
+    return total, len(chunks)

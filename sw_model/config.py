@@ -141,7 +141,7 @@ class AccelConfig:
 
 PRESETS = {
     # Fast in Amaranth's Python simulator: 4 CEs x 2x2 PEs = 16 MACs.
-    "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=256),
+    "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024),
     # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs.
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=2, bank_depth=256,
                          prog_depth=256, device="ice40up5k"),

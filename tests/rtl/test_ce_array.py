@@ -16,8 +16,19 @@ from sw_model.config import PRESETS, AccelConfig
 from sw_model.fixedpoint import wrap
 
 
-def test_output_stage_latency_constant_matches_rtl():
+def test_timing_constants_match_rtl():
+    from rtl.bound_check import BoundCheck
+    from rtl.controller import Controller
+    from sw_model.compiler import timing_constants
+    from sw_model.isa import COUNT_BITS, N_LEVELS
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
+    for name, cfg in PRESETS.items():
+        tm = timing_constants(cfg)
+        arr = CEArray(cfg)
+        ctl = Controller(cfg, routing.reduction_n_switch_bits(cfg.c_lanes),
+                         arr.dist_latency, arr.red_latency, arr.os_latency)
+        assert tm.check == BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS) == ctl.check_cycles
+        assert tm.tail == ctl.tail_cycles, name
 
 
 def test_4x4_tile_k8_latency_and_values():

@@ -232,7 +232,7 @@ def test_out_of_contract_codes_are_defined(backend):
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_ports_and_latency_attribute():
     stage = OutputStage(48)
-    assert OutputStage.LATENCY == stage.LATENCY == 2
+    assert OutputStage.LATENCY == stage.LATENCY == 4
     assert stage.shift.shape().width == 6 and stage.acc.shape().signed
     assert stage.out.shape().width == 16 and stage.out.shape().signed
     assert ROUNDING_CODES == {"floor": 0, "nearest-even": 1, "stochastic": 2}

@@ -114,18 +114,20 @@ def test_operand_out_of_range_rejected():
 
 
 def test_reduction_too_long_for_buffers_names_the_limit():
-    with pytest.raises(ValueError, match=r"needs \d+ buffer rows .*limit 256"):
+    with pytest.raises(ValueError, match=r"needs \d+ buffer rows .*limit 1024"):
         run_contraction("mk,kn->mn", np.ones((2, 9000), int), np.ones((9000, 2), int))
 
 
 def test_contraction_larger_than_buffers_is_split_into_chunks():
-    """Output 40 x 3 x 40 with K = 20 needs more C rows than tiny holds: the harness
-    runs it as contiguous output chunks; stochastic dither indices stay global."""
+    """With 64-row buffers, output 24 x 3 x 24 (K = 20) needs more C rows than one
+    program can hold: the harness runs it as contiguous output chunks; stochastic
+    dither indices stay global."""
+    cfg = AccelConfig(name="tiny-d64", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=64)
     rng = np.random.default_rng(11)
-    a = rng.integers(-2000, 2000, (40, 3, 20))
-    b = rng.integers(-2000, 2000, (20, 40))
+    a = rng.integers(-2000, 2000, (24, 3, 20))
+    b = rng.integers(-2000, 2000, (20, 24))
     kw = dict(shift=7, rounding="stochastic", out_bits=10, seed=5)
-    res = run_contraction("mbk,kn->mbn", a, b, **kw)
+    res = run_contraction("mbk,kn->mbn", a, b, config=cfg, **kw)
     assert res.chunks > 1
     np.testing.assert_array_equal(res.output,
                                   reference_contraction("mbk,kn->mbn", a, b, **kw))
