@@ -43,7 +43,8 @@ from . import routing
 from .config import AccelConfig, get_config
 from .einsum_spec import Spec, parse_spec
 from .fixedpoint import check_out_bits, check_rounding, check_shift
-from .isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, HALT, N_LEVELS, ConfigPayload, Contract,
+from .fixedpoint import ROUNDING_MODES
+from .isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
                   Level, Mapping, config_words, encode_config)
 
 # rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
@@ -120,6 +121,34 @@ class CompiledContraction:
     ksteps: int
     outer: list = field(default_factory=list)   # [(index or tile tag, count)]
     _layout: dict = field(default_factory=dict, repr=False)
+
+    def with_params(self, *, shift: int, rounding: str, out_bits: int, seed: int,
+                    index_offset: int = 0) -> "CompiledContraction":
+        """The same compiled contraction with other output-stage parameters (the
+        program's MODE/SEED/BASE_IDX words rewritten; tiling, layout and cycles are
+        unchanged), so callers can cache compilation across training steps."""
+        import copy
+        check_shift(shift, self.config.acc_bits)
+        check_rounding(rounding)
+        check_out_bits(out_bits)
+        if not 0 <= int(seed) < (1 << 32):
+            raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
+        prog = list(self.program)
+        mode = shift | (ROUNDING_MODES.index(rounding) << 6) | (out_bits << 8)
+        pc = 0
+        while pc < len(prog):
+            op, n = decode_header(prog[pc])
+            if op == Op.CONTRACT:
+                old_off = self._layout.get("index_offset", 0)
+                prog[pc + 1 + CW.MODE] = mode
+                prog[pc + 1 + CW.SEED] = int(seed)
+                prog[pc + 1 + CW.BASE_IDX] = (prog[pc + 1 + CW.BASE_IDX] - old_off
+                                              + index_offset) & 0xFFFFFFFF
+            pc += 1 + n
+        new = copy.copy(self)
+        new.program = prog
+        new._layout = {**self._layout, "index_offset": index_offset}
+        return new
 
     # -- host-side layouts ------------------------------------------------------------
     def pack_a(self, a) -> np.ndarray:
@@ -349,6 +378,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                   b_levels=[n for n, _ in b_levels if not n.startswith("#")],
                   c_levels=outer_all, im_name=im or "#vm", in_name=in_ or "#vn",
                   m_size=sizes[im] if im else 1, n_size=sizes[in_] if in_ else 1)
+    layout["index_offset"] = index_offset
     result = CompiledContraction(sp, cfg, sizes, mp, im, in_, [], a_rows, b_rows, c_rows,
                                  ch.cycles, useful, ch.tiles, ksteps, outer_all, layout)
     if plan_only:
