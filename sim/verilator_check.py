@@ -23,7 +23,8 @@ import shutil
 import subprocess
 import time
 from .cxxrtl_backend import CxxrtlBackend
-from .cxxrtl_build import (BuiltModel, _status, cached_build, fill_driver, find_compiler,
+from .cxxrtl_build import (DRIVER_TEMPLATE, BuiltModel, _compiler_identity, _status,
+                           cached_build, cached_model, fill_driver, find_compiler,
                            port_names)
 from .errors import FettaError
 
@@ -100,27 +101,34 @@ def emit_verilog(top) -> str:
     return verilog.convert(top, name="top", emit_src=False)
 
 
-def build_verilator_model(top, *, cache_dir=None, verbose: bool = False,
-                          label: str = "design") -> BuiltModel:
-    """Emit Verilog for ``top``, verilate it with the host-bus driver, cache the .so."""
+def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
+                          verbose: bool = False, label: str = "design") -> BuiltModel:
+    """Emit Verilog for ``top``, verilate it with the host-bus driver, cache the .so.
+    ``top`` and ``token`` as for ``cxxrtl_build.build_model``."""
     t0 = time.perf_counter()
     verilator = find_verilator()
     cxx = find_compiler()
-    names = port_names(top)
-    with _status(verbose, f"[verilator] emitting Verilog for {label} ..."):
-        design = emit_verilog(top)
-    # Verilator settles everything in eval(): every output is sampled before the edge.
-    driver = fill_driver(VERILATOR_PRELUDE,
-                         {k: mangle_verilator(v) for k, v in names.items()},
-                         {"rvalid": True, "rdata": True, "busy": True})
     argv = verilator + list(VERILATOR_FLAGS) + ["-j", str(os.cpu_count() or 1),
                                                 "top.v", "driver.cc"]
-    key_parts = (design, driver, " ".join(argv), _verilator_identity(verilator),
-                 " ".join(cxx), os.environ.get("CXX", ""))
-    return cached_build("verilator", key_parts,
-                        lambda: {"top.v": design, "driver.cc": driver}, argv,
-                        cache_dir=cache_dir, verbose=verbose, label=label,
-                        what="Verilator build", t0=t0)
+    setup = "\0".join((DRIVER_TEMPLATE.read_text(), VERILATOR_PRELUDE, " ".join(argv),
+                       _verilator_identity(verilator), " ".join(cxx),
+                       _compiler_identity(cxx)))
+
+    def build(top):
+        names = port_names(top)
+        with _status(verbose, f"[verilator] emitting Verilog for {label} ..."):
+            design = emit_verilog(top)
+        # Verilator settles everything in eval(): every output is sampled before the edge.
+        driver = fill_driver(VERILATOR_PRELUDE,
+                             {k: mangle_verilator(v) for k, v in names.items()},
+                             {"rvalid": True, "rdata": True, "busy": True})
+        return cached_build("verilator", (design, driver, setup),
+                            lambda: {"top.v": design, "driver.cc": driver}, argv,
+                            cache_dir=cache_dir, verbose=verbose, label=label,
+                            what="Verilator build", t0=t0)
+
+    return cached_model("verilator", top, build, token=token, setup=setup,
+                        cache_dir=cache_dir, t0=t0)
 
 
 class VerilatorBackend(CxxrtlBackend):
