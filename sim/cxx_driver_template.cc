@@ -1,7 +1,7 @@
 // Host-bus driver for a compiled model of a fetta accelerator top, exported with a C ABI
 // for ctypes. One driver for both compiled simulators: sim/cxxrtl_build.py and
 // sim/verilator_check.py fill in the prelude (a Model holding the CXXRTL or Verilator
-// design, and the macros SET/GET/PRE_EDGE/EDGE/MEMORIES), the port placeholders with
+// design, and the macros SET/GET/PRE_EDGE/EDGE/MEM_*), the port placeholders with
 // that simulator's member names, and the constants of sw_model/hostmap.py.
 //
 // One call of clock() is one clock period with this cycle's inputs already set. It
@@ -193,6 +193,7 @@ void fetta_mem_poke(void *h, const int32_t *ids, uint32_t lanes, uint64_t j0,
     uint64_t j = j0 + i;
     MEM_POKE(m, ids[j % lanes], j / lanes, words[i]);
   }
+  MEM_SETTLE(m);
 }
 
 // Words come back zero-extended, or sign-extended from the memory width if `sext`.

@@ -229,6 +229,8 @@ struct Model {
 #define MEM_SHAPE(m, i, w, d) (*(w) = (m).mems[i].width, *(d) = (m).mems[i].depth)
 #define MEM_POKE(m, id, row, v) (m).poke(id, row, v)
 #define MEM_PEEK(m, id, row, w) (m).peek(id, row, w)
+// CXXRTL's eval() recomputes all combinational logic every step: nothing to settle.
+#define MEM_SETTLE(m) ((void)0)
 """
 
 
@@ -293,15 +295,19 @@ def _status(verbose: bool, message: str):
     return Console(stderr=True).status(message)
 
 
-def cached_build(kind: str, key_parts, files, argv: list[str], *,
+def cached_build(kind: str, key_parts, files, steps, *,
                  cache_dir=None, verbose: bool = False, label: str = "design",
                  what: str = "C++ build", t0: float | None = None) -> BuiltModel:
     """Build ``model.so`` once per key under ``<cache>/<kind>/<key>/``.
 
     ``key_parts`` (strings) are hashed into the key; ``files()`` (called only on a
     cache miss) returns name -> text, written into a fresh temporary directory in
-    which ``argv`` must produce ``model.so``; the directory is then renamed into place (atomic). A failed build
-    raises ``FettaError`` with the first error line and keeps its log."""
+    which ``steps`` must produce ``model.so``: one argv list, or a list of argv lists
+    and Python callables ``step(tmpdir)`` run in order. The directory is then renamed
+    into place (atomic). A failed build raises ``FettaError`` with the first error line
+    and keeps its log."""
+    if steps and isinstance(steps[0], str):
+        steps = [steps]
     t0 = time.perf_counter() if t0 is None else t0
     h = hashlib.sha256()
     for part in key_parts:
@@ -320,18 +326,29 @@ def cached_build(kind: str, key_parts, files, argv: list[str], *,
         files = files()
         for name, text in files.items():
             (tmp / name).write_text(text)
-        (tmp / "build.cmd").write_text(shlex.join(argv) + "\n")
+        (tmp / "build.cmd").write_text("".join(shlex.join(st) + "\n" for st in steps
+                                               if not callable(st)))
         size = sum(len(t) for t in files.values()) // 1024
+        tool = next(st[0] for st in steps if not callable(st))
         with _status(verbose, f"[{kind}] compiling {label} ({size} KiB of source) with "
-                              f"{argv[0]} ..."):
+                              f"{tool} ..."):
             t1 = time.perf_counter()
-            try:
-                res = subprocess.run(argv, capture_output=True, text=True, cwd=tmp)
-            except OSError as exc:
-                raise FettaError(f"{argv[0]} cannot run ({exc}): install a C++ compiler "
-                                 f"(Debian: apt install g++) or set CXX to one") from None
-        if res.returncode != 0 or not (tmp / "model.so").is_file():
-            log = res.stdout + res.stderr
+            log = ""
+            ok = True
+            for st in steps:
+                if callable(st):
+                    st(tmp)
+                    continue
+                try:
+                    res = subprocess.run(st, capture_output=True, text=True, cwd=tmp)
+                except OSError as exc:
+                    raise FettaError(f"{st[0]} cannot run ({exc}): install a C++ compiler "
+                                     f"(Debian: apt install g++) or set CXX to one") from None
+                log += res.stdout + res.stderr
+                if res.returncode != 0:
+                    ok = False
+                    break
+        if not ok or not (tmp / "model.so").is_file():
             (tmp / "build.log").write_text(log)
             first = next((ln for ln in log.splitlines() if "error" in ln.lower()),
                          log.strip().splitlines()[-1] if log.strip() else "no output")

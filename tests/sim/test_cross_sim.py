@@ -102,7 +102,7 @@ def fixture_backends():
     from sim.cxxrtl_backend import CxxrtlBackend
     from sim.verilator_check import VerilatorBackend
     bes = {"cxxrtl": CxxrtlBackend("tiny", top_factory=fixture_top, bus_only=True),
-           "verilator": VerilatorBackend("tiny", top_factory=fixture_top)}
+           "verilator": VerilatorBackend("tiny", top_factory=fixture_top, bus_only=True)}
     yield bes
     for be in bes.values():
         be.close()
@@ -144,6 +144,21 @@ def test_fixture_protocol_agrees(seed, fixture_backends):
         assert edges == ref_edges, f"{name}: {edges} clock edges, pysim {ref_edges}"
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_fixture_direct_access_agrees(seed, fixture_backends):
+    """Direct memory access (no bus cycles) gives the bus path's data and run cycles."""
+    ops, _ = fixture_ops(seed)
+    ref, _ = pysim_ops(fixture_top(None), ops)
+    for name, be in fixture_backends.items():
+        be.reset()
+        be.bus_only = False
+        try:
+            got, _ = backend_ops(be, ops)
+        finally:
+            be.bus_only = True
+        assert got == ref, f"{name} (direct access) differs from pysim"
+
+
 # -- random contractions through the harness on the real top -----------------------
 CONFIG = "tiny"
 
@@ -160,12 +175,13 @@ def harness_backends():
     from sim.backend import get_backend
     from sim.verilator_check import VerilatorBackend
     from sim.cxxrtl_backend import CxxrtlBackend
-    # pysim and cxxrtl load buffers directly into memories; cxxrtl_bus and Verilator
-    # move every word over the host bus.
+    # pysim, cxxrtl and verilator load buffers and programs directly into memories;
+    # the *_bus backends move every word over the host bus.
     bes = {"pysim": get_backend("pysim", CONFIG),
            "cxxrtl": get_backend("cxxrtl", CONFIG),
            "cxxrtl_bus": CxxrtlBackend(CONFIG, bus_only=True),
-           "verilator": VerilatorBackend(CONFIG)}
+           "verilator": VerilatorBackend(CONFIG),
+           "verilator_bus": VerilatorBackend(CONFIG, bus_only=True)}
     yield harness, bes
     for be in bes.values():
         be.close()
