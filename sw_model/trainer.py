@@ -202,14 +202,15 @@ class _FixedContract:
             ctl.calibrate(int(np.abs(acc).max()) if acc.size else 0)
         rounding = rc.rounding if training else rc.eval_rounding
         seed = tr._next_seed() if rounding == "stochastic" else 0
-        out = np.asarray(tr.executor(st, a, b, shift=ctl.shift, rounding=rounding,
+        shift = ctl.shift     # the vote below may move ctl.shift for the next step
+        out = np.asarray(tr.executor(st, a, b, shift=shift, rounding=rounding,
                                      out_bits=out_bits, seed=seed, **extra), dtype=np.int64)
         if training:
             ctl.observe(int(np.abs(out).max()) if out.size else 0)
-        self.fracs[step.out] = fa + fb - ctl.shift
+        self.fracs[step.out] = fa + fb - shift
         if tr.observer is not None:
             tr.observer(ContractionEvent(self.phase, tr._event_step, self.layer,
-                                         tr._contraction_index, st, a, b, out, ctl.shift,
+                                         tr._contraction_index, st, a, b, out, shift,
                                          rounding, out_bits, seed, extra.get("b_pow2")))
         tr._contraction_index += 1
         return out
