@@ -4,6 +4,25 @@
 loads operands and program over the host bus of the chosen backend, runs, reads the
 result rows back and returns a ``ContractionResult``. ``Session`` keeps one backend
 alive for many contractions (training).
+
+A ``Session`` is built for many calls:
+
+* **compile cache**: one compile per (spec, operand shapes, mapping) — the config is
+  the session's — and per-call output-stage parameters (shift, rounding, out_bits,
+  seed, chunk index offset) through ``CompiledContraction.with_params``; chunk plans
+  are cached the same way;
+* **operand residency**: the session keeps a host-side copy of what it last wrote into
+  buffers A and B and program memory, and rewrites only the rows (program words) whose
+  contents differ. It assumes it is the only writer of those memories (call
+  ``invalidate()`` after touching the backend directly);
+* **host-transfer accounting**: every host-bus word written or read for a contraction
+  (buffer rows, program words, the CLEAR/START writes, the status, error-PC and counter
+  reads) is counted in ``ContractionResult.host_words`` and converted to
+  ``host_cycles`` at **one 32-bit word per accelerator clock cycle**: the host bus
+  accepts one strobe per cycle and never stalls (``sw_model/hostmap.py``), so this is
+  the rate of a host (or DMA engine) clocked with the accelerator. Transfers do not
+  overlap compute (buffer writes are refused while a program runs). A UART link is far
+  slower; its cost is not modelled here.
 """
 
 from __future__ import annotations
@@ -18,7 +37,7 @@ from sw_model.config import AccelConfig, get_config
 from sw_model.contraction import check_operand
 from sw_model.einsum_spec import parse_spec
 from sw_model.fixedpoint import Pow2Code
-from sw_model.hostmap import PROG_BASE, ErrorCode, buffer_base
+from sw_model.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
 from sw_model.isa import Mapping
 
 from .backend import Backend, get_backend
@@ -36,7 +55,10 @@ class ContractionResult:
     ``predicted_cycles``: the compiler's analytic model;
     ``mac_utilization``: useful MACs / (MACs of the array x cycles), where useful MACs
     is the product of all index sizes (padding lanes do not count);
-    ``counters``: every performance counter; ``mapping``: the (ga, gb, gk) used."""
+    ``counters``: every performance counter; ``mapping``: the (ga, gb, gk) used;
+    ``host_words``: host-bus words moved (``written``, ``read``, ``skipped`` = buffer
+    and program words already resident, not rewritten); ``host_cycles``: their cost at
+    one word per cycle (``Session``)."""
     output: np.ndarray
     cycles: int
     predicted_cycles: int
@@ -50,6 +72,12 @@ class ContractionResult:
     wall_seconds: float = 0.0
     chunks: int = 1
     compiled: CompiledContraction | None = field(default=None, repr=False)
+    host_words: dict = field(default_factory=lambda: {"written": 0, "read": 0,
+                                                      "skipped": 0})
+
+    @property
+    def host_cycles(self) -> int:
+        return self.host_words["written"] + self.host_words["read"]
 
     def to_dict(self) -> dict:
         return {"spec": self.spec, "config": self.config, "backend": self.backend,
@@ -58,22 +86,80 @@ class ContractionResult:
                 "mapping": {"ga": self.mapping.ga, "gb": self.mapping.gb,
                             "gk": self.mapping.gk, "mode": self.mapping.mode},
                 "counters": dict(self.counters), "output_shape": list(self.output.shape),
-                "chunks": self.chunks, "wall_seconds": self.wall_seconds}
+                "chunks": self.chunks, "wall_seconds": self.wall_seconds,
+                "host_words": dict(self.host_words), "host_cycles": self.host_cycles}
 
 
 def _words(rows: np.ndarray) -> list[int]:
     return (np.asarray(rows, dtype=np.int64).reshape(-1) & 0xFFFF).tolist()
 
 
-class Session:
-    """One accelerator instance (a backend) that runs many contractions."""
+# Host-bus words of one run besides data: CLEAR and START writes; STATUS, ERR_PC and the
+# 64-bit counters read back (``Backend.run``).
+CONTROL_WRITES = 2
+CONTROL_READS = 2 + 2 * len(COUNTERS)
+# Changed row runs closer than this are written as one burst (fewer bus transactions).
+_MERGE_GAP = 4
 
-    def __init__(self, config="tiny", backend: str | Backend = "pysim", **backend_options):
+
+class _Resident:
+    """Host-side copy of one buffer's rows (or program words) as last written."""
+
+    def __init__(self, depth: int, lanes: int):
+        self.rows = np.zeros((depth, lanes), dtype=np.int64)
+        self.valid = np.zeros(depth, dtype=bool)
+
+    def runs(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """[start, stop) row ranges of ``rows`` that differ from what is resident."""
+        n = len(rows)
+        if n == 0:
+            return []
+        diff = ~self.valid[:n] | (self.rows[:n] != rows).any(axis=1)
+        if diff.all():
+            return [(0, n)]
+        idx = np.flatnonzero(diff)
+        if not len(idx):
+            return []
+        cut = np.flatnonzero(np.diff(idx) > _MERGE_GAP)
+        starts = np.concatenate(([idx[0]], idx[cut + 1]))
+        stops = np.concatenate((idx[cut], [idx[-1]])) + 1
+        return list(zip(starts.tolist(), stops.tolist()))
+
+    def store(self, start: int, rows: np.ndarray) -> None:
+        self.rows[start:start + len(rows)] = rows
+        self.valid[start:start + len(rows)] = True
+
+
+class Session:
+    """One accelerator instance (a backend) that runs many contractions.
+
+    ``residency=False`` rewrites every operand row and program word on every call.
+    ``stats`` accumulates over the session: contractions, chunks, compile cache
+    hits/misses, host words written/read/skipped and the peak rows used per buffer
+    and program words (on-chip memory high-water marks)."""
+
+    def __init__(self, config="tiny", backend: str | Backend = "pysim", *,
+                 residency: bool = True, **backend_options):
         self.config: AccelConfig = get_config(config)
         if isinstance(backend, Backend):
             self.backend = backend
         else:
             self.backend = get_backend(backend, self.config, **backend_options)
+        self.residency = residency
+        self._compiled: dict = {}
+        self._chunks: dict = {}
+        self.stats = {"contractions": 0, "chunks": 0, "compile_hits": 0,
+                      "compile_misses": 0, "words_written": 0, "words_read": 0,
+                      "words_skipped": 0, "peak_rows": {"a": 0, "b": 0, "c": 0},
+                      "peak_program_words": 0}
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget what is resident: the next contraction rewrites everything."""
+        cfg = self.config
+        self._resident = {0: _Resident(cfg.bank_depth, cfg.a_lanes),
+                          1: _Resident(cfg.bank_depth, cfg.b_lanes),
+                          "prog": _Resident(cfg.prog_depth, 1)}
 
     def close(self):
         self.backend.close()
@@ -87,12 +173,34 @@ class Session:
     def compile(self, spec, shape_a, shape_b, **kw) -> CompiledContraction:
         return compile_contraction(spec, shape_a, shape_b, self.config, **kw)
 
+    def _compiled_for(self, sp, shape_a, shape_b, mapping, **params) -> CompiledContraction:
+        key = (str(sp), tuple(shape_a), tuple(shape_b), mapping)
+        cc = self._compiled.get(key)
+        if cc is None:
+            self.stats["compile_misses"] += 1
+            cc = self._compiled[key] = compile_contraction(sp, shape_a, shape_b,
+                                                           self.config, mapping=mapping)
+        else:
+            self.stats["compile_hits"] += 1
+        return cc.with_params(**params)
+
+    def _chunk_plan(self, sp, shape_a, shape_b, mapping):
+        key = (str(sp), tuple(shape_a), tuple(shape_b), mapping)
+        parts = self._chunks.get(key)
+        if parts is None:
+            if fits(sp, shape_a, shape_b, self.config, mapping):
+                parts = [({}, 0)]
+            else:
+                parts = chunk_plan(sp, shape_a, shape_b, self.config, mapping)
+            self._chunks[key] = parts
+        return parts
+
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
                  mapping: Mapping | None = None, max_cycles: int | None = None
                  ) -> ContractionResult:
         """Run one contraction. One that does not fit the buffers in one program is
         split into contiguous output chunks (``compiler.chunk_plan``), run one after
-        the other; cycles and counters are summed over the chunks."""
+        the other; cycles, counters and host words are summed over the chunks."""
         cfg = self.config
         t0 = time.perf_counter()
         a = check_operand("A", a, cfg.operand_bits)
@@ -104,58 +212,108 @@ class Session:
         sp.sizes(a.shape, b.shape)
         kw = dict(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
                   mapping=mapping)
-        if fits(sp, a.shape, b.shape, cfg, mapping):
-            parts = [({}, 0)]
-        else:
-            parts = chunk_plan(sp, a.shape, b.shape, cfg, mapping)
+        parts = self._chunk_plan(sp, a.shape, b.shape, mapping)
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
         for ranges, offset in parts:
-            sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
-            sl_b = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.b)
-            sl_o = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.out)
-            res = self._contract_one(sp, a[sl_a], b[sl_b], index_offset=offset,
-                                     max_cycles=max_cycles, **kw)
-            out[sl_o] = res.output
+            if ranges:
+                sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
+                sl_b = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.b)
+                sl_o = tuple(slice(*ranges[i]) if i in ranges else slice(None)
+                             for i in sp.out)
+                res = self._contract_one(sp, a[sl_a], b[sl_b], index_offset=offset,
+                                         max_cycles=max_cycles, **kw)
+                out[sl_o] = res.output
+            else:
+                res = self._contract_one(sp, a, b, index_offset=offset,
+                                         max_cycles=max_cycles, **kw)
+                out = res.output
             if total is None:
                 total = res
             else:
                 total.cycles += res.cycles
                 total.predicted_cycles += res.predicted_cycles
                 total.counters = {k: v + res.counters[k] for k, v in total.counters.items()}
+                total.host_words = {k: v + res.host_words[k]
+                                    for k, v in total.host_words.items()}
         total.output = out
         total.useful_macs = int(np.prod(list(sp.sizes(a.shape, b.shape).values())))
         total.mac_utilization = total.useful_macs / (cfg.macs * total.cycles)
         total.chunks = len(parts)
         total.spec = str(sp)
         total.wall_seconds = time.perf_counter() - t0
+        st = self.stats
+        st["contractions"] += 1
+        st["chunks"] += len(parts)
+        st["words_written"] += total.host_words["written"]
+        st["words_read"] += total.host_words["read"]
+        st["words_skipped"] += total.host_words["skipped"]
         return total
+
+    def _load(self, region, base: int, rows: np.ndarray) -> tuple[int, int]:
+        """Write ``rows`` (rows x lanes) at ``base``, skipping resident rows; returns
+        (words written, words skipped)."""
+        lanes = rows.shape[1]
+        res = self._resident[region]
+        runs = res.runs(rows) if self.residency else [(0, len(rows))]
+        written = 0
+        for start, stop in runs:
+            self.backend.write(base + start * lanes, _words(rows[start:stop]))
+            res.store(start, rows[start:stop])
+            written += (stop - start) * lanes
+        return written, rows.size - written
 
     def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
                       index_offset, max_cycles) -> ContractionResult:
         cfg = self.config
-        cc = compile_contraction(sp, a.shape, b.shape, cfg, shift=shift,
-                                 rounding=rounding, out_bits=out_bits, seed=seed,
-                                 mapping=mapping, index_offset=index_offset)
+        cc = self._compiled_for(sp, a.shape, b.shape, mapping, shift=shift,
+                                rounding=rounding, out_bits=out_bits, seed=seed,
+                                index_offset=index_offset)
         be = self.backend
         be.clear()
-        be.write(buffer_base(0), _words(cc.pack_a(a)))
-        be.write(buffer_base(1), _words(cc.pack_b(b)))
-        be.write(PROG_BASE, cc.program)
+        wa, sa = self._load(0, buffer_base(0), cc.pack_a(a))
+        wb, sb = self._load(1, buffer_base(1), cc.pack_b(b))
+        prog = np.asarray(cc.program, dtype=np.int64).reshape(-1, 1)
+        res = self._resident["prog"]
+        runs = res.runs(prog) if self.residency else [(0, len(prog))]
+        wp = 0
+        if runs:
+            lo, hi = runs[0][0], runs[-1][1]
+            be.write(PROG_BASE + lo, cc.program[lo:hi])
+            res.store(lo, prog[lo:hi])
+            wp = hi - lo
         limit = max_cycles or (4 * cc.predicted_cycles + 10_000)
-        st = be.run(limit)
+        try:
+            st = be.run(limit)
+        except BaseException:
+            self.invalidate()
+            raise
         if st.error != ErrorCode.NONE:
+            self.invalidate()
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
                              f"word {st.err_pc} running '{cc.spec}'")
-        raw = np.array(be.read(buffer_base(2), cc.c_rows * cfg.c_lanes), dtype=np.int64)
+        n_out = cc.c_rows * cfg.c_lanes
+        read_array = getattr(be, "read_array", None)
+        if read_array is not None:
+            raw = read_array(buffer_base(2), n_out).astype(np.int64)
+        else:
+            raw = np.array(be.read(buffer_base(2), n_out), dtype=np.int64)
         raw = ((raw & 0xFFFF) ^ 0x8000) - 0x8000
         out = cc.unpack_c(raw.reshape(cc.c_rows, cfg.c_lanes))
         cycles = st.counters["cycles"]
+        peak = self.stats["peak_rows"]
+        for k, rows in (("a", cc.a_rows), ("b", cc.b_rows), ("c", cc.c_rows)):
+            peak[k] = max(peak[k], rows)
+        self.stats["peak_program_words"] = max(self.stats["peak_program_words"],
+                                               len(cc.program))
+        words = {"written": wa + wb + wp + CONTROL_WRITES, "read": n_out + CONTROL_READS,
+                 "skipped": sa + sb + len(prog) - wp}
         return ContractionResult(
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,
             mac_utilization=cc.useful_macs / (cfg.macs * cycles) if cycles else 0.0,
             counters=st.counters, mapping=cc.mapping, useful_macs=cc.useful_macs,
-            spec=str(cc.spec), config=cfg.name, backend=be.name, compiled=cc)
+            spec=str(cc.spec), config=cfg.name, backend=be.name, compiled=cc,
+            host_words=words)
 
 
 _SESSIONS: dict = {}

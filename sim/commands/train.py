@@ -1,9 +1,12 @@
-"""`fetta train`: train a TTM model with the reference trainer (and, later, the RTL).
+"""`fetta train`: train a TTM model with the reference trainer or on the simulated
+accelerator.
 
 Backends are looked up in ``BACKENDS``: name -> ``factory(args) -> dict`` of extra
 keyword arguments for ``sw_model.trainer.train`` (``executor``, ``observer``, ...) plus
-an optional ``"finish"`` callable ``finish(results) -> results``. ``numpy`` is the
-golden model; another module registers ``rtl`` by adding to ``BACKENDS``.
+optional ``"finish"`` (``finish(results) -> results``), ``"plot"`` (``plot(results,
+path)``, an extra figure written next to ``--plot`` as ``<stem>.cycles<ext>``) and
+``"close"`` callables. ``numpy`` is the golden model; ``rtl`` runs every contraction
+on the accelerator (``sim/rtl_training.py``).
 """
 
 from __future__ import annotations
@@ -16,24 +19,53 @@ from pathlib import Path
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
 
+RTL_ONLY = ("sim", "config", "verify", "clock_mhz")
+
+
 def _numpy_backend(args) -> dict:
+    for name in RTL_ONLY:
+        if getattr(args, name, None) is not None:
+            raise ValueError(f"--{name.replace('_', '-')} applies to --backend rtl only")
     return {}
 
 
-BACKENDS = {"numpy": _numpy_backend}
+def _rtl_backend(args) -> dict:
+    from sw_model.config import PRESETS
+
+    from ..rtl_training import SIMS, VERIFY_MODES, RtlTraining, plot_cycles
+    if args.precision != "fixed":
+        raise ValueError(f"--precision {args.precision} is not supported on --backend rtl; "
+                         f"allowed fixed (the accelerator's integer datapath)")
+    config = args.config or "tiny"
+    if config not in PRESETS:
+        raise ValueError(f"--config {config!r} unknown; allowed {', '.join(PRESETS)}")
+    sim = args.sim or "cxxrtl"
+    if sim not in SIMS:
+        raise ValueError(f"--sim {sim!r} unknown; allowed {', '.join(SIMS)}")
+    verify = args.verify or "all"
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
+    rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz)
+    return {"executor": rt.executor, "observer": rt.observer, "finish": rt.finish,
+            "plot": plot_cycles, "close": rt.close}
+
+
+BACKENDS = {"numpy": _numpy_backend, "rtl": _rtl_backend}
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 def add_arguments(p) -> None:
     from sw_model.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
     p.add_argument("--backend", default="numpy",
-                   help="where contractions run: numpy (golden model) [default numpy]")
+                   help="where contractions run: numpy (golden model) or rtl (the "
+                        "simulated accelerator, lock-step verified) [default numpy]")
     p.add_argument("--model", default="digits",
                    help="preset (digits, mnist-tt) or a JSON model file "
                         "(see sw_model/models.py) [default digits]")
-    p.add_argument("--precision", default="float", choices=PRECISIONS,
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="float64, fixed point (4-bit weights, 8-bit activations, 16-bit "
-                        "gradients) or pow2 (power-of-two weights) [default float]")
+                        "gradients) or pow2 (power-of-two weights) [default float; "
+                        "fixed with --backend rtl]")
     p.add_argument("--rank-adapt", action="store_true",
                    help="Bayesian rank adaptation: prune TT ranks during training")
     p.add_argument("--rank-threshold", type=float, default=RANK_THRESHOLD,
@@ -56,6 +88,18 @@ def add_arguments(p) -> None:
                    help="continue from --checkpoint if it exists")
     p.add_argument("--mnist-dir", metavar="DIR",
                    help="directory with the four MNIST IDX files (mnist-tt)")
+    rtl = p.add_argument_group("rtl backend")
+    rtl.add_argument("--sim", default=None,
+                     help="simulator: cxxrtl (compiled C++ model) or pysim (Amaranth's "
+                          "Python simulator) [default cxxrtl]")
+    rtl.add_argument("--config", default=None,
+                     help="accelerator preset (tiny, ice40, ecp5, large) [default tiny]")
+    rtl.add_argument("--verify", default=None,
+                     help="lock-step check of every contraction against the golden model: "
+                          "all, sample (a deterministic subset) or off [default all]")
+    rtl.add_argument("--clock-mhz", type=float, default=None,
+                     help="clock for simulated time [default: the preset's measured "
+                          "Fmax, sim/rtl_training.py FMAX_MHZ]")
 
 
 def _check_out_path(flag: str, path) -> None:
@@ -104,14 +148,10 @@ def plot_curves(results: dict, path) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
-
     from sw_model import checkpoint as ckpt
     from sw_model.data import load_dataset
     from sw_model.models import resolve_model
-    from sw_model.trainer import TrainConfig, train
+    from sw_model.trainer import TrainConfig
 
     if args.backend not in BACKENDS:
         raise ValueError(f"--backend {args.backend!r} unknown; allowed "
@@ -124,6 +164,8 @@ def run(args) -> int:
                          f"{', '.join(PLOT_FORMATS)}")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint PATH")
+    if args.precision is None:
+        args.precision = "fixed" if args.backend == "rtl" else "float"
     model = resolve_model(args.model)
     cfg = TrainConfig(precision=args.precision, epochs=args.epochs, batch=args.batch,
                       lr=args.lr, optimizer=args.optimizer, seed=args.seed,
@@ -133,6 +175,49 @@ def run(args) -> int:
         ckpt.check_compatible(ckpt.load(args.checkpoint)[1], model, cfg)
     extra = dict(BACKENDS[args.backend](args))
     finish = extra.pop("finish", None)
+    plot_extra = extra.pop("plot", None)
+    close = extra.pop("close", None)
+    try:
+        results = _train(args, cfg, model, data, extra)
+    finally:
+        if close is not None:
+            close()
+    if finish is not None:
+        results = finish(results)
+    mem = results["memory"]
+    print(f"{results['model']} {results['precision']} on {results['backend']}: "
+          f"test accuracy {results['test_accuracy'] * 100:.2f}% after "
+          f"{len(results['epochs'])} epochs, TT params {results['initial_tt_params']} -> "
+          f"{results['tt_params']} (ranks {results['final_ranks']}), training memory "
+          f"{mem['tt']['total']} B vs {mem['dense_fp32']['total']} B dense FP32 "
+          f"({mem['reduction_total']:.1f}x), {results['wall_seconds']:.1f} s")
+    if "cycles" in results:
+        c = results["cycles"]
+        print(f"accelerator {results['accelerator']['config']['name']} "
+              f"({results['accelerator']['sim']}): mismatches {results['mismatches']} "
+              f"({results['verified']} of {results['contractions']} contractions verified), "
+              f"{c['total'] / max(1, results['steps_simulated']):.0f} cycles/step "
+              f"(forward {c['forward']}, input gradient {c['input_gradient']}, core "
+              f"gradients {c['core_gradients']}, host transfer {c['host_transfer']} in "
+              f"total), MAC utilization {results['mac_utilization'] * 100:.1f}%, "
+              f"{results['simulated_seconds_per_step'] * 1e3:.3f} ms/step at "
+              f"{results['clock_mhz']:g} MHz")
+    if args.json:
+        write_json_atomic(args.json, results)
+    if args.plot:
+        plot_curves(results, args.plot)
+        if plot_extra is not None:
+            p = Path(args.plot)
+            plot_extra(results, p.with_name(f"{p.stem}.cycles{p.suffix}"))
+    return 0
+
+
+def _train(args, cfg, model, data, extra) -> dict:
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from sw_model.trainer import train
 
     err = Console(stderr=True)
     steps = max(1, len(data.x_train) // cfg.batch)
@@ -155,17 +240,4 @@ def run(args) -> int:
                         data=data, checkpoint=args.checkpoint, resume=args.resume,
                         progress=progress, backend=args.backend, on_epoch=on_epoch,
                         **extra)
-    if finish is not None:
-        results = finish(results)
-    mem = results["memory"]
-    print(f"{results['model']} {results['precision']} on {results['backend']}: "
-          f"test accuracy {results['test_accuracy'] * 100:.2f}% after "
-          f"{len(results['epochs'])} epochs, TT params {results['initial_tt_params']} -> "
-          f"{results['tt_params']} (ranks {results['final_ranks']}), training memory "
-          f"{mem['tt']['total']} B vs {mem['dense_fp32']['total']} B dense FP32 "
-          f"({mem['reduction_total']:.1f}x), {results['wall_seconds']:.1f} s")
-    if args.json:
-        write_json_atomic(args.json, results)
-    if args.plot:
-        plot_curves(results, args.plot)
-    return 0
+    return results

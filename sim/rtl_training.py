@@ -1,0 +1,291 @@
+"""Training on the simulated accelerator: `fetta train --backend rtl`.
+
+The reference trainer (``sw_model.trainer``) runs unchanged; every pairwise
+contraction of a training step (forward, input gradient, core gradients, in the CSSE
+plan's order) and of evaluation goes through ``RtlTraining.executor``, which runs it on
+one ``sim.harness.Session`` (a live pysim or CXXRTL model). Elementwise work (bias,
+ReLU, requantization, softmax, fixed-point Adam) stays in the fixed-point reference.
+
+Lock-step verification: the trainer's observer hook sees every contraction with its
+operands and output-stage parameters; ``RtlTraining.observer`` recomputes it with
+``reference_contraction`` (``verify="all"``; ``"sample"`` checks a deterministic subset:
+every contraction of the first training step, then those with
+``(step + index) % SAMPLE_EVERY == 0`` so every plan position is checked regularly;
+``"off"`` none). The first difference raises ``ContractionMismatch`` with one line:
+step, phase, layer, contraction spec, element index, accelerator and reference values.
+
+Accounting (the ``finish`` hook adds it to the results JSON):
+
+* ``cycles``: measured accelerator cycles of the training steps, split by phase:
+  ``forward``; ``input_gradient`` (backward contractions only the layer's ``dx``
+  needs); ``core_gradients`` (every other backward contraction, including ones the
+  joint plan shares between ``dx`` and the ``dg``); ``host_transfer`` (host-bus words
+  moved, at one word per cycle — see ``sim/harness.py``); ``total``. Evaluation
+  contractions are counted apart under ``eval``.
+* ``mac_utilization``: useful MACs / (array MACs x compute cycles) over training
+  contractions (``mac_utilization_with_transfer`` counts host-transfer cycles too).
+* ``clock_mhz`` and simulated time and samples/s per step at that clock.
+* ``on_chip_memory``: peak buffer rows and program words used vs available.
+
+Clock: ``--clock-mhz`` or ``FMAX_MHZ[config]``, the measured Fmax of the preset's
+FPGA build (``fetta synth --config C ... --json``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from sw_model.contraction import reference_contraction
+from sw_model.config import AccelConfig, get_config
+
+from .errors import FettaError
+from .harness import Session
+
+__all__ = ["RtlTraining", "ContractionMismatch", "FMAX_MHZ", "VERIFY_MODES", "SIMS",
+           "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles"]
+
+VERIFY_MODES = ("all", "sample", "off")
+SIMS = ("cxxrtl", "pysim")
+SAMPLE_EVERY = 8
+PHASES = ("forward", "input_gradient", "core_gradients", "host_transfer")
+
+# Clock (MHz) per preset for simulated time. To be replaced by the measured Fmax of each
+# preset's FPGA build (`fetta synth --json`, key fmax_mhz); until then 50 MHz for tiny: a
+# conservative clock an iCE40UP5K/ECP5 design of this size closes timing at.
+FMAX_MHZ = {
+    "tiny": 50.0,   # to be replaced by measured Fmax
+}
+
+
+def clock_for(config: AccelConfig, clock_mhz: float | None) -> float:
+    if clock_mhz is None:
+        if config.name not in FMAX_MHZ:
+            raise ValueError(f"no default clock for config {config.name!r} (known: "
+                             f"{', '.join(FMAX_MHZ)}); give --clock-mhz")
+        return FMAX_MHZ[config.name]
+    if not (isinstance(clock_mhz, (int, float)) and 0 < clock_mhz <= 2000):
+        raise ValueError(f"--clock-mhz {clock_mhz!r} invalid; allowed 0 < MHz <= 2000")
+    return float(clock_mhz)
+
+
+class ContractionMismatch(FettaError):
+    """The accelerator's result of a contraction differs from the golden model."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+def _ancestors(graph: dict, roots) -> set:
+    seen, todo = set(), [r for r in roots if r in graph]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo += [p for p in graph[n] if p in graph]
+    return seen
+
+
+class RtlTraining:
+    """Executor + observer pair that runs a training on the simulated accelerator.
+
+    Args:
+        config: preset name or ``AccelConfig`` (default ``tiny``).
+        sim: ``cxxrtl`` (compiled, default) or ``pysim``; or pass ``session=``.
+        verify: ``all`` | ``sample`` | ``off``.
+        clock_mhz: clock for simulated time (default ``FMAX_MHZ[config]``).
+    """
+
+    def __init__(self, config="tiny", *, sim: str = "cxxrtl", verify: str = "all",
+                 clock_mhz: float | None = None, session: Session | None = None):
+        self.config = get_config(config)
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
+        if session is None and sim not in SIMS:
+            raise ValueError(f"--sim {sim!r} unknown; allowed {', '.join(SIMS)}")
+        self.clock_mhz = clock_for(self.config, clock_mhz)
+        self.verify = verify
+        self.sim = session.backend.name if session is not None else sim
+        t0 = time.perf_counter()
+        self.session = session or Session(self.config, sim)
+        self.setup_seconds = time.perf_counter() - t0
+        self._pending = []          # results of executor calls not yet observed
+        self._group = None          # (train_step, layer) of buffered backward contractions
+        self._group_rows = []       # [(out, a, b, compute cycles)]
+        self.steps: dict[int, dict] = {}
+        self.eval = {"compute": 0, "host_transfer": 0, "contractions": 0}
+        self.useful_macs = 0
+        self.compute_cycles = 0
+        self.host_cycles = 0
+        self.contractions = 0
+        self.verified = 0
+        self.mismatches = 0
+        self.sim_seconds = 0.0
+
+    # -- trainer hooks ----------------------------------------------------------------
+    def executor(self, step, a, b, *, shift, rounding, out_bits, seed, b_pow2=None):
+        if b_pow2 is not None and self.config.mac_kind != "shift":
+            raise FettaError(f"power-of-two weights need a shift-MAC config; "
+                             f"{self.config.name!r} has mac_kind {self.config.mac_kind!r}")
+        t0 = time.perf_counter()
+        res = self.session.contract(step.spec, a, b, shift=shift, rounding=rounding,
+                                    out_bits=out_bits, seed=seed)
+        self.sim_seconds += time.perf_counter() - t0
+        self._pending.append(res)
+        return res.output
+
+    def observer(self, ev) -> None:
+        if not self._pending:
+            raise FettaError("observer called without an accelerator result: the "
+                             "trainer's executor is not RtlTraining.executor")
+        res = self._pending.pop()
+        if self._should_verify(ev):
+            self._check(ev)
+        self.contractions += 1
+        if ev.phase == "eval":
+            self.eval["compute"] += res.cycles
+            self.eval["host_transfer"] += res.host_cycles
+            self.eval["contractions"] += 1
+            return
+        self.useful_macs += res.useful_macs
+        self.compute_cycles += res.cycles
+        self.host_cycles += res.host_cycles
+        rec = self.steps.setdefault(ev.train_step, dict.fromkeys(PHASES, 0))
+        rec["host_transfer"] += res.host_cycles
+        if ev.phase == "forward":
+            self._flush()
+            rec["forward"] += res.cycles
+            return
+        key = (ev.train_step, ev.layer)
+        if key != self._group:
+            self._flush()
+            self._group = key
+        self._group_rows.append((ev.step.out, ev.step.a, ev.step.b, res.cycles))
+
+    def _flush(self) -> None:
+        """Attribute a finished layer's backward contractions to input_gradient (only
+        ``dx`` needs them) or core_gradients (everything else)."""
+        if self._group is None:
+            return
+        rows = self._group_rows
+        graph = {out: (a, b) for out, a, b, _ in rows}
+        dx = _ancestors(graph, ["dx"])
+        dg = _ancestors(graph, [o for o in graph if o.startswith("dg")])
+        rec = self.steps[self._group[0]]
+        for out, _, _, cyc in rows:
+            rec["input_gradient" if out in dx and out not in dg else "core_gradients"] += cyc
+        self._group, self._group_rows = None, []
+
+    def _should_verify(self, ev) -> bool:
+        if self.verify == "all":
+            return True
+        if self.verify == "off":
+            return False
+        return ev.train_step == 0 or (ev.train_step + ev.index) % SAMPLE_EVERY == 0
+
+    def _check(self, ev) -> None:
+        ref = reference_contraction(ev.step.spec, ev.a, ev.b, shift=ev.shift,
+                                    rounding=ev.rounding, out_bits=ev.out_bits,
+                                    seed=ev.seed, acc_bits=self.config.acc_bits,
+                                    b_pow2=ev.b_pow2)
+        got = np.asarray(ev.out)
+        self.verified += 1
+        if got.shape == ref.shape and np.array_equal(got, ref):
+            return
+        self.mismatches += 1
+        if got.shape != ref.shape:
+            elem, gv, rv = None, f"shape {got.shape}", f"shape {ref.shape}"
+        else:
+            elem = tuple(int(i) for i in np.argwhere(got != ref)[0])
+            gv, rv = int(got[elem]), int(ref[elem])
+        where = f"step {ev.train_step}" if ev.train_step >= 0 else \
+            f"eval after epoch {-ev.train_step}"
+        report = {"step": ev.train_step, "phase": ev.phase, "layer": ev.layer,
+                  "index": ev.index, "spec": ev.step.spec, "element": elem,
+                  "accelerator": gv, "reference": rv, "shift": ev.shift,
+                  "rounding": ev.rounding, "out_bits": ev.out_bits, "seed": ev.seed}
+        raise ContractionMismatch(
+            f"mismatch at {where} {ev.phase} layer {ev.layer} contraction {ev.index} "
+            f"'{ev.step.spec}' element {elem}: accelerator {gv} != reference {rv} "
+            f"(shift {ev.shift}, {ev.rounding}, out_bits {ev.out_bits}, seed {ev.seed})",
+            report)
+
+    # -- reports ----------------------------------------------------------------------
+    def report(self) -> dict:
+        self._flush()
+        cfg = self.config
+        per_step = [dict(v, step=k, total=sum(v.values())) for k, v in
+                    sorted(self.steps.items())]
+        cycles = {p: sum(s[p] for s in per_step) for p in PHASES}
+        cycles["total"] = sum(cycles.values())
+        cycles["eval"] = dict(self.eval, total=self.eval["compute"] +
+                              self.eval["host_transfer"])
+        n = len(per_step)
+        mean = cycles["total"] / n if n else 0.0
+        hz = self.clock_mhz * 1e6
+        st = self.session.stats
+        lanes = {"a": cfg.a_lanes, "b": cfg.b_lanes, "c": cfg.c_lanes}
+        used = {k: st["peak_rows"][k] * lanes[k] * 2 for k in "abc"}
+        avail = {k: cfg.bank_depth * lanes[k] * 2 for k in "abc"}
+        used["program"], avail["program"] = st["peak_program_words"] * 4, cfg.prog_depth * 4
+        used["total"], avail["total"] = sum(used.values()), sum(avail.values())
+        return {
+            "accelerator": {"config": cfg.to_dict(), "sim": self.sim, "macs": cfg.macs},
+            "verify": self.verify, "contractions": self.contractions,
+            "verified": self.verified, "mismatches": self.mismatches,
+            "cycles": cycles, "cycles_per_step": per_step, "steps_simulated": n,
+            "mac_utilization": self.useful_macs / (cfg.macs * self.compute_cycles)
+            if self.compute_cycles else 0.0,
+            "mac_utilization_with_transfer": self.useful_macs / (
+                cfg.macs * (self.compute_cycles + self.host_cycles))
+            if self.compute_cycles else 0.0,
+            "clock_mhz": self.clock_mhz,
+            "simulated_seconds_per_step": mean / hz,
+            "simulated_seconds_total": cycles["total"] / hz,
+            "host_words": {"written": st["words_written"], "read": st["words_read"],
+                           "skipped_resident": st["words_skipped"]},
+            "compile_cache": {"hits": st["compile_hits"], "misses": st["compile_misses"]},
+            "on_chip_memory": {"used_bytes": used, "available_bytes": avail,
+                               "peak_rows": dict(st["peak_rows"]),
+                               "bank_depth": cfg.bank_depth},
+            "sim_wall_seconds": self.sim_seconds, "setup_seconds": self.setup_seconds,
+        }
+
+    def finish(self, results: dict) -> dict:
+        rep = self.report()
+        out = dict(results, **rep)
+        if rep["simulated_seconds_per_step"]:
+            out["accelerator_samples_per_second"] = (
+                results["batch"] / rep["simulated_seconds_per_step"])
+        return out
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def plot_cycles(results: dict, path) -> None:
+    """Stacked cycles per training step by phase (one bar per step)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = results["cycles_per_step"]
+    x = np.array([s["step"] for s in steps])
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    bottom = np.zeros(len(steps))
+    for p in PHASES:
+        v = np.array([s[p] for s in steps], dtype=float)
+        ax.bar(x, v, bottom=bottom, width=1.0, label=p.replace("_", " "))
+        bottom += v
+    ax.set_xlabel("training step")
+    ax.set_ylabel("cycles")
+    acc = results["accelerator"]
+    ax.set_title(f"{results['model']} on {acc['config']['name']} ({acc['macs']} MACs, "
+                 f"{results['clock_mhz']:g} MHz: "
+                 f"{results['simulated_seconds_per_step'] * 1e3:.2f} ms/step)")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
