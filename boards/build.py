@@ -95,14 +95,36 @@ def _overrides(family: str, seed: int | None) -> dict:
     return ov
 
 
+# the log each tool writes as it goes (the build script's -l / --log), for progress
+WATCH = {"yosys": "top.rpt", "nextpnr-ice40": "top.tim", "nextpnr-ecp5": "top.tim"}
+
+
+def _last_step(path: Path) -> str:
+    """The latest step a tool logged ('2.46.15.5. Executing ABC9.', 'Info: Routing..')."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        line = line.strip()
+        if re.match(r"^(\d+(\.\d+)*\. |Info: )", line):
+            return line[:80]
+    return ""
+
+
 def _run_stage(argv, tool, env, cwd: Path, on_progress, family: str):
-    """Run one tool; ``on_progress(stage, seconds, done)`` every ~0.25 s."""
+    """Run one tool; ``on_progress(stage, seconds, done, detail)`` every ~0.5 s, where
+    ``detail`` is the last step the tool logged."""
     stage = STAGES[tool]
     log = cwd / f"{tool}.stdout.log"
     script = env.get(TOOLCHAIN_ENV[family], "")
     cmd = [env[ENV_VAR[tool]], *argv[1:]]
     if script:
         cmd = ["sh", "-c", f'. "{script}"; exec "$@"', "sh", *cmd]
+    watch = cwd / WATCH[tool] if tool in WATCH else None
     t0 = time.monotonic()
     with open(log, "wb") as out:
         try:
@@ -112,18 +134,19 @@ def _run_stage(argv, tool, env, cwd: Path, on_progress, family: str):
             raise FettaError(f"cannot run {cmd[0]}: {exc}") from None
         while True:
             try:
-                rc = proc.wait(timeout=0.25)
+                rc = proc.wait(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
                 if on_progress:
-                    on_progress(stage, time.monotonic() - t0, False)
+                    on_progress(stage, time.monotonic() - t0, False,
+                                _last_step(watch) if watch else "")
             except KeyboardInterrupt:
                 proc.terminate()
                 proc.wait()
                 raise
     seconds = time.monotonic() - t0
     if on_progress:
-        on_progress(stage, seconds, True)
+        on_progress(stage, seconds, True, "")
     return rc, seconds, log
 
 
@@ -259,14 +282,14 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
                    sys_clk_hz=clock_mhz * 1e6 if clock_mhz else None)
     platform = make_platform(board)
     if on_progress:
-        on_progress("elaborate (amaranth)", 0.0, False)
+        on_progress("elaborate (amaranth)", 0.0, False, "")
     t0 = time.monotonic()
     plan = platform.build(top, name="top", build_dir=str(build_dir), do_build=False,
                           **_overrides(family, seed))
     plan.extract(str(build_dir))
     times = {"elaborate": round(time.monotonic() - t0, 2)}
     if on_progress:
-        on_progress("elaborate (amaranth)", times["elaborate"], True)
+        on_progress("elaborate (amaranth)", times["elaborate"], True, "")
 
     commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
     for argv in commands:

@@ -41,14 +41,16 @@ class _Progress:
             from rich.console import Console
             self.console = Console(stderr=True)
 
-    def __call__(self, stage, seconds, done):
+    def __call__(self, stage, seconds, done, detail=""):
         if done:
             if self._status is not None:
                 self._status.stop()
                 self._status = None
             print(f"  {stage:<34} {seconds:7.1f} s", file=sys.stderr, flush=True)
         elif self.tty:
-            text = f"{stage} ... {seconds:.0f} s"
+            from rich.markup import escape
+            text = f"{stage} ... {seconds:.0f} s" + (f"  [dim]{escape(detail)}[/dim]"
+                                                      if detail else "")
             if self._status is None:
                 self._status = self.console.status(text)
                 self._status.start()
