@@ -1,6 +1,6 @@
 """The output stage: shift, round, saturate (shared by every output lane of the array)."""
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,21 +24,51 @@ class OutputStage(wiring.Component):
 
         out = saturate(out_bits, round(acc / 2**shift))
 
-    with the rounding chosen at run time. Every mode is one formula,
-    ``out = saturate(out_bits, (acc + addend) >> shift)`` with ``0 <= addend < 2**shift``:
+    with the rounding chosen at run time. Every mode is
+    ``out = saturate(out_bits, (acc + addend) >> shift)`` with ``0 <= addend < 2**shift``
+    (floor: 0; nearest-even: ``2**(shift-1) - 1 + bit shift of acc``; stochastic: the
+    dither, the top ``shift`` bits of ``dither_hash(seed, index)``, shifted left when
+    ``shift > 32``). The hardware splits the accumulator at the binary point instead of
+    adding a shifted addend::
 
-    * floor (code 0):        ``addend = 0`` (arithmetic shift);
-    * nearest-even (code 1): ``addend = 2**(shift-1) - 1 + bit shift of acc`` (0 when
-      ``shift == 0``), i.e. round half to even;
-    * stochastic (code 2):   ``addend = dither(seed, index, shift)``, the top ``shift``
-      bits of ``dither_hash(seed, index)`` (shifted left when ``shift > 32``).
+        q = acc >> shift                    (the floor; arithmetic shift)
+        T = bits [shift-32, shift) of acc   (the fraction's top 32 bits, zeros below bit 0)
+        (acc + addend) >> shift == q + c,   c = the carry out of the fraction
 
-    Latency: ``LATENCY = 2`` cycles from ``valid`` to ``out_valid``; inputs are sampled
-    every cycle (fully pipelined, one result per cycle).
+    * floor (code 0, and the reserved code 3): ``c = 0``;
+    * nearest-even (code 1): ``c = g & (q[0] | sticky)``, ``g = acc[shift-1]`` (0 for
+      shift 0) and ``sticky = (acc & (2**(shift-1) - 1)) != 0``;
+    * stochastic (code 2): ``c = (hash + T) >> 32``, the carry of a 32-bit add. (The
+      fraction ``f = acc mod 2**shift`` and the dither ``d`` carry iff
+      ``f + d >= 2**shift``. For ``shift <= 32``, ``T = f << (32 - shift)`` has zeros
+      where ``d = hash >> (32 - shift)`` dropped hash bits, so ``T + hash`` carries
+      into ``2**32`` exactly when ``f + d`` does; for ``shift > 32``,
+      ``d = hash << (shift - 32)`` has zeros under the bits of ``f`` below ``T``, which
+      therefore cannot carry.)
 
-    * stage 1 (registered): dither hash (seven chained 32-bit adds), dither selection
-      and the rounding addend; ``acc``, ``shift`` and ``out_bits`` are delayed with it.
-    * stage 2 (registered): ``acc + addend``, arithmetic right shift, saturation.
+    Saturation needs no wide comparator: both candidates are saturated in advance,
+    ``R0 = saturate(q)`` and ``R1 = saturate(q + 1)``, from ``q``'s low 16 bits (where
+    ``q + 1`` is a 16-bit increment), one flag "bits 16.. of ``q`` are copies of its
+    sign", and masks decoded from ``out_bits``; the last stage picks ``R1`` if ``c``.
+
+    Latency: ``LATENCY = 4`` cycles from ``valid`` to ``out_valid``; inputs are sampled
+    every cycle (fully pipelined, one result per cycle; ``valid`` travels with the data).
+    Every register-to-register path holds at most two carry chains:
+
+    * stage 1: hash steps ``init`` (``(seed ^ golden) + index``) and the first
+      ``x += x << 10`` [2 adders]; in parallel, the clamped controls and one barrel
+      shift ``Cat(0 x 32, acc) >> shift`` giving ``T`` and ``q[0:16]``, the flag
+      ``q[16:]`` all sign bits, and (``acc_bits > 33``) the sticky bits below ``T``.
+    * stage 2: hash ``^= >> 6``, ``+= << 3``, ``^= >> 11``, ``+= << 15`` [2 adders];
+      in parallel the flags "q fits", "q + 1 fits" (16-bit masked reductions), the
+      saturation value and the nearest-even carry.
+    * stage 3: hash ``^= seed``, ``+= << 10``, ``^= >> 6``, ``+= << 3`` [2 adders];
+      in parallel ``q + 1`` (16 bits), ``R0`` and ``R1``.
+    * stage 4: hash ``^= >> 11``, ``+= << 15``, then the carry of ``hash + T``
+      [2 adders]; ``out = R1 if c else R0`` is the output register.
+
+    Only ``valid``'s pipeline and the outputs have a reset; the datapath registers are
+    reset-less (their initial value is 0).
 
     Out-of-contract control codes get a defined, documented behaviour (the golden model
     rejects them): rounding code 3 acts as floor; ``out_bits`` below 2 acts as 2 and
@@ -61,7 +91,11 @@ class OutputStage(wiring.Component):
         out_valid: Out(1), ``valid`` delayed by ``LATENCY`` cycles.
     """
 
-    LATENCY = 2
+    LATENCY = 4
+
+    # Hash pipeline registers, after these rtl.dither.HASH_STEPS: two adders per stage
+    # (the last stage: the final add plus the carry of hash + T). LATENCY - 1 cuts.
+    HASH_CUTS = (1, 5, 9)
 
     def __init__(self, acc_bits: int = 32):
         self.acc_bits = check_acc_bits(acc_bits)
@@ -82,77 +116,149 @@ class OutputStage(wiring.Component):
         acc_bits = self.acc_bits
         max_shift = acc_bits - 1
         shift_shape = self.shift.shape()
+        assert len(self.HASH_CUTS) == self.LATENCY - 1
 
-        # -- stage 1: rounding addend ------------------------------------------------
+        hash_word = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS)
+
+        # -- stage 1: controls, barrel shift -------------------------------------------
         shift = Signal(shift_shape)
         if (1 << shift_shape.width) - 1 > max_shift:
             m.d.comb += shift.eq(Mux(self.shift > max_shift, max_shift, self.shift))
         else:
             m.d.comb += shift.eq(self.shift)
+        # out_bits - 1, clamped to 1..15: the position of the output's sign bit.
+        sign_pos = Signal(range(OUT_WIDTH))
+        m.d.comb += sign_pos.eq(Mux(self.out_bits < 2, 1,
+                                    Mux(self.out_bits > OUT_WIDTH, OUT_WIDTH - 1,
+                                        self.out_bits - 1)))
 
-        # The dither, the top `shift` bits of the hash: place the hash at the top of a
-        # `wide`-bit word (zeros below) and shift right by `wide - shift`. This is
-        # hash >> (32 - shift) for shift <= 32 and hash << (shift - 32) above.
-        wide = max(32, max_shift)
-        hash_word = add_dither_hash(m, self.seed, self.index)
-        placed = Cat(Const(0, wide - 32), hash_word)
-        drop = Signal(range(wide + 1))
-        m.d.comb += drop.eq(wide - shift)
-        dither = Signal(max_shift)
-        m.d.comb += dither.eq(placed >> drop)
+        # Cat(0 x 32, acc), acc sign-extended to 17 bits at least, shifted right
+        # (arithmetic): bits [0:32] are T and bits [32:48] are q[0:16].
+        # A log shifter, smallest step first, each level only as wide as the bits the
+        # remaining steps can still bring into the 48 kept ones (measured smaller than
+        # Yosys' own $sshr mapping, and than largest-step-first, at 32 and 48 bits).
+        ext_bits = max(acc_bits, OUT_WIDTH + 1)
+        acc_ext = Signal(signed(ext_bits))
+        m.d.comb += acc_ext.eq(self.acc)
+        value = Signal(signed(32 + ext_bits))
+        m.d.comb += value.eq(Cat(Const(0, 32), acc_ext))
+        n = shift_shape.width
+        for k in range(n):
+            keep = min(32 + OUT_WIDTH + (1 << n) - (1 << (k + 1)), len(value))
+            step = Signal(keep, name=f"shift_by_{1 << k}")
+            m.d.comb += step.eq(Mux(shift[k], value >> (1 << k), value)[:keep])
+            value = step.as_signed() if keep == len(value) else step
+        shifted = Signal(32 + OUT_WIDTH)
+        m.d.comb += shifted.eq(value[:32 + OUT_WIDTH])
+        sign = self.acc[-1]
+        # q[16:] all copies of the sign bit: acc's bits at and above shift + 16 are.
+        if acc_bits > OUT_WIDTH:
+            high = (self.acc.as_unsigned() ^ sign.replicate(acc_bits))[OUT_WIDTH:]
+            high_mask = (Const(-1, len(high)) << shift)[:len(high)]
+            high_ok = (high & high_mask) == 0
+        else:
+            high_ok = Const(1)
+        # acc's bits below T (only when shift can exceed 32): nearest-even's sticky part.
+        if max_shift > 32:
+            low_w = max_shift - 32
+            low_shift = Signal(range(low_w + 1))
+            m.d.comb += low_shift.eq(Mux(shift > 32, shift - 32, 0))
+            low_mask = ~(Const(-1, low_w) << low_shift)[:low_w]
+            sticky_low = (self.acc[:low_w] & low_mask) != 0
+        else:
+            sticky_low = Const(0)
 
-        # Round half to even: 2**(shift-1) - 1, plus 1 when the kept LSB is odd.
-        half_minus_1 = Signal(max_shift)
-        m.d.comb += half_minus_1.eq((Const(1, acc_bits) << shift)[1:] - 1)
-        kept_lsb = self.acc.as_unsigned().bit_select(shift, 1)
-        nearest = Signal(max_shift)
-        m.d.comb += nearest.eq(Mux(shift == 0, 0, half_minus_1 + kept_lsb))
-
-        addend = Signal(max_shift)
-        with m.Switch(self.rounding):
-            with m.Case(_NEAREST_EVEN):
-                m.d.comb += addend.eq(nearest)
-            with m.Case(_STOCHASTIC):
-                m.d.comb += addend.eq(dither)
-            with m.Default():  # floor, and the reserved code 3
-                m.d.comb += addend.eq(0)
-
-        out_bits = Signal(range(2, OUT_WIDTH + 1))
-        m.d.comb += out_bits.eq(Mux(self.out_bits < 2, 2,
-                                    Mux(self.out_bits > OUT_WIDTH, OUT_WIDTH,
-                                        self.out_bits)))
-
-        s1_acc = Signal(signed(acc_bits))
-        s1_addend = Signal(max_shift)
-        s1_shift = Signal(shift_shape)
-        s1_out_bits = Signal(range(2, OUT_WIDTH + 1))
+        s1_t = Signal(32, reset_less=True)
+        s1_q = Signal(OUT_WIDTH, reset_less=True)
+        s1_sign = Signal(reset_less=True)
+        s1_high_ok = Signal(reset_less=True)
+        s1_sticky_low = Signal(reset_less=True)
+        s1_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
+        s1_ne = Signal(reset_less=True)
+        s1_st = Signal(reset_less=True)
         s1_valid = Signal()
         m.d.sync += [
-            s1_acc.eq(self.acc),
-            s1_addend.eq(addend),
-            s1_shift.eq(shift),
-            s1_out_bits.eq(out_bits),
+            s1_t.eq(shifted[:32]),
+            s1_q.eq(shifted[32:]),
+            s1_sign.eq(sign),
+            s1_high_ok.eq(high_ok),
+            s1_sticky_low.eq(sticky_low),
+            s1_sign_pos.eq(sign_pos),
+            s1_ne.eq(self.rounding == _NEAREST_EVEN),
+            s1_st.eq(self.rounding == _STOCHASTIC),
             s1_valid.eq(self.valid),
         ]
 
-        # -- stage 2: add, shift, saturate -------------------------------------------
-        # acc + addend < 2**(acc_bits-1) + 2**(acc_bits-1): one extra bit holds it.
-        total = Signal(signed(acc_bits + 1))
-        m.d.comb += total.eq(s1_acc + s1_addend)
-        rounded = Signal(signed(acc_bits + 1))
-        m.d.comb += rounded.eq(total >> s1_shift)
-        # hi = 2**(out_bits-1) - 1, lo = -2**(out_bits-1) = ~hi.
-        sign_pos = Signal(range(OUT_WIDTH))
-        m.d.comb += sign_pos.eq(s1_out_bits - 1)
-        hi = Signal(unsigned(OUT_WIDTH - 1))
-        m.d.comb += hi.eq((Const(1, OUT_WIDTH) << sign_pos) - 1)
-        lo = Signal(signed(OUT_WIDTH))
-        m.d.comb += lo.eq(-hi - 1)
-        with m.If(rounded > hi):
-            m.d.sync += self.out.eq(hi)
-        with m.Elif(rounded < lo):
-            m.d.sync += self.out.eq(lo)
-        with m.Else():
-            m.d.sync += self.out.eq(rounded)
-        m.d.sync += self.out_valid.eq(s1_valid)
+        # -- stage 2: fit flags, nearest-even carry ----------------------------------------
+        # below: the bits under the output's sign bit p = sign_pos; at_p: bit p.
+        below = Signal(OUT_WIDTH)
+        at_p = Signal(OUT_WIDTH)
+        m.d.comb += [
+            below.eq(Cat(s1_sign_pos > i for i in range(OUT_WIDTH))),
+            at_p.eq(Cat(s1_sign_pos == i for i in range(OUT_WIDTH))),
+        ]
+        # d = q ^ sign (non-negative): q fits iff d < 2**p (and q's bits 16.. are sign).
+        d = Signal(OUT_WIDTH)
+        m.d.comb += d.eq(s1_q ^ s1_sign.replicate(OUT_WIDTH))
+        up_zero = (d & ~below) == 0                   # d < 2**p
+        above_zero = (d & ~below & ~at_p) == 0        # d < 2**(p+1)
+        low_ones = (~d & below) == 0                  # d mod 2**p == 2**p - 1
+        low_zero = (d & below) == 0                   # d mod 2**p == 0
+        d_p = (d & at_p) != 0
+        fits = Signal()
+        m.d.comb += fits.eq(s1_high_ok & up_zero)
+        # q + 1 fits: for q >= 0 iff q fits and q != hi = 2**p - 1; for q < 0 iff
+        # q >= lo - 1, i.e. d <= 2**p: d < 2**p or d == 2**p.
+        fits_inc = Signal()
+        m.d.comb += fits_inc.eq(s1_high_ok & Mux(s1_sign,
+                                                 up_zero | (above_zero & d_p & low_zero),
+                                                 up_zero & ~low_ones))
+
+        guard = s1_t[31]
+        sticky = (s1_t[:31] != 0) | s1_sticky_low
+        s2_t = Signal(32, reset_less=True)
+        s2_q = Signal(OUT_WIDTH, reset_less=True)
+        s2_fits = Signal(reset_less=True)
+        s2_fits_inc = Signal(reset_less=True)
+        s2_sat = Signal(OUT_WIDTH, reset_less=True)
+        s2_c = Signal(reset_less=True)  # the carry of the non-stochastic modes
+        s2_st = Signal(reset_less=True)
+        s2_valid = Signal()
+        m.d.sync += [
+            s2_t.eq(s1_t),
+            s2_q.eq(s1_q),
+            s2_fits.eq(fits),
+            s2_fits_inc.eq(fits_inc),
+            # saturate to hi = 2**p - 1 (= below) or lo = -2**p (= ~below, 16 bits)
+            s2_sat.eq(below ^ s1_sign.replicate(OUT_WIDTH)),
+            s2_c.eq(s1_ne & guard & (s1_q[0] | sticky)),
+            s2_st.eq(s1_st),
+            s2_valid.eq(s1_valid),
+        ]
+
+        # -- stage 3: saturated candidates R0 = sat(q), R1 = sat(q + 1) ----------------------
+        s3_t = Signal(32, reset_less=True)
+        s3_r0 = Signal(OUT_WIDTH, reset_less=True)
+        s3_r1 = Signal(OUT_WIDTH, reset_less=True)
+        s3_c = Signal(reset_less=True)
+        s3_st = Signal(reset_less=True)
+        s3_valid = Signal()
+        m.d.sync += [
+            s3_t.eq(s2_t),
+            s3_r0.eq(Mux(s2_fits, s2_q, s2_sat)),
+            s3_r1.eq(Mux(s2_fits_inc, (s2_q + 1)[:OUT_WIDTH], s2_sat)),
+            s3_c.eq(s2_c),
+            s3_st.eq(s2_st),
+            s3_valid.eq(s2_valid),
+        ]
+
+        # -- stage 4: stochastic carry, pick -----------------------------------------------
+        carry = Signal()
+        m.d.comb += carry.eq((hash_word + s3_t)[32])
+        take_inc = Signal()
+        m.d.comb += take_inc.eq(Mux(s3_st, carry, s3_c))
+        m.d.sync += [
+            self.out.eq(Mux(take_inc, s3_r1, s3_r0)),
+            self.out_valid.eq(s3_valid),
+        ]
         return m

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_backends import RTL_BACKENDS, backend_params, first_mismatch, simulate
+from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_mismatch,
+                           simulate)
 
 from rtl.dither import DitherHash
 from sw_model.fixedpoint import dither_hash
@@ -59,3 +60,26 @@ def test_ports():
     got = simulate("pysim", lambda: hasher, model, {"seed": [0], "index": [0]}, ["hash"],
                    clocked=False)
     assert got["hash"] == [0x8FEF9E1C]
+
+
+@pytest.mark.parametrize("backend", backend_params(RTL_BACKENDS))
+@pytest.mark.parametrize("cuts", [(1, 5, 9), (0, 2, 4, 6, 8, 10), (10,)])
+def test_pipelined(backend, cuts):
+    # Registered after the listed HASH_STEPS: the hash of the inputs len(cuts) cycles
+    # earlier, a new pair every cycle (the seed changes every cycle too).
+    rng = np.random.default_rng(12)
+    n = 200
+    inputs = {"seed": rng.integers(0, 2**32, n).tolist(),
+              "index": rng.integers(0, 2**32, n).tolist()}
+    hasher = DitherHash(cuts)
+    lat = hasher.latency
+    assert lat == len(cuts)
+    got = simulate(backend, lambda: hasher, None, inputs, ["hash"])
+    want = {"hash": ([int(dither_hash(0, 0))] * lat + model(inputs)["hash"])[:n]}
+    assert got["hash"][lat:] == want["hash"][lat:], first_mismatch(got, want, inputs)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("cuts", [(11,), (-1,), (1.5,)])
+def test_pipelined_bad_cuts(cuts):
+    assert_invalid(lambda: DitherHash(cuts), r"cuts=.* out of range; allowed 0\.\.10")
