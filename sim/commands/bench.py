@@ -8,10 +8,11 @@ repeated. A "cycle" is an accelerator clock cycle counted by its CYCLES register
 measurements per config:
 
 * ``pysim``: Amaranth's Python simulator through the harness;
-* ``compiled``: the CXXRTL model through the harness (Python compiles, packs and
-  unpacks each chunk, the C++ driver loads memories and clocks the run);
+* ``compiled``: each compiled model (CXXRTL; Verilator on the emitted Verilog)
+  through the harness (Python compiles, packs and unpacks each chunk, the C++ driver
+  loads memories and clocks the run);
 * ``minimal``: the same compiled design with the last chunk's program loaded, run back
-  to back by a C++ loop (``CxxrtlBackend.run_repeat``): the ceiling, no harness.
+  to back by a C++ loop (``run_repeat``): the ceiling, no harness.
 
 Wall time is what the targets are stated in; CPU time of this process is reported too,
 because on a shared 2-core machine wall time includes other people's work.
@@ -51,6 +52,8 @@ def add_arguments(p):
                    help="workload repetitions on the compiled backend (default 20)")
     s.add_argument("--pysim-reps", type=int, default=1,
                    help="workload repetitions on pysim (default 1; 0 skips pysim)")
+    s.add_argument("--backends", default="cxxrtl,verilator",
+                   help="compiled backends to measure (default cxxrtl,verilator)")
     s.add_argument("--cache-dir", help="compiled-model cache (default $FETTA_CACHE_DIR or "
                                        "~/.cache/fetta-hdl)")
     s.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
@@ -88,12 +91,21 @@ def _timed(fn, n, progress, label):
     return out, wall, cpu
 
 
-def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, cache_dir=None,
-              verbose: bool = True) -> dict:
+def _compiled_backend(name, cfg, cache_dir, verbose):
+    if name == "cxxrtl":
+        from ..cxxrtl_backend import CxxrtlBackend
+        return CxxrtlBackend(cfg, cache_dir=cache_dir, verbose=verbose)
+    if name == "verilator":
+        from ..verilator_check import VerilatorBackend
+        return VerilatorBackend(cfg, cache_dir=cache_dir, verbose=verbose)
+    raise ValueError(f"compiled backend {name!r} unknown; allowed cxxrtl, verilator")
+
+
+def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl",),
+              cache_dir=None, verbose: bool = True) -> dict:
     """Measure one config; returns a JSON-ready dict (see the module docstring)."""
     from sw_model.contraction import reference_contraction
 
-    from ..cxxrtl_backend import CxxrtlBackend
     from ..harness import Session
 
     cfg = get_config(config)
@@ -106,39 +118,49 @@ def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, cache_dir=None,
     golden = reference_contraction(w["spec"], a, b, shift=w["shift"], rounding=w["rounding"],
                                    out_bits=w["out_bits"], seed=w["seed"],
                                    acc_bits=cfg.acc_bits)
-    res = {"config": cfg.name, "macs": cfg.macs,
+    res = {"config": cfg.name, "macs": cfg.macs, "compiled": {}, "minimal": {},
+           "build": {},
            "workload": f"{w['spec']} {w['a'][0]}x{w['a'][1]} by {w['b'][0]}x{w['b'][1]}"}
-
-    t0 = time.perf_counter()
-    be = CxxrtlBackend(cfg, cache_dir=cache_dir, verbose=verbose)
-    res["build"] = {"built": be.built, "seconds": round(time.perf_counter() - t0, 3),
-                    "key": be.key}
+    cycles = None
     with _progress() as progress:
-        session = Session(cfg, be)
-        first = _contract(session, a, b)          # warm-up (and the correctness check)
-        if not np.array_equal(first.output, golden):
-            raise FettaError(f"{cfg.name}: compiled output differs from the golden model")
-        cycles = first.cycles
-        res["cycles_per_rep"] = cycles
-        res["chunks"] = first.chunks
-        edges0 = be.cycles
-        runs, wall, cpu = _timed(lambda: _contract(session, a, b), reps, progress,
-                                 f"{cfg.name}: compiled x{reps}")
-        assert all(r.cycles == cycles for r in runs)
-        res["compiled"] = {"reps": reps, "wall_s": wall, "cpu_s": cpu,
-                           "cycles_per_s": cycles * reps / wall,
-                           "cycles_per_cpu_s": cycles * reps / cpu,
-                           "clock_edges": be.cycles - edges0}
+        for name in backends:
+            t0 = time.perf_counter()
+            be = _compiled_backend(name, cfg, cache_dir, verbose)
+            res["build"][name] = {"built": be.built, "key": be.key,
+                                  "seconds": round(time.perf_counter() - t0, 3)}
+            session = Session(cfg, be)
+            first = _contract(session, a, b)      # warm-up and the correctness check
+            if not np.array_equal(first.output, golden):
+                raise FettaError(f"{cfg.name}: {name} output differs from the golden model")
+            if cycles is not None and first.cycles != cycles:
+                raise FettaError(f"{cfg.name}: {name} took {first.cycles} cycles, "
+                                 f"{backends[0]} {cycles}")
+            cycles = first.cycles
+            res["cycles_per_rep"] = cycles
+            res["chunks"] = getattr(first, "chunks", 1)
+            edges0 = be.cycles
+            runs, wall, cpu = _timed(lambda: _contract(session, a, b), reps, progress,
+                                     f"{cfg.name}: {name} x{reps}")
+            if any(r.cycles != cycles for r in runs):
+                raise FettaError(f"{cfg.name}: {name} cycle count changed between runs")
+            res["compiled"][name] = {"reps": reps, "wall_s": wall, "cpu_s": cpu,
+                                     "cycles_per_s": cycles * reps / wall,
+                                     "cycles_per_cpu_s": cycles * reps / cpu,
+                                     "clock_edges": be.cycles - edges0}
 
-        # The ceiling: the last chunk's program, run back to back in C++.
-        per_run = be.run_repeat(1, 100 * cycles + 10_000)
-        n = max(1, cycles * reps // max(per_run, 1))
-        w0, c0 = time.perf_counter(), time.process_time()
-        total = be.run_repeat(n, 100 * cycles + 10_000)
-        wall_m, cpu_m = time.perf_counter() - w0, time.process_time() - c0
-        res["minimal"] = {"runs": n, "cycles": total, "wall_s": wall_m, "cpu_s": cpu_m,
-                          "cycles_per_s": total / wall_m, "cycles_per_cpu_s": total / cpu_m}
-        be.close()
+            # The ceiling: the last chunk's program, run back to back in C++.
+            limit = 100 * cycles + 10_000
+            per_run = be.run_repeat(1, limit)
+            n = max(1, cycles * reps // max(per_run, 1))
+            w0, c0 = time.perf_counter(), time.process_time()
+            total = be.run_repeat(n, limit)
+            wall_m, cpu_m = time.perf_counter() - w0, time.process_time() - c0
+            res["minimal"][name] = {"runs": n, "cycles": total, "wall_s": wall_m,
+                                    "cpu_s": cpu_m, "cycles_per_s": total / wall_m,
+                                    "cycles_per_cpu_s": total / cpu_m,
+                                    "harness_overhead": (total / wall_m) /
+                                    res["compiled"][name]["cycles_per_s"]}
+            be.close()
 
         if pysim_reps:
             t0 = time.perf_counter()
@@ -147,15 +169,17 @@ def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, cache_dir=None,
             runs, wall, cpu = _timed(lambda: _contract(ps, a, b), pysim_reps, progress,
                                      f"{cfg.name}: pysim x{pysim_reps}")
             ps.close()
-            if not all(np.array_equal(r.output, golden) and r.cycles == cycles for r in runs):
-                raise FettaError(f"{cfg.name}: pysim and compiled disagree on the workload")
+            for r in runs:
+                if not np.array_equal(r.output, golden) or r.cycles != cycles:
+                    raise FettaError(f"{cfg.name}: pysim ({r.cycles} cycles) and compiled "
+                                     f"({cycles} cycles) disagree on the workload")
             res["pysim"] = {"reps": pysim_reps, "wall_s": wall, "cpu_s": cpu,
                             "cycles_per_s": cycles * pysim_reps / wall,
                             "cycles_per_cpu_s": cycles * pysim_reps / cpu}
-            res["speedup_vs_pysim"] = (res["compiled"]["cycles_per_s"] /
-                                       res["pysim"]["cycles_per_s"])
-    res["minimal_over_compiled"] = (res["minimal"]["cycles_per_s"] /
-                                    res["compiled"]["cycles_per_s"])
+            for name, c in res["compiled"].items():
+                c["speedup_vs_pysim"] = c["cycles_per_s"] / res["pysim"]["cycles_per_s"]
+                c["speedup_vs_pysim_cpu"] = (c["cycles_per_cpu_s"] /
+                                             res["pysim"]["cycles_per_cpu_s"])
     return res
 
 
@@ -180,20 +204,23 @@ def machine() -> dict:
 
 
 def table(results: list[dict]) -> str:
-    """Markdown table of bench_sim results (the README's)."""
-    rows = ["| config | MACs | cycles/rep | pysim cycles/s | compiled cycles/s | "
+    """Markdown table of bench_sim results (the README's): wall-clock cycles/s, with
+    per-CPU-second figures in parentheses."""
+    rows = ["| config | backend | cycles/rep | pysim cycles/s | compiled cycles/s | "
             "minimal C++ loop cycles/s | compiled / pysim | minimal / compiled |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ps = r.get("pysim")
-        rows.append(
-            f"| {r['config']} | {r['macs']} | {r['cycles_per_rep']:,} | "
-            f"{ps['cycles_per_s']:,.0f} | " if ps else
-            f"| {r['config']} | {r['macs']} | {r['cycles_per_rep']:,} | - | ")
-        rows[-1] += (f"{r['compiled']['cycles_per_s']:,.0f} | "
-                     f"{r['minimal']['cycles_per_s']:,.0f} | "
-                     + (f"{r['speedup_vs_pysim']:,.0f}x | " if ps else "- | ")
-                     + f"{r['minimal_over_compiled']:.2f}x |")
+        for name, c in r["compiled"].items():
+            m = r["minimal"][name]
+            rows.append(
+                f"| {r['config']} | {name} | {r['cycles_per_rep']:,} | "
+                + (f"{ps['cycles_per_s']:,.0f} ({ps['cycles_per_cpu_s']:,.0f}) | "
+                   if ps else "- | ")
+                + f"{c['cycles_per_s']:,.0f} ({c['cycles_per_cpu_s']:,.0f}) | "
+                + f"{m['cycles_per_s']:,.0f} ({m['cycles_per_cpu_s']:,.0f}) | "
+                + (f"{c['speedup_vs_pysim']:,.0f}x | " if ps else "- | ")
+                + f"{m['harness_overhead']:.2f}x |")
     return "\n".join(rows)
 
 
@@ -217,25 +244,30 @@ def run(args) -> int:
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     for n in names:
         get_config(n)
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    for b in backends:
+        if b not in ("cxxrtl", "verilator"):
+            raise ValueError(f"--backends {b!r} unknown; allowed cxxrtl, verilator")
     results = []
     for n in names:
-        r = bench_sim(n, reps=args.reps, pysim_reps=args.pysim_reps,
+        r = bench_sim(n, reps=args.reps, pysim_reps=args.pysim_reps, backends=backends,
                       cache_dir=args.cache_dir)
         results.append(r)
-        ps = r.get("pysim")
         print(f"{n}: {r['workload']} = {r['cycles_per_rep']:,} cycles in {r['chunks']} "
-              f"chunk(s); build {'cold' if r['build']['built'] else 'warm'} "
-              f"{r['build']['seconds']:.1f} s")
+              f"chunk(s)")
+        ps = r.get("pysim")
         if ps:
-            print(f"  pysim     {ps['cycles_per_s']:>14,.0f} cycles/s "
+            print(f"  {'pysim':<10}{ps['cycles_per_s']:>14,.0f} cycles/s "
                   f"({ps['cycles_per_cpu_s']:,.0f} per CPU s)")
-        c, m = r["compiled"], r["minimal"]
-        print(f"  compiled  {c['cycles_per_s']:>14,.0f} cycles/s "
-              f"({c['cycles_per_cpu_s']:,.0f} per CPU s)"
-              + (f", {r['speedup_vs_pysim']:,.0f}x pysim" if ps else ""))
-        print(f"  minimal   {m['cycles_per_s']:>14,.0f} cycles/s "
-              f"({m['cycles_per_cpu_s']:,.0f} per CPU s); harness costs "
-              f"{r['minimal_over_compiled']:.2f}x")
+        for name, c in r["compiled"].items():
+            m, bd = r["minimal"][name], r["build"][name]
+            print(f"  {name:<10}{c['cycles_per_s']:>14,.0f} cycles/s "
+                  f"({c['cycles_per_cpu_s']:,.0f} per CPU s)"
+                  + (f", {c['speedup_vs_pysim']:,.0f}x pysim" if ps else "")
+                  + f"; build {'cold' if bd['built'] else 'warm'} {bd['seconds']:.1f} s")
+            print(f"  {'  minimal':<10}{m['cycles_per_s']:>14,.0f} cycles/s "
+                  f"({m['cycles_per_cpu_s']:,.0f} per CPU s); harness costs "
+                  f"{m['harness_overhead']:.2f}x")
     print()
     print(table(results))
     if args.json:

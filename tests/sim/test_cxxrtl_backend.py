@@ -285,3 +285,47 @@ def test_top_without_bus_is_rejected(tmp_path):
 
     with pytest.raises(FettaError, match="no 'bus' and 'busy'"):
         CxxrtlBackend("tiny", top_factory=lambda c: NoBus(), cache_dir=tmp_path)
+
+
+# -- fetta bench sim ------------------------------------------------------------------
+def _fake_result():
+    compiled = {"cycles_per_s": 2e6, "cycles_per_cpu_s": 2.5e6, "speedup_vs_pysim": 4000,
+                "speedup_vs_pysim_cpu": 3000}
+    return {"config": "tiny", "macs": 16, "cycles_per_rep": 24738, "chunks": 2,
+            "compiled": {"verilator": compiled},
+            "minimal": {"verilator": {"cycles_per_s": 3e6, "cycles_per_cpu_s": 3e6,
+                                      "harness_overhead": 1.5}},
+            "pysim": {"cycles_per_s": 500, "cycles_per_cpu_s": 800}}
+
+
+def test_bench_table_and_targets():
+    import importlib.util
+    from pathlib import Path
+
+    from sim.commands.bench import table
+    text = table([_fake_result()])
+    assert "| tiny | verilator | 24,738 | 500 (800) | 2,000,000 (2,500,000) |" in text
+    assert text.rstrip().endswith("| 4,000x | 1.50x |")
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_sim.py"
+    spec = importlib.util.spec_from_file_location("bench_sim_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (line,) = mod.targets(_fake_result())
+    assert line.count("wall yes") == 3
+
+
+def test_bench_cli_rejects_bad_input(capsys):
+    from sim.cli import main
+    assert main(["bench", "sim", "--configs", "huge"]) == 2
+    assert "huge" in capsys.readouterr().err
+    assert main(["bench", "sim", "--backends", "iverilog"]) == 2
+    assert "iverilog" in capsys.readouterr().err
+    assert main(["bench"]) == 2
+
+
+@pytest.mark.slow
+def test_bench_sim_runs_on_tiny(tmp_path):
+    from sim.commands.bench import bench_sim
+    r = bench_sim("tiny", reps=1, pysim_reps=0, backends=("cxxrtl",), verbose=False)
+    assert r["cycles_per_rep"] > 0 and r["compiled"]["cxxrtl"]["cycles_per_s"] > 0
+    assert r["minimal"]["cxxrtl"]["cycles"] > 0
