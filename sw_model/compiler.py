@@ -49,7 +49,7 @@ from .isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, Op, decode_header, 
 
 # rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
 # asserts the two agree.
-OUTPUT_STAGE_LATENCY = 2
+OUTPUT_STAGE_LATENCY = 4
 
 __all__ = ["CompiledContraction", "compile_contraction", "predict_cycles", "fits",
            "chunk_plan",

@@ -39,11 +39,11 @@ def test_4x4_tile_k8_latency_and_values():
       distribution output register: +1  -> PEs see the last step at cycle 4;
       drain rows 0..3 enter the reduction network at cycles 5..8;
       reduction network, 8 lanes: 5*3-2 = 13 registered stages -> 18..21;
-      output stage: 2 -> row r leaves at cycle 20 + r; the tile's last row at 23.
+      output stage: 4 -> row r leaves at cycle 22 + r; the tile's last row at 25.
     """
     cfg = AccelConfig(n_ce=2, pe_rows=4, pe_cols=4)
     dut = CEArray(cfg)
-    assert dut.dist_latency == 1 and dut.red_latency == 13 and dut.os_latency == 2
+    assert dut.dist_latency == 1 and dut.red_latency == 13 and dut.os_latency == 4
     rng = np.random.default_rng(0)
     A = rng.integers(-1000, 1000, (4, 8))
     B = rng.integers(-1000, 1000, (8, 4))
@@ -81,7 +81,7 @@ def test_4x4_tile_k8_latency_and_values():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert [c for c, _, _ in seen] == [20, 21, 22, 23]
+    assert [c for c, _, _ in seen] == [22, 23, 24, 25]
     expect = np.clip(wrap(A @ B, 32), -32768, 32767)
     for r, (_, addr, row) in enumerate(seen):
         assert addr == 100 + r
