@@ -33,6 +33,7 @@ use it to exercise the compiled-model machinery independently of the real array.
 """
 
 
+import fcntl
 import hashlib
 import os
 import shlex
@@ -321,6 +322,18 @@ def cached_build(kind: str, key_parts, files, steps, *,
         return BuiltModel(key, so, False, time.perf_counter() - t0)
 
     root.mkdir(parents=True, exist_ok=True)
+    # One builder per key at a time (e.g. pytest -n 2 workers): the others wait for it
+    # and then load its result instead of compiling the same model again.
+    with open(root / f".lock-{key}", "w") as lock:
+        with _status(verbose, f"[{kind}] waiting for another build of {label} ..."):
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if so.is_file():
+            return BuiltModel(key, so, False, time.perf_counter() - t0)
+        return _build_locked(kind, key, root, final, files, steps, verbose, label, what, t0)
+
+
+def _build_locked(kind, key, root, final, files, steps, verbose, label, what, t0):
+    so = final / "model.so"
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
     try:
         files = files()

@@ -189,8 +189,10 @@ def test_cache_cold_then_warm(tmp_path):
     # a different design is a different key
     third = build_model(BusFixture(depth=32, prog_depth=4), cache_dir=tmp_path)
     assert third.built and third.key != first.key
-    assert sorted(p.name for p in (tmp_path / "cxxrtl").iterdir()) == sorted(
-        [first.key, third.key])  # no temporaries left behind
+    entries = [p.name for p in (tmp_path / "cxxrtl").iterdir()]
+    assert not [n for n in entries if n.startswith(".build-")]   # no temporaries left
+    assert sorted(n for n in entries if not n.startswith(".")) == sorted(
+        [first.key, third.key])
     for b in (first, second):
         b.write(PROG_BASE, [3])
         assert b.run_until_idle(100) == 3
@@ -248,6 +250,15 @@ def test_failed_build_is_one_line_with_log(tmp_path, monkeypatch):
     assert "\n" not in msg and "failed" in msg and "cannot compile" in msg
     log = msg.rsplit("log in ", 1)[1]
     assert os.path.isfile(log)
+
+
+def test_missing_verilator_is_one_line(tmp_path, monkeypatch):
+    from sim.verilator_check import VerilatorBackend
+    monkeypatch.setenv("VERILATOR", str(tmp_path / "no-such-verilator"))
+    with pytest.raises(FettaError) as info:
+        VerilatorBackend("tiny", top_factory=fixture_top, cache_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    assert "not found: install Verilator (Debian: apt install verilator)" in str(info.value)
 
 
 def test_pysim_works_without_compiler(tmp_path, monkeypatch):
