@@ -1,0 +1,243 @@
+"""Training on the simulated accelerator (sim/rtl_training.py, `fetta train --backend
+rtl`): bit-exact against the fixed-point reference trainer on pysim and cxxrtl,
+lock-step verification catches an injected fault, resume after SIGINT ends with the
+same weights, cycle accounting adds up, CLI errors are one line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.rtl_training import (PHASES, SAMPLE_EVERY, ContractionMismatch, RtlTraining,
+                              plot_cycles)
+from sw_model import checkpoint as ckpt
+from sw_model.data import Dataset, load_dataset
+from sw_model.models import model_from_dict
+from sw_model.trainer import Trainer, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Two small TTM layers on digits: a full training step is 11 contractions of a few
+# hundred cycles, so pysim runs two steps in seconds.
+SMALL = model_from_dict({"name": "small", "dataset": "digits", "layers": [
+    {"in_modes": [8, 8], "out_modes": [4, 4], "ranks": [2]},
+    {"in_modes": [4, 4], "out_modes": [4, 4], "ranks": [2]}]})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def subset(data, n_train, n_test):
+    return Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train],
+                   data.x_test[:n_test], data.y_test[:n_test])
+
+
+def trainer_state(tr):
+    arrays, meta = tr.state()
+    return arrays, json.dumps(meta, sort_keys=True, default=str)
+
+
+def assert_same_state(a, b):
+    assert a[0].keys() == b[0].keys()
+    for k in a[0]:
+        np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)
+    assert a[1] == b[1]
+
+
+@pytest.fixture(scope="module")
+def cxx():
+    pytest.importorskip("sim.cxxrtl_backend")
+    from sim.cxxrtl_build import find_compiler
+    try:
+        find_compiler()
+    except Exception as exc:       # no C++ compiler on this machine
+        pytest.skip(str(exc))
+    rt = RtlTraining("tiny", sim="cxxrtl")
+    yield rt.session
+    rt.close()
+
+
+def test_pysim_two_full_steps_bit_exact(digits):
+    """Two full training steps (forward, input gradient, core gradients of both
+    layers) on Amaranth's simulator: every contraction verified, and the parameters,
+    optimizer state and shift controllers equal the numpy fixed trainer's."""
+    cfg = TrainConfig(precision="fixed", batch=4, seed=3)
+    rt = RtlTraining("tiny", sim="pysim", verify="all")
+    hw = Trainer(SMALL, cfg, n_train=len(digits.x_train), executor=rt.executor,
+                 observer=rt.observer)
+    ref = Trainer(SMALL, cfg, n_train=len(digits.x_train))
+    for s in range(2):
+        x, y = digits.x_train[4 * s:4 * s + 4], digits.y_train[4 * s:4 * s + 4]
+        assert hw.train_step(x, y) == ref.train_step(x, y)
+    rep = rt.report()
+    rt.close()
+    assert rep["mismatches"] == 0 and rep["verified"] == rep["contractions"] == 22
+    assert_same_state(trainer_state(hw), trainer_state(ref))
+    assert rep["steps_simulated"] == 2
+    assert all(rep["cycles_per_step"][s][p] > 0 for s in range(2) for p in PHASES)
+
+
+def test_cxxrtl_short_run_bit_exact_and_reports(digits, cxx, tmp_path):
+    """4 steps of the default digits model (batch 64) plus evaluation on the compiled
+    model end with the numpy fixed trainer's weights; the report adds up."""
+    data = subset(digits, 256, 64)
+    rt = RtlTraining("tiny", session=cxx, verify="all", clock_mhz=100.0)
+    res = train("digits", precision="fixed", epochs=1, data=data, backend="rtl",
+                executor=rt.executor, observer=rt.observer,
+                checkpoint=tmp_path / "rtl.npz")
+    res = rt.finish(res)
+    want = train("digits", precision="fixed", epochs=1, data=data,
+                 checkpoint=tmp_path / "np.npz")
+    assert res["test_accuracy"] == want["test_accuracy"]
+    assert res["epochs"] == want["epochs"]
+    a, b = ckpt.load(tmp_path / "rtl.npz")[0], ckpt.load(tmp_path / "np.npz")[0]
+    for k in b:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert res["mismatches"] == 0 and res["verified"] == res["contractions"]
+    c = res["cycles"]
+    assert c["total"] == sum(c[p] for p in PHASES)
+    assert c["total"] == sum(s["total"] for s in res["cycles_per_step"])
+    assert res["steps_simulated"] == 4 and c["eval"]["contractions"] > 0
+    # layer 1's input gradient is its own phase; layer 0 has none (need_dx=False)
+    assert 0 < c["input_gradient"] < c["core_gradients"]
+    assert 0 < res["mac_utilization"] <= 1
+    assert res["mac_utilization_with_transfer"] < res["mac_utilization"]
+    assert res["clock_mhz"] == 100.0
+    assert res["simulated_seconds_per_step"] == pytest.approx(c["total"] / 4 / 100e6)
+    mem = res["on_chip_memory"]
+    assert 0 < mem["used_bytes"]["total"] <= mem["available_bytes"]["total"]
+    assert res["compile_cache"]["hits"] > res["compile_cache"]["misses"]
+    json.dumps(res)
+    plot_cycles(res, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def flip_at(executor, target: int):
+    """An executor that adds 1 to element [0, ..., 0] of its ``target``-th result."""
+    calls = {"n": 0}
+
+    def wrapped(step, a, b, **kw):
+        out = np.array(executor(step, a, b, **kw))
+        if calls["n"] == target:
+            out[(0,) * out.ndim] += 1
+            wrapped.fault = (step.spec, int(out[(0,) * out.ndim]))
+        calls["n"] += 1
+        return out
+    return wrapped
+
+
+def test_verify_reports_injected_fault(digits, cxx):
+    """One flipped element in contraction 3 of step 1 stops training with a report
+    naming step, phase, contraction, element and both values."""
+    cfg = TrainConfig(precision="fixed", batch=4, seed=5)
+    rt = RtlTraining("tiny", session=cxx, verify="all")
+    ex = flip_at(rt.executor, 11 + 3)     # 11 contractions per step
+    tr = Trainer(SMALL, cfg, n_train=100, executor=ex, observer=rt.observer)
+    tr.train_step(digits.x_train[:4], digits.y_train[:4])
+    with pytest.raises(ContractionMismatch) as e:
+        tr.train_step(digits.x_train[4:8], digits.y_train[4:8])
+    spec, bad = ex.fault
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("mismatch at step 1 ") and f"'{spec}'" in msg
+    assert f"contraction 3 '{spec}' element (0, " in msg
+    assert f"accelerator {bad} != reference {bad - 1}" in msg
+    r = e.value.report
+    assert (r["step"], r["index"], r["spec"]) == (1, 3, spec)
+    assert r["accelerator"] - r["reference"] == 1 and set(r["element"]) == {0}
+    assert rt.mismatches == 1
+
+
+def test_verify_off_and_sample(digits, cxx):
+    cfg = TrainConfig(precision="fixed", batch=4, seed=5)
+    for mode in ("off", "sample"):
+        rt = RtlTraining("tiny", session=cxx, verify=mode)
+        # contraction 1 of step 1: (1 + 1) % SAMPLE_EVERY != 0, so sample skips it
+        tr = Trainer(SMALL, cfg, n_train=100, executor=flip_at(rt.executor, 12),
+                     observer=rt.observer)
+        for s in range(3):
+            tr.train_step(digits.x_train[4 * s:4 * s + 4], digits.y_train[4 * s:4 * s + 4])
+        assert rt.mismatches == 0
+        checked = 11 + sum(1 for s in (1, 2) for i in range(11)
+                           if (s + i) % SAMPLE_EVERY == 0)
+        assert rt.verified == (0 if mode == "off" else checked)
+
+
+def test_sigint_checkpoint_and_resume_give_the_same_weights(digits, cxx, tmp_path):
+    """SIGINT in the middle of epoch 1 writes a checkpoint; --resume (a fresh session)
+    finishes with the weights of an uninterrupted run."""
+    data = subset(digits, 48, 16)
+    kw = dict(precision="fixed", epochs=2, batch=8, data=data, backend="rtl")
+    rt = RtlTraining("tiny", session=cxx)
+    train(SMALL, executor=rt.executor, observer=rt.observer,
+          checkpoint=tmp_path / "full.npz", **kw)
+
+    def interrupt(epoch, step, steps):
+        if (epoch, step) == (0, 3):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    rt = RtlTraining("tiny", session=cxx)
+    part = tmp_path / "part.npz"
+    with pytest.raises(KeyboardInterrupt):
+        train(SMALL, executor=rt.executor, observer=rt.observer, checkpoint=part,
+              progress=interrupt, **kw)
+    assert ckpt.load(part)[1]["partial"]["pos"] == 3
+    cxx.invalidate()
+    rt = RtlTraining("tiny", session=cxx)
+    train(SMALL, executor=rt.executor, observer=rt.observer, checkpoint=part,
+          resume=True, **kw)
+    a, b = ckpt.load(part), ckpt.load(tmp_path / "full.npz")
+    for k in b[0]:
+        np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=k)
+    assert a[1]["history"] == b[1]["history"]
+
+
+def fetta(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "sim.cli", "train", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--backend", "rtl", "--sim", "verilog"], "--sim 'verilog' unknown; allowed cxxrtl, pysim"),
+    (["--backend", "rtl", "--verify", "maybe"], "--verify 'maybe' unknown"),
+    (["--backend", "rtl", "--precision", "float"], "--precision float is not supported"),
+    (["--backend", "rtl", "--config", "huge"], "--config 'huge' unknown"),
+    (["--backend", "rtl", "--clock-mhz", "-5"], "--clock-mhz -5.0 invalid"),
+    (["--backend", "numpy", "--sim", "pysim"], "--sim applies to --backend rtl only"),
+    (["--backend", "fpga"], "--backend 'fpga' unknown; allowed numpy, rtl"),
+])
+def test_cli_bad_input_one_line(args, needle, tmp_path):
+    js = tmp_path / "r.json"
+    p = fetta(*args, "--epochs", "1", "--json", str(js))
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+    assert not js.exists()
+
+
+@pytest.mark.slow
+def test_cli_rtl_epoch_matches_numpy(tmp_path):
+    """One epoch of the default digits model via the CLI on cxxrtl: mismatches 0, the
+    numpy fixed trainer's JSON epochs, the RTL fields and both plots."""
+    js, png = tmp_path / "rtl.json", tmp_path / "rtl.png"
+    p = fetta("--backend", "rtl", "--epochs", "1", "--json", str(js), "--plot", str(png))
+    assert p.returncode == 0, p.stderr
+    assert "mismatches 0" in p.stdout
+    r = json.loads(js.read_text())
+    p = fetta("--backend", "numpy", "--precision", "fixed", "--epochs", "1", "--json",
+              str(tmp_path / "np.json"))
+    assert p.returncode == 0, p.stderr
+    n = json.loads((tmp_path / "np.json").read_text())
+    assert r["epochs"] == n["epochs"] and r["precision"] == "fixed"
+    for key in ("cycles", "mac_utilization", "mismatches", "clock_mhz",
+                "simulated_seconds_per_step", "on_chip_memory"):
+        assert key in r
+    assert r["mismatches"] == 0 and r["clock_mhz"] == 50.0
+    assert png.is_file() and (tmp_path / "rtl.cycles.png").is_file()
