@@ -191,9 +191,28 @@ class Session:
             if fits(sp, shape_a, shape_b, self.config, mapping):
                 parts = [({}, 0)]
             else:
-                parts = chunk_plan(sp, shape_a, shape_b, self.config, mapping)
+                parts = self._reuse_order(sp, shape_a, shape_b,
+                                          chunk_plan(sp, shape_a, shape_b, self.config,
+                                                     mapping))
             self._chunks[key] = parts
         return parts
+
+    @staticmethod
+    def _reuse_order(sp, shape_a, shape_b, parts):
+        """Chunks grouped by their slice of the larger operand, so that with residency
+        it is written once per group (chunks are independent: each writes its own
+        output block with its own dither index offset, so order does not matter)."""
+        sizes = sp.sizes(shape_a, shape_b)
+
+        def key(ranges, idx):
+            return tuple(ranges.get(i, (0, sizes[i])) for i in idx)
+
+        def size(ranges, idx):
+            return int(np.prod([b - a for a, b in key(ranges, idx)]))
+
+        big, small = (sp.a, sp.b) if sum(size(r, sp.a) for r, _ in parts) >= \
+            sum(size(r, sp.b) for r, _ in parts) else (sp.b, sp.a)
+        return sorted(parts, key=lambda p: (key(p[0], big), key(p[0], small)))
 
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
                  mapping: Mapping | None = None, max_cycles: int | None = None

@@ -40,6 +40,7 @@ import numpy as np
 from sw_model.contraction import reference_contraction
 from sw_model.config import AccelConfig, get_config
 
+from .backend import BACKENDS
 from .errors import FettaError
 from .harness import Session
 
@@ -47,7 +48,9 @@ __all__ = ["RtlTraining", "ContractionMismatch", "FMAX_MHZ", "VERIFY_MODES", "SI
            "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles"]
 
 VERIFY_MODES = ("all", "sample", "off")
-SIMS = ("cxxrtl", "pysim")
+# Every simulator registered in sim.backend.BACKENDS (the compiled model first).
+SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "pysim",
+                                                                      "board"))
 SAMPLE_EVERY = 8
 PHASES = ("forward", "input_gradient", "core_gradients", "host_transfer")
 

@@ -90,8 +90,9 @@ def add_arguments(p) -> None:
                    help="directory with the four MNIST IDX files (mnist-tt)")
     rtl = p.add_argument_group("rtl backend")
     rtl.add_argument("--sim", default=None,
-                     help="simulator: cxxrtl (compiled C++ model) or pysim (Amaranth's "
-                          "Python simulator) [default cxxrtl]")
+                     help="simulator: cxxrtl (compiled C++ model), pysim (Amaranth's "
+                          "Python simulator) or another registered simulator backend "
+                          "[default cxxrtl]")
     rtl.add_argument("--config", default=None,
                      help="accelerator preset (tiny, ice40, ecp5, large) [default tiny]")
     rtl.add_argument("--verify", default=None,
