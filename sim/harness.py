@@ -13,11 +13,14 @@ A ``Session`` is built for many calls:
   are cached the same way;
 * **operand residency**: the session keeps a host-side copy of what it last wrote into
   buffers A and B and program memory, and rewrites only the rows (program words) whose
-  contents differ. It assumes it is the only writer of those memories (call
-  ``invalidate()`` after touching the backend directly);
+  contents differ. Only the lanes a mapping reads (``ga*gk*pe_rows`` of A,
+  ``gb*gk*pe_cols`` of B) are data; the other lanes keep their old contents and are
+  not counted. It assumes it is the only writer of those memories (call
+  ``invalidate()`` after touching the backend directly). ``residency=False`` writes
+  whole buffer rows every call (and counts them);
 * **host-transfer accounting**: every host-bus word written or read for a contraction
-  (buffer rows, program words, the CLEAR/START writes, the status, error-PC and counter
-  reads) is counted in ``ContractionResult.host_words`` and converted to
+  (operand words, program words, the CLEAR/START writes, the result words of the
+  output lanes, the status, error-PC and counter reads) is counted in ``ContractionResult.host_words`` and converted to
   ``host_cycles`` at **one 32-bit word per accelerator clock cycle**: the host bus
   accepts one strobe per cycle and never stalls (``sw_model/hostmap.py``), so this is
   the rate of a host (or DMA engine) clocked with the accelerator. Transfers do not
@@ -109,12 +112,14 @@ class _Resident:
         self.rows = np.zeros((depth, lanes), dtype=np.int64)
         self.valid = np.zeros(depth, dtype=bool)
 
-    def runs(self, rows: np.ndarray) -> list[tuple[int, int]]:
-        """[start, stop) row ranges of ``rows`` that differ from what is resident."""
+    def runs(self, rows: np.ndarray, used: int | None = None) -> list[tuple[int, int]]:
+        """[start, stop) row ranges of ``rows`` whose first ``used`` lanes (default
+        all) differ from what is resident."""
         n = len(rows)
         if n == 0:
             return []
-        diff = ~self.valid[:n] | (self.rows[:n] != rows).any(axis=1)
+        used = rows.shape[1] if used is None else used
+        diff = ~self.valid[:n] | (self.rows[:n, :used] != rows[:, :used]).any(axis=1)
         if diff.all():
             return [(0, n)]
         idx = np.flatnonzero(diff)
@@ -124,6 +129,13 @@ class _Resident:
         starts = np.concatenate(([idx[0]], idx[cut + 1]))
         stops = np.concatenate((idx[cut], [idx[-1]])) + 1
         return list(zip(starts.tolist(), stops.tolist()))
+
+    def merged(self, start: int, rows: np.ndarray, used: int) -> np.ndarray:
+        """``rows`` with lanes from ``used`` on taken from what is resident (rewriting
+        a word with its own value is the same as not writing it)."""
+        out = self.rows[start:start + len(rows)].copy()
+        out[:, :used] = rows[:, :used]
+        return out
 
     def store(self, start: int, rows: np.ndarray) -> None:
         self.rows[start:start + len(rows)] = rows
@@ -269,18 +281,22 @@ class Session:
         st["words_skipped"] += total.host_words["skipped"]
         return total
 
-    def _load(self, region, base: int, rows: np.ndarray) -> tuple[int, int]:
-        """Write ``rows`` (rows x lanes) at ``base``, skipping resident rows; returns
-        (words written, words skipped)."""
-        lanes = rows.shape[1]
+    def _load(self, region, base: int, rows: np.ndarray, used: int) -> tuple[int, int]:
+        """Write ``rows`` (rows x lanes) at ``base``, skipping resident rows; only the
+        first ``used`` lanes of a row carry data for this mapping (the others are never
+        read), so only those count as host words. Returns (words written, skipped)."""
         res = self._resident[region]
-        runs = res.runs(rows) if self.residency else [(0, len(rows))]
+        if not self.residency:
+            self.backend.write(base, _words(rows))
+            return rows.size, 0
+        lanes = rows.shape[1]
         written = 0
-        for start, stop in runs:
-            self.backend.write(base + start * lanes, _words(rows[start:stop]))
-            res.store(start, rows[start:stop])
-            written += (stop - start) * lanes
-        return written, rows.size - written
+        for start, stop in res.runs(rows, used):
+            chunk = res.merged(start, rows[start:stop], used)
+            self.backend.write(base + start * lanes, _words(chunk))
+            res.store(start, chunk)
+            written += (stop - start) * used
+        return written, len(rows) * used - written
 
     def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
                       index_offset, max_cycles) -> ContractionResult:
@@ -290,8 +306,9 @@ class Session:
                                 index_offset=index_offset)
         be = self.backend
         be.clear()
-        wa, sa = self._load(0, buffer_base(0), cc.pack_a(a))
-        wb, sb = self._load(1, buffer_base(1), cc.pack_b(b))
+        mp = cc.mapping
+        wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), mp.ga * mp.gk * cfg.pe_rows)
+        wb, sb = self._load(1, buffer_base(1), cc.pack_b(b), mp.gb * mp.gk * cfg.pe_cols)
         prog = np.asarray(cc.program, dtype=np.int64).reshape(-1, 1)
         res = self._resident["prog"]
         runs = res.runs(prog) if self.residency else [(0, len(prog))]
@@ -325,7 +342,9 @@ class Session:
             peak[k] = max(peak[k], rows)
         self.stats["peak_program_words"] = max(self.stats["peak_program_words"],
                                                len(cc.program))
-        words = {"written": wa + wb + wp + CONTROL_WRITES, "read": n_out + CONTROL_READS,
+        # The host reads only the lanes holding outputs (lane < ga*gb*pe_cols).
+        words = {"written": wa + wb + wp + CONTROL_WRITES,
+                 "read": cc.c_rows * mp.ga * mp.gb * cfg.pe_cols + CONTROL_READS,
                  "skipped": sa + sb + len(prog) - wp}
         return ContractionResult(
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,

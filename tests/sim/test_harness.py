@@ -147,13 +147,15 @@ def test_session_compile_cache_and_residency_skip_resident_rows():
         r1 = s.contract("mk,kn->mn", a, b, shift=2, rounding="nearest-even")
         r2 = s.contract("mk,kn->mn", a, b2, shift=3, rounding="stochastic", seed=9)
         assert s.stats["compile_misses"] == 1 and s.stats["compile_hits"] == 1
-        cc = r1.compiled
-        full = cc.a_rows * 8 + cc.b_rows * 8 + len(cc.program)
+        cc, mp = r1.compiled, r1.mapping
+        used_a, used_b = mp.ga * mp.gk * 2, mp.gb * mp.gk * 2     # lanes carrying data
+        full = cc.a_rows * used_a + cc.b_rows * used_b + len(cc.program)
         assert r1.host_words["written"] == full + 2 and r1.host_words["skipped"] == 0
-        # B row + the program words from MODE to SEED of the one CONTRACT
-        assert 8 < r2.host_words["written"] - 2 < 8 + 8
+        # one B row + the program words from MODE to SEED of the one CONTRACT
+        assert used_b < r2.host_words["written"] - 2 < used_b + 8
         assert r2.host_words["skipped"] == full - (r2.host_words["written"] - 2)
-        assert r1.host_words["read"] == r2.host_words["read"] == cc.c_rows * 8 + 16
+        assert r1.host_words["read"] == r2.host_words["read"] == \
+            cc.c_rows * mp.ga * mp.gb * 2 + 16
         assert r2.host_cycles == r2.host_words["written"] + r2.host_words["read"]
     for r, bb, kw in ((r1, b, dict(shift=2, rounding="nearest-even")),
                       (r2, b2, dict(shift=3, rounding="stochastic", seed=9))):
