@@ -27,6 +27,14 @@ Accounting (the ``finish`` hook adds it to the results JSON):
 * ``clock_mhz`` and simulated time and samples/s per step at that clock.
 * ``on_chip_memory``: peak buffer rows and program words used vs available.
 
+Residency: the compiler places every contraction's operands at row 0 of buffers A and
+B in that contraction's own lane layout, so the buffers hold one contraction at a time;
+the session skips only rows that are already there with the same contents (e.g. a
+chunked contraction's shared operand, repeated programs). Keeping weights and saved
+activations resident across contractions would need per-operand base offsets in the
+compiler and an on-chip relayout (C buffer -> A/B); on ``tiny`` host transfer is the
+largest phase of a digits step.
+
 Clock: ``--clock-mhz`` or ``FMAX_MHZ[config]``, the measured Fmax of the preset's
 FPGA build (``fetta synth --config C ... --json``).
 """
