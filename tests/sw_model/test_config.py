@@ -1,0 +1,48 @@
+"""Accelerator configuration: presets and validation errors that name the field."""
+
+import pytest
+
+from sw_model.config import PRESETS, AccelConfig, get_config
+
+
+def test_presets():
+    assert PRESETS["tiny"].macs == 16 and PRESETS["tiny"].n_ce == 4
+    assert PRESETS["ice40"].macs <= 8 and PRESETS["ice40"].mac_kind == "multiply"
+    assert PRESETS["ecp5"].macs >= 64
+    assert PRESETS["large"].macs == 256
+    for cfg in PRESETS.values():
+        for lanes in (cfg.a_lanes, cfg.b_lanes, cfg.c_lanes):
+            assert lanes & (lanes - 1) == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n_ce=0), r"n_ce=0 out of range; allowed 2\.\.64"),
+    (dict(n_ce=6), r"n_ce=6 is not a power of two"),
+    (dict(n_ce=128), r"n_ce=128 out of range"),
+    (dict(pe_rows=3), r"pe_rows=3 is not a power of two \(network lanes"),
+    (dict(pe_cols=0), r"pe_cols=0 out of range"),
+    (dict(operand_bits=0), r"operand_bits=0 out of range; allowed 2\.\.16"),
+    (dict(operand_bits=33), r"operand_bits=33 out of range"),
+    (dict(acc_bits=64), r"acc_bits=64 out of range; allowed 16\.\.48"),
+    (dict(acc_bits=24), r"acc_bits=24 narrower than a product"),
+    (dict(mac_kind="fma"), r"mac_kind='fma' unknown; allowed multiply, shift"),
+    (dict(bank_depth=1000), r"bank_depth=1000 is not a power of two"),
+    (dict(n_ce=4, pe_rows=2, pe_cols=2, device="ice40up5k"),
+     r"16 multiply MACs do not fit ice40up5k \(8 DSPs\)"),
+    (dict(device="virtex"), r"device='virtex' unknown"),
+    (dict(n_ce=True), r"n_ce=True is not an integer"),
+])
+def test_bad_configuration_names_the_field(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AccelConfig(**kwargs)
+
+
+def test_shift_macs_may_exceed_the_dsp_budget():
+    cfg = AccelConfig(n_ce=4, pe_rows=2, pe_cols=2, mac_kind="shift", device="ice40up5k")
+    assert cfg.macs == 16
+
+
+def test_get_config():
+    assert get_config("tiny") is PRESETS["tiny"]
+    with pytest.raises(ValueError, match="config 'huge' unknown; allowed presets"):
+        get_config("huge")
