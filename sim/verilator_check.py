@@ -40,7 +40,7 @@ VERILATOR_PRELUDE = """\
 #include "Vtop.h"
 #include "Vtop___024root.h"
 #include "verilated.h"
-#include "mems.h"  // FETTA_MEMS: X(name, member) per memory, written after verilating
+#include "mems.h"  // FETTA_MEMS and FETTA_SINGLE_EVAL, written after verilating
 
 #include <vector>
 
@@ -104,8 +104,19 @@ struct Model {
 }  // namespace
 #define SET(port, v) (model.top->port = (v))
 #define GET(port) ((uint32_t)model.top->port)
+#if FETTA_SINGLE_EVAL
+// One eval() per cycle: the clock stays high and Verilator's edge detector is told the
+// clock was low, so eval() runs the input logic, the edge and the settle at once. Only
+// used when no sampled output is computed in the input-combinational region (checked
+// after verilating), i.e. every sampled output is a function of state alone, so its
+// value during a cycle is the one left by the previous eval(): all are sampled first.
+#define PRE_EDGE() ((void)0)
+#define EDGE() \\
+  (model.top->rootp->__Vtrigrprev__TOP__@CLK@ = 0, model.top->@CLK@ = 1, model.top->eval())
+#else
 #define PRE_EDGE() (model.top->@CLK@ = 0, model.top->eval())
 #define EDGE() (model.top->@CLK@ = 1, model.top->eval())
+#endif
 #define MEM_COUNT(m) ((int)(m).mems.size())
 #define MEM_NAME(m, i) ((m).mems[i].name)
 #define MEM_SHAPE(m, i, w, d) (*(w) = (m).mems[i].width, *(d) = (m).mems[i].depth)
@@ -126,18 +137,30 @@ VERILATOR_FLAGS = ("--cc", "--exe", "-O3", "--x-assign", "0", "--x-initial", "0"
 MAKE_VARS = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
 
 
-def write_mems_header(tmp: Path) -> None:
-    """mems.h for the driver: every memory of up to 32 bits of the verilated design,
-    named like CXXRTL's debug items ("prog", "buf_a bank0"), so direct access finds
-    the same regions on both compiled backends."""
-    root_h = (tmp / "obj" / "Vtop___024root.h").read_text()
+def write_mems_header(tmp: Path, outputs: tuple[str, ...] = ()) -> None:
+    """mems.h for the driver.
+
+    ``FETTA_MEMS``: every memory of up to 32 bits of the verilated design, named like
+    CXXRTL's debug items ("prog", "buf_a bank0"), so direct access finds the same
+    regions on both compiled backends. ``FETTA_SINGLE_EVAL``: 1 if the root class has
+    the clock's edge-detector state and none of ``outputs`` (C++ members) is assigned in
+    the input-combinational region, else 0 (two evals per cycle)."""
+    obj = tmp / "obj"
+    root_h = (obj / "Vtop___024root.h").read_text()
     lines = []
     for m in re.finditer(r"VlUnpacked<([CSI])Data/\*(\d+):0\*/, \d+> (top__DOT__\w+);",
                          root_h):
         member = m.group(3)
         name = member[len("top__DOT__"):].replace("__DOT__", " ")
         lines.append(f'  X("{name}", {member}, {int(m.group(2)) + 1})')
-    (tmp / "mems.h").write_text("#define FETTA_MEMS \\\n" +
+    single = "__Vtrigrprev__TOP__clk;" in root_h
+    src = "".join(f.read_text() for f in sorted(obj.glob("Vtop___024root*.cpp")))
+    for m in re.finditer(r"void Vtop___024root___ico_\w*\(Vtop___024root\* vlSelf\) \{"
+                         r"(.*?)\n\}", src, re.S):
+        if any(re.search(rf"vlSelf->{re.escape(o)} = ", m.group(1)) for o in outputs):
+            single = False
+    (tmp / "mems.h").write_text(f"#define FETTA_SINGLE_EVAL {int(single)}\n"
+                                "#define FETTA_MEMS \\\n" +
                                 "".join(ln + " \\\n" for ln in lines) + "\n")
 
 
@@ -188,13 +211,15 @@ def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
         names = port_names(top)
         with _status(verbose, f"[verilator] emitting Verilog for {label} ..."):
             design = emit_verilog(top)
-        # Verilator settles everything in eval(): every output is sampled before the edge.
+        # Verilator settles everything in eval(): every output is sampled before the edge
+        # (with two evals per cycle, after the clk=0 one).
         driver = fill_driver(VERILATOR_PRELUDE,
                              {k: mangle_verilator(v) for k, v in names.items()},
                              {"rvalid": True, "rdata": True, "busy": True})
+        sampled = tuple(mangle_verilator(names[r]) for r in ("rvalid", "rdata", "busy"))
         return cached_build("verilator", (design, driver, setup),
                             lambda: {"top.v": design, "driver.cc": driver},
-                            [argv, write_mems_header, make_argv],
+                            [argv, lambda tmp: write_mems_header(tmp, sampled), make_argv],
                             cache_dir=cache_dir, verbose=verbose, label=label,
                             what="Verilator build", t0=t0)
 
