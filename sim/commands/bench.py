@@ -23,11 +23,9 @@ because on a shared 2-core machine wall time includes other people's work.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 
 import numpy as np
@@ -35,6 +33,7 @@ import numpy as np
 from sw_model.config import PRESETS, get_config
 
 from ..errors import FettaError
+from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
 HELP = "benchmarks; `fetta bench sim`: simulated cycles/s of pysim vs the compiled model"
 
@@ -249,20 +248,6 @@ def table(results: list[dict]) -> str:
                 + (f"{c['speedup_vs_pysim']:,.0f}x | " if ps else "- | ")
                 + f"{m['harness_overhead']:.2f}x |")
     return "\n".join(rows)
-
-
-def write_json_atomic(path, data):
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(args) -> int:

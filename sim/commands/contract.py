@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 
 import numpy as np
 
@@ -15,6 +12,7 @@ from sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
 from sw_model.isa import Mapping
 
 from ..errors import FettaError
+from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
 HELP = "run one einsum contraction on the accelerator; print cycles and utilization"
 
@@ -48,22 +46,6 @@ def _shape(text, name):
     if any(d < 1 for d in dims):
         raise FettaError(f"--shape {name}={text!r} has a size < 1; allowed sizes >= 1")
     return dims
-
-
-def write_json_atomic(path, data):
-    """Write JSON via a temp file + rename, so a crash never leaves half a file."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(args) -> int:

@@ -11,10 +11,9 @@ on the accelerator (``sim/rtl_training.py``).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from sim.jsonio import write_json_atomic
 
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
@@ -111,21 +110,6 @@ def _check_out_path(flag: str, path) -> None:
         raise ValueError(f"{flag} {path!r}: directory {str(parent)!r} does not exist")
     if Path(path).is_dir():
         raise ValueError(f"{flag} {path!r} is a directory; give a file path")
-
-
-def write_json_atomic(path, obj) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def plot_curves(results: dict, path) -> None:

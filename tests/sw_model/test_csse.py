@@ -4,7 +4,6 @@ plan), cost hooks, memory budget, bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 
@@ -268,10 +267,8 @@ def test_cycles_standin_never_worse_than_mac_optimal(name):
     _assert_same_results(plan, (*SECTION5[name], 32))
 
 
-_COMPILER = importlib.util.find_spec("sw_model.compiler") is not None
 
 
-@pytest.mark.skipif(not _COMPILER, reason="compiler not yet landed")
 @pytest.mark.parametrize("config", ["tiny", "large"])
 @pytest.mark.parametrize("layer", [((32, 16), (1, 16), (16,), 16),
                                    ((4, 4, 2), (2, 4, 4), (4, 4), 8)])
@@ -280,13 +277,11 @@ def test_cycles_compiler_never_worse_than_mac_optimal(config, layer):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _COMPILER, reason="compiler not yet landed")
 @pytest.mark.parametrize("config", ["tiny", "large"])
 def test_cycles_compiler_fc1(config):
     _cycles_vs_macs_optimal((*SECTION5["fc1"], 64), csse.cycles_cost(config))
 
 
-@pytest.mark.skipif(not _COMPILER, reason="compiler not yet landed")
 def test_cycles_cost_matches_compiler_predict_total():
     from sw_model import compiler
     net = csse.StepNetwork((7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16), 8)
