@@ -36,6 +36,23 @@ def test_summary_of_captured_ice40_report():
     json.dumps(s)                                   # JSON-serialisable as is
 
 
+def test_summary_of_captured_ecp5_report():
+    """ULX3S-85F, the UART link at 50 MHz from the EHXPLLL (clock net '$glbnet$clk')."""
+    stat = (DATA / "ulx3s_memory.yosys_stat.txt").read_text()
+    s = build.summarize(_report("ulx3s_memory"), family="ecp5", device="LFE5U-85F",
+                        ffs=build._yosys_ffs(stat, "ecp5"),
+                        domain_of=build.clock_domain_of("clk25"))
+    assert s["fmax_mhz"] == {"sync": 82.13} and s["target_mhz"] == {"sync": 50.0}
+    r = s["resources"]
+    assert r["LUTs"] == {"used": 1039, "available": 83640}
+    assert r["FFs"] == {"used": 422, "available": 83640}
+    assert r["DSPs"] == {"used": 0, "available": 156}
+    assert r["BRAMs"] == {"used": 2, "available": 208}
+    assert r["PLLs"] == {"used": 1, "available": 4}
+    assert s["critical_path"]["delay_ns"] == pytest.approx(12.18, abs=0.01)
+    assert build.clock_domain_of("clk25")("clk25_0__io") == "osc"
+
+
 def test_fit_error_names_the_numbers():
     log = ("Info: Device utilisation:\n"
            "Info: \t         ICESTORM_LC:    6120/   5280   115%\n"
