@@ -40,13 +40,21 @@ class CEArray(wiring.Component):
     lane ``(ia*gb + ib)*pe_cols + j``. Any other settings the routers produce
     (permutations, other groupings) run the same way.
 
+    Output stages: ``config.out_lanes = c_lanes / out_share``. With ``out_share = S``
+    each output stage ``o`` serves C lanes ``o, o + out_lanes, ...`` in turn: a shadow
+    row stays on the reduction network's inputs for ``S`` cycles (phases), and in
+    phase ``p`` stage ``o`` takes lane ``p*out_lanes + o``; ``out_mask`` marks the
+    lanes of the phase (all lanes when ``S = 1``).
+
     Latency (cycles), from an operand row on ``a_vec``/``b_vec`` to its products:
     ``DIST = DistributionNetwork.LATENCY``. A tile whose last step enters at cycle
-    ``t`` drains rows ``t+DIST+1 .. t+DIST+pe_rows`` into the reduction network;
-    row ``r`` leaves the output stages at
-    ``t + DIST + 1 + r + ReductionNetwork.LATENCY + OutputStage.LATENCY``
-    (``out_valid``), together with the C row address and flat index its drain slot
-    was given on ``row_addr``/``row_idx`` (sampled while ``drain_step`` is high).
+    ``t`` drains rows into the reduction network in cycles
+    ``t+DIST+1 .. t+DIST+pe_rows*S`` (``config.drain_cycles``); phase ``p`` of row
+    ``r`` leaves the output stages at
+    ``t + DIST + 1 + r*S + p + ReductionNetwork.LATENCY + OutputStage.LATENCY``
+    (``out_valid``), together with the C row address and flat index the row's drain
+    slot was given on ``row_addr``/``row_idx`` (which step once per row, on the
+    cycle ``drain_step`` is high: the row's last phase).
 
     Members:
         a_vec[a_lanes], b_vec[b_lanes]: one operand row each (from the buffers).
@@ -56,7 +64,8 @@ class CEArray(wiring.Component):
         shift, rounding, out_bits, seed: the output-stage parameters.
         drain_step:                     a shadow row enters the reduction network.
         row_addr, row_idx:              C row address / flat index of that row.
-        out[c_lanes], out_valid, out_addr: one finished output row.
+        out[c_lanes], out_valid, out_addr: one finished output row (or phase of it).
+        out_mask:                       C lanes of ``out`` written this cycle.
         draining:                       a drain is in progress.
     """
 
@@ -81,7 +90,7 @@ class CEArray(wiring.Component):
             "drain_step": Out(1),
             "row_addr": In(16), "row_idx": In(32),
             "out": Out(signed(16)).array(cfg.c_lanes),
-            "out_valid": Out(1), "out_addr": Out(16),
+            "out_valid": Out(1), "out_addr": Out(16), "out_mask": Out(cfg.c_lanes),
             "draining": Out(1),
             "pe_active": Out(1),
         })
@@ -106,16 +115,28 @@ class CEArray(wiring.Component):
         last = _delay(m, self.in_last, self.dist_latency, "pe_last")
         m.d.comb += self.pe_active.eq(valid)
 
-        # Drain sequencer: after a tile's last step, one shadow row per cycle.
+        # Drain sequencer: after a tile's last step, one shadow row per S cycles.
+        S, O = cfg.out_share, cfg.out_lanes
         draining = Signal()
         row = Signal(range(max(R, 2)))
+        if S == 1:
+            row_done = Const(1)
+            phase = None
+        else:
+            phase = Signal(range(S))
+            row_done = phase == S - 1
         with m.If(valid & last):
             m.d.sync += [draining.eq(1), row.eq(0)]
+            if phase is not None:
+                m.d.sync += phase.eq(0)
         with m.Elif(draining):
-            m.d.sync += row.eq(row + 1)
-            with m.If(row == R - 1):
-                m.d.sync += draining.eq(0)
-        m.d.comb += [self.drain_step.eq(draining), self.draining.eq(draining)]
+            if phase is not None:
+                m.d.sync += phase.eq(phase + 1)
+            with m.If(row_done):
+                m.d.sync += row.eq(row + 1)
+                with m.If(row == R - 1):
+                    m.d.sync += draining.eq(0)
+        m.d.comb += [self.drain_step.eq(draining & row_done), self.draining.eq(draining)]
 
         for c in range(cfg.n_ce):
             ce = ContractionEngine(cfg)
@@ -131,17 +152,32 @@ class CEArray(wiring.Component):
 
         idx = _delay(m, self.row_idx, self.red_latency, "row_idx")
         addr = _delay(m, self.row_addr, self.red_latency, "row_addr")
-        for d in range(cfg.c_lanes):
+        if phase is not None:
+            red_phase = _delay(m, phase, self.red_latency, "red_phase")
+            out_phase = _delay(m, red_phase, self.os_latency, "out_phase")
+        for o in range(O):
             os_ = OutputStage(acc_bits=cfg.acc_bits)
-            m.submodules[f"os{d}"] = os_
+            m.submodules[f"os{o}"] = os_
+            if S == 1:
+                acc, lane_index = self.red_net.outputs[o], self.lane_index[o]
+            else:
+                acc = Array(self.red_net.outputs[p * O + o] for p in range(S))[red_phase]
+                lane_index = Array(self.lane_index[p * O + o] for p in range(S))[red_phase]
             m.d.comb += [
-                os_.acc.eq(self.red_net.outputs[d]), os_.valid.eq(self.red_net.out_valid),
+                os_.acc.eq(acc), os_.valid.eq(self.red_net.out_valid),
                 os_.shift.eq(self.shift), os_.rounding.eq(self.rounding),
                 os_.out_bits.eq(self.out_bits), os_.seed.eq(self.seed),
-                os_.index.eq(idx + self.lane_index[d]),
-                self.out[d].eq(os_.out),
+                os_.index.eq(idx + lane_index),
             ]
-            if d == 0:
+            for p in range(S):
+                m.d.comb += self.out[p * O + o].eq(os_.out)
+            if o == 0:
                 m.d.comb += self.out_valid.eq(os_.out_valid)
+        if S == 1:
+            m.d.comb += self.out_mask.eq((1 << cfg.c_lanes) - 1)
+        else:
+            group = (1 << O) - 1
+            m.d.comb += self.out_mask.eq(Array(Const(group << (p * O), cfg.c_lanes)
+                                               for p in range(S))[out_phase])
         m.d.comb += self.out_addr.eq(_delay(m, addr, self.os_latency, "out_addr"))
         return m

@@ -32,9 +32,9 @@ class Controller(wiring.Component):
     * CONTRACT: 1 validation cycle, ``BoundCheck.CYCLES`` to prove every A/B read
       and C write in range (else halt, nothing written), 1 start cycle, then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
-      until ``pe_rows`` cycles have passed since the previous tile's last step (the
-      shadow accumulators must have drained; counted as ``stall_drain``); after the
-      final issue a fixed tail of ``tail_cycles`` lets the last tile drain;
+      until ``drain_cycles`` (``pe_rows * out_share``) cycles have passed since the
+      previous tile's last step (the shadow accumulators must have drained; counted
+      as ``stall_drain``); after the final issue a fixed tail of ``tail_cycles`` lets the last tile drain;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -57,7 +57,7 @@ class Controller(wiring.Component):
         self.red_bits = red_bits
         self.layout = config_layout(cfg, red_bits)
         self.n_config = config_words(cfg, red_bits)
-        self.tail_cycles = 1 + dist_latency + cfg.pe_rows + red_latency + os_latency
+        self.tail_cycles = 1 + dist_latency + cfg.drain_cycles + red_latency + os_latency
         self.check_cycles = BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS)
         lay = self.layout
         super().__init__({
@@ -84,6 +84,7 @@ class Controller(wiring.Component):
         m = Module()
         cfg = self.config
         R = cfg.pe_rows
+        D = cfg.drain_cycles
         depth = cfg.bank_depth
 
         cfg_regs = Array(Signal(32, name=f"cfg{i}") for i in range(self.n_config))
@@ -115,8 +116,10 @@ class Controller(wiring.Component):
             lv.append(dict(count=w0[0:16], sa=w0[16:32], sb=w1[0:16], sc=w1[16:32], sidx=w2))
 
         # Address generators: issue side (A, B rows) and drain side (C row, flat index).
-        issue = LoopNest(N_LEVELS + 1, {"a": 16, "b": 16})
-        drain = LoopNest(N_LEVELS + 1, {"c": 16, "idx": 32})
+        issue = LoopNest(N_LEVELS + 1, {"a": cfg.addr_bits, "b": cfg.addr_bits},
+                         count_bits=COUNT_BITS)
+        drain = LoopNest(N_LEVELS + 1, {"c": cfg.addr_bits, "idx": 32},
+                         count_bits=COUNT_BITS)
         m.submodules.issue_agu, m.submodules.drain_agu = issue, drain
         for i in range(N_LEVELS):
             m.d.comb += [issue.count[i].eq(lv[i]["count"]), drain.count[i].eq(lv[i]["count"]),
@@ -134,18 +137,19 @@ class Controller(wiring.Component):
             drain.step.eq(self.drain_step),
         ]
 
-        # Range checks of the three streams.
-        checks = {}
-        for name, base, extra in (("a", base_a, (k_count, k_sa)), ("b", base_b, (k_count, k_sb)),
-                                  ("c", base_c, (R, 1))):
-            bc = BoundCheck(N_LEVELS + 1, COUNT_BITS)
-            m.submodules[f"check_{name}"] = bc
-            checks[name] = bc
-            key = {"a": "sa", "b": "sb", "c": "sc"}[name]
-            for i in range(N_LEVELS):
-                m.d.comb += [bc.count[i].eq(lv[i]["count"]), bc.stride[i].eq(lv[i][key])]
-            m.d.comb += [bc.count[K].eq(extra[0]), bc.stride[K].eq(extra[1]),
-                         bc.base.eq(base), bc.limit.eq(depth)]
+        # Range check of the three streams (one Horner unit, shared loop counts).
+        check = BoundCheck(N_LEVELS + 1, COUNT_BITS, streams=3)
+        m.submodules.bound_check = check
+        for t in range(N_LEVELS):
+            m.d.comb += check.count[t].eq(lv[t]["count"])
+        m.d.comb += [check.count[K].eq(k_count), check.limit.eq(depth)]
+        for s, (base, key, k_stride, span) in enumerate((
+                (base_a, "sa", k_sa, 0), (base_b, "sb", k_sb, 0),
+                (base_c, "sc", 0, R - 1))):   # C: a drained tile writes R rows
+            m.d.comb += [check.base[s].eq(base), check.span[s].eq(span),
+                         check.stride[s][K].eq(k_stride)]
+            for t in range(N_LEVELS):
+                m.d.comb += check.stride[s][t].eq(lv[t][key])
 
         pc = Signal(16)
         err_pc = Signal(16)
@@ -154,7 +158,7 @@ class Controller(wiring.Component):
         length = Signal(16)
         widx = Signal(16)
         tail = Signal(range(self.tail_cycles + 1))
-        since_last = Signal(range(R + 1))
+        since_last = Signal(range(D + 1))
         have_prev = Signal()
         tile_start = Signal()
         m.d.comb += [self.pc.eq(pc), self.err_pc.eq(err_pc), self.error.eq(error),
@@ -257,12 +261,12 @@ class Controller(wiring.Component):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += [checks[n].start.eq(1) for n in checks]
+                    m.d.comb += check.start.eq(1)
                     m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
-                with m.If(checks["a"].done):
-                    with m.If(checks["a"].ok & checks["b"].ok & checks["c"].ok):
+                with m.If(check.done):
+                    with m.If(check.ok):
                         m.d.comb += [issue.start.eq(1), drain.start.eq(1)]
                         m.d.sync += [have_prev.eq(0), tile_start.eq(1), since_last.eq(0)]
                         m.next = "RUN"
@@ -272,8 +276,8 @@ class Controller(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1)]
                 tile_last = issue.at_max[K]
-                stall = tile_last & have_prev & (since_last < R - 1)
-                with m.If(since_last < R):
+                stall = tile_last & have_prev & (since_last < D - 1)
+                with m.If(since_last < D):
                     m.d.sync += since_last.eq(since_last + 1)
                 with m.If(stall):
                     m.d.comb += inc["stall_drain"].eq(1)

@@ -131,7 +131,7 @@ class Accelerator(wiring.Component):
             if name == "c":
                 with m.If(running):
                     m.d.comb += [buf.wr_en.eq(fab.out_valid), buf.wr_addr.eq(fab.out_addr),
-                                 buf.wr_mask.eq((1 << lanes) - 1)]
+                                 buf.wr_mask.eq(fab.out_mask)]
                     for d in range(lanes):
                         m.d.comb += buf.wr_data[d].eq(fab.out[d])
                 with m.Else():

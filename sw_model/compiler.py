@@ -80,7 +80,7 @@ def timing_constants(cfg: AccelConfig) -> Timing:
     check = COUNT_BITS + 3          # rtl.bound_check.BoundCheck.cycles (tested)
     return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
                   contract_words=CONTRACT_WORDS, check=check,
-                  tail=1 + dist_lat + cfg.pe_rows + red_lat + os_lat)
+                  tail=1 + dist_lat + cfg.drain_cycles + red_lat + os_lat)
 
 
 def mappings(cfg: AccelConfig):
@@ -255,7 +255,7 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     # Levels beyond N_LEVELS become separate CONTRACT instructions.
     n_instr = math.prod(outer[:-N_LEVELS]) if len(outer) > N_LEVELS else 1
     tiles_per = math.prod(outer[-N_LEVELS:]) if outer else 1
-    stall = max(0, R - ksteps) * (tiles_per - 1)
+    stall = max(0, cfg.drain_cycles - ksteps) * (tiles_per - 1)
     per = tm.contract_fixed() + tiles_per * ksteps + stall
     total = tm.config_cycles() + n_instr * per + tm.fetch
     a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps

@@ -54,6 +54,11 @@ class AccelConfig:
         bank_depth:    rows per bank of each operand/result buffer (power of two).
         prog_depth:    32-bit words of program memory (power of two).
         device:        optional FPGA part whose DSP budget must hold the multipliers.
+        out_share:     C lanes served by each output stage (time-shared), a power of two
+                       dividing ``c_lanes``; 1 = one output stage per C lane. Each shadow
+                       row then drains in ``out_share`` cycles (``drain_cycles``), which
+                       trades output bandwidth for area (the output stage with its
+                       dither hash is the largest per-lane block; see ``ice40``).
     """
 
     name: str = "custom"
@@ -67,6 +72,7 @@ class AccelConfig:
     bank_depth: int = 256
     prog_depth: int = 1024
     device: str | None = None
+    out_share: int = 1
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -88,6 +94,7 @@ class AccelConfig:
         need_int("pow2_bits", 2, 6)
         need_int("bank_depth", 16, 65536, pow2=True)
         need_int("prog_depth", 64, 65536, pow2=True)
+        need_int("out_share", 1, self.c_lanes, pow2=True)
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")
@@ -128,6 +135,17 @@ class AccelConfig:
         return self.n_ce * self.pe_cols
 
     @property
+    def out_lanes(self) -> int:
+        """Output stages (each serves ``out_share`` C lanes in turn)."""
+        return self.c_lanes // self.out_share
+
+    @property
+    def drain_cycles(self) -> int:
+        """Cycles one tile's shadow accumulators take to drain: ``pe_rows`` rows of
+        ``out_share`` cycles each. A tile shorter than this stalls (``stall_drain``)."""
+        return self.pe_rows * self.out_share
+
+    @property
     def addr_bits(self) -> int:
         """Row-address width of every buffer."""
         return max(1, (self.bank_depth - 1).bit_length())
@@ -142,12 +160,13 @@ class AccelConfig:
 PRESETS = {
     # Fast in Amaranth's Python simulator: 4 CEs x 2x2 PEs = 16 MACs.
     "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024),
-    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs.
+    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs; one time-shared output stage.
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=2, bank_depth=256,
-                         prog_depth=256, device="ice40up5k"),
-    # ECP5-85F (ULX3S): 4 CEs x 4x4 = 64 MACs on MULT18X18D.
+                         prog_depth=256, device="ice40up5k", out_share=4),
+    # ECP5-85F (ULX3S): 4 CEs x 4x4 = 64 MACs on MULT18X18D; 4 output stages for the
+    # 16 C lanes (a tile drains in 16 cycles) instead of 16 stages of area.
     "ecp5": AccelConfig(name="ecp5", n_ce=4, pe_rows=4, pe_cols=4, bank_depth=512,
-                        device="ecp5-85f"),
+                        device="ecp5-85f", out_share=4),
     # Simulation studies: 16 CEs x 4x4 = 256 MACs.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
                          prog_depth=4096),

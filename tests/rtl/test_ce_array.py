@@ -22,7 +22,8 @@ def test_timing_constants_match_rtl():
     from sw_model.compiler import timing_constants
     from sw_model.isa import COUNT_BITS, N_LEVELS
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
-    for name, cfg in PRESETS.items():
+    shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4)}
+    for name, cfg in {**PRESETS, **shared}.items():
         tm = timing_constants(cfg)
         arr = CEArray(cfg)
         ctl = Controller(cfg, routing.reduction_n_switch_bits(cfg.c_lanes),
@@ -86,6 +87,69 @@ def test_4x4_tile_k8_latency_and_values():
     for r, (_, addr, row) in enumerate(seen):
         assert addr == 100 + r
         assert row == list(expect[r])
+
+
+def test_shared_output_stage_drains_a_row_in_out_share_phases():
+    """The tile of the test above with ``out_share = 2`` (4 output stages for 8 C
+    lanes; tile columns 0..3 routed to lanes 0, 1, 4, 5): the drain holds each shadow
+    row for 2 cycles, so row r's phases enter the reduction network at 5 + 2r and
+    6 + 2r; phase p leaves the output stages 17 cycles later (13 + 4) with lanes
+    4p..4p+3 masked in; the C row address advances once per row (drain_step on the
+    row's last phase)."""
+    cfg = AccelConfig(n_ce=2, pe_rows=4, pe_cols=4, out_share=2)
+    assert cfg.out_lanes == 4 and cfg.drain_cycles == 8
+    dut = CEArray(cfg)
+    rng = np.random.default_rng(1)
+    A = rng.integers(-1000, 1000, (4, 8))
+    B = rng.integers(-1000, 1000, (8, 4))
+    a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
+    b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
+    lanes_of = [0, 1, 4, 5]
+    r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], lanes_of)
+    seen, steps = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.a_net_cfg, routing.pack_distribution(8, a_set))
+        ctx.set(dut.b_net_cfg, routing.pack_distribution(8, b_set))
+        ctx.set(dut.red_cfg, routing.pack_reduction(8, r_set))
+        ctx.set(dut.out_bits, 16)
+        row_addr = 100
+        for cyc in range(40):
+            if cyc < 4:
+                for ik in range(2):
+                    k = cyc * 2 + ik
+                    for r in range(4):
+                        ctx.set(dut.a_vec[ik * 4 + r], int(A[r, k]) & 0xFFFF)
+                    for j in range(4):
+                        ctx.set(dut.b_vec[ik * 4 + j], int(B[k, j]) & 0xFFFF)
+                ctx.set(dut.in_valid, 1)
+                ctx.set(dut.in_first, cyc == 0)
+                ctx.set(dut.in_last, cyc == 3)
+            else:
+                ctx.set(dut.in_valid, 0)
+            ctx.set(dut.row_addr, row_addr)
+            if ctx.get(dut.drain_step):
+                steps.append(cyc)
+                row_addr += 1  # the drain AGU advances after the row's last phase
+            if ctx.get(dut.out_valid):
+                seen.append((cyc, ctx.get(dut.out_addr), ctx.get(dut.out_mask),
+                             [ctx.get(dut.out[d]) for d in range(8)]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert steps == [6, 8, 10, 12]                       # last phase of rows 0..3
+    assert [c for c, _, _, _ in seen] == list(range(22, 30))
+    expect = np.clip(wrap(A @ B, 32), -32768, 32767)
+    for i, (_, addr, mask, lanes) in enumerate(seen):
+        r, p = divmod(i, 2)
+        assert addr == 100 + r
+        assert mask == 0xF << (4 * p)
+        for j in (2 * p, 2 * p + 1):
+            d = lanes_of[j]
+            assert lanes[d] == expect[r, j], (r, p, j, lanes[d], expect[r, j])
 
 
 @pytest.mark.parametrize("preset", ["tiny", "ice40", "ecp5"])

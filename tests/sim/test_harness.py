@@ -42,6 +42,31 @@ def test_random_contraction_slow(idx):
     check_case(SLOW_CASES[idx])
 
 
+SHARE_CONFIGS = {s: AccelConfig(name=f"tiny-share{s}", n_ce=4, pe_rows=2, pe_cols=2,
+                                bank_depth=1024, out_share=s) for s in (2, 8)}
+
+
+@pytest.mark.parametrize("share", sorted(SHARE_CONFIGS))
+@pytest.mark.parametrize("idx", range(6))
+def test_time_shared_output_stages_bit_and_cycle_exact(share, idx):
+    """``out_share`` > 1: fewer output stages, each serving several C lanes in turn;
+    outputs stay bit-exact and the cycle model (drain_cycles) stays exact."""
+    cfg = SHARE_CONFIGS[share]
+    case = random_cases(6, seed=500 + share, config=cfg)[idx]
+    res = check_case(case, config=cfg)
+    assert res.cycles == res.predicted_cycles, (case.spec, res.cycles, res.predicted_cycles)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", sorted(SHARE_CONFIGS))
+@pytest.mark.parametrize("idx", range(40))
+def test_time_shared_output_stages_slow(share, idx):
+    cfg = SHARE_CONFIGS[share]
+    case = random_cases(40, seed=900 + share, config=cfg)[idx]
+    res = check_case(case, config=cfg)
+    assert res.cycles == res.predicted_cycles
+
+
 def test_default_cases_cover_every_rounding_mode_and_mapping_mode():
     assert {c.rounding for c in DEFAULT_CASES} == set(ROUNDING_MODES)
     assert any(len(c.spec.split("->")[1]) >= 3 for c in DEFAULT_CASES)

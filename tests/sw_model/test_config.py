@@ -31,6 +31,8 @@ def test_presets():
      r"16 multiply MACs do not fit ice40up5k \(8 DSPs\)"),
     (dict(device="virtex"), r"device='virtex' unknown"),
     (dict(n_ce=True), r"n_ce=True is not an integer"),
+    (dict(out_share=3), r"out_share=3 is not a power of two"),
+    (dict(n_ce=2, pe_cols=2, out_share=8), r"out_share=8 out of range; allowed 1\.\.4"),
 ])
 def test_bad_configuration_names_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -40,6 +42,13 @@ def test_bad_configuration_names_the_field(kwargs, match):
 def test_shift_macs_may_exceed_the_dsp_budget():
     cfg = AccelConfig(n_ce=4, pe_rows=2, pe_cols=2, mac_kind="shift", device="ice40up5k")
     assert cfg.macs == 16
+
+
+def test_out_share_sets_output_stages_and_drain_cycles():
+    cfg = AccelConfig(n_ce=4, pe_rows=2, pe_cols=2)
+    assert (cfg.out_lanes, cfg.drain_cycles) == (8, 2)
+    cfg = cfg.replace(out_share=4)
+    assert (cfg.out_lanes, cfg.drain_cycles) == (2, 8)
 
 
 def test_get_config():
