@@ -26,6 +26,9 @@ __all__ = ["Backend", "BACKENDS", "get_backend", "RunStatus"]
 BACKENDS = {
     "pysim": "sim.pysim_backend:PysimBackend",
     "cxxrtl": "sim.cxxrtl_backend:CxxrtlBackend",
+    # The same C++ host-bus driver over a Verilator model of the emitted Verilog: the
+    # fastest backend (README, "Compiled simulation").
+    "verilator": "sim.verilator_check:VerilatorBackend",
     "board": "boards.host_driver:BoardBackend",
 }
 

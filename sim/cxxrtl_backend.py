@@ -111,9 +111,12 @@ class CxxrtlBackend(Backend):
         token = source_token(self.config) if top_factory is None else None
         factory = top_factory or default_top_factory
         name = "Accelerator" if top_factory is None else getattr(factory, "__name__", "top")
+        # The accelerator top gets a profile-guided build (sim/pgo_train.py runs
+        # contractions on it); other tops a plain one.
         model = self._build_model(lambda: factory(self.config), token=token,
                                   cache_dir=cache_dir, verbose=verbose,
-                                  label=f"{name}({self.config.name})")
+                                  label=f"{name}({self.config.name})",
+                                  train=self.config if top_factory is None else None)
         self.built = model.built
         self.build_seconds = model.seconds
         self.key = model.key
@@ -125,6 +128,25 @@ class CxxrtlBackend(Backend):
         self.bus_only = bus_only
         self._running = False
         self.regions = self._find_regions()
+
+    @classmethod
+    def from_library(cls, config, path) -> "CxxrtlBackend":
+        """A backend over an already-built model library at ``path`` (no build, no
+        cache): the profile-guided build's training run (``sim/pgo_train.py``) and
+        tests use it."""
+        self = cls.__new__(cls)
+        Backend.__init__(self, config)
+        self._h = None
+        self.built, self.build_seconds, self.key = False, 0.0, None
+        self.library = path
+        self._lib = _load(path)
+        self._h = self._lib.fetta_create()
+        if not self._h:
+            raise FettaError("compiled model could not be created (out of memory?)")
+        self.bus_only = False
+        self._running = False
+        self.regions = self._find_regions()
+        return self
 
     def _find_regions(self) -> list[tuple[int, int, np.ndarray, int, bool]]:
         """(bus base, words, memory ids by lane, lanes, sign-extend) per memory region."""

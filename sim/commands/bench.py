@@ -8,9 +8,10 @@ repeated. A "cycle" is an accelerator clock cycle counted by its CYCLES register
 measurements per config:
 
 * ``pysim``: Amaranth's Python simulator through the harness;
-* ``compiled``: each compiled model (CXXRTL; Verilator on the emitted Verilog)
-  through the harness (Python compiles, packs and unpacks each chunk, the C++ driver
-  loads memories and clocks the run);
+* ``compiled``: each compiled model (``backend="cxxrtl"``; ``backend="verilator"``,
+  Verilator on the emitted Verilog, the faster one) through the harness (Python
+  compiles, packs and unpacks each chunk, the C++ driver loads memories and clocks the
+  run);
 * ``minimal``: the same compiled design driven through the same chunks by a minimal
   loop: the writes and runs the harness made in its first repetition are recorded and
   replayed (the C++ driver clocks every run), with no compiling, packing or unpacking.
@@ -93,14 +94,15 @@ def _timed(fn, n, progress, label):
     return out, wall, cpu
 
 
+# The compiled backends (registered in sim.backend.BACKENDS like pysim).
+COMPILED = ("cxxrtl", "verilator")
+
+
 def _compiled_backend(name, cfg, cache_dir, verbose):
-    if name == "cxxrtl":
-        from ..cxxrtl_backend import CxxrtlBackend
-        return CxxrtlBackend(cfg, cache_dir=cache_dir, verbose=verbose)
-    if name == "verilator":
-        from ..verilator_check import VerilatorBackend
-        return VerilatorBackend(cfg, cache_dir=cache_dir, verbose=verbose)
-    raise ValueError(f"compiled backend {name!r} unknown; allowed cxxrtl, verilator")
+    if name not in COMPILED:
+        raise ValueError(f"compiled backend {name!r} unknown; allowed {', '.join(COMPILED)}")
+    from ..backend import get_backend
+    return get_backend(name, cfg, cache_dir=cache_dir, verbose=verbose)
 
 
 def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl",),
@@ -129,7 +131,8 @@ def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl"
             t0 = time.perf_counter()
             be = _compiled_backend(name, cfg, cache_dir, verbose)
             res["build"][name] = {"built": be.built, "key": be.key,
-                                  "seconds": round(time.perf_counter() - t0, 3)}
+                                  "seconds": round(time.perf_counter() - t0, 3),
+                                  "library": str(be.library)}
             session = Session(cfg, be)
             # Warm-up and the correctness check; it also records what the harness does
             # to the backend (memory/bus writes, runs) for the minimal loop below.
@@ -258,8 +261,8 @@ def run(args) -> int:
         get_config(n)
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     for b in backends:
-        if b not in ("cxxrtl", "verilator"):
-            raise ValueError(f"--backends {b!r} unknown; allowed cxxrtl, verilator")
+        if b not in COMPILED:
+            raise ValueError(f"--backends {b!r} unknown; allowed {', '.join(COMPILED)}")
     results = []
     for n in names:
         r = bench_sim(n, reps=args.reps, pysim_reps=args.pysim_reps, backends=backends,
