@@ -150,10 +150,14 @@ class CEArray(wiring.Component):
                              self.red_net.inputs[c * C + j].eq(ce.row_out[j])]
         m.d.comb += self.red_net.valid.eq(draining)
 
-        idx = _delay(m, self.row_idx, self.red_latency, "row_idx")
+        # The output stages' dither index ``idx + lane_index`` is added one cycle
+        # ahead, from the delay lines' second-to-last taps, and registered: the
+        # output stage's first pipeline stage then starts from a register.
+        idx_early = _delay(m, self.row_idx, self.red_latency - 1, "row_idx")
         addr = _delay(m, self.row_addr, self.red_latency, "row_addr")
         if phase is not None:
-            red_phase = _delay(m, phase, self.red_latency, "red_phase")
+            phase_early = _delay(m, phase, self.red_latency - 1, "red_phase")
+            red_phase = _delay(m, phase_early, 1, "red_phase_last")
             out_phase = _delay(m, red_phase, self.os_latency, "out_phase")
         for o in range(O):
             os_ = OutputStage(acc_bits=cfg.acc_bits)
@@ -162,12 +166,15 @@ class CEArray(wiring.Component):
                 acc, lane_index = self.red_net.outputs[o], self.lane_index[o]
             else:
                 acc = Array(self.red_net.outputs[p * O + o] for p in range(S))[red_phase]
-                lane_index = Array(self.lane_index[p * O + o] for p in range(S))[red_phase]
+                lane_index = Array(self.lane_index[p * O + o]
+                                   for p in range(S))[phase_early]
+            index = Signal(32, name=f"os{o}_index", reset_less=True)
+            m.d.sync += index.eq(idx_early + lane_index)
             m.d.comb += [
                 os_.acc.eq(acc), os_.valid.eq(self.red_net.out_valid),
                 os_.shift.eq(self.shift), os_.rounding.eq(self.rounding),
                 os_.out_bits.eq(self.out_bits), os_.seed.eq(self.seed),
-                os_.index.eq(idx + lane_index),
+                os_.index.eq(index),
             ]
             for p in range(S):
                 m.d.comb += self.out[p * O + o].eq(os_.out)
