@@ -9,9 +9,19 @@ agree with pysim and CXXRTL bit for bit and cycle for cycle. Like the CXXRTL bac
 loads whole buffers straight into the model's memories (found in the verilated root
 class) unless ``bus_only=True``; registers and counters always use the bus.
 
-``VerilatorBackend`` is a full ``Backend`` (registered name: ``"verilator"``); it
-shares the build cache of the CXXRTL backend (``<cache>/verilator/<key>/model.so``,
-keyed by the emitted Verilog, the driver, the Verilator command line and version).
+``VerilatorBackend`` is a full ``Backend`` (registered name: ``"verilator"``, so
+``run_contraction(..., backend="verilator")`` and ``Session(cfg, "verilator")`` work)
+and the fastest one (README, "Compiled simulation"). It shares the build cache of the
+CXXRTL backend (``<cache>/verilator/<key>/model.so``, keyed by the emitted Verilog, the
+driver, the Verilator and make command lines, the profile-guided build's settings, the
+Verilator and compiler versions).
+
+Speed: one ``eval()`` per cycle (``FETTA_SINGLE_EVAL``), and while no input port has
+changed since the last ``eval()`` (all of a run, with the bus idle) only Verilator's
+clocked region runs (``FETTA_FAST_NBA``); both are enabled per build after checking the
+verilated code. The accelerator top is built with profile-guided optimisation
+(``sim/pgo_train.py``; ``FETTA_PGO=0`` disables it), which roughly doubles its first
+build.
 
 Tools: ``$VERILATOR`` or ``verilator`` on PATH (Debian: ``apt install verilator``);
 Verilator's make uses ``$CXX`` (default ``g++``).
