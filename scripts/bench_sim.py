@@ -62,9 +62,11 @@ def main(argv=None) -> int:
         results.append(bench_sim(cfg, reps=args.reps, pysim_reps=args.pysim_reps,
                                  backends=tuple(b for b in args.backends.split(",") if b)))
     mach = machine()
-    head = (f"Machine: {mach['cpu']}, {mach['cores']} cores, Python {mach['python']}, "
-            f"{mach['cxx']}. Command: `fetta bench sim --configs {args.configs} "
-            f"--reps {args.reps}`.")
+    load = mach.get("load_average")
+    head = (f"Machine: {mach['cpu']}, {mach['cores']} cores"
+            + (f" (load average {load:.1f} at the end)" if load is not None else "")
+            + f", Python {mach['python']}, {mach['cxx']}, {mach.get('verilator', '?')}. "
+            f"Command: `fetta bench sim --configs {args.configs} --reps {args.reps}`.")
     text = head + "\n\n" + table(results) + "\n"
     print(text)
     for r in results:

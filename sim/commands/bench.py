@@ -228,8 +228,18 @@ def machine() -> dict:
                              timeout=30).stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         ver = "?"
+    try:
+        vl = subprocess.run([os.environ.get("VERILATOR", "verilator"), "--version"],
+                            capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        vl = "?"
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "cxx": ver}
+            "cxx": ver, "verilator": vl or "?", "load_average": load,
+            "pgo": os.environ.get("FETTA_PGO", "1")}
 
 
 def table(results: list[dict]) -> str:

@@ -154,3 +154,25 @@ def test_accelerator_model_is_profile_guided_with_the_fast_edge(monkeypatch):
         assert np.array_equal(r.output, golden)
     finally:
         be.close()
+
+
+def test_drop_fast_objects_keeps_slow_objects_and_profiles(tmp_path):
+    from sim.verilator_check import drop_fast_objects
+    obj = tmp_path / "obj"
+    obj.mkdir()
+    (obj / "Vtop_classes.mk").write_text(
+        "VM_CLASSES_FAST += \\\n\tVtop \\\n\tVtop___024root__DepSet_h1__0 \\\n\n"
+        "VM_CLASSES_SLOW += \\\n\tVtop__Slow \\\n\n"
+        "VM_SUPPORT_FAST += \\\n\n")
+    for name in ("Vtop.o", "Vtop___024root__DepSet_h1__0.o", "Vtop__Slow.o", "driver.o",
+                 "verilated.o", "Vtop__ALL.a", "driver.gcda"):
+        (obj / name).write_text("")
+    (tmp_path / "model.so").write_text("")
+    drop_fast_objects(tmp_path)
+    assert sorted(f.name for f in obj.iterdir()) == [
+        "Vtop__Slow.o", "Vtop_classes.mk", "driver.gcda", "verilated.o"]
+    assert not (tmp_path / "model.so").exists()
+    # An unexpected class list: every object is recompiled.
+    (obj / "Vtop_classes.mk").write_text("VM_SOMETHING_ELSE += \\\n\tVtop \\\n")
+    drop_fast_objects(tmp_path)
+    assert not list(obj.glob("*.o"))
