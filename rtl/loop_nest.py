@@ -16,15 +16,23 @@ class LoopNest(wiring.Component):
     Operands are thereby read (and results written) in any permuted or reshaped order
     the strides describe.
 
-    Timing: ``start`` (one cycle) loads the bases and zeroes the counters; the first
+    Timing: ``start`` (one cycle) loads the bases and the loop counts; the first
     element is presented the next cycle. Each cycle with ``step`` advances to the next
     element (``addr`` updates the following cycle). Latency 0 from state to outputs.
 
+    Structure (for clock rate): each level counts *down* the iterations it has left
+    (``rem``), and its "on the last iteration" flag ``at_max`` is a register kept in
+    step with it, so the decision which level advances is a few gates from flip-flops
+    (no comparator or subtractor on the stepping path); the restart values
+    (``count - 1``) are latched at ``start``. The advancing level is one-hot, and each
+    running value takes its new value through an AND-OR selector.
+
     Members:
         start, step:          control strobes.
-        count[i]:             iterations of level i (>= 1), held steady while running.
+        count[i]:             iterations of level i (>= 1), sampled at ``start``.
         base_<s>, stride_<s>: per stream base and per-level strides (two's complement,
-                              arithmetic wraps at the stream width).
+                              arithmetic wraps at the stream width); strides are read
+                              while running and must be held steady.
         addr_<s>:             the current element's value of stream ``s``.
         at_max[i]:            level i is on its last iteration.
         last:                 the current element is the final one of the whole nest.
@@ -45,31 +53,50 @@ class LoopNest(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n = self.levels
-        ctr = [Signal(self.count_bits, name=f"ctr{i}") for i in range(n)]
+        n, B = self.levels, self.count_bits
+        rem = [Signal(B, name=f"rem{i}") for i in range(n)]          # iterations left
+        restart = [Signal(B, name=f"restart{i}") for i in range(n)]  # count - 1
+        restart_zero = [Signal(name=f"restart_zero{i}") for i in range(n)]
+        at_max = [Signal(name=f"at_max{i}") for i in range(n)]
         run = {s: [Signal(w, name=f"run_{s}{i}") for i in range(n)]
                for s, w in self.streams.items()}
-        at_max = Cat(*[ctr[i] == self.count[i] - 1 for i in range(n)])
-        m.d.comb += self.at_max.eq(at_max)
-        m.d.comb += self.last.eq(at_max.all())
+        m.d.comb += [self.at_max.eq(Cat(*at_max)), self.last.eq(Cat(*at_max).all())]
         for s in self.streams:
             m.d.comb += getattr(self, f"addr_{s}").eq(run[s][n - 1])
 
+        # adv[i]: level i advances (one-hot): it is not on its last iteration and
+        # every inner level is.
+        adv = []
+        for i in range(n):
+            inner_all_max = Cat(*at_max[i + 1:]).all() if i < n - 1 else Const(1)
+            a = Signal(name=f"adv{i}")
+            m.d.comb += a.eq(self.step & ~at_max[i] & inner_all_max)
+            adv.append(a)
+
         with m.If(self.start):
             for i in range(n):
-                m.d.sync += ctr[i].eq(0)
+                first = (self.count[i] - 1)[:B]
+                m.d.sync += [rem[i].eq(first), restart[i].eq(first),
+                             restart_zero[i].eq(first == 0), at_max[i].eq(first == 0)]
                 for s in self.streams:
                     m.d.sync += run[s][i].eq(getattr(self, f"base_{s}"))
-        with m.Elif(self.step):
-            # Advance the innermost level that is not on its last iteration.
+        with m.Else():
             for i in range(n):
-                inner_all_max = Const(1) if i == n - 1 else at_max[i + 1:].all()
-                with m.If(~at_max[i] & inner_all_max):
-                    m.d.sync += ctr[i].eq(ctr[i] + 1)
-                    for j in range(i + 1, n):
-                        m.d.sync += ctr[j].eq(0)
-                    for s in self.streams:
-                        new = run[s][i] + getattr(self, f"stride_{s}")[i]
-                        for j in range(i, n):
-                            m.d.sync += run[s][j].eq(new)
+                with m.If(adv[i]):
+                    m.d.sync += [rem[i].eq(rem[i] - 1), at_max[i].eq(rem[i] == 1)]
+                # an outer level advanced: restart this one
+                outer = Cat(*adv[:i]).any() if i else Const(0)
+                with m.If(outer):
+                    m.d.sync += [rem[i].eq(restart[i]), at_max[i].eq(restart_zero[i])]
+            for s, width in self.streams.items():
+                stride = getattr(self, f"stride_{s}")
+                new = [Signal(width, name=f"new_{s}{i}") for i in range(n)]
+                m.d.comb += [new[i].eq(run[s][i] + stride[i]) for i in range(n)]
+                for j in range(n):
+                    # level j takes new[i] when some level i <= j advances
+                    value = 0
+                    for i in range(j + 1):
+                        value = value | (adv[i].replicate(width) & new[i])
+                    with m.If(Cat(*adv[:j + 1]).any()):
+                        m.d.sync += run[s][j].eq(value)
         return m
