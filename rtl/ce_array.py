@@ -72,8 +72,9 @@ class CEArray(wiring.Component):
     def __init__(self, config: AccelConfig):
         self.config = config
         cfg = config
-        self.a_net = DistributionNetwork(cfg.a_lanes, WORD_BITS)
-        self.b_net = DistributionNetwork(cfg.b_lanes, WORD_BITS)
+        self.a_net = DistributionNetwork(cfg.a_lanes, WORD_BITS, cfg.dist_pipeline)
+        self.b_net = DistributionNetwork(cfg.b_lanes, WORD_BITS, cfg.dist_pipeline)
+        assert self.a_net.LATENCY == self.b_net.LATENCY
         self.red_net = ReductionNetwork(cfg.c_lanes, cfg.acc_bits)
         self.dist_latency = self.a_net.LATENCY
         self.red_latency = self.red_net.LATENCY

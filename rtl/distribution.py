@@ -28,9 +28,11 @@ class DistributionNetwork(wiring.Component):
     Switch ``s`` of stage ``t`` has setting ``config[2*(t*N/2 + s) : +2]``:
     0 pass, 1 swap, 2 upper input to both outputs, 3 lower input to both outputs.
 
-    Latency: ``LATENCY = 1`` cycle. The switch stages are combinational; ``outputs``
-    is one register, so ``outputs`` shows in cycle ``k + 1`` what ``inputs`` and
-    ``config`` held in cycle ``k``.
+    Latency: ``LATENCY = 1 + pipeline`` cycles. With ``pipeline = 0`` the switch
+    stages are combinational and ``outputs`` is one register, so ``outputs`` shows in
+    cycle ``k + 1`` what ``inputs`` held in cycle ``k``. Each extra pipeline register
+    cuts the switch stages into evenly long runs (for clock rate on wide networks);
+    ``config`` is not pipelined (it is held steady while data flows).
 
     Parameters
     ----------
@@ -38,6 +40,8 @@ class DistributionNetwork(wiring.Component):
         ``N``, a power of two in 2..64.
     width : int
         Bits per lane (raw data, carried unchanged).
+    pipeline : int
+        Extra register stages inside the network, 0..(stages - 1) (default 0).
 
     Members
     -------
@@ -49,15 +53,22 @@ class DistributionNetwork(wiring.Component):
         Registered output lanes (CE inputs).
     """
 
-    LATENCY = DISTRIBUTION_LATENCY
-
-    def __init__(self, lanes, width):
+    def __init__(self, lanes, width, pipeline: int = 0):
         lanes_log2(lanes)
         if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 64:
             raise ValueError(f"width={width!r} out of range; allowed 1..64")
         self.lanes = lanes
         self.width = width
         self.n_stages = distribution_stages(lanes)
+        if isinstance(pipeline, bool) or not isinstance(pipeline, int) or \
+                not 0 <= pipeline < self.n_stages:
+            raise ValueError(f"pipeline={pipeline!r} out of range; allowed "
+                             f"0..{self.n_stages - 1} for {lanes} lanes")
+        self.pipeline = pipeline
+        self.LATENCY = DISTRIBUTION_LATENCY + pipeline
+        # register after these stages: evenly spaced cuts
+        self.cuts = {(k * self.n_stages) // (pipeline + 1) - 1
+                     for k in range(1, pipeline + 1)}
         super().__init__({
             "inputs": In(data.ArrayLayout(unsigned(width), lanes)),
             "config": In(unsigned(distribution_n_switch_bits(lanes))),
@@ -79,6 +90,11 @@ class DistributionNetwork(wiring.Component):
                     out[2 * s].eq(Mux(code[0], lower, upper)),
                     out[2 * s + 1].eq(Mux(code[0] ^ code[1], upper, lower)),
                 ]
+            if t in self.cuts:
+                regs = [Signal(self.width, name=f"stage{t}_reg{p}", reset_less=True)
+                        for p in range(n_lanes)]
+                m.d.sync += [r.eq(o) for r, o in zip(regs, out)]
+                out = regs
             if t < self.n_stages - 1:
                 nxt = [None] * n_lanes
                 for p, q in enumerate(wiring_[t]):

@@ -59,6 +59,9 @@ class AccelConfig:
                        row then drains in ``out_share`` cycles (``drain_cycles``), which
                        trades output bandwidth for area (the output stage with its
                        dither hash is the largest per-lane block; see ``ice40``).
+        dist_pipeline: extra register stages inside the A and B distribution networks
+                       (0..2): each adds one cycle of operand latency per instruction
+                       and shortens the buffer-to-PE path (see ``ecp5``).
     """
 
     name: str = "custom"
@@ -73,6 +76,7 @@ class AccelConfig:
     prog_depth: int = 1024
     device: str | None = None
     out_share: int = 1
+    dist_pipeline: int = 0
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -95,6 +99,9 @@ class AccelConfig:
         need_int("bank_depth", 16, 65536, pow2=True)
         need_int("prog_depth", 64, 65536, pow2=True)
         need_int("out_share", 1, self.c_lanes, pow2=True)
+        # a pipeline register needs a switch stage on each side (2 log2 N - 1 stages)
+        narrow = min(self.a_lanes, self.b_lanes)
+        need_int("dist_pipeline", 0, min(2, 2 * (narrow.bit_length() - 1) - 2))
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")

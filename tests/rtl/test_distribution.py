@@ -91,12 +91,38 @@ def test_random_routes_bit_exact(lanes, n_perm, n_multicast):
         assert got == want, f"vector {i} mapping {cases[i][0]}: got {got}, want {want}"
 
 
+@pytest.mark.parametrize("lanes,pipeline", [(4, 1), (8, 2), (16, 1)])
+def test_pipelined_network_same_routes_later(lanes, pipeline):
+    """``pipeline`` extra registers: the same outputs, ``pipeline`` cycles later, one
+    new vector per cycle."""
+    rng = random.Random(100 + lanes)
+    cases = _cases(lanes, 20, 10, seed=lanes + 1)
+    vectors, expected = [], []
+    for _, settings in cases:
+        values = [rng.randrange(1 << WIDTH) for _ in range(lanes)]
+        vectors.append((pack_distribution(lanes, settings), values))
+        expected.append(apply_distribution(lanes, settings, values))
+    dut = DistributionNetwork(lanes, WIDTH, pipeline)
+    assert dut.LATENCY == 1 + pipeline
+    # hold each vector's config for the cycles it spends in the network
+    held = [v for v in vectors for _ in range(pipeline + 1)]
+    seen = _run(dut, held)
+    for i, want in enumerate(expected):
+        got = seen[i * (pipeline + 1) + pipeline]
+        assert got == want, f"vector {i}: got {got}, want {want}"
+
+
+def test_pipeline_needs_a_stage_on_each_side():
+    with pytest.raises(ValueError, match=r"pipeline=1 out of range; allowed 0\.\.0 for 2 lanes"):
+        DistributionNetwork(2, WIDTH, 1)
+
+
 def test_latency_is_one_cycle():
     """Combinational switches + one output register: a value applied in cycle k is on
     the outputs after exactly one clock edge (LATENCY = 1), not before."""
     lanes = 8
     dut = DistributionNetwork(lanes, WIDTH)
-    assert DistributionNetwork.LATENCY == dut.LATENCY == 1
+    assert dut.LATENCY == 1
     perm = [3, 1, 4, 0, 5, 7, 2, 6]
     config = pack_distribution(lanes, route_distribution(lanes, perm))
     values = [100 + i for i in range(lanes)]

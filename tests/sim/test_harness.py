@@ -67,6 +67,16 @@ def test_time_shared_output_stages_slow(share, idx):
     assert res.cycles == res.predicted_cycles
 
 
+@pytest.mark.parametrize("idx", range(4))
+def test_pipelined_distribution_bit_and_cycle_exact(idx):
+    """``dist_pipeline`` extra network registers: same results, cycle model exact."""
+    cfg = AccelConfig(name="tiny-dist1", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024,
+                      dist_pipeline=1, out_share=2)
+    case = random_cases(4, seed=77, config=cfg)[idx]
+    res = check_case(case, config=cfg)
+    assert res.cycles == res.predicted_cycles, (case.spec, res.cycles, res.predicted_cycles)
+
+
 def test_default_cases_cover_every_rounding_mode_and_mapping_mode():
     assert {c.rounding for c in DEFAULT_CASES} == set(ROUNDING_MODES)
     assert any(len(c.spec.split("->")[1]) >= 3 for c in DEFAULT_CASES)
