@@ -26,7 +26,9 @@ def add_arguments(p):
     p.add_argument("--range", type=int, default=1000, metavar="R",
                    help="operands drawn from [-R, R) (default 1000)")
     p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("--backend", default="pysim", help="pysim (default) or cxxrtl")
+    p.add_argument("--backend", default="pysim",
+                   help="pysim (default), verilator or cxxrtl (compiled models; "
+                        "verilator is the faster)")
     p.add_argument("--shift", type=int, default=0)
     p.add_argument("--rounding", default="floor", choices=ROUNDING_MODES)
     p.add_argument("--out-bits", type=int, default=16)
