@@ -180,6 +180,13 @@ class Controller(wiring.Component):
         def fail(code):
             return [error.eq(code), err_pc.eq(pc)]
 
+        # room = prog_depth - 1 - pc, kept in step with pc, so DECODE's "payload runs
+        # off program memory" test is one compare against the memory's read data.
+        room = Signal(signed(18))
+
+        def set_pc(value):
+            return [pc.eq(value), room.eq(cfg.prog_depth - 1 - value)]
+
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
 
@@ -187,7 +194,7 @@ class Controller(wiring.Component):
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
             with m.State("IDLE"):
                 with m.If(self.start & ~self.clear):
-                    m.d.sync += [pc.eq(0), error.eq(0), done.eq(0)]
+                    m.d.sync += set_pc(0) + [error.eq(0), done.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [self.prog_addr.eq(pc), inc["cycles"].eq(1),
@@ -206,13 +213,13 @@ class Controller(wiring.Component):
                         m.d.sync += done.eq(1)
                         m.next = "IDLE"
                     with m.Case(Op.SYNC):
-                        m.d.sync += pc.eq(pc + 1)
+                        m.d.sync += set_pc(pc + 1)
                         m.next = "FETCH"
                     with m.Case(Op.CONFIG):
                         with m.If(plen != self.n_config):
                             m.d.sync += fail(ErrorCode.BAD_CONFIG)
                             m.next = "IDLE"
-                        with m.Elif(pc + 1 + plen > cfg.prog_depth):
+                        with m.Elif(plen > room):
                             m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
                             m.next = "IDLE"
                         with m.Else():
@@ -221,7 +228,7 @@ class Controller(wiring.Component):
                         with m.If(plen != CONTRACT_WORDS):
                             m.d.sync += fail(ErrorCode.BAD_CONFIG)
                             m.next = "IDLE"
-                        with m.Elif(pc + 1 + plen > cfg.prog_depth):
+                        with m.Elif(plen > room):
                             m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
                             m.next = "IDLE"
                         with m.Else():
@@ -243,7 +250,7 @@ class Controller(wiring.Component):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.sync += pc.eq(pc + 1 + length)
+                    m.d.sync += set_pc(pc + 1 + length)
                     m.next = "FETCH"
             with m.State("LOAD_CONTRACT"):
                 m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
@@ -294,7 +301,7 @@ class Controller(wiring.Component):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
                 m.d.sync += tail.eq(tail + 1)
                 with m.If(tail == self.tail_cycles - 1):
-                    m.d.sync += pc.eq(pc + 1 + length)
+                    m.d.sync += set_pc(pc + 1 + length)
                     m.next = "FETCH"
         # A plain copy of the state register for waveforms (the FSM's own signal is
         # dumped as a string, which VCD readers such as vcdvcd skip).
