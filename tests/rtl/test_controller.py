@@ -128,6 +128,29 @@ def test_running_off_program_memory(be):
     assert st.error == ErrorCode.PROGRAM_RANGE
 
 
+@pytest.mark.parametrize("spare", [0, 1])
+def test_payload_running_off_program_memory(be, spare):
+    """A CONTRACT whose payload would end one word past program memory is rejected
+    at decode (err_pc = its header); one that ends exactly on the last word runs
+    into the next fetch, which is past the end."""
+    cc, sentinel = _prepare(be)
+    depth = be.config.prog_depth
+    start = 1 + (cc.program[0] >> 16)
+    contract = cc.program[start:start + 1 + (cc.program[start] >> 16)]
+    config = cc.program[:start]
+    at = depth - len(contract) + 1 - spare   # spare=1: the payload just fits
+    prog = config + [header(Op.SYNC)] * (at - len(config)) + contract
+    prog = prog[:depth]
+    st = _run(be, prog)
+    assert st.error == ErrorCode.PROGRAM_RANGE
+    if spare:
+        assert st.err_pc == depth                 # the fetch after the last word
+        assert _c_contents(be) != sentinel        # the contraction itself ran
+    else:
+        assert st.err_pc == at
+        assert _c_contents(be) == sentinel
+
+
 def test_recovers_after_error(be):
     cc, _ = _prepare(be)
     _run(be, [0xEE])
