@@ -172,9 +172,10 @@ PRESETS = {
                          prog_depth=256, device="ice40up5k", out_share=4),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
     # reduction network of 4 CEs x 4 columns did not route: README "FPGA builds"),
-    # 4 output stages for them (a tile drains in 16 cycles).
+    # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network
+    # is cut by one pipeline register (block RAM -> 7 switch stages was too long).
     "ecp5": AccelConfig(name="ecp5", n_ce=2, pe_rows=8, pe_cols=4, bank_depth=512,
-                        device="ecp5-85f", out_share=2),
+                        device="ecp5-85f", out_share=2, dist_pipeline=1),
     # Simulation studies: 16 CEs x 4x4 = 256 MACs.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
                          prog_depth=4096),
