@@ -28,7 +28,9 @@ class ContractionEngine(wiring.Component):
     Cycle budget of one tile with ``K`` reduction steps (derivation):
 
     * fill: operands reach the PEs ``1 + DistributionNetwork.LATENCY`` cycles after
-      their row is addressed (one buffer read cycle + the network's output register);
+      their row is addressed (one buffer read cycle + the network's registers), and
+      their products the accumulators ``config.mac_pipeline`` cycles later (``valid``,
+      ``first`` and ``last`` arrive aligned with the products);
     * compute: ``K`` cycles, one outer product per cycle; the shadow is written at the
       end of the ``K``-th;
     * drain: ``pe_rows`` cycles (one row per cycle) into the reduction network, then
@@ -68,7 +70,8 @@ class ContractionEngine(wiring.Component):
                                   acc_bits=cfg.acc_bits)
                     b = self.b_in[j][:cfg.pow2_bits]
                 else:
-                    pe = MAC(operand_bits=cfg.operand_bits, acc_bits=cfg.acc_bits)
+                    pe = MAC(operand_bits=cfg.operand_bits, acc_bits=cfg.acc_bits,
+                             pipeline=cfg.mac_pipeline)
                     b = self.b_in[j][:cfg.operand_bits].as_signed()
                 m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [

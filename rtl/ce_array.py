@@ -76,7 +76,8 @@ class CEArray(wiring.Component):
         self.b_net = DistributionNetwork(cfg.b_lanes, WORD_BITS, cfg.dist_pipeline)
         assert self.a_net.LATENCY == self.b_net.LATENCY
         self.red_net = ReductionNetwork(cfg.c_lanes, cfg.acc_bits)
-        self.dist_latency = self.a_net.LATENCY
+        # operand latency: distribution registers + the PEs' product register
+        self.dist_latency = self.a_net.LATENCY + cfg.mac_pipeline
         self.red_latency = self.red_net.LATENCY
         self.os_latency = OutputStage.LATENCY
         super().__init__({

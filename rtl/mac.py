@@ -26,10 +26,15 @@ class MAC(wiring.Component):
     ``a * b``, which yosys maps to a hard multiplier (DSP) where the device has one.
 
     Latency: 1 cycle (``acc`` shows the result of the edge at which ``en`` was sampled).
+    With ``pipeline=1`` the product is registered first (the DSP's output register on
+    FPGAs): ``a`` and ``b`` are sampled one cycle *before* the ``en``/``clear`` they
+    go with, so the caller delays its controls by one cycle; ``sum`` then adds the
+    registered product (shorter multiply -> accumulate path, same results).
 
     Parameters:
         operand_bits: width of ``a`` and ``b``, 1..32 (default 16).
         acc_bits:     accumulator width W_acc, 8..48 (default 32).
+        pipeline:     0 (default) or 1: register the product before the accumulate.
 
     Members:
         a:     In(signed(operand_bits)), activation operand.
@@ -42,9 +47,12 @@ class MAC(wiring.Component):
                forward it without waiting a cycle.
     """
 
-    def __init__(self, operand_bits: int = 16, acc_bits: int = 32):
+    def __init__(self, operand_bits: int = 16, acc_bits: int = 32, pipeline: int = 0):
         self.operand_bits = check_width(operand_bits, "operand_bits")
         self.acc_bits = check_acc_bits(acc_bits)
+        if pipeline not in (0, 1) or isinstance(pipeline, bool):
+            raise ValueError(f"pipeline={pipeline!r} out of range; allowed 0 or 1")
+        self.pipeline = pipeline
         super().__init__({
             "a": In(signed(self.operand_bits)),
             "b": In(signed(self.operand_bits)),
@@ -57,7 +65,10 @@ class MAC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         product = Signal(signed(2 * self.operand_bits))
-        m.d.comb += product.eq(self.a * self.b)
+        if self.pipeline:
+            m.d.sync += product.eq(self.a * self.b)
+        else:
+            m.d.comb += product.eq(self.a * self.b)
         # Assigning to the acc_bits-wide `sum` truncates: that truncation is the wrap.
         m.d.comb += self.sum.eq(Mux(self.clear, 0, self.acc) + product)
         with m.If(self.en):

@@ -74,7 +74,8 @@ class Timing:
 
 def timing_constants(cfg: AccelConfig) -> Timing:
     """The controller's fixed costs for ``cfg``; must match the RTL (tested)."""
-    dist_lat = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline
+    # operand latency: distribution network registers + the PEs' product register
+    dist_lat = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline + cfg.mac_pipeline
     red_lat = routing.reduction_latency(cfg.c_lanes)
     os_lat = OUTPUT_STAGE_LATENCY
     check = COUNT_BITS + 3          # rtl.bound_check.BoundCheck.cycles (tested)

@@ -62,6 +62,8 @@ class AccelConfig:
         dist_pipeline: extra register stages inside the A and B distribution networks
                        (0..2): each adds one cycle of operand latency per instruction
                        and shortens the buffer-to-PE path (see ``ecp5``).
+        mac_pipeline:  1 registers each multiply MAC's product before the accumulate
+                       (one more cycle of operand latency; multiply MACs only).
     """
 
     name: str = "custom"
@@ -77,6 +79,7 @@ class AccelConfig:
     device: str | None = None
     out_share: int = 1
     dist_pipeline: int = 0
+    mac_pipeline: int = 0
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -102,6 +105,7 @@ class AccelConfig:
         # a pipeline register needs a switch stage on each side (2 log2 N - 1 stages)
         narrow = min(self.a_lanes, self.b_lanes)
         need_int("dist_pipeline", 0, min(2, 2 * (narrow.bit_length() - 1) - 2))
+        need_int("mac_pipeline", 0, 1 if self.mac_kind == "multiply" else 0)
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")
@@ -175,7 +179,7 @@ PRESETS = {
     # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network
     # is cut by one pipeline register (block RAM -> 7 switch stages was too long).
     "ecp5": AccelConfig(name="ecp5", n_ce=2, pe_rows=8, pe_cols=4, bank_depth=512,
-                        device="ecp5-85f", out_share=2, dist_pipeline=1),
+                        device="ecp5-85f", out_share=2, dist_pipeline=1, mac_pipeline=1),
     # Simulation studies: 16 CEs x 4x4 = 256 MACs.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
                          prog_depth=4096),

@@ -23,7 +23,8 @@ def test_timing_constants_match_rtl():
     from sw_model.isa import COUNT_BITS, N_LEVELS
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
     shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4),
-              "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2)}
+              "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2),
+              "tiny-mac1": PRESETS["tiny"].replace(mac_pipeline=1)}
     for name, cfg in {**PRESETS, **shared}.items():
         tm = timing_constants(cfg)
         arr = CEArray(cfg)
@@ -31,7 +32,7 @@ def test_timing_constants_match_rtl():
                          arr.dist_latency, arr.red_latency, arr.os_latency)
         assert tm.check == BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS) == ctl.check_cycles
         assert tm.tail == ctl.tail_cycles, name
-        assert arr.dist_latency == 1 + cfg.dist_pipeline, name
+        assert arr.dist_latency == 1 + cfg.dist_pipeline + cfg.mac_pipeline, name
 
 
 def test_4x4_tile_k8_latency_and_values():

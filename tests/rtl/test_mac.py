@@ -143,6 +143,24 @@ def test_dot_product_through_mac_matches_contract():
             output_stage(exact, shift=12, rounding=mode, seed=3)
 
 
+def test_pipelined_mac_is_the_same_mac_one_cycle_later():
+    """pipeline=1: operands one cycle ahead of their en/clear; acc and sum sequences
+    equal the unpipelined MAC's, shifted by one cycle."""
+    rng = np.random.default_rng(9)
+    n = 80
+    a = rng.integers(-32768, 32768, n).tolist()
+    b = rng.integers(-32768, 32768, n).tolist()
+    en = rng.integers(0, 2, n).tolist()
+    clear = (rng.random(n) < 0.15).astype(int).tolist()
+    plain = simulate("pysim", lambda: MAC(16, 32), None,
+                     {"a": a, "b": b, "en": en, "clear": clear}, ["acc", "sum"])
+    piped = simulate("pysim", lambda: MAC(16, 32, pipeline=1), None,
+                     {"a": a + [0], "b": b + [0], "en": [0] + en, "clear": [0] + clear},
+                     ["acc", "sum"])
+    assert piped["acc"][1:] == plain["acc"]
+    assert piped["sum"][1:] == plain["sum"]
+
+
 # -- structure and parameters ----------------------------------------------------------------
 
 def test_multiply_is_a_plain_signed_multiplier():
@@ -159,6 +177,7 @@ def test_multiply_is_a_plain_signed_multiplier():
     ({"operand_bits": "16"}, r"operand_bits='16' is not an integer"),
     ({"acc_bits": 7}, r"acc_bits=7 out of range; allowed 8\.\.48"),
     ({"acc_bits": 49}, r"acc_bits=49 out of range; allowed 8\.\.48"),
+    ({"pipeline": 2}, r"pipeline=2 out of range; allowed 0 or 1"),
 ])
 def test_invalid_parameters(kwargs, pattern):
     assert_invalid(lambda: MAC(**kwargs), pattern)

@@ -68,10 +68,11 @@ def test_time_shared_output_stages_slow(share, idx):
 
 
 @pytest.mark.parametrize("idx", range(4))
-def test_pipelined_distribution_bit_and_cycle_exact(idx):
-    """``dist_pipeline`` extra network registers: same results, cycle model exact."""
+def test_pipelined_distribution_and_mac_bit_and_cycle_exact(idx):
+    """``dist_pipeline`` extra network registers and ``mac_pipeline`` product
+    registers: same results, cycle model exact."""
     cfg = AccelConfig(name="tiny-dist1", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024,
-                      dist_pipeline=1, out_share=2)
+                      dist_pipeline=1, mac_pipeline=1, out_share=2)
     case = random_cases(4, seed=77, config=cfg)[idx]
     res = check_case(case, config=cfg)
     assert res.cycles == res.predicted_cycles, (case.spec, res.cycles, res.predicted_cycles)

@@ -33,6 +33,7 @@ def test_presets():
     (dict(n_ce=True), r"n_ce=True is not an integer"),
     (dict(out_share=3), r"out_share=3 is not a power of two"),
     (dict(dist_pipeline=3), r"dist_pipeline=3 out of range; allowed 0\.\.2"),
+    (dict(mac_kind="shift", mac_pipeline=1), r"mac_pipeline=1 out of range; allowed 0\.\.0"),
     (dict(n_ce=2, pe_rows=1, dist_pipeline=1), r"dist_pipeline=1 out of range; allowed 0\.\.0"),
     (dict(n_ce=2, pe_cols=2, out_share=8), r"out_share=8 out of range; allowed 1\.\.4"),
 ])
