@@ -126,6 +126,16 @@ def test_synth_ice40_config_fits_with_dsp_macs(tmp_path):
 
 
 @pytest.mark.synth
+def test_synth_ecp5_config_meets_50mhz_on_dsps(tmp_path):
+    """The issue's ECP5 check (about 12 minutes): >= 64 MACs on MULT18X18D, the
+    placed-and-routed design meets 50 MHz, bitstream written."""
+    s = build.synth("ulx3s-85f", config="ecp5", build_dir=tmp_path)
+    assert s["macs"] >= 64 and s["resources"]["DSPs"]["used"] >= s["macs"]
+    assert s["timing_met"] and s["fmax_mhz"]["sync"] >= 50
+    assert Path(s["bitstream"]).stat().st_size > 100_000
+
+
+@pytest.mark.synth
 def test_synth_too_big_design_is_a_one_line_error(tmp_path):
     pytest.importorskip("rtl.top")
     # tiny: 16 multiply MACs, the iCE40UP5K has 8 DSPs
