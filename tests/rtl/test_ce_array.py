@@ -35,6 +35,34 @@ def test_timing_constants_match_rtl():
         assert arr.dist_latency == 1 + cfg.dist_pipeline + cfg.mac_pipeline, name
 
 
+def _setup_gk2_tile(ctx, dut, dests):
+    """Network settings of the gk=2 mapping on 2 CEs of 4x4 PEs (CE c = ik; A lane
+    ik*4 + r, B lane ik*4 + j; column j's two partial sums to C lane dests[j])."""
+    a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
+    b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
+    r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], dests)
+    ctx.set(dut.a_net_cfg, routing.pack_distribution(8, a_set))
+    ctx.set(dut.b_net_cfg, routing.pack_distribution(8, b_set))
+    ctx.set(dut.red_cfg, routing.pack_reduction(8, r_set))
+    ctx.set(dut.out_bits, 16)
+
+
+def _feed_gk2_tile(ctx, dut, cyc, A, B):
+    """Cycles 0..3 present the tile's 4 reduction steps (2 K values each)."""
+    if cyc < 4:
+        for ik in range(2):
+            k = cyc * 2 + ik
+            for r in range(4):
+                ctx.set(dut.a_vec[ik * 4 + r], int(A[r, k]) & 0xFFFF)
+            for j in range(4):
+                ctx.set(dut.b_vec[ik * 4 + j], int(B[k, j]) & 0xFFFF)
+        ctx.set(dut.in_valid, 1)
+        ctx.set(dut.in_first, cyc == 0)
+        ctx.set(dut.in_last, cyc == 3)
+    else:
+        ctx.set(dut.in_valid, 0)
+
+
 def test_4x4_tile_k8_latency_and_values():
     """Two CEs of 4x4 PEs, K split over both (gk=2): a 4x4 output tile with K = 8
     (4 steps per CE). Hand derivation, cycles counted from the first operand row
@@ -51,30 +79,12 @@ def test_4x4_tile_k8_latency_and_values():
     rng = np.random.default_rng(0)
     A = rng.integers(-1000, 1000, (4, 8))
     B = rng.integers(-1000, 1000, (8, 4))
-    # Mapping ga=1, gb=1, gk=2: CE c = ik; A lane ik*4 + r, B lane ik*4 + j.
-    a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
-    b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
-    r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], list(range(4)))
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.a_net_cfg, routing.pack_distribution(8, a_set))
-        ctx.set(dut.b_net_cfg, routing.pack_distribution(8, b_set))
-        ctx.set(dut.red_cfg, routing.pack_reduction(8, r_set))
-        ctx.set(dut.out_bits, 16)
+        _setup_gk2_tile(ctx, dut, list(range(4)))
         for cyc in range(30):
-            if cyc < 4:
-                for ik in range(2):
-                    k = cyc * 2 + ik
-                    for r in range(4):
-                        ctx.set(dut.a_vec[ik * 4 + r], int(A[r, k]) & 0xFFFF)
-                    for j in range(4):
-                        ctx.set(dut.b_vec[ik * 4 + j], int(B[k, j]) & 0xFFFF)
-                ctx.set(dut.in_valid, 1)
-                ctx.set(dut.in_first, cyc == 0)
-                ctx.set(dut.in_last, cyc == 3)
-            else:
-                ctx.set(dut.in_valid, 0)
+            _feed_gk2_tile(ctx, dut, cyc, A, B)
             ctx.set(dut.row_addr, 100 + max(0, cyc - 5))
             if ctx.get(dut.out_valid):
                 seen.append((cyc, ctx.get(dut.out_addr),
@@ -105,31 +115,14 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
     rng = np.random.default_rng(1)
     A = rng.integers(-1000, 1000, (4, 8))
     B = rng.integers(-1000, 1000, (8, 4))
-    a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
-    b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
     lanes_of = [0, 1, 4, 5]
-    r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], lanes_of)
     seen, steps = [], []
 
     async def tb(ctx):
-        ctx.set(dut.a_net_cfg, routing.pack_distribution(8, a_set))
-        ctx.set(dut.b_net_cfg, routing.pack_distribution(8, b_set))
-        ctx.set(dut.red_cfg, routing.pack_reduction(8, r_set))
-        ctx.set(dut.out_bits, 16)
+        _setup_gk2_tile(ctx, dut, lanes_of)
         row_addr = 100
         for cyc in range(40):
-            if cyc < 4:
-                for ik in range(2):
-                    k = cyc * 2 + ik
-                    for r in range(4):
-                        ctx.set(dut.a_vec[ik * 4 + r], int(A[r, k]) & 0xFFFF)
-                    for j in range(4):
-                        ctx.set(dut.b_vec[ik * 4 + j], int(B[k, j]) & 0xFFFF)
-                ctx.set(dut.in_valid, 1)
-                ctx.set(dut.in_first, cyc == 0)
-                ctx.set(dut.in_last, cyc == 3)
-            else:
-                ctx.set(dut.in_valid, 0)
+            _feed_gk2_tile(ctx, dut, cyc, A, B)
             ctx.set(dut.row_addr, row_addr)
             if ctx.get(dut.drain_step):
                 steps.append(cyc)
