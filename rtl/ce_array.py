@@ -46,8 +46,9 @@ class CEArray(wiring.Component):
     phase ``p`` stage ``o`` takes lane ``p*out_lanes + o``; ``out_mask`` marks the
     lanes of the phase (all lanes when ``S = 1``).
 
-    Latency (cycles), from an operand row on ``a_vec``/``b_vec`` to its products:
-    ``DIST = DistributionNetwork.LATENCY``. A tile whose last step enters at cycle
+    Latency (cycles), from an operand row on ``a_vec``/``b_vec`` to its products in
+    the accumulators: ``DIST = DistributionNetwork.LATENCY + config.mac_pipeline``
+    (``self.dist_latency``). A tile whose last step enters at cycle
     ``t`` drains rows into the reduction network in cycles
     ``t+DIST+1 .. t+DIST+pe_rows*S`` (``config.drain_cycles``); phase ``p`` of row
     ``r`` leaves the output stages at
