@@ -109,12 +109,13 @@ class RtlTraining:
 
     Args:
         config: preset name or ``AccelConfig`` (default ``tiny``).
-        sim: ``cxxrtl`` (compiled, default) or ``pysim``; or pass ``session=``.
+        sim: ``verilator`` (compiled, default), ``cxxrtl`` (compiled) or ``pysim``;
+             or pass ``session=``.
         verify: ``all`` | ``sample`` | ``off``.
         clock_mhz: clock for simulated time (default ``FMAX_MHZ[config]``).
     """
 
-    def __init__(self, config="tiny", *, sim: str = "cxxrtl", verify: str = "all",
+    def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
                  clock_mhz: float | None = None, session: Session | None = None):
         self.config = get_config(config)
         if verify not in VERIFY_MODES:

@@ -38,7 +38,7 @@ def _rtl_backend(args) -> dict:
     config = args.config or "tiny"
     if config not in PRESETS:
         raise ValueError(f"--config {config!r} unknown; allowed {', '.join(PRESETS)}")
-    sim = args.sim or "cxxrtl"
+    sim = args.sim or "verilator"
     if sim not in SIMS:
         raise ValueError(f"--sim {sim!r} unknown; allowed {', '.join(SIMS)}")
     verify = args.verify or "all"
@@ -89,9 +89,10 @@ def add_arguments(p) -> None:
                    help="directory with the four MNIST IDX files (mnist-tt)")
     rtl = p.add_argument_group("rtl backend")
     rtl.add_argument("--sim", default=None,
-                     help="simulator: cxxrtl (compiled C++ model), pysim (Amaranth's "
-                          "Python simulator) or another registered simulator backend "
-                          "[default cxxrtl]")
+                     help="simulator: verilator (compiled with Verilator, the fastest), "
+                          "cxxrtl (compiled with CXXRTL), pysim (Amaranth's Python "
+                          "simulator) or another registered simulator backend "
+                          "[default verilator]")
     rtl.add_argument("--config", default=None,
                      help="accelerator preset (tiny, ice40, ecp5, large) [default tiny]")
     rtl.add_argument("--verify", default=None,

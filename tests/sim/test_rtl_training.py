@@ -224,7 +224,8 @@ def test_cli_bad_input_one_line(args, needle, tmp_path):
 
 @pytest.mark.slow
 def test_cli_rtl_epoch_matches_numpy(tmp_path):
-    """One epoch of the default digits model via the CLI on cxxrtl: mismatches 0, the
+    """One epoch of the default digits model via the CLI (default simulator,
+    verilator): mismatches 0, the
     numpy fixed trainer's JSON epochs, the RTL fields and both plots."""
     js, png = tmp_path / "rtl.json", tmp_path / "rtl.png"
     p = fetta("--backend", "rtl", "--epochs", "1", "--json", str(js), "--plot", str(png))
