@@ -120,8 +120,12 @@ class CxxrtlBackend(Backend):
         self.built = model.built
         self.build_seconds = model.seconds
         self.key = model.key
-        self.library = model.path
-        self._lib = _load(model.path)
+        self._attach(model.path, bus_only)
+
+    def _attach(self, path, bus_only: bool) -> None:
+        """Load the model library at ``path`` and create one model instance."""
+        self.library = path
+        self._lib = _load(path)
         self._h = self._lib.fetta_create()
         if not self._h:
             raise FettaError("compiled model could not be created (out of memory?)")
@@ -138,14 +142,7 @@ class CxxrtlBackend(Backend):
         Backend.__init__(self, config)
         self._h = None
         self.built, self.build_seconds, self.key = False, 0.0, None
-        self.library = path
-        self._lib = _load(path)
-        self._h = self._lib.fetta_create()
-        if not self._h:
-            raise FettaError("compiled model could not be created (out of memory?)")
-        self.bus_only = False
-        self._running = False
-        self.regions = self._find_regions()
+        self._attach(path, bus_only=False)
         return self
 
     def _find_regions(self) -> list[tuple[int, int, np.ndarray, int, bool]]:
