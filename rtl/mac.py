@@ -17,8 +17,7 @@ class MAC(wiring.Component):
         en  clear   acc (next)
         1   1       a*b                  (start a new sum)
         1   0       acc + a*b            (accumulate)
-        0   1       0
-        0   0       acc                  (hold)
+        0   x       acc                  (hold; ``clear`` acts only with ``en``)
 
     all reduced to ``acc_bits``-bit two's complement (wrap-around, the arithmetic
     contract of ``sw_model.fixedpoint``), so the sum does not depend on the order of
@@ -73,6 +72,4 @@ class MAC(wiring.Component):
         m.d.comb += self.sum.eq(Mux(self.clear, 0, self.acc) + product)
         with m.If(self.en):
             m.d.sync += self.acc.eq(self.sum)
-        with m.Elif(self.clear):
-            m.d.sync += self.acc.eq(0)
         return m

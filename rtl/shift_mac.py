@@ -23,7 +23,7 @@ class ShiftMAC(wiring.Component):
     Accumulation, clear/enable table, wrap-around to ``acc_bits`` and latency are those
     of ``rtl.mac.MAC``::
 
-        en & clear: acc <= p    en & ~clear: acc <= acc + p    ~en & clear: acc <= 0
+        en & clear: acc <= p    en & ~clear: acc <= acc + p    ~en: acc holds
 
     Latency: 1 cycle.
 
@@ -74,6 +74,4 @@ class ShiftMAC(wiring.Component):
         m.d.comb += self.sum.eq(Mux(self.clear, 0, self.acc) + product)
         with m.If(self.en):
             m.d.sync += self.acc.eq(self.sum)
-        with m.Elif(self.clear):
-            m.d.sync += self.acc.eq(0)
         return m

@@ -48,8 +48,8 @@ TABLE = [
     ((3, 4, 1, 1), (0, 12)),                     # en&clear: start a new sum
     ((-2, 5, 1, 0), (12, 2)),                    # en: accumulate
     ((7, 7, 0, 0), (2, 51)),                     # hold (sum still shows acc + a*b)
-    ((7, 7, 0, 1), (2, 49)),                     # ~en&clear: acc <= 0
-    ((-1, 1, 1, 1), (0, -1)),
+    ((7, 7, 0, 1), (2, 49)),                     # ~en&clear: hold (clear acts with en)
+    ((-1, 1, 1, 1), (2, -1)),
     ((0, 0, 0, 0), (-1, -1)),
     # most-negative x most-negative, accumulated until the 32-bit accumulator wraps
     ((-32768, -32768, 1, 1), (-1, 2**30)),

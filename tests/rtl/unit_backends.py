@@ -131,8 +131,6 @@ def accumulate_model(products, en, clear, acc_bits):
         sums.append(s)
         if e:
             acc = s
-        elif c:
-            acc = 0
     return {"acc": accs, "sum": sums}
 
 
