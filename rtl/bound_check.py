@@ -1,121 +1,171 @@
-"""Range check of strided loop-nest streams before they run (Horner shift-add, no
-multiplier, no per-term product registers)."""
+"""Serial range check of a CONTRACT's address streams, which also derives the address
+generators' deltas (one 32-bit Horner datapath, strides read from program memory)."""
 
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from sw_model.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
+
 __all__ = ["BoundCheck"]
 
-
-def _tree_sum(values):
-    """Balanced adder tree (shorter carry-chain path than a left-deep sum)."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
+_FIELDS = {"lo": 0, "hi": 1, "full": 2}
 
 
 class BoundCheck(wiring.Component):
-    """Checks that every address of ``streams`` strided streams walking one loop nest
-    lies in ``[0, limit)``, before the nest runs, so a bad instruction is rejected
-    before it touches any buffer. Stream ``s`` visits::
+    """Proves, before a CONTRACT runs, that every A and B row it reads and every C row
+    it writes lies in ``[0, depth)``, and computes the deltas the address generator
+    walks the loop nest with (``rtl.loop_nest.LoopNest``). With ``n_t = count_t - 1``
+    for the outer levels ``t = 0..3`` and the reduction level ``K = 4``::
 
-        addr_s = base_s + sum_t c_t * stride[s][t] + e,   0 <= c_t < count_t,
-                                                          0 <= e <= span_s
+        P[s][t]   = n_t * stride[s][t]
+        lo_s      = base_s + sum_t min(0, P[s][t])          must be >= 0
+        hi_s      = base_s + sum_t max(0, P[s][t])          must be < depth - span_s
+        delta[s][t] = stride[s][t] - sum_{j inner to t} P[s][j]
 
-    (the loop counts are shared by all streams; ``span_s`` covers rows a stream
-    writes per element, e.g. the ``pe_rows - 1`` extra C rows of a drained tile).
+    for the streams ``a``, ``b`` (levels 0..K), ``c`` (levels 0..3; ``span_c =
+    pe_rows - 1``: a drained tile writes ``pe_rows`` rows) and ``idx``, the flat output
+    index (levels 0..3, deltas only, modulo ``2**32``).
 
-    Computes, with ``n_t = count_t - 1``::
+    Schedule: ``sw_model.isa.CHECK_PASSES``, stream by stream, innermost level first;
+    one pass per (stream, level). A pass reads its stride field from the CONTRACT
+    payload word ``word`` (the controller puts the program memory's read port on it:
+    ``data`` is the word addressed the previous cycle), runs ``count_bits`` Horner
+    steps ``P <- 2 P + (bit of n_t ? stride : 0)``, most significant bit first, on one
+    32-bit adder, then one accumulate cycle: ``delta = stride - S`` is written,
+    ``S += P`` (the stream's inner suffix sum) and ``P`` goes into ``lo`` or ``hi``
+    by its sign. The first step of a stream's first pass compares the previous
+    stream's ``lo``/``hi`` and restarts ``S = 0``, ``lo = hi = base``. Four 32-bit
+    adders in all; |P| < 2**28 and the sums stay below 2**31, so the 32-bit signed
+    arithmetic is exact for ``a``, ``b``, ``c``.
 
-        lo_s = base_s + sum_t min(0, n_t * stride[s][t])
-        hi_s = base_s + span_s + sum_t max(0, n_t * stride[s][t])
-        ok   = all(lo_s >= 0 and hi_s < limit for every stream)
-
-    by Horner's rule over the ``count_bits`` bits of every ``n_t``, most significant
-    first, for all terms and streams at once: each step does
-    ``L_s <- 2*L_s + sum(stride[s][t] for the terms whose bit is 1 and stride < 0)``
-    and the same for ``H_s`` with the non-negative strides (a balanced tree of
-    ``terms`` stride-wide adders plus one accumulate adder per sum). Registers:
-    one ``count_bits`` shift register per term (shared by the streams) and the two
-    sums per stream; the strides and bases are read from the (steady) inputs.
-
-    Latency: ``done`` is high ``CYCLES = count_bits + 3`` cycles after ``start``
-    (``count_bits`` Horner steps, one cycle adding base and span, one comparing;
-    fixed, so the cycle model counts it exactly).
+    Latency: ``done`` is high ``CYCLES = len(CHECK_PASSES) * (count_bits + 1) + 1``
+    cycles after ``start`` (fixed; ``sw_model.isa.check_cycles``).
 
     Members:
-        start:              one-cycle strobe; inputs must be steady until ``done``.
-        limit:              buffer depth (addresses must be below it).
-        count[t]:           loop counts, 1 .. 2**count_bits (shared by the streams).
-        base[s], span[s]:   stream base address and extra non-negative span.
-        stride[s][t]:       signed stride of stream ``s`` at level ``t``.
-        done, ok:           result strobe and verdict (``ok`` holds until next start).
+        start:        one-cycle strobe; ``n`` and ``base`` must be steady until ``done``.
+        word:         payload word to read next (offset after the header).
+        data:         program memory read data (the word of ``word`` one cycle ago).
+        n[t]:         count - 1 of level t (t = N_LEVELS is the reduction).
+        base_a, base_b, base_c: stream base rows (``addr_bits`` wide).
+        delta_a[t], delta_b[t] (t = 0..K), delta_c[t], delta_idx[t] (t = 0..3):
+                      the deltas (registered, valid from ``done`` on).
+        done, ok:     result strobe and verdict (``ok`` holds until the next start).
     """
 
-    def __init__(self, terms: int, count_bits: int, streams: int = 1,
-                 stride_bits: int = 16, addr_bits: int = 16):
-        self.terms, self.count_bits, self.streams = terms, count_bits, streams
-        self.stride_bits = stride_bits
-        self.CYCLES = self.cycles(terms, count_bits)
-        # |sum_t n_t * stride_t| < terms * 2**count_bits * 2**(stride_bits - 1)
-        self.sum_bits = stride_bits + count_bits + (terms - 1).bit_length() + 1
-        super().__init__({
-            "start": In(1),
-            "limit": In(addr_bits + 1),
-            "count": In(16).array(terms),
-            "base": In(addr_bits).array(streams),
-            "span": In(addr_bits).array(streams),
-            "stride": In(signed(stride_bits)).array(streams, terms),
+    def __init__(self, count_bits: int, addr_bits: int, depth: int, c_span: int):
+        self.count_bits, self.addr_bits = count_bits, addr_bits
+        self.depth, self.c_span = depth, c_span
+        self.CYCLES = check_cycles()
+        assert self.CYCLES == len(CHECK_PASSES) * (count_bits + 1) + 1
+        widths = {"a": addr_bits, "b": addr_bits, "c": addr_bits, "idx": 32}
+        self.delta_levels = {s: sorted(p.level for p in CHECK_PASSES if p.stream == s)
+                             for s in CHECK_STREAMS}
+        members = {
+            "start": In(1), "word": Out(8), "data": In(32),
+            "n": In(count_bits).array(N_LEVELS + 1),
+            "base_a": In(addr_bits), "base_b": In(addr_bits), "base_c": In(addr_bits),
             "done": Out(1), "ok": Out(1),
-        })
-
-    @staticmethod
-    def cycles(terms: int, count_bits: int) -> int:
-        """Cycles from ``start`` to ``done``."""
-        return count_bits + 3
+        }
+        for s in CHECK_STREAMS:
+            members[f"delta_{s}"] = Out(widths[s]).array(len(self.delta_levels[s]))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        T, S, B = self.terms, self.streams, self.count_bits
-        step = Signal(range(B + 3))
+        B = self.count_bits
+        passes = CHECK_PASSES
+        NP = len(passes)
+        checked = ("a", "b", "c")
+        assert passes[-1].stream not in checked   # the last verdict is taken before it
+
+        p = Signal(range(NP))                 # current pass
+        hd = Signal(range(B), init=B - 1)     # Horner bit, counting down
+        acc_phase = Signal()                  # the pass's accumulate cycle
         busy = Signal()
-        # n_t = count_t - 1, shifted out most significant bit first.
-        nbits = [Signal(B, name=f"n{t}") for t in range(T)]
-        lo_acc = [Signal(signed(self.sum_bits), name=f"lo_acc{s}") for s in range(S)]
-        hi_acc = [Signal(signed(self.sum_bits), name=f"hi_acc{s}") for s in range(S)]
-        lo = [Signal(signed(self.sum_bits + 2), name=f"lo{s}") for s in range(S)]
-        hi = [Signal(signed(self.sum_bits + 2), name=f"hi{s}") for s in range(S)]
+        P = Signal(signed(32))
+        S = Signal(signed(32))
+        lo = Signal(signed(32))
+        hi = Signal(signed(32))
+        ok = Signal()
+        m.d.comb += self.ok.eq(ok)
+
+        def table(values, shape):
+            return Array(Const(v, shape) for v in values)
+
+        word_of = table([ps.word for ps in passes], 8)
+        word_next = table([ps.word for ps in passes[1:]] + [passes[0].word], 8)
+        field_of = table([_FIELDS[ps.field] for ps in passes], 2)
+        level_of = table([ps.level for ps in passes], range(N_LEVELS + 1))
+        first_of = [i == 0 or passes[i - 1].stream != ps.stream
+                    for i, ps in enumerate(passes)]
+        stream_first = table([int(f) for f in first_of], 1)
+        # the stream whose verdict a stream's first pass takes (-1: none)
+        prev_checked = []
+        for i, ps in enumerate(passes):
+            prev = passes[i - 1].stream if i else None
+            prev_checked.append(checked.index(prev) if first_of[i] and prev in checked
+                                else len(checked))
+        verdict_of = table(prev_checked, range(len(checked) + 1))
+        stream_idx = table([CHECK_STREAMS.index(ps.stream) for ps in passes],
+                           range(len(CHECK_STREAMS)))
+        is_checked = table([int(ps.stream in checked) for ps in passes], 1)
+
+        m.d.comb += self.word.eq(Mux(acc_phase, word_next[p], word_of[p]))
+
+        # The stride field of the word on the read port, sign-extended to 32 bits.
+        d = self.data
+        stride = Signal(signed(32))
+        with m.Switch(field_of[p]):
+            with m.Case(0):
+                m.d.comb += stride.eq(d[0:16].as_signed())
+            with m.Case(1):
+                m.d.comb += stride.eq(d[16:32].as_signed())
+            with m.Default():
+                m.d.comb += stride.eq(d.as_signed())
+        n_sel = Array(self.n)[level_of[p]]
+        bit = n_sel.bit_select(hd, 1)
+        bases = Array([self.base_a, self.base_b, self.base_c])
+        limits = [self.depth, self.depth, self.depth - self.c_span]
 
         m.d.sync += self.done.eq(0)
         with m.If(self.start):
-            m.d.sync += [busy.eq(1), step.eq(0)]
-            m.d.sync += [nbits[t].eq((self.count[t] - 1)[:B]) for t in range(T)]
-            m.d.sync += [a.eq(0) for a in lo_acc + hi_acc]
-        with m.Elif(busy):
-            m.d.sync += step.eq(step + 1)
-            with m.If(step < B):
-                for t in range(T):
-                    m.d.sync += nbits[t].eq(nbits[t] << 1)
-                for s in range(S):
-                    neg, pos = [], []
-                    for t in range(T):
-                        stride = self.stride[s][t]
-                        take = nbits[t][-1]
-                        negative = stride[-1]
-                        neg.append(Mux(take & negative, stride, 0))
-                        pos.append(Mux(take & ~negative, stride, 0))
-                    m.d.sync += [lo_acc[s].eq((lo_acc[s] << 1) + _tree_sum(neg)),
-                                 hi_acc[s].eq((hi_acc[s] << 1) + _tree_sum(pos))]
-            with m.Elif(step == B):
-                for s in range(S):
-                    m.d.sync += [lo[s].eq(self.base[s] + lo_acc[s]),
-                                 hi[s].eq(self.base[s] + self.span[s] + hi_acc[s])]
+            m.d.sync += [busy.eq(1), p.eq(0), hd.eq(B - 1), acc_phase.eq(0), ok.eq(1)]
+        with m.Elif(busy & ~acc_phase):
+            # Horner step; the first step of a pass starts from 0.
+            prev = Mux(hd == B - 1, 0, P << 1)
+            m.d.sync += P.eq(prev + Mux(bit, stride, 0))
+            with m.If(hd == 0):
+                m.d.sync += acc_phase.eq(1)
             with m.Else():
-                verdict = Const(1)
-                for s in range(S):
-                    verdict = verdict & (lo[s] >= 0) & (hi[s] < self.limit)
-                m.d.sync += [busy.eq(0), self.done.eq(1), self.ok.eq(verdict)]
+                m.d.sync += hd.eq(hd - 1)
+            with m.If((hd == B - 1) & stream_first[p]):
+                # a new stream: the previous one's verdict, then restart the sums
+                for k, lim in enumerate(limits):
+                    with m.If(verdict_of[p] == k):
+                        with m.If((lo < 0) | (hi >= lim)):
+                            m.d.sync += ok.eq(0)
+                sbase = bases[Mux(stream_idx[p] < 3, stream_idx[p], 0)]
+                m.d.sync += [S.eq(0), lo.eq(sbase), hi.eq(sbase)]
+        with m.Elif(busy):
+            # accumulate: delta, suffix sum, range sums
+            m.d.sync += S.eq(S + P)
+            with m.If(is_checked[p]):
+                with m.If(P < 0):
+                    m.d.sync += lo.eq(lo + P)
+                with m.Else():
+                    m.d.sync += hi.eq(hi + P)
+            delta = stride - S
+            for s in CHECK_STREAMS:
+                regs = getattr(self, f"delta_{s}")
+                for k, level in enumerate(self.delta_levels[s]):
+                    idx = next(i for i, ps in enumerate(passes)
+                               if ps.stream == s and ps.level == level)
+                    with m.If(p == idx):
+                        m.d.sync += regs[k].eq(delta)
+            m.d.sync += [acc_phase.eq(0), hd.eq(B - 1)]
+            with m.If(p == NP - 1):
+                m.d.sync += [busy.eq(0), p.eq(0), self.done.eq(1)]
+            with m.Else():
+                m.d.sync += p.eq(p + 1)
         return m

@@ -53,9 +53,11 @@ class CEArray(wiring.Component):
     ``t+DIST+1 .. t+DIST+pe_rows*S`` (``config.drain_cycles``); phase ``p`` of row
     ``r`` leaves the output stages at
     ``t + DIST + 1 + r*S + p + ReductionNetwork.LATENCY + OutputStage.LATENCY``
-    (``out_valid``), together with the C row address and flat index the row's drain
-    slot was given on ``row_addr``/``row_idx`` (which step once per row, on the
-    cycle ``drain_step`` is high: the row's last phase).
+    (``out_valid``), together with its C row address and flat index: the tile's
+    first row and index arrive on ``tile_addr``/``tile_idx`` with its last step
+    (``in_last``), travel the operand pipeline with it, and each later row adds 1 and
+    ``row_stride_idx`` (``row_addr``/``row_idx`` step on the cycle ``drain_step`` is
+    high: a row's last phase).
 
     Members:
         a_vec[a_lanes], b_vec[b_lanes]: one operand row each (from the buffers).
@@ -63,8 +65,10 @@ class CEArray(wiring.Component):
         a_net_cfg, b_net_cfg, red_cfg:  packed network settings.
         lane_index[c_lanes]:            per output lane flat-index offset (dither).
         shift, rounding, out_bits, seed: the output-stage parameters.
-        drain_step:                     a shadow row enters the reduction network.
-        row_addr, row_idx:              C row address / flat index of that row.
+        tile_addr, tile_idx:            C row / flat index of the tile's first row,
+                                        sampled with ``in_last``.
+        row_stride_idx:                 flat-index stride between PE rows (steady).
+        drain_step:                     a shadow row's last phase enters the network.
         out[c_lanes], out_valid, out_addr: one finished output row (or phase of it).
         out_mask:                       C lanes of ``out`` written this cycle.
         draining:                       a drain is in progress.
@@ -91,7 +95,7 @@ class CEArray(wiring.Component):
             "lane_index": In(32).array(cfg.c_lanes),
             "shift": In(6), "rounding": In(2), "out_bits": In(5), "seed": In(32),
             "drain_step": Out(1),
-            "row_addr": In(16), "row_idx": In(32),
+            "tile_addr": In(16), "tile_idx": In(32), "row_stride_idx": In(32),
             "out": Out(signed(16)).array(cfg.c_lanes),
             "out_valid": Out(1), "out_addr": Out(16), "out_mask": Out(cfg.c_lanes),
             "draining": Out(1),
@@ -116,6 +120,8 @@ class CEArray(wiring.Component):
         valid = _delay(m, self.in_valid, self.dist_latency, "pe_valid")
         first = _delay(m, self.in_first, self.dist_latency, "pe_first")
         last = _delay(m, self.in_last, self.dist_latency, "pe_last")
+        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], self.dist_latency, "tile_addr")
+        tile_idx = _delay(m, self.tile_idx, self.dist_latency, "tile_idx")
         m.d.comb += self.pe_active.eq(valid)
 
         # Drain sequencer: after a tile's last step, one shadow row per S cycles.
@@ -128,15 +134,19 @@ class CEArray(wiring.Component):
         else:
             phase = Signal(range(S))
             row_done = phase == S - 1
+        row_addr = Signal(cfg.addr_bits)
+        row_idx = Signal(32)
         with m.If(valid & last):
-            m.d.sync += [draining.eq(1), row.eq(0)]
+            m.d.sync += [draining.eq(1), row.eq(0), row_addr.eq(tile_addr),
+                         row_idx.eq(tile_idx)]
             if phase is not None:
                 m.d.sync += phase.eq(0)
         with m.Elif(draining):
             if phase is not None:
                 m.d.sync += phase.eq(phase + 1)
             with m.If(row_done):
-                m.d.sync += row.eq(row + 1)
+                m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + 1),
+                             row_idx.eq(row_idx + self.row_stride_idx)]
                 with m.If(row == R - 1):
                     m.d.sync += draining.eq(0)
         m.d.comb += [self.drain_step.eq(draining & row_done), self.draining.eq(draining)]
@@ -156,8 +166,8 @@ class CEArray(wiring.Component):
         # The output stages' dither index ``idx + lane_index`` is added one cycle
         # ahead, from the delay lines' second-to-last taps, and registered: the
         # output stage's first pipeline stage then starts from a register.
-        idx_early = _delay(m, self.row_idx, self.red_latency - 1, "row_idx")
-        addr = _delay(m, self.row_addr, self.red_latency, "row_addr")
+        idx_early = _delay(m, row_idx, self.red_latency - 1, "row_idx")
+        addr = _delay(m, row_addr, self.red_latency, "row_addr")
         if phase is not None:
             phase_early = _delay(m, phase, self.red_latency - 1, "red_phase")
             red_phase = _delay(m, phase_early, 1, "red_phase_last")

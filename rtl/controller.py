@@ -7,15 +7,13 @@ from amaranth.lib.wiring import In, Out
 
 from sw_model.config import AccelConfig
 from sw_model.hostmap import ErrorCode
-from sw_model.isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op, config_layout,
-                          config_words)
+from sw_model.isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op, check_cycles,
+                          config_layout, config_words)
 
 from .bound_check import BoundCheck
 from .loop_nest import LoopNest
 
-__all__ = ["Controller", "COUNTER_BITS", "CONTROLLER_STATES"]
-
-COUNTER_BITS = 48
+__all__ = ["Controller", "CONTROLLER_STATES"]
 
 # Encoding of ``ctrl_state_code`` in waveforms (asserted equal to the FSM's own).
 CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "LOAD_CONFIG", "LOAD_CONTRACT",
@@ -29,8 +27,11 @@ class Controller(wiring.Component):
 
     * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
     * CONFIG: the payload goes straight into the configuration registers;
-    * CONTRACT: 1 validation cycle, ``BoundCheck.CYCLES`` to prove every A/B read
-      and C write in range (else halt, nothing written), 1 start cycle, then one issue
+    * CONTRACT: the payload's MODE, SEED, bases, loop counts (as ``count - 1``) and
+      row index stride go into registers as the words load (the strides stay in
+      program memory); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
+      check reads the strides back, proves every A/B read and C write in range (else
+      halt, nothing written) and leaves the address generator's deltas; then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
       until ``drain_cycles`` (``pe_rows * out_share``) cycles have passed since the
       previous tile's last step (the shadow accumulators must have drained; counted
@@ -47,8 +48,14 @@ class Controller(wiring.Component):
     Members (to the top): ``start``/``clear`` strobes; ``busy``, ``done``, ``error``
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
     buffer reads ``rd_en``/``a_addr``/``b_addr``; fabric control ``in_valid``/
-    ``in_first``/``in_last``, configuration outputs, drain handshake ``drain_step``/
-    ``row_addr``/``row_idx``; counters.
+    ``in_first``/``in_last``, configuration outputs; ``tile_addr``/``tile_idx`` (the
+    C row and flat output index of the tile whose last step ``in_last`` marks,
+    registered with it) and ``row_stride_idx`` for the fabric's drain; counters
+    (``config.counter_bits`` wide).
+
+    One address generator (``LoopNest``, 5 levels: 4 outer + the reduction) walks
+    all four streams with one adder each: A and B rows at every issue, the C row and
+    flat index once per tile (their reduction-level delta is 0).
     """
 
     def __init__(self, config: AccelConfig, red_bits: int, dist_latency: int,
@@ -58,8 +65,9 @@ class Controller(wiring.Component):
         self.layout = config_layout(cfg, red_bits)
         self.n_config = config_words(cfg, red_bits)
         self.tail_cycles = 1 + dist_latency + cfg.drain_cycles + red_latency + os_latency
-        self.check_cycles = BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS)
+        self.check_cycles = check_cycles()
         lay = self.layout
+        cb = cfg.counter_bits
         super().__init__({
             "start": In(1), "clear": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(8),
@@ -72,23 +80,22 @@ class Controller(wiring.Component):
             "red_cfg": Out(32 * lay["red_net"][1]),
             "lane_index": Out(32).array(cfg.c_lanes),
             "shift": Out(6), "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
-            "drain_step": In(1), "row_addr": Out(16), "row_idx": Out(32),
+            "tile_addr": Out(16), "tile_idx": Out(32), "row_stride_idx": Out(32),
             "pe_active": In(1),
-            "cnt_cycles": Out(COUNTER_BITS), "cnt_busy": Out(COUNTER_BITS),
-            "cnt_mac_active": Out(COUNTER_BITS), "cnt_stall_drain": Out(COUNTER_BITS),
-            "cnt_stall_fill": Out(COUNTER_BITS), "cnt_stall_config": Out(COUNTER_BITS),
-            "cnt_instructions": Out(COUNTER_BITS),
+            "cnt_cycles": Out(cb), "cnt_busy": Out(cb),
+            "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
+            "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
+            "cnt_instructions": Out(cb),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        R = cfg.pe_rows
         D = cfg.drain_cycles
-        depth = cfg.bank_depth
+        AB = cfg.addr_bits
+        K = N_LEVELS
 
         cfg_regs = Array(Signal(32, name=f"cfg{i}") for i in range(self.n_config))
-        ins = Array(Signal(32, name=f"ins{i}") for i in range(CONTRACT_WORDS))
 
         def cfg_field(name):
             first, n = self.layout[name]
@@ -102,54 +109,41 @@ class Controller(wiring.Component):
             m.d.comb += self.lane_index[d].eq(cfg_regs[li_first + d])
         mapping = cfg_regs[self.layout["mapping"][0]]
 
-        # Decoded CONTRACT fields.
-        mode = ins[CW.MODE]
+        # CONTRACT fields kept in registers (everything else is read from program
+        # memory by the bound check, which turns the strides into deltas).
+        mode = Signal(13)
+        seed = Signal(32)
+        row_stride_idx = Signal(32)
+        base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
+        base_idx = Signal(32)
+        n = [Signal(COUNT_BITS, name=f"n{i}") for i in range(K + 1)]   # count - 1
+        bad_count = Signal()        # a loop count of 0 or > COUNT_MAX
+        base_oob = Signal()         # a base row >= bank_depth
         shift, rounding, out_bits = mode[0:6], mode[6:8], mode[8:13]
         m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
-                     self.out_bits.eq(out_bits), self.seed.eq(ins[CW.SEED])]
-        base_a, base_b = ins[CW.BASE_AB][0:16], ins[CW.BASE_AB][16:32]
-        base_c, k_count = ins[CW.BASE_C_KCOUNT][0:16], ins[CW.BASE_C_KCOUNT][16:32]
-        k_sa, k_sb = ins[CW.KSTRIDE][0:16], ins[CW.KSTRIDE][16:32]
-        lv = []
-        for i in range(N_LEVELS):
-            w0, w1, w2 = (ins[CW.LEVELS + 3 * i + j] for j in range(3))
-            lv.append(dict(count=w0[0:16], sa=w0[16:32], sb=w1[0:16], sc=w1[16:32], sidx=w2))
+                     self.out_bits.eq(out_bits), self.seed.eq(seed),
+                     self.row_stride_idx.eq(row_stride_idx)]
 
-        # Address generators: issue side (A, B rows) and drain side (C row, flat index).
-        issue = LoopNest(N_LEVELS + 1, {"a": cfg.addr_bits, "b": cfg.addr_bits},
-                         count_bits=COUNT_BITS)
-        drain = LoopNest(N_LEVELS + 1, {"c": cfg.addr_bits, "idx": 32},
-                         count_bits=COUNT_BITS)
-        m.submodules.issue_agu, m.submodules.drain_agu = issue, drain
-        for i in range(N_LEVELS):
-            m.d.comb += [issue.count[i].eq(lv[i]["count"]), drain.count[i].eq(lv[i]["count"]),
-                         issue.stride_a[i].eq(lv[i]["sa"]), issue.stride_b[i].eq(lv[i]["sb"]),
-                         drain.stride_c[i].eq(lv[i]["sc"]), drain.stride_idx[i].eq(lv[i]["sidx"])]
-        K = N_LEVELS
-        m.d.comb += [
-            issue.count[K].eq(k_count), issue.stride_a[K].eq(k_sa), issue.stride_b[K].eq(k_sb),
-            issue.base_a.eq(base_a), issue.base_b.eq(base_b),
-            drain.count[K].eq(R), drain.stride_c[K].eq(1),
-            drain.stride_idx[K].eq(ins[CW.ROW_STRIDE_IDX]),
-            drain.base_c.eq(base_c), drain.base_idx.eq(ins[CW.BASE_IDX]),
-            self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b),
-            self.row_addr.eq(drain.addr_c), self.row_idx.eq(drain.addr_idx),
-            drain.step.eq(self.drain_step),
-        ]
-
-        # Range check of the three streams (one Horner unit, shared loop counts).
-        check = BoundCheck(N_LEVELS + 1, COUNT_BITS, streams=3)
+        # Range check + deltas, then one address generator for all four streams:
+        # A and B rows step every issue; the C row and the flat index per tile.
+        check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1)
         m.submodules.bound_check = check
-        for t in range(N_LEVELS):
-            m.d.comb += check.count[t].eq(lv[t]["count"])
-        m.d.comb += [check.count[K].eq(k_count), check.limit.eq(depth)]
-        for s, (base, key, k_stride, span) in enumerate((
-                (base_a, "sa", k_sa, 0), (base_b, "sb", k_sb, 0),
-                (base_c, "sc", 0, R - 1))):   # C: a drained tile writes R rows
-            m.d.comb += [check.base[s].eq(base), check.span[s].eq(span),
-                         check.stride[s][K].eq(k_stride)]
-            for t in range(N_LEVELS):
-                m.d.comb += check.stride[s][t].eq(lv[t][key])
+        issue = LoopNest(K + 1, {"a": AB, "b": AB, "c": AB, "idx": 32},
+                         count_bits=COUNT_BITS)
+        m.submodules.issue_agu = issue
+        m.d.comb += [check.base_a.eq(base["a"]), check.base_b.eq(base["b"]),
+                     check.base_c.eq(base["c"]), check.data.eq(self.prog_data)]
+        for i in range(K + 1):
+            m.d.comb += [check.n[i].eq(n[i]), issue.n[i].eq(n[i]),
+                         issue.delta_a[i].eq(check.delta_a[i]),
+                         issue.delta_b[i].eq(check.delta_b[i])]
+        for i in range(K):
+            m.d.comb += [issue.delta_c[i].eq(check.delta_c[i]),
+                         issue.delta_idx[i].eq(check.delta_idx[i])]
+        m.d.comb += [issue.delta_c[K].eq(0), issue.delta_idx[K].eq(0),
+                     issue.base_a.eq(base["a"]), issue.base_b.eq(base["b"]),
+                     issue.base_c.eq(base["c"]), issue.base_idx.eq(base_idx),
+                     self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b)]
 
         pc = Signal(16)
         err_pc = Signal(16)
@@ -164,14 +158,14 @@ class Controller(wiring.Component):
         m.d.comb += [self.pc.eq(pc), self.err_pc.eq(err_pc), self.error.eq(error),
                      self.done.eq(done)]
 
-        counters = {n: getattr(self, f"cnt_{n}") for n in
+        counters = {name: getattr(self, f"cnt_{name}") for name in
                     ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
                      "stall_config", "instructions")}
-        inc = {n: Signal(name=f"inc_{n}") for n in counters}
-        for n, c in counters.items():
+        inc = {name: Signal(name=f"inc_{name}") for name in counters}
+        for name, c in counters.items():
             with m.If(self.clear):
                 m.d.sync += c.eq(0)
-            with m.Elif(inc[n]):
+            with m.Elif(inc[name]):
                 m.d.sync += c.eq(c + 1)
         m.d.comb += inc["mac_active"].eq(self.pe_active)
         with m.If(self.clear):
@@ -255,15 +249,48 @@ class Controller(wiring.Component):
             with m.State("LOAD_CONTRACT"):
                 m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
                              inc["stall_config"].eq(1)]
-                m.d.sync += [ins[widx].eq(self.prog_data), widx.eq(widx + 1)]
+                m.d.sync += widx.eq(widx + 1)
+                data = self.prog_data
+                # the count field of this word (level words: bits 15..0; the
+                # BASE_C_KCOUNT word: k_count in bits 31..16), checked and as n
+                count = Mux(widx == CW.BASE_C_KCOUNT, data[16:32], data[0:16])
+                count_bad = (count == 0) | (count > COUNT_MAX)
+
+                def high_bits(v):       # bits of a 16-bit base at or above bank_depth
+                    return v[AB:16].any() if AB < 16 else Const(0)
+
+                with m.Switch(widx):
+                    with m.Case(CW.MODE):
+                        m.d.sync += [mode.eq(data[0:13]), bad_count.eq(0),
+                                     base_oob.eq(0)]
+                    with m.Case(CW.SEED):
+                        m.d.sync += seed.eq(data)
+                    with m.Case(CW.BASE_AB):
+                        m.d.sync += [base["a"].eq(data[0:AB]), base["b"].eq(data[16:16 + AB])]
+                        with m.If(high_bits(data[0:16]) | high_bits(data[16:32])):
+                            m.d.sync += base_oob.eq(1)
+                    with m.Case(CW.BASE_C_KCOUNT):
+                        m.d.sync += [base["c"].eq(data[0:AB]), n[K].eq(count - 1)]
+                        with m.If(high_bits(data[0:16])):
+                            m.d.sync += base_oob.eq(1)
+                        with m.If(count_bad):
+                            m.d.sync += bad_count.eq(1)
+                    with m.Case(CW.BASE_IDX):
+                        m.d.sync += base_idx.eq(data)
+                    with m.Case(CW.ROW_STRIDE_IDX):
+                        m.d.sync += row_stride_idx.eq(data)
+                    for i in range(K):
+                        with m.Case(CW.LEVELS + 3 * i):
+                            m.d.sync += n[i].eq(count - 1)
+                            with m.If(count_bad):
+                                m.d.sync += bad_count.eq(1)
                 with m.If(widx == length - 1):
                     m.next = "VALIDATE"
             with m.State("VALIDATE"):
-                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
+                             self.prog_addr.eq(pc + 1 + check.word)]
                 bad = (out_bits < 2) | (out_bits > 16) | (shift >= cfg.acc_bits) | \
-                    (rounding == 3) | (k_count == 0) | (k_count > COUNT_MAX)
-                for i in range(N_LEVELS):
-                    bad = bad | (lv[i]["count"] == 0) | (lv[i]["count"] > COUNT_MAX)
+                    (rounding == 3) | bad_count
                 with m.If(bad):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
@@ -271,10 +298,11 @@ class Controller(wiring.Component):
                     m.d.comb += check.start.eq(1)
                     m.next = "CHECK"
             with m.State("CHECK"):
-                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
+                             self.prog_addr.eq(pc + 1 + check.word)]
                 with m.If(check.done):
-                    with m.If(check.ok):
-                        m.d.comb += [issue.start.eq(1), drain.start.eq(1)]
+                    with m.If(check.ok & ~base_oob):
+                        m.d.comb += issue.start.eq(1)
                         m.d.sync += [have_prev.eq(0), tile_start.eq(1), since_last.eq(0)]
                         m.next = "RUN"
                     with m.Else():
@@ -293,7 +321,10 @@ class Controller(wiring.Component):
                     m.d.sync += [self.in_valid.eq(1), self.in_first.eq(tile_start),
                                  self.in_last.eq(tile_last), tile_start.eq(tile_last)]
                     with m.If(tile_last):
-                        m.d.sync += [since_last.eq(0), have_prev.eq(1)]
+                        # the tile's C row and flat index travel with its last step
+                        m.d.sync += [since_last.eq(0), have_prev.eq(1),
+                                     self.tile_addr.eq(issue.addr_c),
+                                     self.tile_idx.eq(issue.addr_idx)]
                     with m.If(issue.last):
                         m.d.sync += tail.eq(0)
                         m.next = "TAIL"

@@ -93,9 +93,9 @@ class OutputStage(wiring.Component):
 
     LATENCY = 4
 
-    # Hash pipeline registers, after these rtl.dither.HASH_STEPS: two adders per stage
-    # (the last stage: the final add plus the carry of hash + T). LATENCY - 1 cuts.
-    HASH_CUTS = (1, 5, 9)
+    # Hash pipeline register, after this rtl.dither.HASH_STEPS index (the seed's second
+    # use, so no seed register is needed); the finished hash is registered after stage 2.
+    HASH_CUTS = (6,)
 
     def __init__(self, acc_bits: int = 32):
         self.acc_bits = check_acc_bits(acc_bits)
@@ -116,11 +116,9 @@ class OutputStage(wiring.Component):
         acc_bits = self.acc_bits
         max_shift = acc_bits - 1
         shift_shape = self.shift.shape()
-        assert len(self.HASH_CUTS) == self.LATENCY - 1
 
-        hash_word = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS)
-
-        # -- stage 1: controls, barrel shift -------------------------------------------
+        # -- stage 1: hash up to the seed fold; controls ----------------------------------
+        hash_x = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS)
         shift = Signal(shift_shape)
         if (1 << shift_shape.width) - 1 > max_shift:
             m.d.comb += shift.eq(Mux(self.shift > max_shift, max_shift, self.shift))
@@ -131,15 +129,29 @@ class OutputStage(wiring.Component):
         m.d.comb += sign_pos.eq(Mux(self.out_bits < 2, 1,
                                     Mux(self.out_bits > OUT_WIDTH, OUT_WIDTH - 1,
                                         self.out_bits - 1)))
+        s1_acc = Signal(signed(acc_bits), reset_less=True)
+        s1_shift = Signal(shift_shape, reset_less=True)
+        s1_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
+        s1_ne = Signal(reset_less=True)
+        s1_st = Signal(reset_less=True)
+        s1_valid = Signal()
+        m.d.sync += [
+            s1_acc.eq(self.acc),
+            s1_shift.eq(shift),
+            s1_sign_pos.eq(sign_pos),
+            s1_ne.eq(self.rounding == _NEAREST_EVEN),
+            s1_st.eq(self.rounding == _STOCHASTIC),
+            s1_valid.eq(self.valid),
+        ]
 
+        # -- stage 2: rest of the hash; barrel shift -------------------------------------
+        shift = s1_shift
+        acc = s1_acc
         # Cat(0 x 32, acc), acc sign-extended to 17 bits at least, shifted right
         # (arithmetic): bits [0:32] are T and bits [32:48] are q[0:16].
-        # A log shifter, smallest step first, each level only as wide as the bits the
-        # remaining steps can still bring into the 48 kept ones (measured smaller than
-        # Yosys' own $sshr mapping, and than largest-step-first, at 32 and 48 bits).
         ext_bits = max(acc_bits, OUT_WIDTH + 1)
         acc_ext = Signal(signed(ext_bits))
-        m.d.comb += acc_ext.eq(self.acc)
+        m.d.comb += acc_ext.eq(acc)
         value = Signal(signed(32 + ext_bits))
         m.d.comb += value.eq(Cat(Const(0, 32), acc_ext))
         n = shift_shape.width
@@ -150,10 +162,10 @@ class OutputStage(wiring.Component):
             value = step.as_signed() if keep == len(value) else step
         shifted = Signal(32 + OUT_WIDTH)
         m.d.comb += shifted.eq(value[:32 + OUT_WIDTH])
-        sign = self.acc[-1]
+        sign = acc[-1]
         # q[16:] all copies of the sign bit: acc's bits at and above shift + 16 are.
         if acc_bits > OUT_WIDTH:
-            high = (self.acc.as_unsigned() ^ sign.replicate(acc_bits))[OUT_WIDTH:]
+            high = (acc.as_unsigned() ^ sign.replicate(acc_bits))[OUT_WIDTH:]
             high_mask = (Const(-1, len(high)) << shift)[:len(high)]
             high_ok = (high & high_mask) == 0
         else:
@@ -164,101 +176,79 @@ class OutputStage(wiring.Component):
             low_shift = Signal(range(low_w + 1))
             m.d.comb += low_shift.eq(Mux(shift > 32, shift - 32, 0))
             low_mask = ~(Const(-1, low_w) << low_shift)[:low_w]
-            sticky_low = (self.acc[:low_w] & low_mask) != 0
+            sticky_low = (acc[:low_w] & low_mask) != 0
         else:
             sticky_low = Const(0)
+        t = shifted[:32]
+        q = shifted[32:]
+        guard = t[31]
+        sticky = (t[:31] != 0) | sticky_low
 
-        s1_t = Signal(32, reset_less=True)
-        s1_q = Signal(OUT_WIDTH, reset_less=True)
-        s1_sign = Signal(reset_less=True)
-        s1_high_ok = Signal(reset_less=True)
-        s1_sticky_low = Signal(reset_less=True)
-        s1_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
-        s1_ne = Signal(reset_less=True)
-        s1_st = Signal(reset_less=True)
-        s1_valid = Signal()
+        s2_hash = Signal(32, reset_less=True)
+        s2_t = Signal(32, reset_less=True)
+        s2_d = Signal(OUT_WIDTH, reset_less=True)
+        s2_sign = Signal(reset_less=True)
+        s2_high_ok = Signal(reset_less=True)
+        s2_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
+        s2_c = Signal(reset_less=True)  # the carry of the non-stochastic modes
+        s2_st = Signal(reset_less=True)
+        s2_valid = Signal()
         m.d.sync += [
-            s1_t.eq(shifted[:32]),
-            s1_q.eq(shifted[32:]),
-            s1_sign.eq(sign),
-            s1_high_ok.eq(high_ok),
-            s1_sticky_low.eq(sticky_low),
-            s1_sign_pos.eq(sign_pos),
-            s1_ne.eq(self.rounding == _NEAREST_EVEN),
-            s1_st.eq(self.rounding == _STOCHASTIC),
-            s1_valid.eq(self.valid),
+            s2_hash.eq(hash_x),
+            s2_t.eq(t),
+            s2_d.eq(q ^ sign.replicate(OUT_WIDTH)),
+            s2_sign.eq(sign),
+            s2_high_ok.eq(high_ok),
+            s2_sign_pos.eq(s1_sign_pos),
+            s2_c.eq(s1_ne & guard & (q[0] | sticky)),
+            s2_st.eq(s1_st),
+            s2_valid.eq(s1_valid),
         ]
 
-        # -- stage 2: fit flags, nearest-even carry ----------------------------------------
+        # -- stage 3: stochastic carry; saturated candidates R0 = sat(q), R1 = sat(q + 1)
         # below: the bits under the output's sign bit p = sign_pos; at_p: bit p.
         below = Signal(OUT_WIDTH)
         at_p = Signal(OUT_WIDTH)
         m.d.comb += [
-            below.eq(Cat(s1_sign_pos > i for i in range(OUT_WIDTH))),
-            at_p.eq(Cat(s1_sign_pos == i for i in range(OUT_WIDTH))),
+            below.eq(Cat(s2_sign_pos > i for i in range(OUT_WIDTH))),
+            at_p.eq(Cat(s2_sign_pos == i for i in range(OUT_WIDTH))),
         ]
         # d = q ^ sign (non-negative): q fits iff d < 2**p (and q's bits 16.. are sign).
-        d = Signal(OUT_WIDTH)
-        m.d.comb += d.eq(s1_q ^ s1_sign.replicate(OUT_WIDTH))
+        d = s2_d
+        s_rep = s2_sign.replicate(OUT_WIDTH)
         up_zero = (d & ~below) == 0                   # d < 2**p
         above_zero = (d & ~below & ~at_p) == 0        # d < 2**(p+1)
         low_ones = (~d & below) == 0                  # d mod 2**p == 2**p - 1
         low_zero = (d & below) == 0                   # d mod 2**p == 0
         d_p = (d & at_p) != 0
         fits = Signal()
-        m.d.comb += fits.eq(s1_high_ok & up_zero)
+        m.d.comb += fits.eq(s2_high_ok & up_zero)
         # q + 1 fits: for q >= 0 iff q fits and q != hi = 2**p - 1; for q < 0 iff
         # q >= lo - 1, i.e. d <= 2**p: d < 2**p or d == 2**p.
         fits_inc = Signal()
-        m.d.comb += fits_inc.eq(s1_high_ok & Mux(s1_sign,
+        m.d.comb += fits_inc.eq(s2_high_ok & Mux(s2_sign,
                                                  up_zero | (above_zero & d_p & low_zero),
                                                  up_zero & ~low_ones))
-
-        guard = s1_t[31]
-        sticky = (s1_t[:31] != 0) | s1_sticky_low
-        s2_t = Signal(32, reset_less=True)
-        s2_q = Signal(OUT_WIDTH, reset_less=True)
-        s2_fits = Signal(reset_less=True)
-        s2_fits_inc = Signal(reset_less=True)
-        s2_sat = Signal(OUT_WIDTH, reset_less=True)
-        s2_c = Signal(reset_less=True)  # the carry of the non-stochastic modes
-        s2_st = Signal(reset_less=True)
-        s2_valid = Signal()
-        m.d.sync += [
-            s2_t.eq(s1_t),
-            s2_q.eq(s1_q),
-            s2_fits.eq(fits),
-            s2_fits_inc.eq(fits_inc),
-            # saturate to hi = 2**p - 1 (= below) or lo = -2**p (= ~below, 16 bits)
-            s2_sat.eq(below ^ s1_sign.replicate(OUT_WIDTH)),
-            s2_c.eq(s1_ne & guard & (s1_q[0] | sticky)),
-            s2_st.eq(s1_st),
-            s2_valid.eq(s1_valid),
-        ]
-
-        # -- stage 3: saturated candidates R0 = sat(q), R1 = sat(q + 1) ----------------------
-        s3_t = Signal(32, reset_less=True)
+        # (q + 1) ^ sign = d + 1 (q >= 0) or d - 1 (q < 0).
+        d_inc = Signal(OUT_WIDTH)
+        m.d.comb += d_inc.eq(d + Cat(Const(1, 1), s2_sign.replicate(OUT_WIDTH - 1)))
+        carry = Signal()
+        m.d.comb += carry.eq((s2_hash + s2_t)[32])
         s3_r0 = Signal(OUT_WIDTH, reset_less=True)
         s3_r1 = Signal(OUT_WIDTH, reset_less=True)
         s3_c = Signal(reset_less=True)
-        s3_st = Signal(reset_less=True)
         s3_valid = Signal()
         m.d.sync += [
-            s3_t.eq(s2_t),
-            s3_r0.eq(Mux(s2_fits, s2_q, s2_sat)),
-            s3_r1.eq(Mux(s2_fits_inc, (s2_q + 1)[:OUT_WIDTH], s2_sat)),
-            s3_c.eq(s2_c),
-            s3_st.eq(s2_st),
+            # saturate to hi = 2**p - 1 (= below) or lo = -2**p (= ~below, 16 bits)
+            s3_r0.eq(Mux(fits, d, below) ^ s_rep),
+            s3_r1.eq(Mux(fits_inc, d_inc, below) ^ s_rep),
+            s3_c.eq(Mux(s2_st, carry, s2_c)),
             s3_valid.eq(s2_valid),
         ]
 
-        # -- stage 4: stochastic carry, pick -----------------------------------------------
-        carry = Signal()
-        m.d.comb += carry.eq((hash_word + s3_t)[32])
-        take_inc = Signal()
-        m.d.comb += take_inc.eq(Mux(s3_st, carry, s3_c))
+        # -- stage 4: pick -----------------------------------------------------------------
         m.d.sync += [
-            self.out.eq(Mux(take_inc, s3_r1, s3_r0)),
+            self.out.eq(Mux(s3_c, s3_r1, s3_r0)),
             self.out_valid.eq(s3_valid),
         ]
         return m

@@ -15,7 +15,7 @@ from sw_model.routing import reduction_n_switch_bits
 
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
-from .controller import COUNTER_BITS, Controller
+from .controller import Controller
 from .host_bus import HostBusSignature
 
 __all__ = ["Accelerator", "config_hash"]
@@ -84,8 +84,8 @@ class Accelerator(wiring.Component):
             fab.red_cfg.eq(ctl.red_cfg),
             fab.shift.eq(ctl.shift), fab.rounding.eq(ctl.rounding),
             fab.out_bits.eq(ctl.out_bits), fab.seed.eq(ctl.seed),
-            ctl.drain_step.eq(fab.drain_step), fab.row_addr.eq(ctl.row_addr),
-            fab.row_idx.eq(ctl.row_idx), ctl.pe_active.eq(fab.pe_active),
+            fab.tile_addr.eq(ctl.tile_addr), fab.tile_idx.eq(ctl.tile_idx),
+            fab.row_stride_idx.eq(ctl.row_stride_idx), ctl.pe_active.eq(fab.pe_active),
         ]
         for d in range(cfg.c_lanes):
             m.d.comb += fab.lane_index[d].eq(ctl.lane_index[d])
@@ -171,7 +171,8 @@ class Accelerator(wiring.Component):
                          (Reg.STALL_CONFIG, ctl.cnt_stall_config),
                          (Reg.INSTRUCTIONS, ctl.cnt_instructions)):
             regs[reg] = sig[:32]
-            regs[reg + 1] = sig[32:COUNTER_BITS]
+            if cfg.counter_bits > 32:
+                regs[reg + 1] = sig[32:]
         rdata = Signal(32)
         with m.If(r_addr1 < PROG_BASE):
             with m.Switch(r_addr1):

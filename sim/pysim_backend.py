@@ -20,7 +20,7 @@ VCD_SIGNALS = [
     "controller.fsm_state", "controller.pc", "controller.error",
     "controller.rd_en", "controller.a_addr", "controller.b_addr",
     "controller.in_valid", "controller.in_first", "controller.in_last",
-    "controller.row_addr", "controller.row_idx",
+    "controller.tile_addr", "controller.tile_idx",
     "controller.a_net_cfg", "controller.b_net_cfg", "controller.red_cfg",
     "controller.cnt_cycles", "controller.cnt_mac_active", "controller.cnt_stall_drain",
     "fabric.pe_active", "fabric.draining", "fabric.out_valid", "fabric.out_addr",

@@ -45,7 +45,7 @@ from .einsum_spec import Spec, parse_spec
 from .fixedpoint import check_out_bits, check_rounding, check_shift
 from .fixedpoint import ROUNDING_MODES
 from .isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
-                  Level, Mapping, config_words, encode_config)
+                  Level, Mapping, check_cycles, config_words, encode_config)
 
 # rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
 # asserts the two agree.
@@ -62,7 +62,7 @@ class Timing:
     fetch: int              # FETCH + DECODE of any instruction
     config_words: int       # CONFIG payload words
     contract_words: int
-    check: int              # bound check (BoundCheck.CYCLES)
+    check: int              # bound check (BoundCheck.CYCLES, isa.check_cycles)
     tail: int               # drain of the last tile after the final issue
 
     def config_cycles(self) -> int:
@@ -78,7 +78,7 @@ def timing_constants(cfg: AccelConfig) -> Timing:
     dist_lat = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline + cfg.mac_pipeline
     red_lat = routing.reduction_latency(cfg.c_lanes)
     os_lat = OUTPUT_STAGE_LATENCY
-    check = COUNT_BITS + 3          # rtl.bound_check.BoundCheck.cycles (tested)
+    check = check_cycles()          # rtl.bound_check.BoundCheck.CYCLES (tested)
     return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
                   contract_words=CONTRACT_WORDS, check=check,
                   tail=1 + dist_lat + cfg.drain_cycles + red_lat + os_lat)

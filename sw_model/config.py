@@ -64,6 +64,9 @@ class AccelConfig:
                        and shortens the buffer-to-PE path (see ``ecp5``).
         mac_pipeline:  1 registers each multiply MAC's product before the accumulate
                        (one more cycle of operand latency; multiply MACs only).
+        counter_bits:  width of the performance counters, 32..48 (read as two 32-bit
+                       words; the high word reads 0 below 33 bits). 32 bits wrap after
+                       2**32 cycles (~86 s at 50 MHz).
     """
 
     name: str = "custom"
@@ -80,6 +83,7 @@ class AccelConfig:
     out_share: int = 1
     dist_pipeline: int = 0
     mac_pipeline: int = 0
+    counter_bits: int = 48
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -106,6 +110,7 @@ class AccelConfig:
         narrow = min(self.a_lanes, self.b_lanes)
         need_int("dist_pipeline", 0, min(2, 2 * (narrow.bit_length() - 1) - 2))
         need_int("mac_pipeline", 0, 1 if self.mac_kind == "multiply" else 0)
+        need_int("counter_bits", 32, 48)
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")
@@ -171,9 +176,13 @@ class AccelConfig:
 PRESETS = {
     # Fast in Amaranth's Python simulator: 4 CEs x 2x2 PEs = 16 MACs.
     "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024),
-    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs; one time-shared output stage.
-    "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=2, bank_depth=256,
-                         prog_depth=256, device="ice40up5k", out_share=4),
+    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs, as 2 CEs x 4x1 PEs: 2 C
+    # lanes keep the 32-bit reduction network small (a 4-lane one alone took ~1,400
+    # of the part's 5,280 logic cells); one output stage for both lanes; 32-bit
+    # counters (README "FPGA builds").
+    "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=4, pe_cols=1, bank_depth=256,
+                         prog_depth=256, device="ice40up5k", out_share=2,
+                         counter_bits=32),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
     # reduction network of 4 CEs x 4 columns did not route: README "FPGA builds"),
     # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network

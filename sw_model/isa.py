@@ -23,7 +23,8 @@ from .routing import distribution_n_switch_bits
 
 __all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "Level", "Contract",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
-           "encode_config", "encode_contract", "decode_header", "SYNC", "HALT"]
+           "encode_config", "decode_header", "SYNC", "HALT",
+           "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "check_cycles", "loop_deltas"]
 
 N_LEVELS = 4          # outer (tile) loop levels of the address generators
 COUNT_BITS = 13       # loop counts are 1..COUNT_MAX
@@ -224,3 +225,54 @@ class CW(enum.IntEnum):
     BASE_IDX = 5
     ROW_STRIDE_IDX = 6
     LEVELS = 7
+
+
+# -- the bound check's schedule --------------------------------------------------------
+
+def loop_deltas(counts, strides, bits: int | None = None) -> list[int]:
+    """Deltas of a strided loop nest (level 0 outermost): when level ``i`` advances
+    and every inner level restarts, the address changes by
+    ``strides[i] - sum_{j > i} (counts[j] - 1) * strides[j]`` (``rtl.loop_nest``).
+    With ``bits``, reduced modulo ``2**bits`` (the address width)."""
+    out, inner = [], 0
+    for c, s in reversed(list(zip(counts, strides))):
+        out.append(int(s) - inner)
+        inner += (int(c) - 1) * int(s)
+    out.reverse()
+    return [d % (1 << bits) for d in out] if bits else out
+
+
+@dataclass(frozen=True)
+class CheckPass:
+    """One pass of the serial bound check (``rtl.bound_check``): the product
+    ``(count_level - 1) * stride`` of one stride field of one CONTRACT payload word.
+    ``level`` is 0..N_LEVELS-1 for the outer levels, N_LEVELS for the reduction."""
+    stream: str       # "a", "b", "c" (range-checked) or "idx" (flat output index)
+    level: int
+    word: int         # payload word offset (CW)
+    field: str        # "lo" (bits 15..0, signed), "hi" (31..16, signed), "full" (32 bits)
+
+
+CHECK_STREAMS = ("a", "b", "c", "idx")
+
+
+def _check_passes() -> tuple:
+    K, lv = N_LEVELS, lambda i, j: CW.LEVELS + 3 * i + j
+    outer = range(N_LEVELS - 1, -1, -1)          # innermost first
+    passes = [CheckPass("a", K, CW.KSTRIDE, "lo")]
+    passes += [CheckPass("a", i, lv(i, 0), "hi") for i in outer]
+    passes += [CheckPass("b", K, CW.KSTRIDE, "hi")]
+    passes += [CheckPass("b", i, lv(i, 1), "lo") for i in outer]
+    passes += [CheckPass("c", i, lv(i, 1), "hi") for i in outer]
+    passes += [CheckPass("idx", i, lv(i, 2), "full") for i in outer]
+    return tuple(passes)
+
+
+# Stream by stream, innermost level first (the order the deltas' suffix sums need).
+CHECK_PASSES = _check_passes()
+
+
+def check_cycles() -> int:
+    """Cycles of the bound check, start strobe to done: ``COUNT_BITS`` Horner steps
+    and one accumulate cycle per pass, plus the done register."""
+    return len(CHECK_PASSES) * (COUNT_BITS + 1) + 1

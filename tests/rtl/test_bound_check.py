@@ -1,4 +1,5 @@
-"""BoundCheck: the Horner range check against a brute-force walk of the nest."""
+"""BoundCheck: the serial range check and the deltas it derives, against a brute-force
+walk of the nest and ``sw_model.isa.loop_deltas``, reading a real CONTRACT payload."""
 
 import itertools
 
@@ -6,75 +7,109 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from rtl.bound_check import BoundCheck
+from sw_model.isa import COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, check_cycles, \
+    loop_deltas
 
-TERMS, COUNT_BITS, STREAMS, LIMIT = 3, 5, 2, 200
-
-
-def brute_force_ok(counts, bases, spans, strides, limit):
-    for s in range(len(bases)):
-        for idx in itertools.product(*(range(c) for c in counts)):
-            addr = bases[s] + sum(i * st for i, st in zip(idx, strides[s]))
-            if addr < 0 or addr + spans[s] >= limit:
-                return False
-    return True
+DEPTH, ADDR_BITS, C_SPAN = 256, 8, 3
 
 
-def random_nest(rng):
-    counts = [int(rng.integers(1, 1 << COUNT_BITS)) if rng.random() < 0.3
-              else int(rng.integers(1, 6)) for _ in range(TERMS)]
-    strides = [[int(rng.choice([0, 1, -1, 3, -7, 40, -40, 32767, -32768]))
-                if rng.random() < 0.3 else int(rng.integers(-12, 13))
-                for _ in range(TERMS)] for _ in range(STREAMS)]
-    bases = [int(rng.integers(0, 1 << 16)) if rng.random() < 0.1
-             else int(rng.integers(0, LIMIT)) for _ in range(STREAMS)]
-    spans = [int(rng.integers(0, 4)) for _ in range(STREAMS)]
-    return counts, bases, spans, strides
+def walk_ok(counts, base, strides, span):
+    """Every address of the nest in [0, DEPTH - span)?  Brute force when small,
+    else the box's extreme corners (a linear form is extreme at a corner)."""
+    if np.prod(counts) <= 4096:
+        addrs = [base + sum(i * s for i, s in zip(idx, strides))
+                 for idx in itertools.product(*(range(c) for c in counts))]
+        return min(addrs) >= 0 and max(addrs) + span < DEPTH
+    lo = base + sum(min(0, (c - 1) * s) for c, s in zip(counts, strides))
+    hi = base + sum(max(0, (c - 1) * s) for c, s in zip(counts, strides))
+    return lo >= 0 and hi + span < DEPTH
 
 
-def boundary_nests():
-    """Nests whose extreme address is exactly 0 / limit - 1, and one past."""
-    for delta in (0, 1):
-        # hi = 10 + 4*7 + 3*20 + span 2 = 100 + 99 -> exactly limit - 1 (+delta)
-        yield [5, 4, 1], [10 + delta, 0], [101, 0], [[7, 20, 0], [0, 0, 0]]
-        # lo = 120 - 4*30 = 0 (-delta)
-        yield [5, 1, 1], [120 - delta, 5], [0, 0], [[-30, 5, 5], [1, 1, 1]]
+def expected(ins: Contract):
+    outer = [lv.count for lv in ins.levels]
+    counts = outer + [ins.k_count]
+    sa = [lv.stride_a for lv in ins.levels] + [ins.k_stride_a]
+    sb = [lv.stride_b for lv in ins.levels] + [ins.k_stride_b]
+    sc = [lv.stride_c for lv in ins.levels]
+    si = [lv.stride_idx for lv in ins.levels]
+    ok = (walk_ok(counts, ins.base_a, sa, 0) and walk_ok(counts, ins.base_b, sb, 0)
+          and walk_ok(outer, ins.base_c, sc, C_SPAN))
+    deltas = {"a": loop_deltas(counts, sa, ADDR_BITS), "b": loop_deltas(counts, sb, ADDR_BITS),
+              "c": loop_deltas(outer, sc, ADDR_BITS), "idx": loop_deltas(outer, si, 32)}
+    return ok, deltas
 
 
-def test_bound_check_matches_brute_force():
+def random_contract(rng):
+    def count():
+        return int(rng.integers(1, COUNT_MAX + 1)) if rng.random() < 0.15 \
+            else int(rng.integers(1, 5))
+
+    def stride():
+        return int(rng.choice([0, 1, -1, 3, -7, 40, -40, 32767, -32768])) \
+            if rng.random() < 0.3 else int(rng.integers(-12, 13))
+
+    levels = tuple(Level(count(), stride(), stride(), stride(),
+                         int(rng.integers(-2**31, 2**31))) for _ in range(N_LEVELS))
+    return Contract(base_a=int(rng.integers(0, DEPTH)), base_b=int(rng.integers(0, DEPTH)),
+                    base_c=int(rng.integers(0, DEPTH - C_SPAN)), k_count=count(),
+                    k_stride_a=stride(), k_stride_b=stride(), levels=levels)
+
+
+def boundary_contracts():
+    """Nests whose extreme address is exactly 0 / DEPTH - 1, and one past."""
+    one = Level()
+    for d in (0, 1):
+        # A: hi = 10 + 4*7 + 3*20 + 5*31 = 253 (+d) ... limit 256 - 2 (+ d: one past)
+        yield Contract(base_a=10 + d + 2, k_count=6, k_stride_a=31, k_stride_b=0,
+                       levels=(Level(5, 7, 0, 0, 0), Level(4, 20, 0, 0, 0), one, one))
+        # C: hi = 100 + 3*50 + span 3 = 253 ... + 2 + d
+        yield Contract(base_c=100 + 2 + d, k_stride_a=0, k_stride_b=0,
+                       levels=(Level(4, 0, 0, 50, 0), one, one, one))
+        # B: lo = 120 - 4*30 = 0 (-d)
+        yield Contract(base_b=120 - d, k_count=5, k_stride_a=0, k_stride_b=-30,
+                       levels=(one, one, one, one))
+
+
+def test_bound_check_matches_brute_force_and_deltas():
     rng = np.random.default_rng(7)
-    nests = list(boundary_nests()) + [random_nest(rng) for _ in range(60)]
-    dut = BoundCheck(TERMS, COUNT_BITS, streams=STREAMS)
-    assert dut.CYCLES == COUNT_BITS + 3
+    contracts = list(boundary_contracts()) + [random_contract(rng) for _ in range(40)]
+    dut = BoundCheck(COUNT_BITS, ADDR_BITS, DEPTH, C_SPAN)
+    assert dut.CYCLES == check_cycles()
     results = []
 
     async def tb(ctx):
-        ctx.set(dut.limit, LIMIT)
-        for counts, bases, spans, strides in nests:
-            for t in range(TERMS):
-                ctx.set(dut.count[t], counts[t])
-            for s in range(STREAMS):
-                ctx.set(dut.base[s], bases[s])
-                ctx.set(dut.span[s], spans[s])
-                for t in range(TERMS):
-                    ctx.set(dut.stride[s][t], strides[s][t])
+        for ins in contracts:
+            payload = ins.encode()[1:]
+            counts = [lv.count for lv in ins.levels] + [ins.k_count]
+            for t, c in enumerate(counts):
+                ctx.set(dut.n[t], c - 1)
+            ctx.set(dut.base_a, ins.base_a)
+            ctx.set(dut.base_b, ins.base_b)
+            ctx.set(dut.base_c, ins.base_c)
             ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            waited = 1
-            while not ctx.get(dut.done):
+            waited = 0
+            while True:
+                word = ctx.get(dut.word)
                 await ctx.tick()
+                ctx.set(dut.start, 0)
+                ctx.set(dut.data, payload[word])     # a synchronous read port
                 waited += 1
-                assert waited <= 100, "BoundCheck never raised done"
-            results.append((waited, ctx.get(dut.ok)))
+                if ctx.get(dut.done):
+                    break
+                assert waited <= 2 * check_cycles(), "BoundCheck never raised done"
+            deltas = {s: [ctx.get(r) for r in getattr(dut, f"delta_{s}")]
+                      for s in ("a", "b", "c", "idx")}
+            results.append((waited, ctx.get(dut.ok), deltas))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    for nest, (waited, ok) in zip(nests, results):
-        assert waited == dut.CYCLES, (nest, waited)
-        counts, bases, spans, strides = nest
-        expect = brute_force_ok(counts, bases, spans, strides, LIMIT)
-        assert bool(ok) == expect, (nest, ok, expect)
-    assert [ok for _, ok in results[:4]] == [1, 1, 0, 0]   # exact fit, then one past
-    assert 0 < sum(ok for _, ok in results) < len(results)
+    for ins, (waited, ok, deltas) in zip(contracts, results):
+        assert waited == dut.CYCLES, (ins, waited)
+        want_ok, want_deltas = expected(ins)
+        assert bool(ok) == want_ok, (ins, ok, want_ok)
+        for s in want_deltas:
+            assert deltas[s] == want_deltas[s], (s, ins, deltas[s], want_deltas[s])
+    assert [ok for _, ok, _ in results[:6]] == [1, 1, 1, 0, 0, 0]   # exact fit, one past
+    assert 0 < sum(ok for _, ok, _ in results) < len(results)

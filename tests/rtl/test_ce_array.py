@@ -17,10 +17,9 @@ from sw_model.fixedpoint import wrap
 
 
 def test_timing_constants_match_rtl():
-    from rtl.bound_check import BoundCheck
     from rtl.controller import Controller
     from sw_model.compiler import timing_constants
-    from sw_model.isa import COUNT_BITS, N_LEVELS
+    from sw_model.isa import check_cycles
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
     shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4),
               "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2),
@@ -30,7 +29,7 @@ def test_timing_constants_match_rtl():
         arr = CEArray(cfg)
         ctl = Controller(cfg, routing.reduction_n_switch_bits(cfg.c_lanes),
                          arr.dist_latency, arr.red_latency, arr.os_latency)
-        assert tm.check == BoundCheck.cycles(N_LEVELS + 1, COUNT_BITS) == ctl.check_cycles
+        assert tm.check == check_cycles() == ctl.check_cycles
         assert tm.tail == ctl.tail_cycles, name
         assert arr.dist_latency == 1 + cfg.dist_pipeline + cfg.mac_pipeline, name
 
@@ -85,7 +84,7 @@ def test_4x4_tile_k8_latency_and_values():
         _setup_gk2_tile(ctx, dut, list(range(4)))
         for cyc in range(30):
             _feed_gk2_tile(ctx, dut, cyc, A, B)
-            ctx.set(dut.row_addr, 100 + max(0, cyc - 5))
+            ctx.set(dut.tile_addr, 100)      # sampled with in_last (cycle 3)
             if ctx.get(dut.out_valid):
                 seen.append((cyc, ctx.get(dut.out_addr),
                              [ctx.get(dut.out[d]) for d in range(4)]))
@@ -120,13 +119,11 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
 
     async def tb(ctx):
         _setup_gk2_tile(ctx, dut, lanes_of)
-        row_addr = 100
         for cyc in range(40):
             _feed_gk2_tile(ctx, dut, cyc, A, B)
-            ctx.set(dut.row_addr, row_addr)
+            ctx.set(dut.tile_addr, 100 if cyc == 3 else 0)   # only the in_last cycle
             if ctx.get(dut.drain_step):
-                steps.append(cyc)
-                row_addr += 1  # the drain AGU advances after the row's last phase
+                steps.append(cyc)   # the row address advances after the last phase
             if ctx.get(dut.out_valid):
                 seen.append((cyc, ctx.get(dut.out_addr), ctx.get(dut.out_mask),
                              [ctx.get(dut.out[d]) for d in range(8)]))
