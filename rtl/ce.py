@@ -22,8 +22,11 @@ class ContractionEngine(wiring.Component):
 
     Double-buffered accumulators: the cycle a step with ``last`` is processed, each PE
     hands its final sum to its *shadow* register and the next tile starts in the
-    working accumulator at once (``first`` restarts it). The shadow drains one PE row
-    per cycle: ``row_out[j] = shadow[drain_row][j]`` (combinational).
+    working accumulator at once (``first`` restarts it). The shadow rows form a shift
+    register that drains one PE row at a time: ``row_out[j] = shadow[0][j]``
+    (combinational), and each cycle with ``drain_shift`` moves row ``i + 1`` into row
+    ``i`` (a load with ``last`` wins). No read multiplexer; on FPGAs each shadow bit's
+    load/shift selector packs with its flip-flop.
 
     Cycle budget of one tile with ``K`` reduction steps (derivation):
 
@@ -42,8 +45,8 @@ class ContractionEngine(wiring.Component):
     Members:
         a_in[pe_rows], b_in[pe_cols]: operand words (16-bit; B may be pow2 codes).
         valid, first, last:           this cycle is a reduction step; first/last of tile.
-        drain_row:                    shadow row presented on ``row_out``.
-        row_out[pe_cols]:             shadow accumulators of row ``drain_row``.
+        drain_shift:                  advance the shadow to the next row.
+        row_out[pe_cols]:             the shadow row being drained.
     """
 
     def __init__(self, config: AccelConfig):
@@ -53,7 +56,7 @@ class ContractionEngine(wiring.Component):
             "a_in": In(WORD_BITS).array(R),
             "b_in": In(WORD_BITS).array(C),
             "valid": In(1), "first": In(1), "last": In(1),
-            "drain_row": In(range(max(R, 2))),
+            "drain_shift": In(1),
             "row_out": Out(signed(config.acc_bits)).array(C),
         })
 
@@ -82,9 +85,9 @@ class ContractionEngine(wiring.Component):
                 ]
                 with m.If(self.valid & self.last):
                     m.d.sync += shadow[i][j].eq(pe.sum)
+                if i + 1 < R:
+                    with m.Elif(self.drain_shift):
+                        m.d.sync += shadow[i][j].eq(shadow[i + 1][j])
         for j in range(C):
-            with m.Switch(self.drain_row):
-                for i in range(R):
-                    with m.Case(i):
-                        m.d.comb += self.row_out[j].eq(shadow[i][j])
+            m.d.comb += self.row_out[j].eq(shadow[0][j])
         return m

@@ -155,7 +155,7 @@ class CEArray(wiring.Component):
             ce = ContractionEngine(cfg)
             m.submodules[f"ce{c}"] = ce
             m.d.comb += [ce.valid.eq(valid), ce.first.eq(first), ce.last.eq(last),
-                         ce.drain_row.eq(row)]
+                         ce.drain_shift.eq(draining & row_done)]
             for r in range(R):
                 m.d.comb += ce.a_in[r].eq(self.a_net.outputs[c * R + r])
             for j in range(C):

@@ -145,12 +145,14 @@ class Controller(wiring.Component):
                      issue.base_c.eq(base["c"]), issue.base_idx.eq(base_idx),
                      self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b)]
 
-        pc = Signal(16)
-        err_pc = Signal(16)
+        # pc never exceeds prog_depth (DECODE proves each payload fits); payload
+        # lengths other than the two valid ones halt in DECODE.
+        pc = Signal(range(cfg.prog_depth + 1))
+        err_pc = Signal.like(pc)
         error = Signal(8)
         done = Signal()
-        length = Signal(16)
-        widx = Signal(16)
+        length = Signal(range(max(self.n_config, CONTRACT_WORDS) + 1))
+        widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
         have_prev = Signal()
@@ -176,7 +178,7 @@ class Controller(wiring.Component):
 
         # room = prog_depth - 1 - pc, kept in step with pc, so DECODE's "payload runs
         # off program memory" test is one compare against the memory's read data.
-        room = Signal(signed(18))
+        room = Signal(signed(len(pc) + 2))
 
         def set_pc(value):
             return [pc.eq(value), room.eq(cfg.prog_depth - 1 - value)]

@@ -55,7 +55,9 @@ class Accelerator(wiring.Component):
                                      self.fabric.os_latency)
         self.buffers = {name: BankedBuffer(lanes, cfg.bank_depth) for name, lanes in
                         (("a", cfg.a_lanes), ("b", cfg.b_lanes), ("c", cfg.c_lanes))}
-        self.prog = Memory(shape=32, depth=cfg.prog_depth, init=[])
+        # no read in a write cycle (below): no collisions, so a bare block RAM
+        self.prog = Memory(shape=32, depth=cfg.prog_depth, init=[],
+                           attrs={"no_rw_check": 1})
         super().__init__({
             "bus": In(HostBusSignature()),
             "busy": Out(1), "done": Out(1), "error": Out(1),
@@ -112,7 +114,7 @@ class Accelerator(wiring.Component):
         with m.If(bus.write & (is_prog | is_buf) & running):
             m.d.sync += bus_violation.eq(1)
 
-        m.d.comb += [prog_rd.en.eq(1), prog_wr.data.eq(bus.wdata),
+        m.d.comb += [prog_rd.en.eq(~prog_wr.en), prog_wr.data.eq(bus.wdata),
                      prog_wr.addr.eq(addr - PROG_BASE),
                      prog_wr.en.eq(bus.write & is_prog & ~running)]
         with m.If(running):
@@ -174,11 +176,14 @@ class Accelerator(wiring.Component):
             if cfg.counter_bits > 32:
                 regs[reg + 1] = sig[32:]
         rdata = Signal(32)
+        reg_bits = max(int(r) for r in regs).bit_length()
         with m.If(r_addr1 < PROG_BASE):
-            with m.Switch(r_addr1):
-                for reg, val in regs.items():
-                    with m.Case(int(reg)):
-                        m.d.comb += rdata.eq(val)
+            # registers sit at the low addresses; the rest of the space reads 0
+            with m.If(r_addr1[reg_bits:] == 0):
+                with m.Switch(r_addr1[:reg_bits]):
+                    for reg, val in regs.items():
+                        with m.Case(int(reg)):
+                            m.d.comb += rdata.eq(val)
         with m.Elif(r_addr1 < PROG_BASE + cfg.prog_depth):
             m.d.comb += rdata.eq(prog_rd.data)
         with m.Elif(r_addr1 >= BUF_BASE):
