@@ -39,33 +39,40 @@ class OutputStage(wiring.Component):
     * nearest-even (code 1): ``c = g & (q[0] | sticky)``, ``g = acc[shift-1]`` (0 for
       shift 0) and ``sticky = (acc & (2**(shift-1) - 1)) != 0``;
     * stochastic (code 2): ``c = (hash + T) >> 32``, the carry of a 32-bit add. (The
-      fraction ``f = acc mod 2**shift`` and the dither ``d`` carry iff
-      ``f + d >= 2**shift``. For ``shift <= 32``, ``T = f << (32 - shift)`` has zeros
-      where ``d = hash >> (32 - shift)`` dropped hash bits, so ``T + hash`` carries
-      into ``2**32`` exactly when ``f + d`` does; for ``shift > 32``,
-      ``d = hash << (shift - 32)`` has zeros under the bits of ``f`` below ``T``, which
+      fraction ``f = acc mod 2**shift`` and the dither ``r`` carry iff
+      ``f + r >= 2**shift``. For ``shift <= 32``, ``T = f << (32 - shift)`` has zeros
+      where ``r = hash >> (32 - shift)`` dropped hash bits, so ``T + hash`` carries
+      into ``2**32`` exactly when ``f + r`` does; for ``shift > 32``,
+      ``r = hash << (shift - 32)`` has zeros under the bits of ``f`` below ``T``, which
       therefore cannot carry.)
 
-    Saturation needs no wide comparator: both candidates are saturated in advance,
-    ``R0 = saturate(q)`` and ``R1 = saturate(q + 1)``, from ``q``'s low 16 bits (where
-    ``q + 1`` is a 16-bit increment), one flag "bits 16.. of ``q`` are copies of its
-    sign", and masks decoded from ``out_bits``; the last stage picks ``R1`` if ``c``.
+    Saturation needs no wide comparator: with ``d = q ^ sign`` (non-negative, 16 bits),
+    ``q`` fits iff ``d < 2**p`` (``p = out_bits - 1``) and the flag "bits 16.. of ``q``
+    are copies of its sign" holds; ``q + 1`` fits by two more masked 16-bit reductions.
+    Both candidates are saturated in advance, ``R0 = saturate(q)`` and
+    ``R1 = saturate(q + 1)`` (``(q + 1) ^ sign = d + 1`` or ``d - 1``, one 16-bit adder;
+    the saturation values ``2**p - 1`` and ``-2**p`` are the mask "bits below ``p``",
+    xored with the sign), and the last stage picks ``R1`` if ``c``.
 
     Latency: ``LATENCY = 4`` cycles from ``valid`` to ``out_valid``; inputs are sampled
     every cycle (fully pipelined, one result per cycle; ``valid`` travels with the data).
-    Every register-to-register path holds at most two carry chains:
+    Every register-to-register path holds at most three carry chains. The registers sit
+    where the data is narrow or where they pack with the LUT that feeds them (an iCE40
+    logic cell holds a LUT and a flop; a flop whose input is another flop, or a LUT that
+    also feeds other logic, takes a cell of its own):
 
-    * stage 1: hash steps ``init`` (``(seed ^ golden) + index``) and the first
-      ``x += x << 10`` [2 adders]; in parallel, the clamped controls and one barrel
-      shift ``Cat(0 x 32, acc) >> shift`` giving ``T`` and ``q[0:16]``, the flag
-      ``q[16:]`` all sign bits, and (``acc_bits > 33``) the sticky bits below ``T``.
-    * stage 2: hash ``^= >> 6``, ``+= << 3``, ``^= >> 11``, ``+= << 15`` [2 adders];
-      in parallel the flags "q fits", "q + 1 fits" (16-bit masked reductions), the
-      saturation value and the nearest-even carry.
-    * stage 3: hash ``^= seed``, ``+= << 10``, ``^= >> 6``, ``+= << 3`` [2 adders];
-      in parallel ``q + 1`` (16 bits), ``R0`` and ``R1``.
-    * stage 4: hash ``^= >> 11``, ``+= << 15``, then the carry of ``hash + T``
-      [2 adders]; ``out = R1 if c else R0`` is the output register.
+    * stage 1: hash steps ``init`` (``(seed ^ golden) + index``), ``x += x << 10``,
+      ``^= >> 6``, ``+= << 3`` [3 adders; the value and the seed are registered]; in
+      parallel the clamped controls, the flag ``q[16:]`` all sign bits, (``acc_bits >
+      33``) the sticky bits below ``T``, and the first levels (steps 1, 2, 4; 1, 2 for
+      ``acc_bits = 8``) of the log shifter ``Cat(0 x 32, acc) >> shift``.
+    * stage 2: hash ``^= >> 11``, ``+= << 15``, ``^= seed``, ``+= << 10``, ``^= >> 6``,
+      ``+= << 3`` [3 adders]; in parallel the shifter's remaining levels, giving ``T``
+      and ``d = q[0:16] ^ sign``.
+    * stage 3: hash ``^= >> 11``, ``+= << 15``, then the carry of ``hash + T``
+      [2 carry chains], ``c`` for the mode; in parallel the fit flags, ``d +- 1``
+      [1 adder], ``R0`` and ``R1``.
+    * stage 4: ``out = R1 if c else R0`` is the output register.
 
     Only ``valid``'s pipeline and the outputs have a reset; the datapath registers are
     reset-less (their initial value is 0).
@@ -93,9 +100,11 @@ class OutputStage(wiring.Component):
 
     LATENCY = 4
 
-    # Hash pipeline register, after this rtl.dither.HASH_STEPS index (the seed's second
-    # use, so no seed register is needed); the finished hash is registered after stage 2.
-    HASH_CUTS = (6,)
+    # Hash pipeline registers, after these rtl.dither.HASH_STEPS: three adders in stages 1
+    # and 2, the last add plus the carry of hash + T in stage 3. LATENCY - 2 cuts.
+    # (6, 9) -- no seed register, four adders in stage 1 -- saves ~40 iCE40 logic cells
+    # but costs about a quarter of the clock rate on both FPGA families.
+    HASH_CUTS = (3, 9)
 
     def __init__(self, acc_bits: int = 32):
         self.acc_bits = check_acc_bits(acc_bits)
@@ -117,7 +126,9 @@ class OutputStage(wiring.Component):
         max_shift = acc_bits - 1
         shift_shape = self.shift.shape()
 
-        # -- stage 1: hash up to the seed fold; controls ----------------------------------
+        assert len(self.HASH_CUTS) == self.LATENCY - 2
+
+        # -- stage 1: hash steps 0..3; controls; first shifter levels -------------------
         hash_x = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS)
         shift = Signal(shift_shape)
         if (1 << shift_shape.width) - 1 > max_shift:
@@ -129,43 +140,10 @@ class OutputStage(wiring.Component):
         m.d.comb += sign_pos.eq(Mux(self.out_bits < 2, 1,
                                     Mux(self.out_bits > OUT_WIDTH, OUT_WIDTH - 1,
                                         self.out_bits - 1)))
-        s1_acc = Signal(signed(acc_bits), reset_less=True)
-        s1_shift = Signal(shift_shape, reset_less=True)
-        s1_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
-        s1_ne = Signal(reset_less=True)
-        s1_st = Signal(reset_less=True)
-        s1_valid = Signal()
-        m.d.sync += [
-            s1_acc.eq(self.acc),
-            s1_shift.eq(shift),
-            s1_sign_pos.eq(sign_pos),
-            s1_ne.eq(self.rounding == _NEAREST_EVEN),
-            s1_st.eq(self.rounding == _STOCHASTIC),
-            s1_valid.eq(self.valid),
-        ]
-
-        # -- stage 2: rest of the hash; barrel shift -------------------------------------
-        shift = s1_shift
-        acc = s1_acc
-        # Cat(0 x 32, acc), acc sign-extended to 17 bits at least, shifted right
-        # (arithmetic): bits [0:32] are T and bits [32:48] are q[0:16].
-        ext_bits = max(acc_bits, OUT_WIDTH + 1)
-        acc_ext = Signal(signed(ext_bits))
-        m.d.comb += acc_ext.eq(acc)
-        value = Signal(signed(32 + ext_bits))
-        m.d.comb += value.eq(Cat(Const(0, 32), acc_ext))
-        n = shift_shape.width
-        for k in range(n):
-            keep = min(32 + OUT_WIDTH + (1 << n) - (1 << (k + 1)), len(value))
-            step = Signal(keep, name=f"shift_by_{1 << k}")
-            m.d.comb += step.eq(Mux(shift[k], value >> (1 << k), value)[:keep])
-            value = step.as_signed() if keep == len(value) else step
-        shifted = Signal(32 + OUT_WIDTH)
-        m.d.comb += shifted.eq(value[:32 + OUT_WIDTH])
-        sign = acc[-1]
+        sign = self.acc[-1]
         # q[16:] all copies of the sign bit: acc's bits at and above shift + 16 are.
         if acc_bits > OUT_WIDTH:
-            high = (acc.as_unsigned() ^ sign.replicate(acc_bits))[OUT_WIDTH:]
+            high = (self.acc.as_unsigned() ^ sign.replicate(acc_bits))[OUT_WIDTH:]
             high_mask = (Const(-1, len(high)) << shift)[:len(high)]
             high_ok = (high & high_mask) == 0
         else:
@@ -176,36 +154,83 @@ class OutputStage(wiring.Component):
             low_shift = Signal(range(low_w + 1))
             m.d.comb += low_shift.eq(Mux(shift > 32, shift - 32, 0))
             low_mask = ~(Const(-1, low_w) << low_shift)[:low_w]
-            sticky_low = (acc[:low_w] & low_mask) != 0
+            sticky_low = (self.acc[:low_w] & low_mask) != 0
         else:
             sticky_low = Const(0)
+
+        s1_shift = Signal(shift_shape, reset_less=True)
+        s1_sign = Signal(reset_less=True)
+        s1_high_ok = Signal(reset_less=True)
+        s1_sticky_low = Signal(reset_less=True)
+        s1_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
+        s1_ne = Signal(reset_less=True)
+        s1_st = Signal(reset_less=True)
+        s1_valid = Signal()
+        m.d.sync += [
+            s1_shift.eq(shift),
+            s1_sign.eq(sign),
+            s1_high_ok.eq(high_ok),
+            s1_sticky_low.eq(sticky_low),
+            s1_sign_pos.eq(sign_pos),
+            s1_ne.eq(self.rounding == _NEAREST_EVEN),
+            s1_st.eq(self.rounding == _STOCHASTIC),
+            s1_valid.eq(self.valid),
+        ]
+
+        # Cat(0 x 32, acc), acc sign-extended to 17 bits at least, shifted right
+        # (arithmetic): bits [0:32] are T and bits [32:48] are q[0:16].
+        ext_bits = max(acc_bits, OUT_WIDTH + 1)
+        acc_ext = Signal(signed(ext_bits))
+        m.d.comb += acc_ext.eq(self.acc)
+        value = Signal(signed(32 + ext_bits))
+        m.d.comb += value.eq(Cat(Const(0, 32), acc_ext))
+        # A log shifter, smallest step first, each level only as wide as the bits the
+        # remaining steps can still bring into the 48 kept ones (measured smaller than
+        # Yosys' own $sshr mapping, and than largest-step-first, at 32 and 48 bits).
+        # Levels 0..split-1 run in stage 1; the partial result is registered there (its
+        # flops pack with the level's LUTs; the raw acc would need flops of their own).
+        n = shift_shape.width
+        split = min(3, n - 1)
+        for k in range(n):
+            if k == split:
+                # -- stage 2: hash steps 4..9; the shifter's last levels --------------
+                s1_value = Signal(value.shape(), reset_less=True)
+                m.d.sync += s1_value.eq(value)
+                value = s1_value
+            keep = min(32 + OUT_WIDTH + (1 << n) - (1 << (k + 1)), len(value))
+            step = Signal(keep, name=f"shift_by_{1 << k}")
+            m.d.comb += step.eq(Mux(s1_shift[k] if k >= split else shift[k],
+                                    value >> (1 << k), value)[:keep])
+            value = step.as_signed() if keep == len(value) else step
+        shifted = Signal(32 + OUT_WIDTH)
+        m.d.comb += shifted.eq(value[:32 + OUT_WIDTH])
+        sign = s1_sign
+        high_ok = s1_high_ok
         t = shifted[:32]
         q = shifted[32:]
-        guard = t[31]
-        sticky = (t[:31] != 0) | sticky_low
 
-        s2_hash = Signal(32, reset_less=True)
         s2_t = Signal(32, reset_less=True)
         s2_d = Signal(OUT_WIDTH, reset_less=True)
         s2_sign = Signal(reset_less=True)
         s2_high_ok = Signal(reset_less=True)
         s2_sign_pos = Signal(range(OUT_WIDTH), reset_less=True)
-        s2_c = Signal(reset_less=True)  # the carry of the non-stochastic modes
+        s2_sticky_low = Signal(reset_less=True)
+        s2_ne = Signal(reset_less=True)
         s2_st = Signal(reset_less=True)
         s2_valid = Signal()
         m.d.sync += [
-            s2_hash.eq(hash_x),
             s2_t.eq(t),
             s2_d.eq(q ^ sign.replicate(OUT_WIDTH)),
             s2_sign.eq(sign),
             s2_high_ok.eq(high_ok),
             s2_sign_pos.eq(s1_sign_pos),
-            s2_c.eq(s1_ne & guard & (q[0] | sticky)),
+            s2_sticky_low.eq(s1_sticky_low),
+            s2_ne.eq(s1_ne),
             s2_st.eq(s1_st),
             s2_valid.eq(s1_valid),
         ]
 
-        # -- stage 3: stochastic carry; saturated candidates R0 = sat(q), R1 = sat(q + 1)
+        # -- stage 3: hash steps 10, 11; carry c; R0 = sat(q), R1 = sat(q + 1) ----------
         # below: the bits under the output's sign bit p = sign_pos; at_p: bit p.
         below = Signal(OUT_WIDTH)
         at_p = Signal(OUT_WIDTH)
@@ -233,7 +258,11 @@ class OutputStage(wiring.Component):
         d_inc = Signal(OUT_WIDTH)
         m.d.comb += d_inc.eq(d + Cat(Const(1, 1), s2_sign.replicate(OUT_WIDTH - 1)))
         carry = Signal()
-        m.d.comb += carry.eq((s2_hash + s2_t)[32])
+        m.d.comb += carry.eq((hash_x + s2_t)[32])
+        # nearest-even: g = T[31], sticky = the bits below it
+        guard = s2_t[31]
+        sticky = (s2_t[:31] != 0) | s2_sticky_low
+        c_ne = s2_ne & guard & ((d[0] ^ s2_sign) | sticky)
         s3_r0 = Signal(OUT_WIDTH, reset_less=True)
         s3_r1 = Signal(OUT_WIDTH, reset_less=True)
         s3_c = Signal(reset_less=True)
@@ -242,7 +271,7 @@ class OutputStage(wiring.Component):
             # saturate to hi = 2**p - 1 (= below) or lo = -2**p (= ~below, 16 bits)
             s3_r0.eq(Mux(fits, d, below) ^ s_rep),
             s3_r1.eq(Mux(fits_inc, d_inc, below) ^ s_rep),
-            s3_c.eq(Mux(s2_st, carry, s2_c)),
+            s3_c.eq(Mux(s2_st, carry, c_ne)),
             s3_valid.eq(s2_valid),
         ]
 
