@@ -32,9 +32,9 @@ class BoundCheck(wiring.Component):
     payload word ``word`` (the controller puts the program memory's read port on it:
     ``data`` is the word addressed the previous cycle), runs ``count_bits`` Horner
     steps ``P <- 2 P + (bit of n_t ? stride : 0)``, most significant bit first, on one
-    32-bit adder, then one accumulate cycle: ``delta = stride - S`` is written,
+    32-bit adder, then one accumulate cycle: ``delta = stride - S`` is written out,
     ``S += P`` (the stream's inner suffix sum) and ``P`` goes into ``lo`` or ``hi``
-    by its sign. The first step of a stream's first pass compares the previous
+    by its sign (``delta`` leaves on the ``delta_*`` write port). The first step of a stream's first pass compares the previous
     stream's ``lo``/``hi`` and restarts ``S = 0``, ``lo = hi = base``. Four 32-bit
     adders in all; |P| < 2**28 and the sums stay below 2**31, so the 32-bit signed
     arithmetic is exact for ``a``, ``b``, ``c``.
@@ -48,8 +48,9 @@ class BoundCheck(wiring.Component):
         data:         program memory read data (the word of ``word`` one cycle ago).
         n[t]:         count - 1 of level t (t = N_LEVELS is the reduction).
         base_a, base_b, base_c: stream base rows (``addr_bits`` wide).
-        delta_a[t], delta_b[t] (t = 0..K), delta_c[t], delta_idx[t] (t = 0..3):
-                      the deltas (registered, valid from ``done`` on).
+        delta_wr, delta_stream, delta_level, delta_data:
+                      one delta per pass, in its accumulate cycle (stream index in
+                      ``CHECK_STREAMS`` order), for the address generator's tables.
         done, ok:     result strobe and verdict (``ok`` holds until the next start).
     """
 
@@ -58,17 +59,14 @@ class BoundCheck(wiring.Component):
         self.depth, self.c_span = depth, c_span
         self.CYCLES = check_cycles()
         assert self.CYCLES == len(CHECK_PASSES) * (count_bits + 1) + 1
-        widths = {"a": addr_bits, "b": addr_bits, "c": addr_bits, "idx": 32}
-        self.delta_levels = {s: sorted(p.level for p in CHECK_PASSES if p.stream == s)
-                             for s in CHECK_STREAMS}
         members = {
             "start": In(1), "word": Out(8), "data": In(32),
             "n": In(count_bits).array(N_LEVELS + 1),
             "base_a": In(addr_bits), "base_b": In(addr_bits), "base_c": In(addr_bits),
+            "delta_wr": Out(1), "delta_stream": Out(range(len(CHECK_STREAMS))),
+            "delta_level": Out(range(N_LEVELS + 1)), "delta_data": Out(32),
             "done": Out(1), "ok": Out(1),
         }
-        for s in CHECK_STREAMS:
-            members[f"delta_{s}"] = Out(widths[s]).array(len(self.delta_levels[s]))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -155,14 +153,8 @@ class BoundCheck(wiring.Component):
                     m.d.sync += lo.eq(lo + P)
                 with m.Else():
                     m.d.sync += hi.eq(hi + P)
-            delta = stride - S
-            for s in CHECK_STREAMS:
-                regs = getattr(self, f"delta_{s}")
-                for k, level in enumerate(self.delta_levels[s]):
-                    idx = next(i for i, ps in enumerate(passes)
-                               if ps.stream == s and ps.level == level)
-                    with m.If(p == idx):
-                        m.d.sync += regs[k].eq(delta)
+            m.d.comb += [self.delta_wr.eq(1), self.delta_stream.eq(stream_idx[p]),
+                         self.delta_level.eq(level_of[p]), self.delta_data.eq(stride - S)]
             m.d.sync += [acc_phase.eq(0), hd.eq(B - 1)]
             with m.If(p == NP - 1):
                 m.d.sync += [busy.eq(0), p.eq(0), self.done.eq(1)]

@@ -7,8 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from sw_model.config import AccelConfig
 from sw_model.hostmap import ErrorCode
-from sw_model.isa import (CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op, check_cycles,
-                          config_layout, config_words)
+from sw_model.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
+                          check_cycles, config_layout, config_words)
 
 from .bound_check import BoundCheck
 from .loop_nest import LoopNest
@@ -129,19 +129,16 @@ class Controller(wiring.Component):
         check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1)
         m.submodules.bound_check = check
         issue = LoopNest(K + 1, {"a": AB, "b": AB, "c": AB, "idx": 32},
-                         count_bits=COUNT_BITS)
+                         count_bits=COUNT_BITS, still={"c": [K], "idx": [K]})
+        assert tuple(issue.streams) == CHECK_STREAMS
         m.submodules.issue_agu = issue
         m.d.comb += [check.base_a.eq(base["a"]), check.base_b.eq(base["b"]),
-                     check.base_c.eq(base["c"]), check.data.eq(self.prog_data)]
+                     check.base_c.eq(base["c"]), check.data.eq(self.prog_data),
+                     issue.wr_en.eq(check.delta_wr), issue.wr_stream.eq(check.delta_stream),
+                     issue.wr_level.eq(check.delta_level), issue.wr_data.eq(check.delta_data)]
         for i in range(K + 1):
-            m.d.comb += [check.n[i].eq(n[i]), issue.n[i].eq(n[i]),
-                         issue.delta_a[i].eq(check.delta_a[i]),
-                         issue.delta_b[i].eq(check.delta_b[i])]
-        for i in range(K):
-            m.d.comb += [issue.delta_c[i].eq(check.delta_c[i]),
-                         issue.delta_idx[i].eq(check.delta_idx[i])]
-        m.d.comb += [issue.delta_c[K].eq(0), issue.delta_idx[K].eq(0),
-                     issue.base_a.eq(base["a"]), issue.base_b.eq(base["b"]),
+            m.d.comb += [check.n[i].eq(n[i]), issue.n[i].eq(n[i])]
+        m.d.comb += [issue.base_a.eq(base["a"]), issue.base_b.eq(base["b"]),
                      issue.base_c.eq(base["c"]), issue.base_idx.eq(base_idx),
                      self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b)]
 

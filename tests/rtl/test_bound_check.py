@@ -7,8 +7,8 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from rtl.bound_check import BoundCheck
-from sw_model.isa import COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, check_cycles, \
-    loop_deltas
+from sw_model.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
+    check_cycles, loop_deltas
 
 DEPTH, ADDR_BITS, C_SPAN = 256, 8, 3
 
@@ -88,8 +88,14 @@ def test_bound_check_matches_brute_force_and_deltas():
             ctx.set(dut.base_c, ins.base_c)
             ctx.set(dut.start, 1)
             waited = 0
+            deltas = {s: {} for s in CHECK_STREAMS}
             while True:
                 word = ctx.get(dut.word)
+                if ctx.get(dut.delta_wr):
+                    table = deltas[CHECK_STREAMS[ctx.get(dut.delta_stream)]]
+                    level = ctx.get(dut.delta_level)
+                    assert level not in table, "a delta written twice"
+                    table[level] = ctx.get(dut.delta_data)
                 await ctx.tick()
                 ctx.set(dut.start, 0)
                 ctx.set(dut.data, payload[word])     # a synchronous read port
@@ -97,8 +103,9 @@ def test_bound_check_matches_brute_force_and_deltas():
                 if ctx.get(dut.done):
                     break
                 assert waited <= 2 * check_cycles(), "BoundCheck never raised done"
-            deltas = {s: [ctx.get(r) for r in getattr(dut, f"delta_{s}")]
-                      for s in ("a", "b", "c", "idx")}
+            widths = {"a": ADDR_BITS, "b": ADDR_BITS, "c": ADDR_BITS, "idx": 32}
+            deltas = {s: [v % (1 << widths[s]) for _, v in sorted(t.items())]
+                      for s, t in deltas.items()}
             results.append((waited, ctx.get(dut.ok), deltas))
 
     sim = Simulator(dut)

@@ -28,26 +28,35 @@ def test_loop_nest_walks_every_element_in_order():
         counts = [int(rng.integers(1, 5)) for _ in range(LEVELS)]
         nests.append((counts, int(rng.integers(0, 1 << 16)),
                       [int(rng.integers(-300, 300)) for _ in range(LEVELS)]))
-    dut = LoopNest(LEVELS, {"a": 16, "b": 8}, count_bits=4)
+    dut = LoopNest(LEVELS, {"a": 16, "b": 8, "c": 8}, count_bits=4, still={"c": [LEVELS - 1]})
     got = []
 
     async def tb(ctx):
         for n, (counts, base, strides) in enumerate(nests):
             da = loop_deltas(counts, strides, 16)
             db = loop_deltas(counts, [2 * s for s in strides], 8)
+            ctx.set(dut.wr_en, 1)                  # fill the delta tables
+            # c: the strides of a, but it stands still when the innermost level moves
+            dc = loop_deltas(counts[:-1], strides[:-1], 8) + [0x5A]   # never added
+            for k, table in enumerate((da, db, dc)):
+                for i in range(LEVELS):
+                    ctx.set(dut.wr_stream, k)
+                    ctx.set(dut.wr_level, i)
+                    ctx.set(dut.wr_data, table[i])
+                    await ctx.tick()
+            ctx.set(dut.wr_en, 0)
             for i in range(LEVELS):
                 ctx.set(dut.n[i], counts[i] - 1)
-                ctx.set(dut.delta_a[i], da[i])
-                ctx.set(dut.delta_b[i], db[i])
             ctx.set(dut.base_a, base)
             ctx.set(dut.base_b, base & 0xFF)
+            ctx.set(dut.base_c, base & 0xFF)
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
             seq = []
             for cyc in range(200):
                 step = (cyc + n) % 3 != 0          # idle cycles in between
-                seq.append((ctx.get(dut.addr_a), ctx.get(dut.addr_b),
+                seq.append((ctx.get(dut.addr_a), (ctx.get(dut.addr_b), ctx.get(dut.addr_c)),
                             [bool(ctx.get(dut.at_max[i])) for i in range(LEVELS)],
                             bool(ctx.get(dut.last))))
                 if seq[-1][3] and step:
@@ -67,7 +76,9 @@ def test_loop_nest_walks_every_element_in_order():
         exp_a = expected(counts, base, strides, 16)
         exp_b = expected(counts, base & 0xFF, [2 * s for s in strides], 8)
         assert [(a, m, l) for a, _, m, l in seq] == exp_a, (counts, base, strides)
-        assert [b for _, b, _, _ in seq] == [b for b, _, _ in exp_b]
+        assert [b for _, (b, _), _, _ in seq] == [b for b, _, _ in exp_b]
+        exp_c = expected(counts, base & 0xFF, strides[:-1] + [0], 8)
+        assert [c for _, (_, c), _, _ in seq] == [c for c, _, _ in exp_c]
 
 
 def test_loop_deltas_reproduce_the_strided_walk():
