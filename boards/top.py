@@ -7,6 +7,7 @@ LEDs, and a PLL where the board's oscillator is slower than the requested clock.
 * ``BoardTop``: ``LinkTop`` plus clocking, pins and LEDs for one ``boards.platforms`` board.
 """
 
+import math
 
 from amaranth import *
 from amaranth.lib import wiring
@@ -124,19 +125,22 @@ class LinkTop(wiring.Component):
 
 
 class _Stretch(Elaboratable):
-    """Holds ``o`` high for ``cycles`` after a strobe on ``i`` (visible LED blinks)."""
+    """Holds ``o`` high after a strobe on ``i`` until ``ticks`` more strobes on ``tick``
+    (2..``ticks`` tick periods: visible LED blinks from a shared slow tick, so each LED
+    costs a 2-bit counter rather than a counter of its own)."""
 
-    def __init__(self, cycles: int):
-        self.cycles = cycles
+    def __init__(self, ticks: int = 3):
+        self.ticks = ticks
         self.i = Signal()
+        self.tick = Signal()
         self.o = Signal()
 
     def elaborate(self, platform):
         m = Module()
-        count = Signal(range(self.cycles + 1))
+        count = Signal(range(self.ticks + 1))
         with m.If(self.i):
-            m.d.sync += count.eq(self.cycles)
-        with m.Elif(count != 0):
+            m.d.sync += count.eq(self.ticks)
+        with m.Elif(self.tick & (count != 0)):
             m.d.sync += count.eq(count - 1)
         m.d.comb += self.o.eq(count != 0)
         return m
@@ -179,11 +183,18 @@ class BoardTop(Elaboratable):
 
         heartbeat = Signal(range(int(self.sys_clk_hz)))
         m.d.sync += heartbeat.eq(heartbeat + 1)
+        # LED blinks of ~50 ms: 3 ticks of ~20 ms from the heartbeat counter (a tick
+        # when its bit ``tb`` falls, every 2**(tb+1) cycles)
+        tb = max(0, round(math.log2(self.sys_clk_hz * 0.02)) - 1)
+        tb_last = Signal()
+        tick = Signal()
+        m.d.sync += tb_last.eq(heartbeat[tb])
+        m.d.comb += tick.eq(tb_last & ~heartbeat[tb])
         stretch = {}
         for name in ("rx_activity", "tx_activity", "frame_error"):
-            s = stretch[name] = _Stretch(int(self.sys_clk_hz * 0.05))
+            s = stretch[name] = _Stretch(3)
             m.submodules[f"stretch_{name}"] = s
-            m.d.comb += s.i.eq(getattr(link, name))
+            m.d.comb += [s.i.eq(getattr(link, name)), s.tick.eq(tick)]
         beat = heartbeat[-1]
 
         if self.info["leds"] == "rg":

@@ -64,57 +64,61 @@ class UARTRx(wiring.Component):
         line = Signal(init=1)
         m.d.sync += [sync0.eq(self.line), line.eq(sync0)]
 
-        timer = Signal(range(div + div // 2 + 1))
-        bits = Signal(range(9))
-        shreg = Signal(8)
+        # one down-counter for the half bit (start) and the whole bits; ``shreg`` is
+        # loaded with a marker bit that reaches bit 0 after the 8 data bits, so no bit
+        # counter is needed (data = shreg[1:9])
+        timer = Signal(range(div))
+        tick = timer == 0
+        shreg = Signal(9, reset_less=True)
+        idle = Signal()
+        with m.If(idle):
+            m.d.sync += timer.eq(div // 2 - 1)
+        with m.Elif(tick):
+            m.d.sync += timer.eq(div - 1)
+        with m.Else():
+            m.d.sync += timer.eq(timer - 1)
 
         with m.FSM():
             with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
                 with m.If(~line):
-                    m.d.sync += timer.eq(div // 2 - 1)
                     m.next = "START"
             with m.State("START"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(line):
-                    m.next = "IDLE"                 # a glitch, not a start bit
-                with m.Else():
-                    m.d.sync += [timer.eq(div - 1), bits.eq(0)]
-                    m.next = "DATA"
+                with m.If(tick):
+                    m.d.sync += shreg.eq(1 << 8)
+                    with m.If(line):
+                        m.next = "IDLE"             # a glitch, not a start bit
+                    with m.Else():
+                        m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Else():
-                    m.d.sync += [timer.eq(div - 1), shreg.eq(Cat(shreg[1:], line)),
-                                 bits.eq(bits + 1)]
-                    with m.If(bits == 7):
-                        m.next = "STOP"
-            with m.State("STOP"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
-                with m.Elif(line):
-                    m.d.comb += self.valid.eq(1)
-                    m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += self.frame_error.eq(1)
-                    m.next = "BREAK"
+                with m.If(tick):
+                    with m.If(~shreg[0]):
+                        m.d.sync += shreg.eq(Cat(shreg[1:], line))
+                    with m.Elif(line):              # the stop bit
+                        m.d.comb += self.valid.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += self.frame_error.eq(1)
+                        m.next = "BREAK"
             with m.State("BREAK"):
                 with m.If(line):
                     m.next = "IDLE"
-        m.d.comb += self.data.eq(shreg)
+        m.d.comb += self.data.eq(shreg[1:9])
         return m
 
 
 class UARTTx(wiring.Component):
     """8N1 transmitter with a stream input.
 
-    A byte is accepted when ``bytes.valid & bytes.ready``; the start bit starts on the
-    next cycle and the line is free again ``10 * divisor`` cycles later.
+    A byte is accepted when ``bytes.valid & bytes.ready``; its start bit starts on the
+    next tick of the free-running bit timer (within ``divisor`` cycles), each bit lasts
+    exactly ``divisor`` cycles, and ``ready`` returns as the stop bit goes on the line
+    (a byte accepted then starts after a full stop bit).
 
     Members:
         bytes: stream of bytes to send (``payload``, ``valid``, ``ready``).
         line:  the serial output pin (idle high).
-        busy:  a byte is being shifted out.
+        busy:  start or data bits of a byte are being shifted out.
     """
 
     bytes: In(stream.Signature(8))
@@ -129,19 +133,23 @@ class UARTTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         div = self.divisor
-        shreg = Signal(10, init=0x3FF)   # stop, data[7:0], start; shifted out LSB first
+        # a free-running bit timer; the line register changes only on its ticks, so
+        # every bit (the start bit too) lasts exactly ``div`` cycles
         timer = Signal(range(div))
-        bits = Signal(range(11))
-
-        m.d.comb += [self.line.eq(shreg[0]), self.busy.eq(bits != 0),
-                     self.bytes.ready.eq(bits == 0)]
-        with m.If(bits == 0):
-            with m.If(self.bytes.valid):
-                m.d.sync += [shreg.eq(Cat(C(0, 1), self.bytes.payload, C(1, 1))),
-                             timer.eq(div - 1), bits.eq(10)]
-        with m.Elif(timer != 0):
-            m.d.sync += timer.eq(timer - 1)
+        tick = timer == 0
+        with m.If(tick):
+            m.d.sync += timer.eq(div - 1)
         with m.Else():
-            m.d.sync += [shreg.eq(Cat(shreg[1:], C(1, 1))), timer.eq(div - 1),
-                         bits.eq(bits - 1)]
+            m.d.sync += timer.eq(timer - 1)
+        # start, data[7:0], stop; shifted out LSB first with zero fill: empty (0) once
+        # the stop bit is on the line
+        shreg = Signal(10)
+        line = Signal(init=1)
+        empty = shreg == 0
+        m.d.comb += [self.line.eq(line), self.busy.eq(~empty), self.bytes.ready.eq(empty)]
+        with m.If(empty):
+            with m.If(self.bytes.valid):
+                m.d.sync += shreg.eq(Cat(C(0, 1), self.bytes.payload, C(1, 1)))
+        with m.Elif(tick):
+            m.d.sync += [line.eq(shreg[0]), shreg.eq(shreg >> 1)]
         return m
