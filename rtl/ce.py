@@ -20,12 +20,15 @@ class ContractionEngine(wiring.Component):
     ``a_in[i] * b_in[j]`` into its ``acc_bits`` accumulator (wrap-around). With
     ``mac_kind == "shift"`` the B inputs carry power-of-two codes (shift MACs).
 
-    Double-buffered accumulators: the cycle a step with ``last`` is processed, each PE
-    hands its final sum to its *shadow* register and the next tile starts in the
-    working accumulator at once (``first`` restarts it). The shadow rows form a shift
+    Double-buffered accumulators: the cycle after a step with ``last`` was processed
+    (``capture``), each PE's registered accumulator, now the tile's final sum, is
+    copied into its *shadow* register, while the next tile's first step already
+    restarts the working accumulator (``first``). Taking the registered accumulator
+    rather than the combinational sum lets FPGA tools keep the accumulator inside the
+    DSP block (the iCE40 SB_MAC16 holds it; see ``rtl.mac``). The shadow rows form a shift
     register that drains one PE row at a time: ``row_out[j] = shadow[0][j]``
     (combinational), and each cycle with ``drain_shift`` moves row ``i + 1`` into row
-    ``i`` (a load with ``last`` wins). No read multiplexer; on FPGAs each shadow bit's
+    ``i`` (a ``capture`` wins). No read multiplexer; on FPGAs each shadow bit's
     load/shift selector packs with its flip-flop.
 
     Cycle budget of one tile with ``K`` reduction steps (derivation):
@@ -34,8 +37,8 @@ class ContractionEngine(wiring.Component):
       their row is addressed (one buffer read cycle + the network's registers), and
       their products the accumulators ``config.mac_pipeline`` cycles later (``valid``,
       ``first`` and ``last`` arrive aligned with the products);
-    * compute: ``K`` cycles, one outer product per cycle; the shadow is written at the
-      end of the ``K``-th;
+    * compute: ``K`` cycles, one outer product per cycle; the shadow is written one
+      cycle after the ``K``-th;
     * drain: ``pe_rows`` cycles (one row per cycle) into the reduction network, then
       ``ReductionNetwork.LATENCY + OutputStage.LATENCY`` cycles to the C-buffer write.
 
@@ -45,6 +48,7 @@ class ContractionEngine(wiring.Component):
     Members:
         a_in[pe_rows], b_in[pe_cols]: operand words (16-bit; B may be pow2 codes).
         valid, first, last:           this cycle is a reduction step; first/last of tile.
+        capture:                      the previous cycle was a tile's last step.
         drain_shift:                  advance the shadow to the next row.
         row_out[pe_cols]:             the shadow row being drained.
     """
@@ -55,7 +59,7 @@ class ContractionEngine(wiring.Component):
         super().__init__({
             "a_in": In(WORD_BITS).array(R),
             "b_in": In(WORD_BITS).array(C),
-            "valid": In(1), "first": In(1), "last": In(1),
+            "valid": In(1), "first": In(1), "last": In(1), "capture": In(1),
             "drain_shift": In(1),
             "row_out": Out(signed(config.acc_bits)).array(C),
         })
@@ -83,8 +87,8 @@ class ContractionEngine(wiring.Component):
                     pe.en.eq(self.valid),
                     pe.clear.eq(self.valid & self.first),
                 ]
-                with m.If(self.valid & self.last):
-                    m.d.sync += shadow[i][j].eq(pe.sum)
+                with m.If(self.capture):
+                    m.d.sync += shadow[i][j].eq(pe.acc)
                 if i + 1 < R:
                     with m.Elif(self.drain_shift):
                         m.d.sync += shadow[i][j].eq(shadow[i + 1][j])

@@ -48,11 +48,12 @@ class CEArray(wiring.Component):
 
     Latency (cycles), from an operand row on ``a_vec``/``b_vec`` to its products in
     the accumulators: ``DIST = DistributionNetwork.LATENCY + config.mac_pipeline``
-    (``self.dist_latency``). A tile whose last step enters at cycle
-    ``t`` drains rows into the reduction network in cycles
-    ``t+DIST+1 .. t+DIST+pe_rows*S`` (``config.drain_cycles``); phase ``p`` of row
-    ``r`` leaves the output stages at
-    ``t + DIST + 1 + r*S + p + ReductionNetwork.LATENCY + OutputStage.LATENCY``
+    (``self.dist_latency``). A tile whose last step enters at cycle ``t`` has its
+    sums in the accumulators after cycle ``t + DIST``; the shadows take them in cycle
+    ``t + DIST + 1`` (``capture``), and rows drain into the reduction network in
+    cycles ``t+DIST+2 .. t+DIST+1+pe_rows*S`` (``config.drain_cycles``); phase ``p``
+    of row ``r`` leaves the output stages at
+    ``t + DIST + 2 + r*S + p + ReductionNetwork.LATENCY + OutputStage.LATENCY``
     (``out_valid``), together with its C row address and flat index: the tile's
     first row and index arrive on ``tile_addr``/``tile_idx`` with its last step
     (``in_last``), travel the operand pipeline with it, and each later row adds 1 and
@@ -120,8 +121,11 @@ class CEArray(wiring.Component):
         valid = _delay(m, self.in_valid, self.dist_latency, "pe_valid")
         first = _delay(m, self.in_first, self.dist_latency, "pe_first")
         last = _delay(m, self.in_last, self.dist_latency, "pe_last")
-        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], self.dist_latency, "tile_addr")
-        tile_idx = _delay(m, self.tile_idx, self.dist_latency, "tile_idx")
+        # the cycle after a tile's last step the shadows take the accumulators
+        capture = _delay(m, valid & last, 1, "capture")
+        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], self.dist_latency + 1,
+                           "tile_addr")
+        tile_idx = _delay(m, self.tile_idx, self.dist_latency + 1, "tile_idx")
         m.d.comb += self.pe_active.eq(valid)
 
         # Drain sequencer: after a tile's last step, one shadow row per S cycles.
@@ -136,7 +140,7 @@ class CEArray(wiring.Component):
             row_done = phase == S - 1
         row_addr = Signal(cfg.addr_bits)
         row_idx = Signal(32)
-        with m.If(valid & last):
+        with m.If(capture):
             m.d.sync += [draining.eq(1), row.eq(0), row_addr.eq(tile_addr),
                          row_idx.eq(tile_idx)]
             if phase is not None:
@@ -155,6 +159,7 @@ class CEArray(wiring.Component):
             ce = ContractionEngine(cfg)
             m.submodules[f"ce{c}"] = ce
             m.d.comb += [ce.valid.eq(valid), ce.first.eq(first), ce.last.eq(last),
+                         ce.capture.eq(capture),
                          ce.drain_shift.eq(draining & row_done)]
             for r in range(R):
                 m.d.comb += ce.a_in[r].eq(self.a_net.outputs[c * R + r])

@@ -64,7 +64,8 @@ class Controller(wiring.Component):
         self.red_bits = red_bits
         self.layout = config_layout(cfg, red_bits)
         self.n_config = config_words(cfg, red_bits)
-        self.tail_cycles = 1 + dist_latency + cfg.drain_cycles + red_latency + os_latency
+        # +1: the shadows take the registered accumulators a cycle after the last step
+        self.tail_cycles = 1 + dist_latency + 1 + cfg.drain_cycles + red_latency + os_latency
         self.check_cycles = check_cycles()
         lay = self.layout
         cb = cfg.counter_bits

@@ -63,7 +63,8 @@ class Timing:
     config_words: int       # CONFIG payload words
     contract_words: int
     check: int              # bound check (BoundCheck.CYCLES, isa.check_cycles)
-    tail: int               # drain of the last tile after the final issue
+    tail: int               # drain of the last tile after the final issue (1 + operand
+                            # latency + 1 shadow capture + drain + reduction + output)
 
     def config_cycles(self) -> int:
         return self.fetch + self.config_words + 1
@@ -81,7 +82,7 @@ def timing_constants(cfg: AccelConfig) -> Timing:
     check = check_cycles()          # rtl.bound_check.BoundCheck.CYCLES (tested)
     return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
                   contract_words=CONTRACT_WORDS, check=check,
-                  tail=1 + dist_lat + cfg.drain_cycles + red_lat + os_lat)
+                  tail=1 + dist_lat + 1 + cfg.drain_cycles + red_lat + os_lat)
 
 
 def mappings(cfg: AccelConfig):

@@ -68,9 +68,10 @@ def test_4x4_tile_k8_latency_and_values():
     entering the fabric (cycle 0):
       rows enter at cycles 0..3 (4 steps), the last with in_last;
       distribution output register: +1  -> PEs see the last step at cycle 4;
-      drain rows 0..3 enter the reduction network at cycles 5..8;
-      reduction network, 8 lanes: 5*3-2 = 13 registered stages -> 18..21;
-      output stage: 4 -> row r leaves at cycle 22 + r; the tile's last row at 25.
+      the shadows take the accumulators at cycle 5;
+      drain rows 0..3 enter the reduction network at cycles 6..9;
+      reduction network, 8 lanes: 5*3-2 = 13 registered stages -> 19..22;
+      output stage: 4 -> row r leaves at cycle 23 + r; the tile's last row at 26.
     """
     cfg = AccelConfig(n_ce=2, pe_rows=4, pe_cols=4)
     dut = CEArray(cfg)
@@ -94,7 +95,7 @@ def test_4x4_tile_k8_latency_and_values():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert [c for c, _, _ in seen] == [22, 23, 24, 25]
+    assert [c for c, _, _ in seen] == [23, 24, 25, 26]
     expect = np.clip(wrap(A @ B, 32), -32768, 32767)
     for r, (_, addr, row) in enumerate(seen):
         assert addr == 100 + r
@@ -104,8 +105,8 @@ def test_4x4_tile_k8_latency_and_values():
 def test_shared_output_stage_drains_a_row_in_out_share_phases():
     """The tile of the test above with ``out_share = 2`` (4 output stages for 8 C
     lanes; tile columns 0..3 routed to lanes 0, 1, 4, 5): the drain holds each shadow
-    row for 2 cycles, so row r's phases enter the reduction network at 5 + 2r and
-    6 + 2r; phase p leaves the output stages 17 cycles later (13 + 4) with lanes
+    row for 2 cycles, so row r's phases enter the reduction network at 6 + 2r and
+    7 + 2r; phase p leaves the output stages 17 cycles later (13 + 4) with lanes
     4p..4p+3 masked in; the C row address advances once per row (drain_step on the
     row's last phase)."""
     cfg = AccelConfig(n_ce=2, pe_rows=4, pe_cols=4, out_share=2)
@@ -133,8 +134,8 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    assert steps == [6, 8, 10, 12]                       # last phase of rows 0..3
-    assert [c for c, _, _, _ in seen] == list(range(22, 30))
+    assert steps == [7, 9, 11, 13]                       # last phase of rows 0..3
+    assert [c for c, _, _, _ in seen] == list(range(23, 31))
     expect = np.clip(wrap(A @ B, 32), -32768, 32767)
     for i, (_, addr, mask, lanes) in enumerate(seen):
         r, p = divmod(i, 2)
