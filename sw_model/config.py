@@ -176,11 +176,11 @@ class AccelConfig:
 PRESETS = {
     # Fast in Amaranth's Python simulator: 4 CEs x 2x2 PEs = 16 MACs.
     "tiny": AccelConfig(name="tiny", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=1024),
-    # iCE40UP5K: 8 multiply MACs on its 8 SB_MAC16 DSPs, as 2 CEs x 4x1 PEs: 2 C
-    # lanes keep the 32-bit reduction network small (a 4-lane one alone took ~1,400
-    # of the part's 5,280 logic cells); one output stage for both lanes; 32-bit
-    # counters (README "FPGA builds").
-    "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=4, pe_cols=1, bank_depth=256,
+    # iCE40UP5K: 2 CEs x 2x1 PEs, 4 multiply MACs on SB_MAC16 DSPs. Fits the part's
+    # 5,280 logic cells with the UART bridge; 2 C lanes keep the 32-bit reduction
+    # network small; one output stage serves both lanes; 32-bit counters. (2 x 4x1,
+    # all 8 DSPs, needs ~6,300 cells: README "FPGA builds".)
+    "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=1, bank_depth=256,
                          prog_depth=256, device="ice40up5k", out_share=2,
                          counter_bits=32),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
