@@ -56,7 +56,8 @@ class CEArray(wiring.Component):
     ``t + DIST + 2 + r*S + p + ReductionNetwork.LATENCY + OutputStage.LATENCY``
     (``out_valid``), together with its C row address and flat index: the tile's
     first row and index arrive on ``tile_addr``/``tile_idx`` with its last step
-    (``in_last``), travel the operand pipeline with it, and each later row adds 1 and
+    (``in_last``) and hold until the next tile's last step (at least
+    ``drain_cycles`` later), are sampled at the capture, and each later row adds 1 and
     ``row_stride_idx`` (``row_addr``/``row_idx`` step on the cycle ``drain_step`` is
     high: a row's last phase).
 
@@ -123,9 +124,13 @@ class CEArray(wiring.Component):
         last = _delay(m, self.in_last, self.dist_latency, "pe_last")
         # the cycle after a tile's last step the shadows take the accumulators
         capture = _delay(m, valid & last, 1, "capture")
-        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], self.dist_latency + 1,
-                           "tile_addr")
-        tile_idx = _delay(m, self.tile_idx, self.dist_latency + 1, "tile_idx")
+        # The tile's C row and index are sampled at the capture, dist_latency + 2
+        # cycles after the controller registers them with in_last; the controller
+        # changes them again no sooner than drain_cycles later (its drain stall), so
+        # they only need delaying by what that spacing does not cover.
+        hold = max(0, self.dist_latency + 2 - cfg.drain_cycles)
+        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], hold, "tile_addr")
+        tile_idx = _delay(m, self.tile_idx, hold, "tile_idx")
         m.d.comb += self.pe_active.eq(valid)
 
         # Drain sequencer: after a tile's last step, one shadow row per S cycles.

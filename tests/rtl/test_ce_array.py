@@ -122,7 +122,7 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
         _setup_gk2_tile(ctx, dut, lanes_of)
         for cyc in range(40):
             _feed_gk2_tile(ctx, dut, cyc, A, B)
-            ctx.set(dut.tile_addr, 100 if cyc == 3 else 0)   # only the in_last cycle
+            ctx.set(dut.tile_addr, 100 if cyc >= 3 else 0)   # from in_last on, held
             if ctx.get(dut.drain_step):
                 steps.append(cyc)   # the row address advances after the last phase
             if ctx.get(dut.out_valid):

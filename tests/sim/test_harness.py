@@ -67,6 +67,15 @@ def test_time_shared_output_stages_slow(share, idx):
     assert res.cycles == res.predicted_cycles
 
 
+@pytest.mark.parametrize("idx", range(6))
+def test_ice40_preset_bit_and_cycle_exact(idx):
+    """The iCE40 build's geometry (2 CEs x 2x1, one output stage for both C lanes,
+    the tile's C row held without delay registers, 32-bit counters)."""
+    case = random_cases(6, seed=4040, config="ice40")[idx]
+    res = check_case(case, config="ice40")
+    assert res.cycles == res.predicted_cycles, (case.spec, res.cycles, res.predicted_cycles)
+
+
 @pytest.mark.parametrize("idx", range(4))
 def test_pipelined_distribution_and_mac_bit_and_cycle_exact(idx):
     """``dist_pipeline`` extra network registers and ``mac_pipeline`` product
