@@ -44,7 +44,9 @@ class BoundCheck(wiring.Component):
 
     Members:
         start:        one-cycle strobe; ``n`` and ``base`` must be steady until ``done``.
-        word:         payload word to read next (offset after the header).
+        word:         payload word to read next (offset after the header); after the
+                      last pass ``then_word`` (read in the ``done`` cycle: the
+                      controller takes the address generator's start index from it).
         data:         program memory read data (the word of ``word`` one cycle ago).
         n[t]:         count - 1 of level t (t = N_LEVELS is the reduction).
         base_a, base_b, base_c: stream base rows (``addr_bits`` wide).
@@ -54,8 +56,10 @@ class BoundCheck(wiring.Component):
         done, ok:     result strobe and verdict (``ok`` holds until the next start).
     """
 
-    def __init__(self, count_bits: int, addr_bits: int, depth: int, c_span: int):
+    def __init__(self, count_bits: int, addr_bits: int, depth: int, c_span: int,
+                 then_word: int | None = None):
         self.count_bits, self.addr_bits = count_bits, addr_bits
+        self.then_word = CHECK_PASSES[0].word if then_word is None else then_word
         self.depth, self.c_span = depth, c_span
         self.CYCLES = check_cycles()
         assert self.CYCLES == len(CHECK_PASSES) * (count_bits + 1) + 1
@@ -92,7 +96,7 @@ class BoundCheck(wiring.Component):
             return Array(Const(v, shape) for v in values)
 
         word_of = table([ps.word for ps in passes], 8)
-        word_next = table([ps.word for ps in passes[1:]] + [passes[0].word], 8)
+        word_next = table([ps.word for ps in passes[1:]] + [self.then_word], 8)
         field_of = table([_FIELDS[ps.field] for ps in passes], 2)
         level_of = table([ps.level for ps in passes], range(N_LEVELS + 1))
         first_of = [i == 0 or passes[i - 1].stream != ps.stream

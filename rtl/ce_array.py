@@ -183,7 +183,7 @@ class CEArray(wiring.Component):
             red_phase = _delay(m, phase_early, 1, "red_phase_last")
             out_phase = _delay(m, red_phase, self.os_latency, "out_phase")
         for o in range(O):
-            os_ = OutputStage(acc_bits=cfg.acc_bits)
+            os_ = OutputStage(acc_bits=cfg.acc_bits, steady_seed=True)  # one per instruction
             m.submodules[f"os{o}"] = os_
             if S == 1:
                 acc, lane_index = self.red_net.outputs[o], self.lane_index[o]

@@ -27,9 +27,11 @@ class Controller(wiring.Component):
 
     * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
     * CONFIG: the payload goes straight into the configuration registers;
-    * CONTRACT: the payload's MODE, SEED, bases, loop counts (as ``count - 1``) and
-      row index stride go into registers as the words load (the strides stay in
-      program memory); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
+    * CONTRACT: the payload's MODE, bases, loop counts (as ``count - 1``) and row
+      index stride go into registers as the words load (the strides, SEED and
+      BASE_IDX stay in program memory: the bound check reads the strides back, the
+      address generator starts from BASE_IDX on the read port, and during RUN and TAIL
+      the read port holds SEED, the output stages' ``seed``); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
       check reads the strides back, proves every A/B read and C write in range (else
       halt, nothing written) and leaves the address generator's deltas; then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
@@ -112,22 +114,24 @@ class Controller(wiring.Component):
 
         # CONTRACT fields kept in registers (everything else is read from program
         # memory by the bound check, which turns the strides into deltas).
+        # SEED and BASE_IDX are not kept: the program memory's read port holds the SEED
+        # word during RUN and TAIL (the output stages read it there), and shows the
+        # BASE_IDX word in the cycle the address generator starts.
         mode = Signal(13)
-        seed = Signal(32)
         row_stride_idx = Signal(32)
         base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
-        base_idx = Signal(32)
         n = [Signal(COUNT_BITS, name=f"n{i}") for i in range(K + 1)]   # count - 1
         bad_count = Signal()        # a loop count of 0 or > COUNT_MAX
         base_oob = Signal()         # a base row >= bank_depth
         shift, rounding, out_bits = mode[0:6], mode[6:8], mode[8:13]
         m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
-                     self.out_bits.eq(out_bits), self.seed.eq(seed),
+                     self.out_bits.eq(out_bits), self.seed.eq(self.prog_data),
                      self.row_stride_idx.eq(row_stride_idx)]
 
         # Range check + deltas, then one address generator for all four streams:
         # A and B rows step every issue; the C row and the flat index per tile.
-        check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1)
+        check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1,
+                           then_word=CW.BASE_IDX)
         m.submodules.bound_check = check
         issue = LoopNest(K + 1, {"a": AB, "b": AB, "c": AB, "idx": 32},
                          count_bits=COUNT_BITS, still={"c": [K], "idx": [K]})
@@ -140,7 +144,7 @@ class Controller(wiring.Component):
         for i in range(K + 1):
             m.d.comb += [check.n[i].eq(n[i]), issue.n[i].eq(n[i])]
         m.d.comb += [issue.base_a.eq(base["a"]), issue.base_b.eq(base["b"]),
-                     issue.base_c.eq(base["c"]), issue.base_idx.eq(base_idx),
+                     issue.base_c.eq(base["c"]), issue.base_idx.eq(self.prog_data),
                      self.a_addr.eq(issue.addr_a), self.b_addr.eq(issue.addr_b)]
 
         # pc never exceeds prog_depth (DECODE proves each payload fits); payload
@@ -263,8 +267,6 @@ class Controller(wiring.Component):
                     with m.Case(CW.MODE):
                         m.d.sync += [mode.eq(data[0:13]), bad_count.eq(0),
                                      base_oob.eq(0)]
-                    with m.Case(CW.SEED):
-                        m.d.sync += seed.eq(data)
                     with m.Case(CW.BASE_AB):
                         m.d.sync += [base["a"].eq(data[0:AB]), base["b"].eq(data[16:16 + AB])]
                         with m.If(high_bits(data[0:16]) | high_bits(data[16:32])):
@@ -275,8 +277,6 @@ class Controller(wiring.Component):
                             m.d.sync += base_oob.eq(1)
                         with m.If(count_bad):
                             m.d.sync += bad_count.eq(1)
-                    with m.Case(CW.BASE_IDX):
-                        m.d.sync += base_idx.eq(data)
                     with m.Case(CW.ROW_STRIDE_IDX):
                         m.d.sync += row_stride_idx.eq(data)
                     for i in range(K):
@@ -301,6 +301,8 @@ class Controller(wiring.Component):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + check.word)]
                 with m.If(check.done):
+                    # prog_data: BASE_IDX (the check's then_word) -> issue.base_idx
+                    m.d.comb += self.prog_addr.eq(pc + 1 + CW.SEED)
                     with m.If(check.ok & ~base_oob):
                         m.d.comb += issue.start.eq(1)
                         m.d.sync += [have_prev.eq(0), tile_start.eq(1), since_last.eq(0)]
@@ -309,7 +311,8 @@ class Controller(wiring.Component):
                         m.d.sync += fail(ErrorCode.ADDRESS_RANGE)
                         m.next = "IDLE"
             with m.State("RUN"):
-                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1)]
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
+                             self.prog_addr.eq(pc + 1 + CW.SEED)]
                 tile_last = issue.at_max[K]
                 stall = tile_last & have_prev & (since_last < D - 1)
                 with m.If(since_last < D):
@@ -329,7 +332,8 @@ class Controller(wiring.Component):
                         m.d.sync += tail.eq(0)
                         m.next = "TAIL"
             with m.State("TAIL"):
-                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1)]
+                m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
+                             self.prog_addr.eq(pc + 1 + CW.SEED)]
                 m.d.sync += tail.eq(tail + 1)
                 with m.If(tail == self.tail_cycles - 1):
                     m.d.sync += set_pc(pc + 1 + length)

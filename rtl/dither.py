@@ -28,14 +28,17 @@ def _check_cuts(cuts) -> tuple:
     return cuts
 
 
-def add_dither_hash(m: Module, seed, index, name: str = "dither", cuts=()) -> Signal:
+def add_dither_hash(m: Module, seed, index, name: str = "dither", cuts=(),
+                    steady_seed: bool = False) -> Signal:
     """Add ``sw_model.fixedpoint.dither_hash(seed, index)`` of two 32-bit values to
     ``m``; return the 32-bit hash signal.
 
     ``cuts`` lists indices into ``HASH_STEPS`` after which the running value is
     registered (``m.d.sync``; the seed travels along while a later step needs it), so
     the returned hash belongs to the inputs of ``len(cuts)`` cycles earlier. With no
-    cuts the hash is combinational (a chain of seven adders).
+    cuts the hash is combinational (a chain of seven adders). ``steady_seed``: the
+    caller holds ``seed`` constant while values are in flight, so it is not
+    registered along (later steps read it directly).
 
     Every step gets its own signal: each step reads its input twice, so one nested
     expression would be duplicated exponentially when it is lowered."""
@@ -59,7 +62,7 @@ def add_dither_hash(m: Module, seed, index, name: str = "dither", cuts=()) -> Si
             x_reg = Signal(32, name=f"{name}_s{stage}_x", reset_less=True)
             m.d.sync += x_reg.eq(x)
             x = x_reg
-            if i < last_seed_use:
+            if i < last_seed_use and not steady_seed:
                 seed_reg = Signal(32, name=f"{name}_s{stage}_seed", reset_less=True)
                 m.d.sync += seed_reg.eq(seed)
                 seed = seed_reg

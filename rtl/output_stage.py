@@ -83,7 +83,11 @@ class OutputStage(wiring.Component):
     ``acc_bits`` is not a power of two) acts as ``acc_bits - 1``.
 
     Parameters:
-        acc_bits: accumulator width W_acc, 8..48 (default 32).
+        acc_bits:    accumulator width W_acc, 8..48 (default 32).
+        steady_seed: the seed is held constant while elements are in flight (as in the
+                     CE array: one seed per instruction), so it is not pipelined
+                     along with the hash (32 flip-flops fewer). Default False: ``seed``
+                     is sampled with each element like the other inputs.
 
     Members:
         acc:       In(signed(acc_bits)), the accumulated sum (already wrapped).
@@ -106,8 +110,9 @@ class OutputStage(wiring.Component):
     # but costs about a quarter of the clock rate on both FPGA families.
     HASH_CUTS = (3, 9)
 
-    def __init__(self, acc_bits: int = 32):
+    def __init__(self, acc_bits: int = 32, steady_seed: bool = False):
         self.acc_bits = check_acc_bits(acc_bits)
+        self.steady_seed = bool(steady_seed)
         super().__init__({
             "acc": In(signed(self.acc_bits)),
             "valid": In(1),
@@ -129,7 +134,8 @@ class OutputStage(wiring.Component):
         assert len(self.HASH_CUTS) == self.LATENCY - 2
 
         # -- stage 1: hash steps 0..3; controls; first shifter levels -------------------
-        hash_x = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS)
+        hash_x = add_dither_hash(m, self.seed, self.index, cuts=self.HASH_CUTS,
+                                 steady_seed=self.steady_seed)
         shift = Signal(shift_shape)
         if (1 << shift_shape.width) - 1 > max_shift:
             m.d.comb += shift.eq(Mux(self.shift > max_shift, max_shift, self.shift))

@@ -433,12 +433,16 @@ def _fill_pass(m, depth, block, settings, n):
 
 def reduction_stages(lanes: int) -> int:
     """Switch stages of the reduction network: ``(2n - 1) + n + (2n - 1) = 5n - 2``
-    for ``n = log2(N)``."""
-    return 5 * lanes_log2(lanes) - 2
+    for ``n = log2(N)``, except ``N = 2``: one butterfly switch already sums or orders
+    two lanes in every way a request can ask (pass, swap, sum to either lane), so the
+    2-lane network is that single stage."""
+    n = lanes_log2(lanes)
+    return 1 if lanes == 2 else 5 * n - 2
 
 
 def reduction_latency(lanes: int) -> int:
-    """Cycles from ``inputs`` to ``outputs``: one register per stage, ``5*log2(N) - 2``."""
+    """Cycles from ``inputs`` to ``outputs``: one register per stage, ``5*log2(N) - 2``
+    (1 for ``N = 2``)."""
     return reduction_stages(lanes)
 
 
@@ -452,6 +456,8 @@ def reduction_stage_kinds(lanes: int) -> list[tuple[str, int]]:
     block the stage belongs to and its index there (Benes stage ``t`` or butterfly
     bit ``b``)."""
     n = lanes_log2(lanes)
+    if lanes == 2:
+        return [("butterfly", 0)]
     return ([("gather", t) for t in range(2 * n - 1)]
             + [("butterfly", b) for b in range(n)]
             + [("scatter", t) for t in range(2 * n - 1)])
@@ -488,7 +494,7 @@ def apply_reduction(lanes: int, settings, values, width: int) -> list[int]:
     two's complement, sums wrap) for input ``values`` and ``settings``. Same semantics
     as ``rtl.reduction.ReductionNetwork``, don't-care lanes included."""
     n = lanes_log2(lanes)
-    _check_settings(lanes, settings, 5 * n - 2, "reduction")
+    _check_settings(lanes, settings, reduction_stages(lanes), "reduction")
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width={width!r} is not a positive integer")
     if len(values) != lanes:
@@ -572,6 +578,9 @@ def route_reduction(lanes: int, groups, dests) -> list[list[int]]:
                              f"{used_dest[d]} and {g}; destinations must be distinct")
         used_dest[d] = g
 
+    if lanes == 2:
+        return [[_two_lane_code(groups, dests)]]
+
     # Gather: position p <- order[p].
     order = [lane for members in groups for lane in members]
     order += [lane for lane in range(lanes) if lane not in seen]
@@ -615,6 +624,15 @@ def route_reduction(lanes: int, groups, dests) -> list[list[int]]:
     scatter_map = [x if x is not None else next(spare) for x in scatter_map]
     scatter = route_distribution(lanes, scatter_map)
     return gather + butterfly + scatter
+
+
+def _two_lane_code(groups, dests) -> int:
+    """The one switch of the 2-lane reduction network for a (validated) request."""
+    for members, d in zip(groups, dests):
+        if len(members) == 2:
+            return RED_ADD_UPPER if d == 0 else RED_ADD_LOWER
+    src = {d: members[0] for members, d in zip(groups, dests)}
+    return RED_SWAP if src.get(0) == 1 or src.get(1) == 0 else RED_PASS
 
 
 # ------------------------------------------------------------------------------------

@@ -46,8 +46,8 @@ def model(acc_bits):
     return run
 
 
-def check_against_golden(backend, acc_bits, inputs):
-    got = simulate(backend, lambda: OutputStage(acc_bits), model(acc_bits), inputs,
+def check_against_golden(backend, acc_bits, inputs, **kw):
+    got = simulate(backend, lambda: OutputStage(acc_bits, **kw), model(acc_bits), inputs,
                    ["out", "out_valid"])
     want = model(acc_bits)(inputs)
     assert got == want, first_mismatch(got, want, inputs)
@@ -180,6 +180,21 @@ def test_random_vectors(backend, acc_bits):
     cases = random_cases(rng, DEFAULT_PER_MODE, acc_bits)
     assert [c[2] for c in cases].count(ST) == DEFAULT_PER_MODE
     check_against_golden(backend, acc_bits, to_inputs(cases))
+
+
+@pytest.mark.parametrize("backend", backend_params(RTL_BACKENDS))
+def test_steady_seed_variant(backend):
+    """``steady_seed=True`` (the CE array's use: one seed per instruction, not
+    pipelined along): the same results while the seed is held; blocks of vectors with
+    one seed each, the seed changing only after the pipeline has emptied."""
+    rng = np.random.default_rng(4242)
+    cases = []
+    for _ in range(6):
+        seed = int(rng.integers(0, 2**32))
+        block = random_cases(rng, 20, 32)
+        cases += [(a, sh, md, ob, seed, ix, v) for a, sh, md, ob, _, ix, v in block]
+        cases += [(0, 0, FLOOR, 16, seed, 0, 0)] * L       # drain before the next seed
+    check_against_golden(backend, 32, to_inputs(cases), steady_seed=True)
 
 
 @pytest.mark.slow

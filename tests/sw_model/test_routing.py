@@ -57,8 +57,9 @@ def test_sizes(lanes):
     n = lanes.bit_length() - 1
     assert distribution_stages(lanes) == 2 * n - 1
     assert distribution_n_switch_bits(lanes) == (lanes // 2) * (2 * n - 1) * 2
-    assert reduction_stages(lanes) == reduction_latency(lanes) == 5 * n - 2
-    assert reduction_n_switch_bits(lanes) == (lanes // 2) * (5 * n - 2) * 2
+    stages = 1 if lanes == 2 else 5 * n - 2     # 2 lanes: one butterfly switch
+    assert reduction_stages(lanes) == reduction_latency(lanes) == stages
+    assert reduction_n_switch_bits(lanes) == (lanes // 2) * stages * 2
     assert DISTRIBUTION_LATENCY == 1
 
 
@@ -67,6 +68,8 @@ def test_hand_derived_sizes():
     # reduction 5 + 3 + 5 = 13 stages = 104 bits, 13 cycles.
     assert distribution_n_switch_bits(8) == 40
     assert reduction_stages(8) == 13 and reduction_n_switch_bits(8) == 104
+    # N=2: one switch, 2 bits, 1 cycle
+    assert reduction_stages(2) == 1 and reduction_n_switch_bits(2) == 2
 
 
 @pytest.mark.parametrize("lanes", ALL_LANES)
@@ -231,12 +234,19 @@ def test_bad_settings():
 # -- reduction --------------------------------------------------------------------------
 
 def test_reduction_switch_codes_n2():
-    # stages: gather (Benes, 1), butterfly bit 0, scatter (Benes, 1); N=2: 3 stages
-    assert apply_reduction(2, [[0], [2], [0]], [5, 7], 8)[0] == 12
-    assert apply_reduction(2, [[0], [3], [0]], [5, 7], 8) == [5, 12]
-    assert apply_reduction(2, [[1], [0], [0]], [5, 7], 8) == [7, 5]
-    assert apply_reduction(2, [[0], [1], [1]], [5, 7], 8) == [5, 7]
-    assert apply_reduction(2, [[0], [2], [0]], [100, 100], 8) == [-56, 100]  # wraps
+    # N=2: the network is one butterfly switch (pass, swap, add-upper, add-lower)
+    assert apply_reduction(2, [[2]], [5, 7], 8)[0] == 12
+    assert apply_reduction(2, [[3]], [5, 7], 8) == [5, 12]
+    assert apply_reduction(2, [[1]], [5, 7], 8) == [7, 5]
+    assert apply_reduction(2, [[0]], [5, 7], 8) == [5, 7]
+    assert apply_reduction(2, [[2]], [100, 100], 8) == [-56, 100]  # wraps
+    # every request routes to the one code that serves it
+    assert route_reduction(2, [[0, 1]], [0]) == [[2]]
+    assert route_reduction(2, [[1, 0]], [1]) == [[3]]
+    assert route_reduction(2, [[0], [1]], [0, 1]) == [[0]]
+    assert route_reduction(2, [[0], [1]], [1, 0]) == [[1]]
+    assert route_reduction(2, [[1]], [0]) == [[1]]
+    assert route_reduction(2, [[0]], [0]) == [[0]]
 
 
 @pytest.mark.parametrize("lanes", ALL_LANES)
