@@ -23,9 +23,10 @@ class ContractionEngine(wiring.Component):
     Double-buffered accumulators: the cycle after a step with ``last`` was processed
     (``capture``), each PE's registered accumulator, now the tile's final sum, is
     copied into its *shadow* register, while the next tile's first step already
-    restarts the working accumulator (``first``). Taking the registered accumulator
-    rather than the combinational sum lets FPGA tools keep the accumulator inside the
-    DSP block (the iCE40 SB_MAC16 holds it; see ``rtl.mac``). The shadow rows form a shift
+    restarts the working accumulator (``first``). The shadows load from flip-flops
+    (the accumulators), not from the multiply-add's combinational output, so that
+    output has one load and the shadow inputs are a register-to-register path; it
+    costs one cycle of drain latency per instruction (the cycle model counts it). The shadow rows form a shift
     register that drains one PE row at a time: ``row_out[j] = shadow[0][j]``
     (combinational), and each cycle with ``drain_shift`` moves row ``i + 1`` into row
     ``i`` (a ``capture`` wins). No read multiplexer; on FPGAs each shadow bit's
