@@ -277,8 +277,10 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
     family = info["family"]
     if config is None and design == "accelerator":
         config = "ice40" if family == "ice40" else "ecp5"
+    label = config if isinstance(config, str) else getattr(config, "name", str(config))
+    label = re.sub(r"[^\w.+=-]", "_", str(label))
     build_dir = Path(build_dir or f"build/{board}-{design}"
-                     f"{'-' + str(config) if design == 'accelerator' else ''}").resolve()
+                     f"{'-' + label if design == 'accelerator' else ''}").resolve()
     env = tool_env(family)
     t_start = time.monotonic()
 

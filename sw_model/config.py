@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["AccelConfig", "PRESETS", "get_config", "DEVICES"]
+__all__ = ["AccelConfig", "PRESETS", "get_config", "with_overrides", "DEVICES"]
 
 MAC_KINDS = ("multiply", "shift")
 
@@ -203,3 +203,33 @@ def get_config(config) -> AccelConfig:
         return PRESETS[config]
     raise ValueError(f"config {config!r} unknown; allowed presets {', '.join(PRESETS)} "
                      f"or an AccelConfig")
+
+
+def with_overrides(config, settings=()) -> AccelConfig:
+    """``config`` (a preset name or AccelConfig) with fields replaced from
+    ``"FIELD=VALUE"`` strings (the command line's ``--set``), validated like any
+    configuration; the name records the changes (``ice40+pe_rows=4``). A malformed
+    item raises ``ValueError`` naming it and what is allowed."""
+    cfg = get_config(config)
+    settings = list(settings or ())
+    if not settings:
+        return cfg
+    fields = {f.name: f for f in dataclasses.fields(AccelConfig) if f.name != "name"}
+    changes = {}
+    for item in settings:
+        field, sep, raw = str(item).partition("=")
+        if not sep or field not in fields:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE, FIELD one of "
+                             f"{', '.join(fields)}")
+        kind = str(fields[field].type)
+        if kind == "int":
+            try:
+                changes[field] = int(raw, 0)
+            except ValueError:
+                raise ValueError(f"--set {item!r}: {field} takes an integer") from None
+        elif raw.lower() == "none" and "None" in kind:
+            changes[field] = None
+        else:
+            changes[field] = raw
+    label = cfg.name + "".join(f"+{k}={v}" for k, v in changes.items())
+    return cfg.replace(name=label, **changes)

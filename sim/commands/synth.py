@@ -18,6 +18,9 @@ def add_arguments(p):
                    help="target board")
     p.add_argument("--config", choices=sorted(PRESETS),
                    help="accelerator preset (default: ice40 on icebreaker, ecp5 on ulx3s-85f)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a field of the preset, e.g. --set pe_rows=4 (repeatable; "
+                        "fields: sw_model/config.py)")
     p.add_argument("--design", default="accelerator", choices=DESIGNS,
                    help="accelerator (default), or memory: the UART link with a bus "
                         "memory, to bring up the link alone")
@@ -89,10 +92,19 @@ def format_summary(s: dict) -> str:
 
 def run(args) -> int:
     from boards.build import synth
+    from boards.platforms import board_info
+    from sw_model.config import with_overrides
     from .contract import write_json_atomic
+    config = args.config
+    if args.set:
+        if args.design != "accelerator":
+            raise ValueError(f"--set applies to the accelerator design, not {args.design!r}")
+        family = board_info(args.board)["family"]
+        config = with_overrides(config or ("ice40" if family == "ice40" else "ecp5"),
+                                args.set)
     progress = _Progress()
     try:
-        summary = synth(args.board, config=args.config, design=args.design,
+        summary = synth(args.board, config=config, design=args.design,
                         build_dir=args.build_dir, clock_mhz=args.clock_mhz,
                         baud=args.baud, seed=args.seed, on_progress=progress)
     finally:

@@ -74,3 +74,13 @@ def test_program_runs_the_programmer(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENFPGALOADER", str(fake))
     assert main(["program", "--board", "ulx3s-85f", "--bitstream", str(bit)]) == 0
     assert log.read_text().split() == ["-b", "ulx3s", "-m", str(bit)]
+
+
+def test_synth_set_rejects_a_bad_field_in_one_line(capsys):
+    """``--set`` changes preset fields; a bad one stops before any tool runs."""
+    assert main(["synth", "--board", "icebreaker", "--set", "pe_row=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'pe_row=4'" in err and "pe_rows" in err
+    assert main(["synth", "--board", "icebreaker", "--design", "memory",
+                 "--set", "pe_rows=4"]) == 2
+    assert "--set applies to the accelerator design" in capsys.readouterr().err

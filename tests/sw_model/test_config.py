@@ -58,3 +58,20 @@ def test_get_config():
     assert get_config("tiny") is PRESETS["tiny"]
     with pytest.raises(ValueError, match="config 'huge' unknown; allowed presets"):
         get_config("huge")
+
+
+def test_with_overrides_changes_validated_fields_and_names_them():
+    from sw_model.config import with_overrides
+    cfg = with_overrides("ice40", ["pe_rows=4", "counter_bits=48"])
+    assert (cfg.pe_rows, cfg.counter_bits, cfg.macs) == (4, 48, 8)
+    assert cfg.name == "ice40+pe_rows=4+counter_bits=48"
+    assert with_overrides("tiny") is PRESETS["tiny"]
+    assert with_overrides("ecp5", ["device=none"]).device is None
+    with pytest.raises(ValueError, match=r"--set 'pe_row=4': expected FIELD=VALUE, FIELD one of n_ce"):
+        with_overrides("ice40", ["pe_row=4"])
+    with pytest.raises(ValueError, match=r"pe_rows takes an integer"):
+        with_overrides("ice40", ["pe_rows=four"])
+    with pytest.raises(ValueError, match=r"pe_rows=3 is not a power of two"):
+        with_overrides("ice40", ["pe_rows=3"])
+    with pytest.raises(ValueError, match=r"16 multiply MACs do not fit ice40up5k"):
+        with_overrides("ice40", ["pe_rows=8"])
