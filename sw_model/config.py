@@ -179,7 +179,7 @@ PRESETS = {
     # iCE40UP5K: 2 CEs x 2x1 PEs, 4 multiply MACs on SB_MAC16 DSPs. Fits the part's
     # 5,280 logic cells with the UART bridge; 2 C lanes keep the 32-bit reduction
     # network small; one output stage serves both lanes; 32-bit counters. (2 x 4x1,
-    # all 8 DSPs, needs 6,061 cells: README "FPGA builds".)
+    # all 8 DSPs, needs 5,928 cells: README "FPGA builds".)
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=1, bank_depth=256,
                          prog_depth=256, device="ice40up5k", out_share=2,
                          counter_bits=32),
