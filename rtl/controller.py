@@ -31,11 +31,9 @@ class Controller(wiring.Component):
       index stride go into registers as the words load (the strides, SEED and
       BASE_IDX stay in program memory: the bound check reads the strides back, the
       address generator starts from BASE_IDX on the read port, and during RUN and TAIL
-      the read port holds SEED, the output stages' ``seed``); 1 validation cycle; the
-      bound check (``sw_model.isa.check_cycles(counts)`` cycles: 19 when every count
-      is 1, 253 at most) reads the strides back, proves every A/B read and C write in
-      range (else halt, nothing written) and leaves the address generator's deltas;
-      then one issue
+      the read port holds SEED, the output stages' ``seed``); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
+      check reads the strides back, proves every A/B read and C write in range (else
+      halt, nothing written) and leaves the address generator's deltas; then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
       until ``drain_cycles`` (``pe_rows * out_share``) cycles have passed since the
       previous tile's last step (the shadow accumulators must have drained; counted
@@ -70,7 +68,7 @@ class Controller(wiring.Component):
         self.n_config = config_words(cfg, red_bits)
         # +1: the shadows take the registered accumulators a cycle after the last step
         self.tail_cycles = 1 + dist_latency + 1 + cfg.drain_cycles + red_latency + os_latency
-        self.check_cycles = check_cycles()          # the longest; see check_cycles(counts)
+        self.check_cycles = check_cycles()
         lay = self.layout
         cb = cfg.counter_bits
         super().__init__({

@@ -62,19 +62,15 @@ class Timing:
     fetch: int              # FETCH + DECODE of any instruction
     config_words: int       # CONFIG payload words
     contract_words: int
-    check: int              # bound check, longest (every count COUNT_MAX); the actual
-                            # cost depends on the counts: isa.check_cycles(counts)
+    check: int              # bound check (BoundCheck.CYCLES, isa.check_cycles)
     tail: int               # drain of the last tile after the final issue (1 + operand
                             # latency + 1 shadow capture + drain + reduction + output)
 
     def config_cycles(self) -> int:
         return self.fetch + self.config_words + 1
 
-    def contract_fixed(self, counts=None) -> int:
-        """Cycles of one CONTRACT apart from its issue cycles and drain stalls, for
-        loop ``counts`` (outer levels, then k; default the longest check)."""
-        check = self.check if counts is None else check_cycles(counts)
-        return self.fetch + self.contract_words + 1 + check + self.tail
+    def contract_fixed(self) -> int:
+        return self.fetch + self.contract_words + 1 + self.check + self.tail
 
 
 def timing_constants(cfg: AccelConfig) -> Timing:
@@ -262,9 +258,7 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     n_instr = math.prod(outer[:-N_LEVELS]) if len(outer) > N_LEVELS else 1
     tiles_per = math.prod(outer[-N_LEVELS:]) if outer else 1
     stall = max(0, cfg.drain_cycles - ksteps) * (tiles_per - 1)
-    hw_counts = outer[-N_LEVELS:]                 # the instruction's hardware levels
-    counts = [1] * (N_LEVELS - len(hw_counts)) + hw_counts + [ksteps]
-    per = tm.contract_fixed(counts) + tiles_per * ksteps + stall
+    per = tm.contract_fixed() + tiles_per * ksteps + stall
     total = tm.config_cycles() + n_instr * per + tm.fetch
     a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps
     b_rows = math.prod(c for i, c in others if i in sp.b) * nt * ksteps

@@ -272,16 +272,7 @@ def _check_passes() -> tuple:
 CHECK_PASSES = _check_passes()
 
 
-def check_cycles(counts=None) -> int:
-    """Cycles of the bound check, start strobe to done, for a CONTRACT whose loop
-    counts are ``counts`` (outer levels 0..N_LEVELS-1, then ``k_count``; default: all
-    COUNT_MAX, the longest). Each pass runs one Horner step per bit of
-    ``count - 1`` below its highest set bit (none when the count is 1) plus one
-    accumulate cycle; one more cycle raises ``done``."""
-    if counts is None:
-        counts = [COUNT_MAX] * (N_LEVELS + 1)
-    counts = list(counts)
-    if len(counts) != N_LEVELS + 1:
-        raise ValueError(f"check_cycles needs {N_LEVELS + 1} counts (levels, then k); "
-                         f"got {len(counts)}")
-    return 1 + sum((int(counts[ps.level]) - 1).bit_length() + 1 for ps in CHECK_PASSES)
+def check_cycles() -> int:
+    """Cycles of the bound check, start strobe to done: ``COUNT_BITS`` Horner steps
+    and one accumulate cycle per pass, plus the done register."""
+    return len(CHECK_PASSES) * (COUNT_BITS + 1) + 1
