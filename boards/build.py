@@ -35,7 +35,7 @@ from sim.errors import FettaError
 
 from .platforms import board_info, make_platform
 
-__all__ = ["synth", "summarize", "parse_nextpnr_report", "tool_env", "STAGES",
+__all__ = ["synth", "default_config", "summarize", "parse_nextpnr_report", "tool_env", "STAGES",
            "DoesNotFit"]
 
 YOWASP = {
@@ -265,6 +265,11 @@ def summarize(report: dict, *, family: str, device: str, domain_of=None,
     }
 
 
+def default_config(board: str) -> str:
+    """The preset built for ``board`` when none is named: its family's."""
+    return "ice40" if board_info(board)["family"] == "ice40" else "ecp5"
+
+
 def synth(board: str, *, config=None, design: str = "accelerator", build_dir=None,
           clock_mhz: float | None = None, baud: int = 115200, seed: int | None = None,
           on_progress=None) -> dict:
@@ -276,7 +281,7 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
     info = board_info(board)
     family = info["family"]
     if config is None and design == "accelerator":
-        config = "ice40" if family == "ice40" else "ecp5"
+        config = default_config(board)
     label = config if isinstance(config, str) else getattr(config, "name", str(config))
     label = re.sub(r"[^\w.+=-]", "_", str(label))
     build_dir = Path(build_dir or f"build/{board}-{design}"

@@ -34,8 +34,9 @@ class BoundCheck(wiring.Component):
     steps ``P <- 2 P + (bit of n_t ? stride : 0)``, most significant bit first, on one
     32-bit adder, then one accumulate cycle: ``delta = stride - S`` is written out,
     ``S += P`` (the stream's inner suffix sum) and ``P`` goes into ``lo`` or ``hi``
-    by its sign (``delta`` leaves on the ``delta_*`` write port). The first step of a stream's first pass compares the previous
-    stream's ``lo``/``hi`` and restarts ``S = 0``, ``lo = hi = base``. Four 32-bit
+    by its sign (``delta`` leaves on the ``delta_*`` write port). The first step of a
+    stream's first pass compares the previous stream's ``lo``/``hi`` and restarts
+    ``S = 0``, ``lo = hi = base``. Four 32-bit
     adders in all; |P| < 2**28 and the sums stay below 2**31, so the 32-bit signed
     arithmetic is exact for ``a``, ``b``, ``c``.
 

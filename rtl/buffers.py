@@ -20,7 +20,8 @@ class BankedBuffer(wiring.Component):
     A read of the row being written in the same cycle is not performed (``rd_data``
     holds), so a bank never sees a read-write collision: the memories carry yosys'
     ``no_rw_check`` and map to bare block RAMs (no collision bypass registers; on the
-    iCE40 that emulation cost ~40 flip-flops and ~26 LUT4s per bank).
+    iCE40, 2 CEs x 4x1, the emulation cost the buffers 243 LUT4s and 176 flip-flops,
+    56 and 0 without it: ``scripts/area_breakdown.py``).
 
     Members:
         rd_addr, rd_en:   row read request.

@@ -26,8 +26,8 @@ class ContractionEngine(wiring.Component):
     restarts the working accumulator (``first``). The shadows load from flip-flops
     (the accumulators), not from the multiply-add's combinational output, so that
     output has one load and the shadow inputs are a register-to-register path; it
-    costs one cycle of drain latency per instruction (the cycle model counts it). The shadow rows form a shift
-    register that drains one PE row at a time: ``row_out[j] = shadow[0][j]``
+    costs one cycle of drain latency per instruction (the cycle model counts it).
+    The shadow rows form a shift register that drains one PE row at a time: ``row_out[j] = shadow[0][j]``
     (combinational), and each cycle with ``drain_shift`` moves row ``i + 1`` into row
     ``i`` (a ``capture`` wins). No read multiplexer; on FPGAs each shadow bit's
     load/shift selector packs with its flip-flop.

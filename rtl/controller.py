@@ -29,15 +29,16 @@ class Controller(wiring.Component):
     * CONFIG: the payload goes straight into the configuration registers;
     * CONTRACT: the payload's MODE, bases, loop counts (as ``count - 1``) and row
       index stride go into registers as the words load (the strides, SEED and
-      BASE_IDX stay in program memory: the bound check reads the strides back, the
-      address generator starts from BASE_IDX on the read port, and during RUN and TAIL
-      the read port holds SEED, the output stages' ``seed``); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
+      BASE_IDX stay in program memory: the address generator starts from BASE_IDX on
+      the read port, and during RUN and TAIL the read port holds SEED, the output
+      stages' ``seed``); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
       check reads the strides back, proves every A/B read and C write in range (else
       halt, nothing written) and leaves the address generator's deltas; then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
       until ``drain_cycles`` (``pe_rows * out_share``) cycles have passed since the
       previous tile's last step (the shadow accumulators must have drained; counted
-      as ``stall_drain``); after the final issue a fixed tail of ``tail_cycles`` lets the last tile drain;
+      as ``stall_drain``); after the final issue a fixed tail of ``tail_cycles`` lets
+      the last tile drain;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 

@@ -91,17 +91,14 @@ def format_summary(s: dict) -> str:
 
 
 def run(args) -> int:
-    from boards.build import synth
-    from boards.platforms import board_info
+    from boards.build import default_config, synth
     from sw_model.config import with_overrides
     from .contract import write_json_atomic
     config = args.config
     if args.set:
         if args.design != "accelerator":
             raise ValueError(f"--set applies to the accelerator design, not {args.design!r}")
-        family = board_info(args.board)["family"]
-        config = with_overrides(config or ("ice40" if family == "ice40" else "ecp5"),
-                                args.set)
+        config = with_overrides(config or default_config(args.board), args.set)
     progress = _Progress()
     try:
         summary = synth(args.board, config=config, design=args.design,
