@@ -11,8 +11,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.host_bus import HostBusSignature
-from sw_model.hostmap import ADDR_BITS, DATA_BITS, READ_LATENCY
+from fetta.rtl.host_bus import HostBusSignature
+from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS, READ_LATENCY
 
 from . import protocol as P
 from .uart import UARTRx, UARTTx

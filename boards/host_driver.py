@@ -21,9 +21,9 @@ import collections
 import time
 from typing import Sequence
 
-from sim.backend import Backend, RunStatus
-from sim.errors import FettaError
-from sw_model.hostmap import COUNTERS, MAGIC, REG_BASE, Ctrl, Reg, Status
+from fetta.sim.backend import Backend, RunStatus
+from fetta.sim.errors import FettaError
+from fetta.sw_model.hostmap import COUNTERS, MAGIC, REG_BASE, Ctrl, Reg, Status
 
 from . import protocol as P
 
@@ -372,7 +372,7 @@ class BoardBackend(Backend):
     def _check_config_hash(self):
         """The compiler plans for ``self.config``: refuse a bitstream built for another."""
         try:
-            from rtl.top import config_hash
+            from fetta.rtl.top import config_hash
         except ImportError:
             return
         want = config_hash(self.config) & 0xFFFFFFFF

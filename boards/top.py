@@ -15,9 +15,9 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.host_bus import HostBusSignature
-from sw_model.config import get_config
-from sw_model.hostmap import DATA_BITS, READ_LATENCY
+from fetta.rtl.host_bus import HostBusSignature
+from fetta.sw_model.config import get_config
+from fetta.sw_model.hostmap import DATA_BITS, READ_LATENCY
 
 from .bridge import UARTBridge
 from .uart import divisor_for
@@ -75,7 +75,7 @@ def make_target(design: str, config=None):
         return BusMemory(256)
     if design == "accelerator":
         try:
-            from rtl.top import Accelerator
+            from fetta.rtl.top import Accelerator
         except ImportError as exc:
             raise ValueError(f"design 'accelerator' needs rtl/top.py (Accelerator), which "
                              f"is not importable here ({exc}); use design 'memory' for a "

@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
+from fetta.sw_model.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
 
 __all__ = ["BoundCheck"]
 

@@ -5,9 +5,9 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.config import AccelConfig
-from sw_model.hostmap import ErrorCode
-from sw_model.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
+from fetta.sw_model.config import AccelConfig
+from fetta.sw_model.hostmap import ErrorCode
+from fetta.sw_model.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
                           check_cycles, config_layout, config_words)
 
 from .bound_check import BoundCheck

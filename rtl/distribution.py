@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.routing import (DISTRIBUTION_LATENCY, benes_wiring, distribution_n_switch_bits,
+from fetta.sw_model.routing import (DISTRIBUTION_LATENCY, benes_wiring, distribution_n_switch_bits,
                               distribution_stages, lanes_log2)
 
 __all__ = ["DistributionNetwork"]

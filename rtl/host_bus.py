@@ -7,7 +7,7 @@ Address map and register meanings: ``sw_model/hostmap.py``.
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.hostmap import ADDR_BITS, DATA_BITS
+from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS
 
 __all__ = ["HostBusSignature"]
 

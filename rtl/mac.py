@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.fixedpoint import check_acc_bits, check_width
+from fetta.sw_model.fixedpoint import check_acc_bits, check_width
 
 __all__ = ["MAC"]
 

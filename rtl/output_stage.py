@@ -4,7 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.fixedpoint import ROUNDING_MODES, check_acc_bits
+from fetta.sw_model.fixedpoint import ROUNDING_MODES, check_acc_bits
 
 from .dither import add_dither_hash
 

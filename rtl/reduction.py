@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.routing import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS, RED_SWAP,
+from fetta.sw_model.routing import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS, RED_SWAP,
                               benes_wiring, butterfly_pair, lanes_log2, reduction_latency,
                               reduction_n_switch_bits, reduction_stage_kinds)
 

@@ -8,10 +8,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sw_model.config import AccelConfig, get_config
-from sw_model.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
+from fetta.sw_model.config import AccelConfig, get_config
+from fetta.sw_model.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
                               Status)
-from sw_model.routing import reduction_n_switch_bits
+from fetta.sw_model.routing import reduction_n_switch_bits
 
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amaranth.back import verilog  # noqa: E402
 
-from rtl.top import Accelerator  # noqa: E402
-from sim.jsonio import write_json_atomic  # noqa: E402
+from fetta.rtl.top import Accelerator  # noqa: E402
+from fetta.sim.jsonio import write_json_atomic  # noqa: E402
 
 SYNTH = {"ice40": "synth_ice40 -dsp -noflatten -top top",
          "ecp5": "synth_ecp5 -noflatten -top top"}

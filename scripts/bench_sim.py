@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.commands.bench import bench_sim, machine, table, write_json_atomic  # noqa: E402
-from sim.commands.bench import WORKLOAD  # noqa: E402
+from fetta.sim.commands.bench import bench_sim, machine, table, write_json_atomic  # noqa: E402
+from fetta.sim.commands.bench import WORKLOAD  # noqa: E402
 
 TARGET_CYCLES_PER_S = 1_000_000
 TARGET_SPEEDUP = 1000

@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sim.rtl_training import RtlTraining, clock_for  # noqa: E402
-from sw_model.config import get_config  # noqa: E402
-from sw_model.models import resolve_model  # noqa: E402
-from sw_model.trainer import DEFAULT_BATCH, Trainer, TrainConfig  # noqa: E402
+from fetta.sim.rtl_training import RtlTraining, clock_for  # noqa: E402
+from fetta.sw_model.config import get_config  # noqa: E402
+from fetta.sw_model.models import resolve_model  # noqa: E402
+from fetta.sw_model.trainer import DEFAULT_BATCH, Trainer, TrainConfig  # noqa: E402
 
 
 def batches(model, batch: int, n: int, seed: int = 0):

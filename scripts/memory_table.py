@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sw_model.memory import CATEGORIES, memory_report  # noqa: E402
-from sw_model.models import resolve_model  # noqa: E402
+from fetta.sw_model.memory import CATEGORIES, memory_report  # noqa: E402
+from fetta.sw_model.models import resolve_model  # noqa: E402
 
 
 def table(model_name: str, batch: int) -> tuple[str, dict]:

@@ -120,7 +120,7 @@ def main():
     ap.add_argument("--acc-bits", type=int, default=32)
     ap.add_argument("--target", default="ecp5,ice40")
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--impl", default="rtl.output_stage")
+    ap.add_argument("--impl", default="fetta.rtl.output_stage")
     ap.add_argument("--stat", action="store_true", help="print Yosys' cell statistics")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR (kept) instead of a temp dir")
     args = ap.parse_args()

@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 
-from sw_model import csse
-from sw_model.compiler import fits, predict_total
-from sw_model.config import get_config
-from sw_model.isa import Mapping
-from sw_model.plan import ttm_shapes
+from fetta.sw_model import csse
+from fetta.sw_model.compiler import fits, predict_total
+from fetta.sw_model.config import get_config
+from fetta.sw_model.isa import Mapping
+from fetta.sw_model.plan import ttm_shapes
 
 LAYERS = {
     "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),
@@ -75,7 +75,7 @@ def main(argv=None):
     fixed.check(cfg)
     session = None
     if args.measure:
-        from sim.harness import Session
+        from fetta.sim.harness import Session
         session = Session(cfg, "cxxrtl")
     rows, t0 = [], time.time()
     print(f"config {cfg.name}: {cfg.n_ce} CEs x {cfg.pe_rows}x{cfg.pe_cols} = {cfg.macs} "

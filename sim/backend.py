@@ -15,8 +15,8 @@ import abc
 import importlib
 from typing import Sequence
 
-from sw_model.config import AccelConfig, get_config
-from sw_model.hostmap import COUNTERS, REG_BASE, Ctrl, ErrorCode, Reg, Status
+from fetta.sw_model.config import AccelConfig, get_config
+from fetta.sw_model.hostmap import COUNTERS, REG_BASE, Ctrl, ErrorCode, Reg, Status
 
 from .errors import FettaError
 
@@ -24,12 +24,12 @@ __all__ = ["Backend", "BACKENDS", "get_backend", "RunStatus"]
 
 # name -> "module:factory" (lazy import)
 BACKENDS = {
-    "pysim": "sim.pysim_backend:PysimBackend",
-    "cxxrtl": "sim.cxxrtl_backend:CxxrtlBackend",
+    "pysim": "fetta.sim.pysim_backend:PysimBackend",
+    "cxxrtl": "fetta.sim.cxxrtl_backend:CxxrtlBackend",
     # The same C++ host-bus driver over a Verilator model of the emitted Verilog: the
     # fastest backend (README, "Compiled simulation").
-    "verilator": "sim.verilator_check:VerilatorBackend",
-    "board": "boards.host_driver:BoardBackend",
+    "verilator": "fetta.sim.verilator_check:VerilatorBackend",
+    "board": "fetta.boards.host_driver:BoardBackend",
 }
 
 

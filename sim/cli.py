@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import sys
 
-from sw_model import __version__
+from fetta.sw_model import __version__
 
 from .errors import FettaError
 
@@ -23,7 +23,7 @@ SUBCOMMANDS = ("train", "contract", "search", "verilog", "synth", "program", "wa
 
 def _available():
     for name in SUBCOMMANDS:
-        modname = f"sim.commands.{name}"
+        modname = f"fetta.sim.commands.{name}"
         if importlib.util.find_spec(modname) is not None:
             yield name, modname
 

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from sw_model.hostmap import ADDR_BITS, PROG_BASE, buffer_base
+from fetta.sw_model.hostmap import ADDR_BITS, PROG_BASE, buffer_base
 
 from .backend import Backend
 from .cxxrtl_build import build_model, find_compiler, source_token
@@ -45,7 +45,7 @@ _ADDR_MASK = (1 << ADDR_BITS) - 1
 def default_top_factory(config):
     """``rtl.top.Accelerator(config)``, imported lazily."""
     try:
-        from rtl.top import Accelerator
+        from fetta.rtl.top import Accelerator
     except ImportError as exc:
         raise FettaError(f"accelerator top unavailable ({exc}); pass top_factory= to "
                          f"build another host-bus top") from None

@@ -51,8 +51,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.host_bus import HostBusSignature
-from sw_model.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE, READ_LATENCY,
+from fetta.rtl.host_bus import HostBusSignature
+from fetta.sw_model.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE, READ_LATENCY,
                               Ctrl, ErrorCode, Reg)
 
 from .errors import FettaError
@@ -153,7 +153,7 @@ def pgo_train_step(kind: str, train, verbose: bool, label: str):
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                     if env.get("PYTHONPATH") else "")
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        argv = [sys.executable, "-m", "sim.pgo_train", kind, str(tmp / "model.so"),
+        argv = [sys.executable, "-m", "fetta.sim.pgo_train", kind, str(tmp / "model.so"),
                 json.dumps(train.to_dict())]
         with _status(verbose, f"[{kind}] training run for the profile-guided build of "
                               f"{label} ..."):
@@ -493,8 +493,7 @@ def source_token(config) -> str:
     reuses the compiled model."""
     import json
 
-    import rtl
-    import sw_model
+    from fetta import rtl, sw_model
     h = hashlib.sha256()
     for pkg in (rtl, sw_model):
         root = Path(pkg.__file__).parent
@@ -502,7 +501,7 @@ def source_token(config) -> str:
             h.update(f"{pkg.__name__}/{f.relative_to(root)}\0".encode())
             h.update(f.read_bytes())
     cfg = json.dumps(config.to_dict(), sort_keys=True)
-    return f"rtl.top.Accelerator {cfg} {_toolchain_identity()} {h.hexdigest()}"
+    return f"fetta.rtl.top.Accelerator {cfg} {_toolchain_identity()} {h.hexdigest()}"
 
 
 def cached_model(kind: str, make_top, build, *, token: str | None, setup: str, cache_dir,

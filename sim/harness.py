@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sw_model.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
-from sw_model.config import AccelConfig, get_config
-from sw_model.contraction import check_operand
-from sw_model.einsum_spec import parse_spec
-from sw_model.fixedpoint import Pow2Code
-from sw_model.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
-from sw_model.isa import Mapping
+from fetta.sw_model.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
+from fetta.sw_model.config import AccelConfig, get_config
+from fetta.sw_model.contraction import check_operand
+from fetta.sw_model.einsum_spec import parse_spec
+from fetta.sw_model.fixedpoint import Pow2Code
+from fetta.sw_model.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
+from fetta.sw_model.isa import Mapping
 
 from .backend import Backend, get_backend
 from .errors import FettaError

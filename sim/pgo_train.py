@@ -1,7 +1,7 @@
 """The training run of a profile-guided (``-fprofile-generate`` / ``-fprofile-use``)
 build of a compiled model of ``rtl.top.Accelerator``.
 
-    python -m sim.pgo_train <kind> <model.so> <config as JSON>
+    python -m fetta.sim.pgo_train <kind> <model.so> <config as JSON>
 
 Loads the instrumented library (``kind``: ``cxxrtl`` or ``verilator``) and runs a
 fixed, deterministic set of contractions through the harness: a 40x72 by 72x48 matrix
@@ -22,7 +22,7 @@ import sys
 def train(kind: str, library: str, config: dict) -> int:
     import numpy as np
 
-    from sw_model.config import AccelConfig
+    from fetta.sw_model.config import AccelConfig
 
     from .harness import Session
     from .random_cases import random_cases
@@ -50,7 +50,7 @@ def train(kind: str, library: str, config: dict) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
-        print("usage: python -m sim.pgo_train <cxxrtl|verilator> <model.so> <config JSON>",
+        print("usage: python -m fetta.sim.pgo_train <cxxrtl|verilator> <model.so> <config JSON>",
               file=sys.stderr)
         return 2
     cycles = train(argv[0], argv[1], json.loads(argv[2]))

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from amaranth.sim import Simulator
 
-from sw_model.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
+from fetta.sw_model.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
                               Reg, buffer_base)
 
 from .backend import Backend
@@ -39,7 +39,7 @@ class PysimBackend(Backend):
                  bus_only: bool = False):
         super().__init__(config)
         self.bus_only = bus_only
-        from rtl.top import Accelerator
+        from fetta.rtl.top import Accelerator
         self.top = Accelerator(self.config)
         self.sim = Simulator(self.top)
         self.sim.add_clock(1e-8)

@@ -45,8 +45,8 @@ import time
 
 import numpy as np
 
-from sw_model.contraction import reference_contraction
-from sw_model.config import AccelConfig, get_config
+from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.config import AccelConfig, get_config
 
 from .backend import BACKENDS
 from .errors import FettaError

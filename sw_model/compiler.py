@@ -333,7 +333,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
             f"fit config '{cfg.name}': needs {max(a, b, c)} buffer rows (A {a}, B {b}, "
             f"C {c}; limit {cfg.bank_depth}), {words} program words (limit "
             f"{cfg.prog_depth}), {need[2]} reduction steps (limit {COUNT_MAX}); "
-            f"sim.harness splits such contractions along output indices")
+            f"fetta.sim.harness splits such contractions along output indices")
     mp, im, in_ = ch.mapping, ch.im, ch.in_
     R, C = cfg.pe_rows, cfg.pe_cols
     TM, TN = mp.ga * R, mp.gb * C

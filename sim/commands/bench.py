@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from sw_model.config import PRESETS, get_config
+from fetta.sw_model.config import PRESETS, get_config
 
 from ..errors import FettaError
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
@@ -108,7 +108,7 @@ def _compiled_backend(name, cfg, cache_dir, verbose):
 def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl",),
               cache_dir=None, verbose: bool = True) -> dict:
     """Measure one config; returns a JSON-ready dict (see the module docstring)."""
-    from sw_model.contraction import reference_contraction
+    from fetta.sw_model.contraction import reference_contraction
 
     from ..harness import Session
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sw_model.config import PRESETS
-from sw_model.contraction import reference_contraction
-from sw_model.einsum_spec import parse_spec
-from sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
-from sw_model.isa import Mapping
+from fetta.sw_model.config import PRESETS
+from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.einsum_spec import parse_spec
+from fetta.sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
+from fetta.sw_model.isa import Mapping
 
 from ..errors import FettaError
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from sw_model.fixedpoint import (ROUNDING_MODES, check_out_bits, check_rounding,
+from fetta.sw_model.fixedpoint import (ROUNDING_MODES, check_out_bits, check_rounding,
                                  check_shift, check_width, output_stage, wrap)
 
 HELP = ("push random vectors through the simulated MAC and output stage and check them "
@@ -54,8 +54,8 @@ def simulate(a, b, *, shift, rounding, out_bits, seed):
     from amaranth import Elaboratable, Module
     from amaranth.sim import Simulator
 
-    from rtl.mac import MAC
-    from rtl.output_stage import ROUNDING_CODES, OutputStage
+    from fetta.rtl.mac import MAC
+    from fetta.rtl.output_stage import ROUNDING_CODES, OutputStage
 
     class DemoTop(Elaboratable):
         def __init__(self):

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import sys
 
-from sw_model.config import PRESETS
+from fetta.sw_model.config import PRESETS
 
 HELP = "synthesize, place and route a board top (YoWASP yosys/nextpnr); report Fmax and resources"
 
 
 def add_arguments(p):
-    from boards.platforms import BOARDS
-    from boards.top import DESIGNS
+    from fetta.boards.platforms import BOARDS
+    from fetta.boards.top import DESIGNS
     p.add_argument("--board", required=True, choices=sorted(BOARDS),
                    help="target board")
     p.add_argument("--config", choices=sorted(PRESETS),
@@ -91,8 +91,8 @@ def format_summary(s: dict) -> str:
 
 
 def run(args) -> int:
-    from boards.build import default_config, synth
-    from sw_model.config import with_overrides
+    from fetta.boards.build import default_config, synth
+    from fetta.sw_model.config import with_overrides
     from .contract import write_json_atomic
     config = args.config
     if args.set:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.jsonio import write_json_atomic
+from fetta.sim.jsonio import write_json_atomic
 
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
@@ -29,7 +29,7 @@ def _numpy_backend(args) -> dict:
 
 
 def _rtl_backend(args) -> dict:
-    from sw_model.config import PRESETS
+    from fetta.sw_model.config import PRESETS
 
     from ..rtl_training import SIMS, VERIFY_MODES, RtlTraining, plot_cycles
     if args.precision != "fixed":
@@ -54,7 +54,7 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 def add_arguments(p) -> None:
-    from sw_model.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
+    from fetta.sw_model.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
     p.add_argument("--backend", default="numpy",
                    help="where contractions run: numpy (golden model) or rtl (the "
                         "simulated accelerator, lock-step verified) [default numpy]")
@@ -134,10 +134,10 @@ def plot_curves(results: dict, path) -> None:
 
 
 def run(args) -> int:
-    from sw_model import checkpoint as ckpt
-    from sw_model.data import load_dataset
-    from sw_model.models import resolve_model
-    from sw_model.trainer import TrainConfig
+    from fetta.sw_model import checkpoint as ckpt
+    from fetta.sw_model.data import load_dataset
+    from fetta.sw_model.models import resolve_model
+    from fetta.sw_model.trainer import TrainConfig
 
     if args.backend not in BACKENDS:
         raise ValueError(f"--backend {args.backend!r} unknown; allowed "
@@ -203,7 +203,7 @@ def _train(args, cfg, model, data, extra) -> dict:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
 
-    from sw_model.trainer import train
+    from fetta.sw_model.trainer import train
 
     err = Console(stderr=True)
     steps = max(1, len(data.x_train) // cfg.batch)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from sw_model.config import PRESETS, get_config
-from sw_model.hostmap import ADDR_BITS, DATA_BITS, MAGIC, READ_LATENCY
+from fetta.sw_model.config import PRESETS, get_config
+from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS, MAGIC, READ_LATENCY
 
 from ..errors import FettaError
 
@@ -85,7 +85,7 @@ def emit(config="tiny", name: str = "fetta_accel", component=None) -> str:
     cfg = get_config(config)
     if component is None:
         try:
-            from rtl.top import Accelerator
+            from fetta.rtl.top import Accelerator
         except ImportError as exc:
             raise FettaError(f"the accelerator top rtl/top.py is not importable: {exc}")
         component = Accelerator(cfg)

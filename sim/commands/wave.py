@@ -33,7 +33,7 @@ def run(args) -> int:
             continue
         shown = [(c, v) for c, v in t.changes if args.start <= c <= stop]
         if t.name.endswith("ctrl_state_code"):
-            from rtl.controller import CONTROLLER_STATES as names
+            from fetta.rtl.controller import CONTROLLER_STATES as names
             shown = [(c, names[v] if v is not None and v < len(names) else v)
                      for c, v in shown]
         vals = " ".join(f"@{c}:{'x' if v is None else v}" for c, v in shown[:40])

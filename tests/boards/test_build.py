@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from boards import build
-from boards.platforms import board_info, ecp5_pll_params, ice40_pll_params
+from fetta.boards import build
+from fetta.boards.platforms import board_info, ecp5_pll_params, ice40_pll_params
 
 DATA = Path(__file__).parent / "data"
 
@@ -118,7 +118,7 @@ def test_synth_ice40_config_fits_with_dsp_macs(tmp_path):
     """The issue's iCE40 check (about 2 minutes): the ice40 preset with the UART
     bridge places and routes on the UP5K, every multiply MAC on an SB_MAC16, the
     board clock met, bitstream written."""
-    from sw_model.config import PRESETS
+    from fetta.sw_model.config import PRESETS
     s = build.synth("icebreaker", config="ice40", build_dir=tmp_path)
     assert s["macs"] == PRESETS["ice40"].macs and s["resources"]["DSPs"]["used"] >= s["macs"]
     assert s["resources"]["LCs"]["used"] <= s["resources"]["LCs"]["available"]
@@ -138,7 +138,7 @@ def test_synth_ecp5_config_meets_50mhz_on_dsps(tmp_path):
 
 @pytest.mark.synth
 def test_synth_too_big_design_is_a_one_line_error(tmp_path):
-    pytest.importorskip("rtl.top")
+    pytest.importorskip("fetta.rtl.top")
     # tiny: 16 multiply MACs, the iCE40UP5K has 8 DSPs
     with pytest.raises(build.DoesNotFit, match=r"design does not fit iCE40UP5K: .*\d+/\d+"):
         build.synth("icebreaker", config="tiny", build_dir=tmp_path)

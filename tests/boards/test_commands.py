@@ -6,12 +6,12 @@ import subprocess
 
 import pytest
 
-from sim.cli import main
+from fetta.sim.cli import main
 
 
 @pytest.fixture(scope="module")
 def tiny_verilog(tmp_path_factory):
-    pytest.importorskip("rtl.top")
+    pytest.importorskip("fetta.rtl.top")
     out = tmp_path_factory.mktemp("verilog") / "accel.v"
     assert main(["verilog", "--config", "tiny", "-o", str(out)]) == 0
     return out

@@ -2,7 +2,7 @@
 
 import pytest
 
-from boards import protocol as P
+from fetta.boards import protocol as P
 
 
 def test_crc16_ccitt_false_check_value():

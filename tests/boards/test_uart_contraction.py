@@ -6,18 +6,18 @@ on the way (they must be NAKed and retried, never land in a buffer)."""
 import numpy as np
 import pytest
 
-from boards.host_driver import BoardBackend, PysimUART
-from boards.top import LinkTop
-from sw_model.config import get_config
-from sw_model.contraction import reference_contraction
+from fetta.boards.host_driver import BoardBackend, PysimUART
+from fetta.boards.top import LinkTop
+from fetta.sw_model.config import get_config
+from fetta.sw_model.contraction import reference_contraction
 
-pytest.importorskip("rtl.top")
-pytest.importorskip("sim.harness")
+pytest.importorskip("fetta.rtl.top")
+pytest.importorskip("fetta.sim.harness")
 
 
 def test_contraction_over_uart_is_bit_exact_despite_corrupted_frames():
-    from rtl.top import Accelerator
-    from sim.harness import Session
+    from fetta.rtl.top import Accelerator
+    from fetta.sim.harness import Session
 
     cfg = get_config("tiny")
     uart = PysimUART(LinkTop(Accelerator(cfg), divisor=4, timeout=400, max_burst=64))
@@ -49,8 +49,8 @@ def test_contraction_over_uart_is_bit_exact_despite_corrupted_frames():
 
 
 def test_board_built_for_another_config_is_refused():
-    from rtl.top import Accelerator
-    from sim.errors import FettaError
+    from fetta.rtl.top import Accelerator
+    from fetta.sim.errors import FettaError
     uart = PysimUART(LinkTop(Accelerator("tiny"), divisor=4, timeout=400, max_burst=16))
     with pytest.raises(FettaError, match=r"built for another configuration .*config "
                                          r"'ice40'"):

@@ -7,13 +7,13 @@ import pytest
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from boards import protocol as P
-from boards.bridge import FrameBridge, UARTBridge
-from boards.host_driver import BoardBackend, Link, PysimUART
-from boards.top import BusMemory, LinkTop
-from boards.uart import UARTRx, divisor_for
-from rtl.host_bus import HostBusSignature
-from sim.errors import FettaError
+from fetta.boards import protocol as P
+from fetta.boards.bridge import FrameBridge, UARTBridge
+from fetta.boards.host_driver import BoardBackend, Link, PysimUART
+from fetta.boards.top import BusMemory, LinkTop
+from fetta.boards.uart import UARTRx, divisor_for
+from fetta.rtl.host_bus import HostBusSignature
+from fetta.sim.errors import FettaError
 
 DIV = 4
 TIMEOUT = 400          # bridge mid-frame timeout, cycles (10 byte times)
@@ -219,7 +219,7 @@ def test_divisor_checks():
 
 
 def test_missing_port_and_pyserial_are_clear_errors(monkeypatch, tmp_path):
-    from sim.backend import get_backend
+    from fetta.sim.backend import get_backend
     with pytest.raises(FettaError, match="needs a serial port"):
         get_backend("board", "tiny")
     with pytest.raises(FettaError, match=r"cannot open serial port .*no-such-tty at 115200"):

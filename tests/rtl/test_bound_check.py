@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 from amaranth.sim import Simulator
 
-from rtl.bound_check import BoundCheck
-from sw_model.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
+from fetta.rtl.bound_check import BoundCheck
+from fetta.sw_model.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
     check_cycles, loop_deltas
 
 DEPTH, ADDR_BITS, C_SPAN = 256, 8, 3

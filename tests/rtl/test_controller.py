@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sim.pysim_backend import PysimBackend
-from sw_model.compiler import compile_contraction
-from sw_model.hostmap import PROG_BASE, ErrorCode, Reg, Status, buffer_base
-from sw_model.isa import CW, HALT, Op, header
+from fetta.sim.pysim_backend import PysimBackend
+from fetta.sw_model.compiler import compile_contraction
+from fetta.sw_model.hostmap import PROG_BASE, ErrorCode, Reg, Status, buffer_base
+from fetta.sw_model.isa import CW, HALT, Op, header
 
 CFG = "tiny"
 

@@ -12,8 +12,8 @@ from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from rtl.distribution import DistributionNetwork
-from sw_model.routing import (apply_distribution, factorizations, pack_distribution,
+from fetta.rtl.distribution import DistributionNetwork
+from fetta.sw_model.routing import (apply_distribution, factorizations, pack_distribution,
                               pattern_broadcast, pattern_multicast_a, pattern_multicast_b,
                               route_distribution)
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_mismatch,
                            simulate)
 
-from rtl.dither import DitherHash
-from sw_model.fixedpoint import dither_hash
+from fetta.rtl.dither import DitherHash
+from fetta.sw_model.fixedpoint import dither_hash
 
 M32 = 2**32 - 1
 

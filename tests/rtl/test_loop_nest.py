@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 from amaranth.sim import Simulator
 
-from rtl.loop_nest import LoopNest
-from sw_model.isa import loop_deltas
+from fetta.rtl.loop_nest import LoopNest
+from fetta.sw_model.isa import loop_deltas
 
 LEVELS = 3
 

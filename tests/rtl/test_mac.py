@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backend_params,
                            first_mismatch, simulate)
 
-from rtl.mac import MAC
-from sw_model.fixedpoint import output_stage, wrap
+from fetta.rtl.mac import MAC
+from fetta.sw_model.fixedpoint import output_stage, wrap
 
 
 def model(acc_bits):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_mismatch,
                            simulate)
 
-from rtl.output_stage import ROUNDING_CODES, OutputStage
-from sw_model.fixedpoint import ROUNDING_MODES, output_stage, wrap
+from fetta.rtl.output_stage import ROUNDING_CODES, OutputStage
+from fetta.sw_model.fixedpoint import ROUNDING_MODES, output_stage, wrap
 
 L = OutputStage.LATENCY
 FLOOR, NE, ST = (ROUNDING_CODES[m] for m in ROUNDING_MODES)

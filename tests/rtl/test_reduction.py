@@ -12,8 +12,8 @@ from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from rtl.reduction import ReductionNetwork
-from sw_model.routing import (apply_reduction, factorizations, pack_reduction,
+from fetta.rtl.reduction import ReductionNetwork
+from fetta.sw_model.routing import (apply_reduction, factorizations, pack_reduction,
                               pattern_k_reduction, route_reduction)
 
 WIDTH = 16

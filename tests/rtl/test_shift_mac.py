@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backend_params,
                            first_mismatch, simulate)
 
-from rtl.shift_mac import ShiftMAC
-from sw_model.fixedpoint import Pow2Code
+from fetta.rtl.shift_mac import ShiftMAC
+from fetta.sw_model.fixedpoint import Pow2Code
 
 
 def hw_products(a, codes, pow2_bits):

@@ -18,7 +18,7 @@ import pytest
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 
-from sim.iverilog import component_ports, run_iverilog, to_signed
+from fetta.sim.iverilog import component_ports, run_iverilog, to_signed
 
 BACKENDS = ("golden", "pysim", "iverilog")
 RTL_BACKENDS = ("pysim", "iverilog")
@@ -122,7 +122,7 @@ def first_mismatch(got, want, inputs):
 def accumulate_model(products, en, clear, acc_bits):
     """Cycle model of the MAC accumulator (``rtl.mac.MAC`` table) over exact products:
     per cycle the visible ``acc`` and the combinational ``sum``."""
-    from sw_model.fixedpoint import wrap
+    from fetta.sw_model.fixedpoint import wrap
 
     acc, accs, sums = 0, [], []
     for p, e, c in zip(products, en, clear):

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from sw_model import __version__
+from fetta.sw_model import __version__
 
 
 def fetta(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fetta.sim.cli", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -13,11 +13,11 @@ import os
 import numpy as np
 import pytest
 
-from sim.backend import Backend
-from sim.cxxrtl_backend import CxxrtlBackend
-from sim.cxxrtl_build import BusFixture, build_model
-from sim.errors import FettaError
-from sw_model.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
+from fetta.sim.backend import Backend
+from fetta.sim.cxxrtl_backend import CxxrtlBackend
+from fetta.sim.cxxrtl_build import BusFixture, build_model
+from fetta.sim.errors import FettaError
+from fetta.sw_model.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
 
 DEPTH = 256
 
@@ -216,8 +216,8 @@ def test_source_token_index_skips_elaboration(tmp_path):
 
 
 def test_source_token_tracks_config_and_sources():
-    from sim.cxxrtl_build import source_token
-    from sw_model.config import get_config
+    from fetta.sim.cxxrtl_build import source_token
+    from fetta.sw_model.config import get_config
     assert source_token(get_config("tiny")) == source_token(get_config("tiny"))
     assert source_token(get_config("tiny")) != source_token(get_config("large"))
 
@@ -229,7 +229,7 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
 
 
 def test_zero_memory_inits_become_fills_nonzero_kept():
-    from sim.cxxrtl_build import zero_fill_memory_inits
+    from fetta.sim.cxxrtl_build import zero_fill_memory_inits
     zero = ("\tstatic const value<16> mem_init_1[4] {\n"
             "\t\tvalue<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u},\n"
             "\t};\n"
@@ -267,7 +267,7 @@ def test_failed_build_is_one_line_with_log(tmp_path, monkeypatch):
 
 
 def test_missing_verilator_is_one_line(tmp_path, monkeypatch):
-    from sim.verilator_check import VerilatorBackend
+    from fetta.sim.verilator_check import VerilatorBackend
     monkeypatch.setenv("VERILATOR", str(tmp_path / "no-such-verilator"))
     with pytest.raises(FettaError) as info:
         VerilatorBackend("tiny", top_factory=fixture_top, cache_dir=tmp_path)
@@ -327,7 +327,7 @@ def test_bench_table_and_targets():
     import importlib.util
     from pathlib import Path
 
-    from sim.commands.bench import table
+    from fetta.sim.commands.bench import table
     text = table([_fake_result()])
     assert "| tiny | verilator | 24,738 | 500 (800) | 2,000,000 (2,500,000) |" in text
     assert text.rstrip().endswith("| 4,000x | 1.50x |")
@@ -340,7 +340,7 @@ def test_bench_table_and_targets():
 
 
 def test_bench_cli_rejects_bad_input(capsys):
-    from sim.cli import main
+    from fetta.sim.cli import main
     assert main(["bench", "sim", "--configs", "huge"]) == 2
     assert "huge" in capsys.readouterr().err
     assert main(["bench", "sim", "--backends", "iverilog"]) == 2
@@ -350,7 +350,7 @@ def test_bench_cli_rejects_bad_input(capsys):
 
 @pytest.mark.slow
 def test_bench_sim_runs_on_tiny(tmp_path):
-    from sim.commands.bench import bench_sim
+    from fetta.sim.commands.bench import bench_sim
     r = bench_sim("tiny", reps=1, pysim_reps=0, backends=("cxxrtl",), verbose=False)
     assert r["cycles_per_rep"] > 0 and r["compiled"]["cxxrtl"]["cycles_per_s"] > 0
     assert r["minimal"]["cxxrtl"]["last_chunk_loop"]["cycles"] > 0

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from sim.harness import Session, run_contraction
-from sim.random_cases import random_cases
-from sw_model.config import AccelConfig
-from sw_model.contraction import reference_contraction
-from sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
-from sw_model.isa import Mapping
+from fetta.sim.harness import Session, run_contraction
+from fetta.sim.random_cases import random_cases
+from fetta.sw_model.config import AccelConfig
+from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
+from fetta.sw_model.isa import Mapping
 
 DEFAULT_CASES = random_cases(50, seed=1234)
 SLOW_CASES = random_cases(260, seed=98765)

@@ -8,8 +8,8 @@ from amaranth import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim import iverilog
-from sim.errors import FettaError
+from fetta.sim import iverilog
+from fetta.sim.errors import FettaError
 
 needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None,
                                     reason="Icarus Verilog not installed; .ci/run installs it")

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.rtl_training import (PHASES, SAMPLE_EVERY, ContractionMismatch, RtlTraining,
+from fetta.sim.rtl_training import (PHASES, SAMPLE_EVERY, ContractionMismatch, RtlTraining,
                               plot_cycles)
-from sw_model import checkpoint as ckpt
-from sw_model.data import Dataset, load_dataset
-from sw_model.models import model_from_dict
-from sw_model.trainer import Trainer, TrainConfig, train
+from fetta.sw_model import checkpoint as ckpt
+from fetta.sw_model.data import Dataset, load_dataset
+from fetta.sw_model.models import model_from_dict
+from fetta.sw_model.trainer import Trainer, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +53,8 @@ def assert_same_state(a, b):
 
 @pytest.fixture(scope="module")
 def cxx():
-    pytest.importorskip("sim.cxxrtl_backend")
-    from sim.cxxrtl_build import find_compiler
+    pytest.importorskip("fetta.sim.cxxrtl_backend")
+    from fetta.sim.cxxrtl_build import find_compiler
     try:
         find_compiler()
     except Exception as exc:       # no C++ compiler on this machine
@@ -200,7 +200,7 @@ def test_sigint_checkpoint_and_resume_give_the_same_weights(digits, cxx, tmp_pat
 
 
 def fetta(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "sim.cli", "train", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "fetta.sim.cli", "train", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

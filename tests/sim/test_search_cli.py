@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sim.cli import main
+from fetta.sim.cli import main
 
 FC1 = ["--in", "7,4,2,16", "--out", "4,4,2,16", "--ranks", "16,16,16", "--batch", "64"]
 

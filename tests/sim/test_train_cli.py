@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sw_model.data import MNIST_FILES, write_idx
+from fetta.sw_model.data import MNIST_FILES, write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def fetta(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "sim.cli", "train", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "fetta.sim.cli", "train", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 

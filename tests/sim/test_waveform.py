@@ -6,9 +6,9 @@ import sys
 import pytest
 from vcdvcd import VCDVCD
 
-from rtl.controller import CONTROLLER_STATES
-from sim.pysim_backend import PysimBackend
-from sim.waveform import load_vcd, to_int
+from fetta.rtl.controller import CONTROLLER_STATES
+from fetta.sim.pysim_backend import PysimBackend
+from fetta.sim.waveform import load_vcd, to_int
 
 NAMED = ["controller.ctrl_state_code", "controller.pc", "controller.a_addr",
          "controller.a_net_cfg", "controller.red_cfg", "controller.cnt_cycles",
@@ -16,7 +16,7 @@ NAMED = ["controller.ctrl_state_code", "controller.pc", "controller.a_addr",
 
 
 def fetta(*args):
-    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fetta.sim.cli", *args], capture_output=True,
                           text=True)
 
 

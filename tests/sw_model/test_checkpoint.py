@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from sw_model import checkpoint as ckpt
-from sw_model.data import load_digits_split
-from sw_model.models import get_model, model_from_dict
-from sw_model.trainer import TrainConfig, train
+from fetta.sw_model import checkpoint as ckpt
+from fetta.sw_model.data import load_digits_split
+from fetta.sw_model.models import get_model, model_from_dict
+from fetta.sw_model.trainer import TrainConfig, train
 
 
 def _save_sample(path, value=1.0):

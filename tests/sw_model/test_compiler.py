@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sw_model.compiler import (chunk_plan, compile_contraction, fits, mappings,
+from fetta.sw_model.compiler import (chunk_plan, compile_contraction, fits, mappings,
                                predict_cycles)
-from sw_model.config import PRESETS, AccelConfig
-from sw_model.isa import Mapping
+from fetta.sw_model.config import PRESETS, AccelConfig
+from fetta.sw_model.isa import Mapping
 
 
 def test_with_params_equals_fresh_compile():

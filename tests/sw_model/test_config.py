@@ -2,7 +2,7 @@
 
 import pytest
 
-from sw_model.config import PRESETS, AccelConfig, get_config
+from fetta.sw_model.config import PRESETS, AccelConfig, get_config
 
 
 def test_presets():
@@ -61,7 +61,7 @@ def test_get_config():
 
 
 def test_with_overrides_changes_validated_fields_and_names_them():
-    from sw_model.config import with_overrides
+    from fetta.sw_model.config import with_overrides
     cfg = with_overrides("ice40", ["pe_rows=4", "counter_bits=48"])
     assert (cfg.pe_rows, cfg.counter_bits, cfg.macs) == (4, 48, 8)
     assert cfg.name == "ice40+pe_rows=4+counter_bits=48"

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from sw_model import csse
-from sw_model import plan as P
+from fetta.sw_model import csse
+from fetta.sw_model import plan as P
 
 # REFERENCES.md section 5: (in modes, out modes, ranks).
 SECTION5 = {
@@ -221,7 +221,7 @@ def gemm_cycles_standin(rows=4, cols=4):
     stationary array computes a GEMM of (batch x M x N x K) in
     batch * ceil(M/rows) * ceil(N/cols) * (K + rows + cols) cycles (fill + K + drain
     per tile), with M, N, K the products of the A-free, B-free and summed indices."""
-    from sw_model.einsum_spec import parse_spec
+    from fetta.sw_model.einsum_spec import parse_spec
 
     def cost(spec, shape_a, shape_b):
         sp = parse_spec(spec)
@@ -283,7 +283,7 @@ def test_cycles_compiler_fc1(config):
 
 
 def test_cycles_cost_matches_compiler_predict_total():
-    from sw_model import compiler
+    from fetta.sw_model import compiler
     net = csse.StepNetwork((7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16), 8)
     f = csse.cycles_cost("tiny")
     for a, b in [(1, 4), (4, 8), (1 | 4 | 8, 16 | 32)]:

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from sw_model.data import (MNIST_FILES, load_dataset, load_digits_split, load_mnist,
+from fetta.sw_model.data import (MNIST_FILES, load_dataset, load_digits_split, load_mnist,
                            pad_mnist, read_idx, write_idx)
 
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from sim.harness import run_contraction
-from sim.random_cases import random_cases
-from sw_model.compiler import compile_contraction
-from sw_model.config import PRESETS
-from sw_model.contraction import reference_contraction
-from sw_model.fabric_model import run_program
+from fetta.sim.harness import run_contraction
+from fetta.sim.random_cases import random_cases
+from fetta.sw_model.compiler import compile_contraction
+from fetta.sw_model.config import PRESETS
+from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.fabric_model import run_program
 
 CASES = random_cases(30, seed=777)
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sw_model.fixedpoint import (ROUNDING_MODES, Format, Pow2Code, check_acc_bits,
+from fetta.sw_model.fixedpoint import (ROUNDING_MODES, Format, Pow2Code, check_acc_bits,
                                  check_out_bits, check_rounding, check_shift, check_width,
                                  dequantize, dither, dither_hash, output_stage, quantize,
                                  round_shift, saturate, wrap)

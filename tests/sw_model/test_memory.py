@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sw_model.memory import CATEGORIES, dense_mlp_memory, memory_report
-from sw_model import plan as plan_mod
-from sw_model.models import get_model
-from sw_model.ttm import clear_plan_cache, layer_plans
+from fetta.sw_model.memory import CATEGORIES, dense_mlp_memory, memory_report
+from fetta.sw_model import plan as plan_mod
+from fetta.sw_model.models import get_model
+from fetta.sw_model.ttm import clear_plan_cache, layer_plans
 
 ROOT = Path(__file__).resolve().parents[2]
 

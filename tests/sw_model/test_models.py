@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from sw_model.models import (PRESETS, LayerSpec, get_model, model_from_dict,
+from fetta.sw_model.models import (PRESETS, LayerSpec, get_model, model_from_dict,
                              model_from_json, resolve_model)
-from sw_model.trainer import TrainConfig, Trainer, _xent
+from fetta.sw_model.trainer import TrainConfig, Trainer, _xent
 
 
 def test_mnist_tt_is_the_papers_model():

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sw_model.data import load_digits_split
-from sw_model.rank_adapt import RankAdapter, shrink_layer
-from sw_model.trainer import train
-from sw_model.ttm import init_cores, to_dense
+from fetta.sw_model.data import load_digits_split
+from fetta.sw_model.rank_adapt import RankAdapter, shrink_layer
+from fetta.sw_model.trainer import train
+from fetta.sw_model.ttm import init_cores, to_dense
 
 
 def _cores(seed=0):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sw_model.routing import (
+from fetta.sw_model.routing import (
     DISTRIBUTION_LATENCY, apply_distribution, apply_reduction, benes_wiring,
     butterfly_pair, distribution_n_switch_bits, distribution_stages, factorizations,
     pack_distribution, pack_reduction, pattern_broadcast, pattern_k_reduction,

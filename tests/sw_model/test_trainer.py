@@ -7,15 +7,15 @@ import time
 import numpy as np
 import pytest
 
-from sw_model import plan as plan_mod
-from sw_model.contraction import reference_contraction
-from sw_model.data import load_digits_split
-from sw_model.fixedpoint import Pow2Code
-from sw_model.plan import Plan, Step
-from sw_model.quant_train import (FixedAdam, FixedRecipe, ShiftController, derive_seed,
+from fetta.sw_model import plan as plan_mod
+from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.data import load_digits_split
+from fetta.sw_model.fixedpoint import Pow2Code
+from fetta.sw_model.plan import Plan, Step
+from fetta.sw_model.quant_train import (FixedAdam, FixedRecipe, ShiftController, derive_seed,
                                   isqrt, softmax_q15, softmax_xent_grad)
-from sw_model.trainer import TrainConfig, default_executor, train
-from sw_model.ttm import clear_plan_cache
+from fetta.sw_model.trainer import TrainConfig, default_executor, train
+from fetta.sw_model.ttm import clear_plan_cache
 
 
 @pytest.fixture(scope="module")

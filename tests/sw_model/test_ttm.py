@@ -4,9 +4,9 @@ gradients equal central finite differences; plan splitting."""
 import numpy as np
 import pytest
 
-from sw_model import plan as plan_mod
-from sw_model.models import PRESETS
-from sw_model.ttm import (clear_plan_cache, core_shapes, init_cores, layer_plans,
+from fetta.sw_model import plan as plan_mod
+from fetta.sw_model.models import PRESETS
+from fetta.sw_model.ttm import (clear_plan_cache, core_shapes, init_cores, layer_plans,
                           split_plan, to_dense, ttm_backward, ttm_forward)
 
 PRESET_LAYERS = [(m.name, i, l.in_modes, l.out_modes, l.ranks)
@@ -110,7 +110,7 @@ def test_split_plan_without_dx():
 def test_split_plan_reuses_forward_intermediates():
     """A planner whose core gradient reuses a forward intermediate: it is computed in
     the forward phase, saved, and not recomputed."""
-    from sw_model.plan import Plan, Step
+    from fetta.sw_model.plan import Plan, Step
     base = plan_mod.chain_plan((2, 3), (3, 2), (2,), 4)
     steps = list(base.steps)
     fwd_t0 = next(s for s in steps if s.out == "y.t0")     # x.g1
