@@ -3,7 +3,7 @@ transactions out (``rtl/host_bus.py``), responses back.
 
 ``FrameBridge`` works on bytes; ``UARTBridge`` puts the UART (``boards/uart.py``) in
 front of it. Both master a host bus, so they drive any target that speaks the protocol
-of ``sw_model/hostmap.py`` (the accelerator, or the bring-up memory in ``boards/top.py``).
+of ``sw_model/accel/hostmap.py`` (the accelerator, or the bring-up memory in ``boards/top.py``).
 """
 
 from amaranth import *
@@ -12,7 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.rtl.host_bus import HostBusSignature
-from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS, READ_LATENCY
+from fetta.sw_model.accel.hostmap import ADDR_BITS, DATA_BITS, READ_LATENCY
 
 from . import protocol as P
 from .uart import UARTRx, UARTTx

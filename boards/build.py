@@ -31,7 +31,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from fetta.sim.errors import FettaError
+from fetta.errors import FettaError
 
 from .platforms import board_info, make_platform
 
@@ -332,7 +332,7 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
         raise DoesNotFit(msg)
     cfg = None
     if design == "accelerator":
-        from fetta.sw_model.config import get_config
+        from fetta.sw_model.accel.config import get_config
         cfg = get_config(config)
     summary.update({
         "board": board, "design": design, "config": cfg.name if cfg else None,

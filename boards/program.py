@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from fetta.sim.errors import FettaError
+from fetta.errors import FettaError
 
 from .platforms import board_info
 

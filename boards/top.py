@@ -16,8 +16,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.rtl.host_bus import HostBusSignature
-from fetta.sw_model.config import get_config
-from fetta.sw_model.hostmap import DATA_BITS, READ_LATENCY
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.hostmap import DATA_BITS, READ_LATENCY
 
 from .bridge import UARTBridge
 from .uart import divisor_for

@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
+from fetta.sw_model.accel.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
 
 __all__ = ["BoundCheck"]
 
@@ -27,7 +27,7 @@ class BoundCheck(wiring.Component):
     pe_rows - 1``: a drained tile writes ``pe_rows`` rows) and ``idx``, the flat output
     index (levels 0..3, deltas only, modulo ``2**32``).
 
-    Schedule: ``sw_model.isa.CHECK_PASSES``, stream by stream, innermost level first;
+    Schedule: ``sw_model.accel.isa.CHECK_PASSES``, stream by stream, innermost level first;
     one pass per (stream, level). A pass reads its stride field from the CONTRACT
     payload word ``word`` (the controller puts the program memory's read port on it:
     ``data`` is the word addressed the previous cycle), runs ``count_bits`` Horner
@@ -41,7 +41,7 @@ class BoundCheck(wiring.Component):
     arithmetic is exact for ``a``, ``b``, ``c``.
 
     Latency: ``done`` is high ``CYCLES = len(CHECK_PASSES) * (count_bits + 1) + 1``
-    cycles after ``start`` (fixed; ``sw_model.isa.check_cycles``).
+    cycles after ``start`` (fixed; ``sw_model.accel.isa.check_cycles``).
 
     Members:
         start:        one-cycle strobe; ``n`` and ``base`` must be steady until ``done``.

@@ -4,7 +4,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.config import AccelConfig
+from fetta.sw_model.accel.config import AccelConfig
 
 from .buffers import WORD_BITS
 from .mac import MAC

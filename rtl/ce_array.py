@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.config import AccelConfig
+from fetta.sw_model.accel.config import AccelConfig
 
 from .buffers import WORD_BITS
 from .ce import ContractionEngine
@@ -32,7 +32,7 @@ class CEArray(wiring.Component):
 
     Run-time mapping: the network settings (``a_net_cfg``, ``b_net_cfg``,
     ``red_cfg``) are registers, not elaboration parameters. With CE ``c = (ia*gk +
-    ik)*gb + ib`` (see ``sw_model.isa.Mapping``): the A network delivers A lane
+    ik)*gb + ib`` (see ``sw_model.accel.isa.Mapping``): the A network delivers A lane
     ``(ia*gk + ik)*pe_rows + r`` to row ``r`` of every CE with that ``(ia, ik)``
     (multicast over ``ib``); the B network delivers B lane ``(ib*gk + ik)*pe_cols + j``
     to column ``j`` (multicast over ``ia``); the reduction network adds the ``gk``

@@ -5,9 +5,9 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.config import AccelConfig
-from fetta.sw_model.hostmap import ErrorCode
-from fetta.sw_model.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
+from fetta.sw_model.accel.config import AccelConfig
+from fetta.sw_model.accel.hostmap import ErrorCode
+from fetta.sw_model.accel.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
                           check_cycles, config_layout, config_words)
 
 from .bound_check import BoundCheck
@@ -21,7 +21,7 @@ CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "LOAD_CONFIG", "LOAD_CONTRACT",
 
 
 class Controller(wiring.Component):
-    """Executes a program from program memory (``sw_model/isa.py``).
+    """Executes a program from program memory (``sw_model/accel/isa.py``).
 
     Per instruction (cycles, all fixed so ``sw_model.cycle_model`` predicts them):
 

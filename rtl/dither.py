@@ -8,7 +8,7 @@ __all__ = ["DitherHash", "HASH_STEPS", "add_dither_hash"]
 
 _GOLDEN = 0x9E3779B9
 
-# The steps of ``sw_model.fixedpoint.dither_hash``, in order (the pipeline cut points of
+# The steps of ``sw_model.arith.fixedpoint.dither_hash``, in order (the pipeline cut points of
 # ``add_dither_hash`` are indices into this tuple):
 #   ("init",)     x = (seed ^ 0x9E3779B9) + index      one 32-bit adder
 #   ("add", k)    x = x + (x << k)                      one (32-k)-bit adder
@@ -30,7 +30,7 @@ def _check_cuts(cuts) -> tuple:
 
 def add_dither_hash(m: Module, seed, index, name: str = "dither", cuts=(),
                     steady_seed: bool = False) -> Signal:
-    """Add ``sw_model.fixedpoint.dither_hash(seed, index)`` of two 32-bit values to
+    """Add ``sw_model.arith.fixedpoint.dither_hash(seed, index)`` of two 32-bit values to
     ``m``; return the 32-bit hash signal.
 
     ``cuts`` lists indices into ``HASH_STEPS`` after which the running value is
@@ -70,11 +70,11 @@ def add_dither_hash(m: Module, seed, index, name: str = "dither", cuts=(),
 
 
 class DitherHash(wiring.Component):
-    """The counter-based dither hash of ``sw_model.fixedpoint.dither_hash``.
+    """The counter-based dither hash of ``sw_model.arith.fixedpoint.dither_hash``.
 
     Computes ``hash = dither_hash(seed, index)``: two rounds of Jenkins' one-at-a-time
     final mix over ``(seed ^ 0x9E3779B9) + index`` with the seed folded in twice, all
-    mod 2**32 (the module docstring of ``sw_model.fixedpoint`` is the definition).
+    mod 2**32 (the module docstring of ``sw_model.arith.fixedpoint`` is the definition).
 
     Latency: ``len(cuts)`` cycles (``self.latency``). The default ``cuts=()`` is
     combinational, a chain of seven 32-bit adders; ``cuts`` registers the value after

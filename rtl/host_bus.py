@@ -1,13 +1,13 @@
 """The host bus: the one memory-mapped port through which every backend (pysim,
 compiled model, UART bridge) loads programs and data, starts runs and reads counters.
 
-Address map and register meanings: ``sw_model/hostmap.py``.
+Address map and register meanings: ``sw_model/accel/hostmap.py``.
 """
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS
+from fetta.sw_model.accel.hostmap import ADDR_BITS, DATA_BITS
 
 __all__ = ["HostBusSignature"]
 

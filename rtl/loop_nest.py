@@ -20,7 +20,7 @@ class LoopNest(wiring.Component):
     so each stream is one running register and one adder. The deltas live in a small
     table memory per stream (``levels`` entries, in block RAM), written through the
     ``wr_*`` port before ``start`` (in the accelerator by ``rtl.bound_check.BoundCheck``, which derives them while it proves the
-    addresses in range; ``sw_model.isa.loop_deltas`` is the software definition).
+    addresses in range; ``sw_model.accel.isa.loop_deltas`` is the software definition).
     Arithmetic wraps at the stream width, so deltas may be given modulo ``2**width``.
     A stream listed in ``still`` does not move when one of the given levels advances
     (the C row and flat index during the reduction steps); its table entry there is

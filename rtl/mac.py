@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.fixedpoint import check_acc_bits, check_width
+from fetta.sw_model.arith.fixedpoint import check_acc_bits, check_width
 
 __all__ = ["MAC"]
 
@@ -20,7 +20,7 @@ class MAC(wiring.Component):
         0   x       acc                  (hold; ``clear`` acts only with ``en``)
 
     all reduced to ``acc_bits``-bit two's complement (wrap-around, the arithmetic
-    contract of ``sw_model.fixedpoint``), so the sum does not depend on the order of
+    contract of ``sw_model.arith.fixedpoint``), so the sum does not depend on the order of
     addition. The product is the full ``2*operand_bits``-bit signed product of a plain
     ``a * b``, which yosys maps to a hard multiplier (DSP) where the device has one.
 

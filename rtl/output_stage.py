@@ -4,7 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.fixedpoint import ROUNDING_MODES, check_acc_bits
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, check_acc_bits
 
 from .dither import add_dither_hash
 
@@ -20,7 +20,7 @@ OUT_WIDTH = 16  # one buffer word
 
 
 class OutputStage(wiring.Component):
-    """Computes ``sw_model.fixedpoint.output_stage`` on an already-wrapped accumulator::
+    """Computes ``sw_model.arith.fixedpoint.output_stage`` on an already-wrapped accumulator::
 
         out = saturate(out_bits, round(acc / 2**shift))
 

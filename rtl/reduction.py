@@ -5,7 +5,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.routing import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS, RED_SWAP,
+from fetta.sw_model.accel.routing import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS, RED_SWAP,
                               benes_wiring, butterfly_pair, lanes_log2, reduction_latency,
                               reduction_n_switch_bits, reduction_stage_kinds)
 
@@ -19,9 +19,9 @@ class ReductionNetwork(wiring.Component):
 
     Computes ``outputs[dests[g]] = sum(inputs[l] for l in groups[g])`` modulo
     ``2**width`` (two's complement wrap), for the ``(groups, dests)`` encoded in
-    ``config`` by ``sw_model.routing.route_reduction`` / ``pack_reduction``. Other
+    ``config`` by ``sw_model.accel.routing.route_reduction`` / ``pack_reduction``. Other
     output lanes carry don't-care values, exactly those of the functional model
-    ``sw_model.routing.apply_reduction``.
+    ``sw_model.accel.routing.apply_reduction``.
 
     Stage count, for ``n = log2(N)``:
 
@@ -39,8 +39,8 @@ class ReductionNetwork(wiring.Component):
     upper output passes ``a``), with ``a``/``b`` the upper/lower inputs. The Benes
     stages have no adders: code bit 0 selects swap, bit 1 is ignored. Switch ``s`` of
     stage ``t`` reads ``config[2*(t*N/2 + s) : +2]``. Benes wiring is
-    ``sw_model.routing.benes_wiring``; butterfly switch lanes are
-    ``sw_model.routing.butterfly_pair``.
+    ``sw_model.accel.routing.benes_wiring``; butterfly switch lanes are
+    ``sw_model.accel.routing.butterfly_pair``.
 
     Latency: every stage ends in a register, so ``LATENCY = 5*log2(N) - 2`` cycles from
     ``inputs``/``valid`` to ``outputs``/``out_valid``. A new input vector may enter

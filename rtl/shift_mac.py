@@ -4,7 +4,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.fixedpoint import Pow2Code, check_acc_bits, check_width
+from fetta.sw_model.arith.fixedpoint import Pow2Code, check_acc_bits, check_width
 
 __all__ = ["ShiftMAC"]
 
@@ -12,7 +12,7 @@ __all__ = ["ShiftMAC"]
 class ShiftMAC(wiring.Component):
     """Multiply-accumulate of a signed activation by a power-of-two weight code.
 
-    The weight ``b`` is a ``sw_model.fixedpoint.Pow2Code`` of ``pow2_bits`` bits, LSB
+    The weight ``b`` is a ``sw_model.arith.fixedpoint.Pow2Code`` of ``pow2_bits`` bits, LSB
     first ``[exp : pow2_bits-1][sign : 1]``: ``exp == 0`` is the weight 0, ``exp = k > 0``
     is ``(-1)**sign * 2**(k-1)``. The product is ``±(a << (k-1))``, built from a barrel
     shifter and a conditional negation; there is no multiplier.

@@ -8,10 +8,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.config import AccelConfig, get_config
-from fetta.sw_model.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
+from fetta.sw_model.accel.config import AccelConfig, get_config
+from fetta.sw_model.accel.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
                               Status)
-from fetta.sw_model.routing import reduction_n_switch_bits
+from fetta.sw_model.accel.routing import reduction_n_switch_bits
 
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
@@ -28,7 +28,7 @@ def config_hash(config: AccelConfig) -> int:
 
 
 class Accelerator(wiring.Component):
-    """The whole accelerator behind one host bus (``sw_model/hostmap.py``).
+    """The whole accelerator behind one host bus (``sw_model/accel/hostmap.py``).
 
     Contents: program memory (``prog_depth`` x 32 bit); buffers A (``a_lanes`` banks),
     B (``b_lanes``) and C (``c_lanes``), each ``bank_depth`` rows of 16-bit words;

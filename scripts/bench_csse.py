@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fetta.sw_model import csse  # noqa: E402
+from fetta.sw_model.ttm import csse  # noqa: E402
 
 SECTION5 = [
     ("fc1 896->512", (7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16)),

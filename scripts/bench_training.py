@@ -9,7 +9,7 @@ For each model (digits, mnist-tt shapes) on random data of the model's size:
   is ``batch / (measured cycles per step / clock)``, with cycles = compute + host
   transfer (one bus word per cycle, ``sim/harness.py``) — elementwise work (bias, ReLU,
   softmax, optimizer) is host work and not counted;
-* NumPy: float64 training steps of ``sw_model.trainer`` with BLAS limited to one
+* NumPy: float64 training steps of ``sw_model.train.trainer`` with BLAS limited to one
   thread (``OMP_NUM_THREADS=1`` etc. are set before NumPy is imported); samples/s from
   the CPU time of the steps (robust on a shared machine) and from wall time.
 
@@ -38,9 +38,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fetta.sim.rtl_training import RtlTraining, clock_for  # noqa: E402
-from fetta.sw_model.config import get_config  # noqa: E402
-from fetta.sw_model.models import resolve_model  # noqa: E402
-from fetta.sw_model.trainer import DEFAULT_BATCH, Trainer, TrainConfig  # noqa: E402
+from fetta.sw_model.accel.config import get_config  # noqa: E402
+from fetta.sw_model.ttm.models import resolve_model  # noqa: E402
+from fetta.sw_model.train.trainer import DEFAULT_BATCH, Trainer, TrainConfig  # noqa: E402
 
 
 def batches(model, batch: int, n: int, seed: int = 0):

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_csse import SECTION5  # noqa: E402
 
-from fetta.sw_model import csse  # noqa: E402
+from fetta.sw_model.ttm import csse  # noqa: E402
 
 
 def main(argv=None):

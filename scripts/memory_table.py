@@ -4,7 +4,7 @@ point (and float, pow2) vs the dense network trained in FP32.
 
     python scripts/memory_table.py [--model mnist-tt] [--batch 64] [--json PATH]
 
-How bytes are counted: ``sw_model/memory.py`` (module docstring).
+How bytes are counted: ``sw_model/train/memory.py`` (module docstring).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fetta.sw_model.memory import CATEGORIES, memory_report  # noqa: E402
-from fetta.sw_model.models import resolve_model  # noqa: E402
+from fetta.sw_model.train.memory import CATEGORIES, memory_report  # noqa: E402
+from fetta.sw_model.ttm.models import resolve_model  # noqa: E402
 
 
 def table(model_name: str, batch: int) -> tuple[str, dict]:

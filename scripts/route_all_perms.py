@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fetta.sw_model.routing import (apply_distribution, apply_reduction,  # noqa: E402
+from fetta.sw_model.accel.routing import (apply_distribution, apply_reduction,  # noqa: E402
                               distribution_n_switch_bits, distribution_stages,
                               factorizations, pattern_broadcast, pattern_k_reduction,
                               pattern_multicast_a, pattern_multicast_b, reduction_latency,

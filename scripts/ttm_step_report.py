@@ -23,11 +23,11 @@ import time
 
 import numpy as np
 
-from fetta.sw_model import csse
-from fetta.sw_model.compiler import fits, predict_total
-from fetta.sw_model.config import get_config
-from fetta.sw_model.isa import Mapping
-from fetta.sw_model.plan import ttm_shapes
+from fetta.sw_model.ttm import csse
+from fetta.sw_model.program.compiler import fits, predict_total
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.isa import Mapping
+from fetta.sw_model.ttm.plan import ttm_shapes
 
 LAYERS = {
     "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),

@@ -14,7 +14,7 @@ import sys
 
 from fetta.sw_model import __version__
 
-from .errors import FettaError
+from fetta.errors import FettaError
 
 # Order shown in --help.
 SUBCOMMANDS = ("train", "contract", "search", "verilog", "synth", "program", "wave",

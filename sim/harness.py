@@ -1,6 +1,6 @@
 """The harness: the one entry point for running contractions on the accelerator.
 
-``run_contraction(spec, a, b, ...)`` compiles the einsum (``sw_model.compiler``),
+``run_contraction(spec, a, b, ...)`` compiles the einsum (``sw_model.program.compiler``),
 loads operands and program over the host bus of the chosen backend, runs, reads the
 result rows back and returns a ``ContractionResult``. ``Session`` keeps one backend
 alive for many contractions (training).
@@ -22,7 +22,7 @@ A ``Session`` is built for many calls:
   (operand words, program words, the CLEAR/START writes, the result words of the
   output lanes, the status, error-PC and counter reads) is counted in ``ContractionResult.host_words`` and converted to
   ``host_cycles`` at **one 32-bit word per accelerator clock cycle**: the host bus
-  accepts one strobe per cycle and never stalls (``sw_model/hostmap.py``), so this is
+  accepts one strobe per cycle and never stalls (``sw_model/accel/hostmap.py``), so this is
   the rate of a host (or DMA engine) clocked with the accelerator. Transfers do not
   overlap compute (buffer writes are refused while a program runs). A UART link is far
   slower; its cost is not modelled here.
@@ -35,16 +35,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fetta.sw_model.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
-from fetta.sw_model.config import AccelConfig, get_config
-from fetta.sw_model.contraction import check_operand
-from fetta.sw_model.einsum_spec import parse_spec
-from fetta.sw_model.fixedpoint import Pow2Code
-from fetta.sw_model.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
-from fetta.sw_model.isa import Mapping
+from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
+from fetta.sw_model.accel.config import AccelConfig, get_config
+from fetta.sw_model.arith.contraction import check_operand
+from fetta.sw_model.arith.einsum_spec import parse_spec
+from fetta.sw_model.arith.fixedpoint import Pow2Code
+from fetta.sw_model.accel.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
+from fetta.sw_model.accel.isa import Mapping
 
-from .backend import Backend, get_backend
-from .errors import FettaError
+from fetta.sim.backends.base import Backend, get_backend
+from fetta.errors import FettaError
 
 __all__ = ["ContractionResult", "Session", "run_contraction"]
 

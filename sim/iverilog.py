@@ -30,7 +30,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from .errors import FettaError
+from fetta.errors import FettaError
 
 __all__ = ["run_iverilog", "component_ports", "to_signed", "require_iverilog"]
 

@@ -22,16 +22,16 @@ import sys
 def train(kind: str, library: str, config: dict) -> int:
     import numpy as np
 
-    from fetta.sw_model.config import AccelConfig
+    from fetta.sw_model.accel.config import AccelConfig
 
     from .harness import Session
     from .random_cases import random_cases
 
     cfg = AccelConfig(**config)
     if kind == "verilator":
-        from .verilator_check import VerilatorBackend as cls
+        from fetta.sim.backends.verilator import VerilatorBackend as cls
     else:
-        from .cxxrtl_backend import CxxrtlBackend as cls
+        from fetta.sim.backends.cxxrtl import CxxrtlBackend as cls
     be = cls.from_library(cfg, library)
     cycles = 0
     with Session(cfg, be) as s:

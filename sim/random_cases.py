@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fetta.sw_model.compiler import compile_contraction
-from fetta.sw_model.config import get_config
-from fetta.sw_model.fixedpoint import ROUNDING_MODES
+from fetta.sw_model.program.compiler import compile_contraction
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
 
 __all__ = ["Case", "random_case", "random_cases"]
 

@@ -1,6 +1,6 @@
 """Training on the simulated accelerator: `fetta train --backend rtl`.
 
-The reference trainer (``sw_model.trainer``) runs unchanged; every pairwise
+The reference trainer (``sw_model.train.trainer``) runs unchanged; every pairwise
 contraction of a training step (forward, input gradient, core gradients, in the CSSE
 plan's order) and of evaluation goes through ``RtlTraining.executor``, which runs it on
 one ``sim.harness.Session`` (a live pysim or CXXRTL model). Elementwise work (bias,
@@ -45,18 +45,18 @@ import time
 
 import numpy as np
 
-from fetta.sw_model.contraction import reference_contraction
-from fetta.sw_model.config import AccelConfig, get_config
+from fetta.sw_model.arith.contraction import reference_contraction
+from fetta.sw_model.accel.config import AccelConfig, get_config
 
-from .backend import BACKENDS
-from .errors import FettaError
+from fetta.sim.backends.base import BACKENDS
+from fetta.errors import FettaError
 from .harness import Session
 
 __all__ = ["RtlTraining", "ContractionMismatch", "FMAX_MHZ", "VERIFY_MODES", "SIMS",
            "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles"]
 
 VERIFY_MODES = ("all", "sample", "off")
-# Every simulator registered in sim.backend.BACKENDS (the compiled model first).
+# Every simulator registered in sim.backends.base.BACKENDS (the compiled model first).
 SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "pysim",
                                                                       "board"))
 SAMPLE_EVERY = 8

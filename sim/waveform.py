@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .errors import FettaError
+from fetta.errors import FettaError
 
 __all__ = ["Trace", "load_vcd", "gtkw_signals", "to_int"]
 

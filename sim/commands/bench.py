@@ -31,9 +31,9 @@ import time
 
 import numpy as np
 
-from fetta.sw_model.config import PRESETS, get_config
+from fetta.sw_model.accel.config import PRESETS, get_config
 
-from ..errors import FettaError
+from fetta.errors import FettaError
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
 HELP = "benchmarks; `fetta bench sim`: simulated cycles/s of pysim vs the compiled model"
@@ -94,21 +94,21 @@ def _timed(fn, n, progress, label):
     return out, wall, cpu
 
 
-# The compiled backends (registered in sim.backend.BACKENDS like pysim).
+# The compiled backends (registered in sim.backends.base.BACKENDS like pysim).
 COMPILED = ("cxxrtl", "verilator")
 
 
 def _compiled_backend(name, cfg, cache_dir, verbose):
     if name not in COMPILED:
         raise ValueError(f"compiled backend {name!r} unknown; allowed {', '.join(COMPILED)}")
-    from ..backend import get_backend
+    from fetta.sim.backends.base import get_backend
     return get_backend(name, cfg, cache_dir=cache_dir, verbose=verbose)
 
 
 def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl",),
               cache_dir=None, verbose: bool = True) -> dict:
     """Measure one config; returns a JSON-ready dict (see the module docstring)."""
-    from fetta.sw_model.contraction import reference_contraction
+    from fetta.sw_model.arith.contraction import reference_contraction
 
     from ..harness import Session
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fetta.sw_model.config import PRESETS
-from fetta.sw_model.contraction import reference_contraction
-from fetta.sw_model.einsum_spec import parse_spec
-from fetta.sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
-from fetta.sw_model.isa import Mapping
+from fetta.sw_model.accel.config import PRESETS
+from fetta.sw_model.arith.contraction import reference_contraction
+from fetta.sw_model.arith.einsum_spec import parse_spec
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
+from fetta.sw_model.accel.isa import Mapping
 
-from ..errors import FettaError
+from fetta.errors import FettaError
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
 HELP = "run one einsum contraction on the accelerator; print cycles and utilization"

@@ -4,7 +4,7 @@ check every number against the golden model (the Quick-start job until training 
 The MAC accumulates ``a*b`` for ``--vectors`` cycles (a running dot product, wrapped
 to 32 bits); after every step the output stage shifts, rounds and saturates the
 running sum, with the step number as the dither index. The golden values come from
-``sw_model.fixedpoint``; the hardware runs in Amaranth's Python simulator.
+``sw_model.arith.fixedpoint``; the hardware runs in Amaranth's Python simulator.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from fetta.sw_model.fixedpoint import (ROUNDING_MODES, check_out_bits, check_rounding,
+from fetta.sw_model.arith.fixedpoint import (ROUNDING_MODES, check_out_bits, check_rounding,
                                  check_shift, check_width, output_stage, wrap)
 
 HELP = ("push random vectors through the simulated MAC and output stage and check them "

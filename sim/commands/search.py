@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fetta.sw_model import csse
+from fetta.sw_model.ttm import csse
 
 HELP = ("Search the cheapest pairwise contraction orders for a TTM layer's training step "
         "(forward, input gradient, core gradients), jointly, with reuse across networks.")

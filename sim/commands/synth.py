@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from fetta.sw_model.config import PRESETS
+from fetta.sw_model.accel.config import PRESETS
 
 HELP = "synthesize, place and route a board top (YoWASP yosys/nextpnr); report Fmax and resources"
 
@@ -20,7 +20,7 @@ def add_arguments(p):
                    help="accelerator preset (default: ice40 on icebreaker, ecp5 on ulx3s-85f)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="change a field of the preset, e.g. --set pe_rows=4 (repeatable; "
-                        "fields: sw_model/config.py)")
+                        "fields: sw_model/accel/config.py)")
     p.add_argument("--design", default="accelerator", choices=DESIGNS,
                    help="accelerator (default), or memory: the UART link with a bus "
                         "memory, to bring up the link alone")
@@ -92,7 +92,7 @@ def format_summary(s: dict) -> str:
 
 def run(args) -> int:
     from fetta.boards.build import default_config, synth
-    from fetta.sw_model.config import with_overrides
+    from fetta.sw_model.accel.config import with_overrides
     from .contract import write_json_atomic
     config = args.config
     if args.set:

@@ -2,7 +2,7 @@
 accelerator.
 
 Backends are looked up in ``BACKENDS``: name -> ``factory(args) -> dict`` of extra
-keyword arguments for ``sw_model.trainer.train`` (``executor``, ``observer``, ...) plus
+keyword arguments for ``sw_model.train.trainer.train`` (``executor``, ``observer``, ...) plus
 optional ``"finish"`` (``finish(results) -> results``), ``"plot"`` (``plot(results,
 path)``, an extra figure written next to ``--plot`` as ``<stem>.cycles<ext>``) and
 ``"close"`` callables. ``numpy`` is the golden model; ``rtl`` runs every contraction
@@ -29,7 +29,7 @@ def _numpy_backend(args) -> dict:
 
 
 def _rtl_backend(args) -> dict:
-    from fetta.sw_model.config import PRESETS
+    from fetta.sw_model.accel.config import PRESETS
 
     from ..rtl_training import SIMS, VERIFY_MODES, RtlTraining, plot_cycles
     if args.precision != "fixed":
@@ -54,13 +54,13 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 def add_arguments(p) -> None:
-    from fetta.sw_model.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
+    from fetta.sw_model.train.trainer import DEFAULT_BATCH, DEFAULTS, PRECISIONS, RANK_THRESHOLD
     p.add_argument("--backend", default="numpy",
                    help="where contractions run: numpy (golden model) or rtl (the "
                         "simulated accelerator, lock-step verified) [default numpy]")
     p.add_argument("--model", default="digits",
                    help="preset (digits, mnist-tt) or a JSON model file "
-                        "(see sw_model/models.py) [default digits]")
+                        "(see sw_model/ttm/models.py) [default digits]")
     p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="float64, fixed point (4-bit weights, 8-bit activations, 16-bit "
                         "gradients) or pow2 (power-of-two weights) [default float; "
@@ -134,10 +134,10 @@ def plot_curves(results: dict, path) -> None:
 
 
 def run(args) -> int:
-    from fetta.sw_model import checkpoint as ckpt
-    from fetta.sw_model.data import load_dataset
-    from fetta.sw_model.models import resolve_model
-    from fetta.sw_model.trainer import TrainConfig
+    from fetta.sw_model.train import checkpoint as ckpt
+    from fetta.sw_model.train.data import load_dataset
+    from fetta.sw_model.ttm.models import resolve_model
+    from fetta.sw_model.train.trainer import TrainConfig
 
     if args.backend not in BACKENDS:
         raise ValueError(f"--backend {args.backend!r} unknown; allowed "
@@ -203,7 +203,7 @@ def _train(args, cfg, model, data, extra) -> dict:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn)
 
-    from fetta.sw_model.trainer import train
+    from fetta.sw_model.train.trainer import train
 
     err = Console(stderr=True)
     steps = max(1, len(data.x_train) // cfg.batch)

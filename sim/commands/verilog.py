@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 
-from fetta.sw_model.config import PRESETS, get_config
-from fetta.sw_model.hostmap import ADDR_BITS, DATA_BITS, MAGIC, READ_LATENCY
+from fetta.sw_model.accel.config import PRESETS, get_config
+from fetta.sw_model.accel.hostmap import ADDR_BITS, DATA_BITS, MAGIC, READ_LATENCY
 
-from ..errors import FettaError
+from fetta.errors import FettaError
 
 HELP = "emit the accelerator top as Verilog (ports documented in a header comment)"
 
-# What each flattened port carries (the host-bus contract is sw_model/hostmap.py).
+# What each flattened port carries (the host-bus contract is sw_model/accel/hostmap.py).
 PORT_DOCS = {
     "clk": "clock of the single `sync` domain; everything is rising-edge",
     "rst": "synchronous reset, active high",
@@ -68,7 +68,7 @@ def header(component, name: str, config) -> str:
         "//",
         f"// Host bus ({ADDR_BITS}-bit word addresses, {DATA_BITS}-bit data): one strobe per",
         "// cycle, never stalls; Reg.ID (address 0) reads "
-        f"0x{MAGIC:08X}. Register map: sw_model/hostmap.py.",
+        f"0x{MAGIC:08X}. Register map: sw_model/accel/hostmap.py.",
         "//",
         "// Ports:",
     ]

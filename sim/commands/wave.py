@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import FettaError
+from fetta.errors import FettaError
 from ..waveform import load_vcd
 
 HELP = "show signals of a VCD (value changes per cycle, optional PNG plot)"

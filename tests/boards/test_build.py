@@ -118,7 +118,7 @@ def test_synth_ice40_config_fits_with_dsp_macs(tmp_path):
     """The issue's iCE40 check (about 2 minutes): the ice40 preset with the UART
     bridge places and routes on the UP5K, every multiply MAC on an SB_MAC16, the
     board clock met, bitstream written."""
-    from fetta.sw_model.config import PRESETS
+    from fetta.sw_model.accel.config import PRESETS
     s = build.synth("icebreaker", config="ice40", build_dir=tmp_path)
     assert s["macs"] == PRESETS["ice40"].macs and s["resources"]["DSPs"]["used"] >= s["macs"]
     assert s["resources"]["LCs"]["used"] <= s["resources"]["LCs"]["available"]

@@ -6,10 +6,11 @@ on the way (they must be NAKed and retried, never land in a buffer)."""
 import numpy as np
 import pytest
 
-from fetta.boards.host_driver import BoardBackend, PysimUART
+from fetta.boards.host_driver import PysimUART
+from fetta.sim.backends.board import BoardBackend
 from fetta.boards.top import LinkTop
-from fetta.sw_model.config import get_config
-from fetta.sw_model.contraction import reference_contraction
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.arith.contraction import reference_contraction
 
 pytest.importorskip("fetta.rtl.top")
 pytest.importorskip("fetta.sim.harness")
@@ -50,7 +51,7 @@ def test_contraction_over_uart_is_bit_exact_despite_corrupted_frames():
 
 def test_board_built_for_another_config_is_refused():
     from fetta.rtl.top import Accelerator
-    from fetta.sim.errors import FettaError
+    from fetta.errors import FettaError
     uart = PysimUART(LinkTop(Accelerator("tiny"), divisor=4, timeout=400, max_burst=16))
     with pytest.raises(FettaError, match=r"built for another configuration .*config "
                                          r"'ice40'"):

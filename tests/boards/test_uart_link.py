@@ -9,11 +9,12 @@ from amaranth.lib.wiring import In
 
 from fetta.boards import protocol as P
 from fetta.boards.bridge import FrameBridge, UARTBridge
-from fetta.boards.host_driver import BoardBackend, Link, PysimUART
+from fetta.boards.host_driver import Link, PysimUART
+from fetta.sim.backends.board import BoardBackend
 from fetta.boards.top import BusMemory, LinkTop
 from fetta.boards.uart import UARTRx, divisor_for
 from fetta.rtl.host_bus import HostBusSignature
-from fetta.sim.errors import FettaError
+from fetta.errors import FettaError
 
 DIV = 4
 TIMEOUT = 400          # bridge mid-frame timeout, cycles (10 byte times)
@@ -219,7 +220,7 @@ def test_divisor_checks():
 
 
 def test_missing_port_and_pyserial_are_clear_errors(monkeypatch, tmp_path):
-    from fetta.sim.backend import get_backend
+    from fetta.sim.backends.base import get_backend
     with pytest.raises(FettaError, match="needs a serial port"):
         get_backend("board", "tiny")
     with pytest.raises(FettaError, match=r"cannot open serial port .*no-such-tty at 115200"):

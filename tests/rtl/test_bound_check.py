@@ -1,5 +1,5 @@
 """BoundCheck: the serial range check and the deltas it derives, against a brute-force
-walk of the nest and ``sw_model.isa.loop_deltas``, reading a real CONTRACT payload."""
+walk of the nest and ``sw_model.accel.isa.loop_deltas``, reading a real CONTRACT payload."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from fetta.rtl.bound_check import BoundCheck
-from fetta.sw_model.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
+from fetta.sw_model.accel.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
     check_cycles, loop_deltas
 
 DEPTH, ADDR_BITS, C_SPAN = 256, 8, 3

@@ -10,16 +10,16 @@ from amaranth.sim import Simulator
 
 from fetta.rtl.ce_array import CEArray
 from fetta.rtl.output_stage import OutputStage
-from fetta.sw_model import routing
-from fetta.sw_model.compiler import OUTPUT_STAGE_LATENCY
-from fetta.sw_model.config import PRESETS, AccelConfig
-from fetta.sw_model.fixedpoint import wrap
+from fetta.sw_model.accel import routing
+from fetta.sw_model.program.compiler import OUTPUT_STAGE_LATENCY
+from fetta.sw_model.accel.config import PRESETS, AccelConfig
+from fetta.sw_model.arith.fixedpoint import wrap
 
 
 def test_timing_constants_match_rtl():
     from fetta.rtl.controller import Controller
-    from fetta.sw_model.compiler import timing_constants
-    from fetta.sw_model.isa import check_cycles
+    from fetta.sw_model.program.compiler import timing_constants
+    from fetta.sw_model.accel.isa import check_cycles
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
     shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4),
               "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2),

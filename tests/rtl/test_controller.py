@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from fetta.sim.pysim_backend import PysimBackend
-from fetta.sw_model.compiler import compile_contraction
-from fetta.sw_model.hostmap import PROG_BASE, ErrorCode, Reg, Status, buffer_base
-from fetta.sw_model.isa import CW, HALT, Op, header
+from fetta.sim.backends.pysim import PysimBackend
+from fetta.sw_model.program.compiler import compile_contraction
+from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Reg, Status, buffer_base
+from fetta.sw_model.accel.isa import CW, HALT, Op, header
 
 CFG = "tiny"
 

@@ -1,4 +1,4 @@
-"""DitherHash (rtl/dither.py) against sw_model.fixedpoint.dither_hash."""
+"""DitherHash (rtl/dither.py) against sw_model.arith.fixedpoint.dither_hash."""
 
 import numpy as np
 import pytest
@@ -8,11 +8,11 @@ from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_m
                            simulate)
 
 from fetta.rtl.dither import DitherHash
-from fetta.sw_model.fixedpoint import dither_hash
+from fetta.sw_model.arith.fixedpoint import dither_hash
 
 M32 = 2**32 - 1
 
-# The same anchors as tests/sw_model/test_fixedpoint.py: (seed, index) -> hash word.
+# The same anchors as tests/sw_model/arith/test_fixedpoint.py: (seed, index) -> hash word.
 ANCHORS = [(0, 0, 0x8FEF9E1C), (0, 1, 0xDFED9C44), (1, 0, 0xCA4BE500),
            (M32, M32, 0xD9AB34B1), (0x12345678, 1000, 0x93109733)]
 

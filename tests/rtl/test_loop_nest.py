@@ -1,5 +1,5 @@
 """LoopNest: the address sequence, at_max and last flags against nested Python loops
-(deltas from ``sw_model.isa.loop_deltas``, which this also checks)."""
+(deltas from ``sw_model.accel.isa.loop_deltas``, which this also checks)."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from fetta.rtl.loop_nest import LoopNest
-from fetta.sw_model.isa import loop_deltas
+from fetta.sw_model.accel.isa import loop_deltas
 
 LEVELS = 3
 

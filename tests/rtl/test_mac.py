@@ -1,6 +1,6 @@
 """MAC (rtl/mac.py): signed multiply, wrap-around accumulate, clear/enable, latency 1.
 
-One set of cases on the golden cycle model (sw_model.fixedpoint.wrap), pysim and the
+One set of cases on the golden cycle model (sw_model.arith.fixedpoint.wrap), pysim and the
 emitted Verilog in Icarus."""
 
 import shutil
@@ -14,7 +14,7 @@ from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backe
                            first_mismatch, simulate)
 
 from fetta.rtl.mac import MAC
-from fetta.sw_model.fixedpoint import output_stage, wrap
+from fetta.sw_model.arith.fixedpoint import output_stage, wrap
 
 
 def model(acc_bits):

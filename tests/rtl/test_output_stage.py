@@ -1,4 +1,4 @@
-"""OutputStage (rtl/output_stage.py) against sw_model.fixedpoint.output_stage.
+"""OutputStage (rtl/output_stage.py) against sw_model.arith.fixedpoint.output_stage.
 
 One set of cases, run on the golden model, the RTL in pysim and the emitted Verilog in
 Icarus: hand-written extremes with hand-derived results, seeded random batches (>= 100
@@ -13,7 +13,7 @@ from unit_backends import (RTL_BACKENDS, assert_invalid, backend_params, first_m
                            simulate)
 
 from fetta.rtl.output_stage import ROUNDING_CODES, OutputStage
-from fetta.sw_model.fixedpoint import ROUNDING_MODES, output_stage, wrap
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, output_stage, wrap
 
 L = OutputStage.LATENCY
 FLOOR, NE, ST = (ROUNDING_CODES[m] for m in ROUNDING_MODES)

@@ -1,5 +1,5 @@
 """ReductionNetwork in Amaranth's simulator, bit-exact against
-``sw_model.routing.apply_reduction``; latency; Verilog lint."""
+``sw_model.accel.routing.apply_reduction``; latency; Verilog lint."""
 
 import gc
 import random
@@ -13,7 +13,7 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from fetta.rtl.reduction import ReductionNetwork
-from fetta.sw_model.routing import (apply_reduction, factorizations, pack_reduction,
+from fetta.sw_model.accel.routing import (apply_reduction, factorizations, pack_reduction,
                               pattern_k_reduction, route_reduction)
 
 WIDTH = 16

@@ -10,7 +10,7 @@ from unit_backends import (RTL_BACKENDS, accumulate_model, assert_invalid, backe
                            first_mismatch, simulate)
 
 from fetta.rtl.shift_mac import ShiftMAC
-from fetta.sw_model.fixedpoint import Pow2Code
+from fetta.sw_model.arith.fixedpoint import Pow2Code
 
 
 def hw_products(a, codes, pow2_bits):

@@ -2,7 +2,7 @@
 
 ``simulate(backend, make_dut, model, inputs, outputs)`` runs per-cycle vectors through
 
-* ``golden``:   ``model(inputs)``, the cycle model built on ``sw_model.fixedpoint``;
+* ``golden``:   ``model(inputs)``, the cycle model built on ``sw_model.arith.fixedpoint``;
 * ``pysim``:    the RTL in Amaranth's simulator, one Simulator for the whole batch;
 * ``iverilog``: the RTL's emitted Verilog in Icarus (``sim.iverilog``).
 
@@ -122,7 +122,7 @@ def first_mismatch(got, want, inputs):
 def accumulate_model(products, en, clear, acc_bits):
     """Cycle model of the MAC accumulator (``rtl.mac.MAC`` table) over exact products:
     per cycle the visible ``acc`` and the combinational ``sum``."""
-    from fetta.sw_model.fixedpoint import wrap
+    from fetta.sw_model.arith.fixedpoint import wrap
 
     acc, accs, sums = 0, [], []
     for p, e, c in zip(products, en, clear):

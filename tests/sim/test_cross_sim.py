@@ -13,8 +13,8 @@ Two layers:
 import numpy as np
 import pytest
 
-from fetta.sim.cxxrtl_build import BusFixture
-from fetta.sw_model.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg, buffer_base
+from fetta.sim.compiled.cxxrtl_build import BusFixture
+from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg, buffer_base
 
 N_FAST = 8
 N_SLOW = 300
@@ -99,8 +99,8 @@ def fixture_top(config):
 
 @pytest.fixture(scope="module")
 def fixture_backends():
-    from fetta.sim.cxxrtl_backend import CxxrtlBackend
-    from fetta.sim.verilator_check import VerilatorBackend
+    from fetta.sim.backends.cxxrtl import CxxrtlBackend
+    from fetta.sim.backends.verilator import VerilatorBackend
     bes = {"cxxrtl": CxxrtlBackend("tiny", top_factory=fixture_top, bus_only=True),
            "verilator": VerilatorBackend("tiny", top_factory=fixture_top, bus_only=True)}
     yield bes
@@ -172,9 +172,9 @@ def random_contraction(seed):
 @pytest.fixture(scope="module")
 def harness_backends():
     harness = pytest.importorskip("fetta.sim.harness", reason="fetta.sim.harness not there yet")
-    from fetta.sim.backend import get_backend
-    from fetta.sim.verilator_check import VerilatorBackend
-    from fetta.sim.cxxrtl_backend import CxxrtlBackend
+    from fetta.sim.backends.base import get_backend
+    from fetta.sim.backends.verilator import VerilatorBackend
+    from fetta.sim.backends.cxxrtl import CxxrtlBackend
     # pysim, cxxrtl and verilator load buffers and programs directly into memories;
     # the *_bus backends move every word over the host bus.
     bes = {"pysim": get_backend("pysim", CONFIG),
@@ -188,8 +188,8 @@ def harness_backends():
 
 
 def check_agreement(seed, harness, bes):
-    from fetta.sw_model.contraction import reference_contraction
-    from fetta.sw_model.config import get_config
+    from fetta.sw_model.arith.contraction import reference_contraction
+    from fetta.sw_model.accel.config import get_config
     case = random_contraction(seed)
     kw = case.kwargs()
     cfg = get_config(CONFIG)

@@ -1,6 +1,6 @@
 """The compiled (CXXRTL) backend: host-bus protocol in C++, build cache, error paths.
 
-These run on ``BusFixture`` (sim/cxxrtl_build.py), a small top with the accelerator's
+These run on ``BusFixture`` (sim/compiled/cxxrtl_build.py), a small top with the accelerator's
 host-bus contract, so they check the backend machinery independently of the array.
 Expected cycle counts are derived by hand from the protocol: over the bus a write
 burst of n words takes n cycles, a read burst n + READ_LATENCY; a run of the fixture
@@ -13,11 +13,11 @@ import os
 import numpy as np
 import pytest
 
-from fetta.sim.backend import Backend
-from fetta.sim.cxxrtl_backend import CxxrtlBackend
-from fetta.sim.cxxrtl_build import BusFixture, build_model
-from fetta.sim.errors import FettaError
-from fetta.sw_model.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
+from fetta.sim.backends.base import Backend
+from fetta.sim.backends.cxxrtl import CxxrtlBackend
+from fetta.sim.compiled.cxxrtl_build import BusFixture, build_model
+from fetta.errors import FettaError
+from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
 
 DEPTH = 256
 
@@ -216,8 +216,8 @@ def test_source_token_index_skips_elaboration(tmp_path):
 
 
 def test_source_token_tracks_config_and_sources():
-    from fetta.sim.cxxrtl_build import source_token
-    from fetta.sw_model.config import get_config
+    from fetta.sim.compiled.cxxrtl_build import source_token
+    from fetta.sw_model.accel.config import get_config
     assert source_token(get_config("tiny")) == source_token(get_config("tiny"))
     assert source_token(get_config("tiny")) != source_token(get_config("large"))
 
@@ -229,7 +229,7 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
 
 
 def test_zero_memory_inits_become_fills_nonzero_kept():
-    from fetta.sim.cxxrtl_build import zero_fill_memory_inits
+    from fetta.sim.compiled.cxxrtl_build import zero_fill_memory_inits
     zero = ("\tstatic const value<16> mem_init_1[4] {\n"
             "\t\tvalue<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u},\n"
             "\t};\n"
@@ -267,7 +267,7 @@ def test_failed_build_is_one_line_with_log(tmp_path, monkeypatch):
 
 
 def test_missing_verilator_is_one_line(tmp_path, monkeypatch):
-    from fetta.sim.verilator_check import VerilatorBackend
+    from fetta.sim.backends.verilator import VerilatorBackend
     monkeypatch.setenv("VERILATOR", str(tmp_path / "no-such-verilator"))
     with pytest.raises(FettaError) as info:
         VerilatorBackend("tiny", top_factory=fixture_top, cache_dir=tmp_path)

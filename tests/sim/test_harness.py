@@ -5,10 +5,10 @@ import pytest
 
 from fetta.sim.harness import Session, run_contraction
 from fetta.sim.random_cases import random_cases
-from fetta.sw_model.config import AccelConfig
-from fetta.sw_model.contraction import reference_contraction
-from fetta.sw_model.fixedpoint import ROUNDING_MODES, Pow2Code
-from fetta.sw_model.isa import Mapping
+from fetta.sw_model.accel.config import AccelConfig
+from fetta.sw_model.arith.contraction import reference_contraction
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
+from fetta.sw_model.accel.isa import Mapping
 
 DEFAULT_CASES = random_cases(50, seed=1234)
 SLOW_CASES = random_cases(260, seed=98765)

@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fetta.sim import iverilog
-from fetta.sim.errors import FettaError
+from fetta.errors import FettaError
 
 needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None,
                                     reason="Icarus Verilog not installed; .ci/run installs it")

@@ -15,10 +15,10 @@ import pytest
 
 from fetta.sim.rtl_training import (PHASES, SAMPLE_EVERY, ContractionMismatch, RtlTraining,
                               plot_cycles)
-from fetta.sw_model import checkpoint as ckpt
-from fetta.sw_model.data import Dataset, load_dataset
-from fetta.sw_model.models import model_from_dict
-from fetta.sw_model.trainer import Trainer, TrainConfig, train
+from fetta.sw_model.train import checkpoint as ckpt
+from fetta.sw_model.train.data import Dataset, load_dataset
+from fetta.sw_model.ttm.models import model_from_dict
+from fetta.sw_model.train.trainer import Trainer, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +53,8 @@ def assert_same_state(a, b):
 
 @pytest.fixture(scope="module")
 def cxx():
-    pytest.importorskip("fetta.sim.cxxrtl_backend")
-    from fetta.sim.cxxrtl_build import find_compiler
+    pytest.importorskip("fetta.sim.backends.cxxrtl")
+    from fetta.sim.compiled.cxxrtl_build import find_compiler
     try:
         find_compiler()
     except Exception as exc:       # no C++ compiler on this machine

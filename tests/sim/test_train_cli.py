@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fetta.sw_model.data import MNIST_FILES, write_idx
+from fetta.sw_model.train.data import MNIST_FILES, write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,12 +11,12 @@ through are really the ones built.
 import numpy as np
 import pytest
 
-from fetta.sim.backend import BACKENDS, get_backend
-from fetta.sim.cxxrtl_build import BusFixture, pgo_setup
-from fetta.sim.errors import FettaError
-from fetta.sim.verilator_check import VerilatorBackend, fast_nba_ok
-from fetta.sw_model.config import get_config
-from fetta.sw_model.hostmap import MAGIC, PROG_BASE, Reg, buffer_base
+from fetta.sim.backends.base import BACKENDS, get_backend
+from fetta.sim.compiled.cxxrtl_build import BusFixture, pgo_setup
+from fetta.errors import FettaError
+from fetta.sim.backends.verilator import VerilatorBackend, fast_nba_ok
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, Reg, buffer_base
 
 DEPTH = 64
 
@@ -137,7 +137,7 @@ def test_accelerator_model_is_profile_guided_with_the_fast_edge(monkeypatch):
     training run, and a bench-shaped contraction that matches the golden model."""
     monkeypatch.delenv("FETTA_PGO", raising=False)
     from fetta.sim.harness import Session
-    from fetta.sw_model.contraction import reference_contraction
+    from fetta.sw_model.arith.contraction import reference_contraction
     be = get_backend("verilator", "tiny")
     try:
         assert "#define FETTA_FAST_NBA 1" in mems_h(be)
@@ -157,7 +157,7 @@ def test_accelerator_model_is_profile_guided_with_the_fast_edge(monkeypatch):
 
 
 def test_drop_fast_objects_keeps_slow_objects_and_profiles(tmp_path):
-    from fetta.sim.verilator_check import drop_fast_objects
+    from fetta.sim.backends.verilator import drop_fast_objects
     obj = tmp_path / "obj"
     obj.mkdir()
     (obj / "Vtop_classes.mk").write_text(

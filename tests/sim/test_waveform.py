@@ -7,7 +7,7 @@ import pytest
 from vcdvcd import VCDVCD
 
 from fetta.rtl.controller import CONTROLLER_STATES
-from fetta.sim.pysim_backend import PysimBackend
+from fetta.sim.backends.pysim import PysimBackend
 from fetta.sim.waveform import load_vcd, to_int
 
 NAMED = ["controller.ctrl_state_code", "controller.pc", "controller.a_addr",

@@ -1,0 +1,278 @@
+"""Instruction set: encodings defined once, used by the compiler and the RTL controller.
+
+Programs are 32-bit words in program memory. See ``docs/isa.md`` for the prose version.
+Every instruction starts with a header word: ``opcode`` in bits 7..0, payload length
+(words following the header) in bits 31..16.
+
+* ``CONFIG`` (0x01): mapping and network settings, ``config_words(cfg)`` payload words.
+* ``CONTRACT`` (0x02): one contraction, ``CONTRACT_WORDS`` payload words.
+* ``SYNC`` (0x03): wait until all previous work has drained (no payload).
+* ``HALT`` (0x04): stop; STATUS.DONE set.
+
+Any other opcode halts with ``ErrorCode.ILLEGAL_OPCODE``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .config import AccelConfig
+from ..arith.fixedpoint import ROUNDING_MODES
+from .routing import distribution_n_switch_bits
+
+__all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "Level", "Contract",
+           "Mapping", "ConfigPayload", "config_words", "net_words", "header",
+           "encode_config", "decode_header", "SYNC", "HALT",
+           "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "check_cycles", "loop_deltas"]
+
+N_LEVELS = 4          # outer (tile) loop levels of the address generators
+COUNT_BITS = 13       # loop counts are 1..COUNT_MAX
+COUNT_MAX = (1 << COUNT_BITS) - 1
+STRIDE_BITS = 16      # buffer row strides, signed
+CONTRACT_WORDS = 7 + 3 * N_LEVELS
+
+
+class Op(enum.IntEnum):
+    CONFIG = 0x01
+    CONTRACT = 0x02
+    SYNC = 0x03
+    HALT = 0x04
+
+
+def header(op: Op, length: int = 0) -> int:
+    return int(op) | (length << 16)
+
+
+def decode_header(word: int) -> tuple[int, int]:
+    return word & 0xFF, (word >> 16) & 0xFFFF
+
+
+SYNC = header(Op.SYNC)
+HALT = header(Op.HALT)
+
+
+def _u(value: int, bits: int, name: str, signed: bool = False) -> int:
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name}={value} out of range; allowed {lo}..{hi}")
+    return int(value) & ((1 << bits) - 1)
+
+
+# -- CONFIG -------------------------------------------------------------------------
+
+def _log2(x: int) -> int:
+    return x.bit_length() - 1
+
+
+def net_words(bits: int) -> int:
+    return (bits + 31) // 32
+
+
+def dist_bits(lanes: int) -> int:
+    """Settings bits of a Benes distribution network (2 bits per switch)."""
+    return distribution_n_switch_bits(lanes)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How the GEMM view (M, N, K) of a contraction is spread over the CE array:
+    ``ga`` CE groups take different M tiles, ``gb`` different N tiles, ``gk`` split K
+    (their partial sums are added by the reduction network). ``ga*gb*gk == n_ce``.
+
+    Modes named in the docs: independent output tiles per CE (``gk == 1``), K split
+    (``gk > 1``), one operand multicast to all CEs (``ga == n_ce`` multicasts B,
+    ``gb == n_ce`` multicasts A)."""
+
+    ga: int
+    gb: int
+    gk: int
+
+    def check(self, cfg: AccelConfig) -> "Mapping":
+        for name in ("ga", "gb", "gk"):
+            v = getattr(self, name)
+            if v < 1 or v & (v - 1):
+                raise ValueError(f"mapping {name}={v} is not a power of two")
+        if self.ga * self.gb * self.gk != cfg.n_ce:
+            raise ValueError(f"mapping ga*gb*gk={self.ga * self.gb * self.gk}; must equal "
+                             f"n_ce={cfg.n_ce}")
+        return self
+
+    @property
+    def mode(self) -> str:
+        if self.gk > 1:
+            return "k-split"
+        if self.ga == 1 or self.gb == 1:
+            return "multicast"
+        return "tiles"
+
+    def word(self) -> int:
+        return _log2(self.ga) | (_log2(self.gb) << 4) | (_log2(self.gk) << 8)
+
+
+@dataclass(frozen=True)
+class ConfigPayload:
+    mapping: Mapping
+    a_net: int            # packed distribution settings (A operand)
+    b_net: int            # packed distribution settings (B operand)
+    red_net: int          # packed reduction settings
+    lane_index: tuple     # per C lane: flat-output-index offset (32-bit)
+
+
+def config_layout(cfg: AccelConfig, red_bits: int) -> dict[str, tuple[int, int]]:
+    """Payload word ranges: name -> (first word, word count)."""
+    parts = [("mapping", 1), ("a_net", net_words(dist_bits(cfg.a_lanes))),
+             ("b_net", net_words(dist_bits(cfg.b_lanes))),
+             ("red_net", net_words(red_bits)), ("lane_index", cfg.c_lanes)]
+    out, at = {}, 0
+    for name, n in parts:
+        out[name] = (at, n)
+        at += n
+    return out
+
+
+def config_words(cfg: AccelConfig, red_bits: int) -> int:
+    lay = config_layout(cfg, red_bits)
+    return sum(n for _, n in lay.values())
+
+
+def _split(value: int, words: int) -> list[int]:
+    return [(value >> (32 * i)) & 0xFFFFFFFF for i in range(words)]
+
+
+def encode_config(cfg: AccelConfig, red_bits: int, p: ConfigPayload) -> list[int]:
+    p.mapping.check(cfg)
+    lay = config_layout(cfg, red_bits)
+    words = [p.mapping.word()]
+    words += _split(p.a_net, lay["a_net"][1])
+    words += _split(p.b_net, lay["b_net"][1])
+    words += _split(p.red_net, lay["red_net"][1])
+    if len(p.lane_index) != cfg.c_lanes:
+        raise ValueError(f"lane_index has {len(p.lane_index)} entries; need {cfg.c_lanes}")
+    words += [int(v) & 0xFFFFFFFF for v in p.lane_index]
+    return [header(Op.CONFIG, len(words))] + words
+
+
+# -- CONTRACT -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Level:
+    """One outer loop level: ``count`` iterations; per iteration the A, B and C row
+    addresses advance by their strides and the flat output index by ``stride_idx``."""
+    count: int = 1
+    stride_a: int = 0
+    stride_b: int = 0
+    stride_c: int = 0
+    stride_idx: int = 0
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A CONTRACT instruction. The A/B issue loop is ``levels`` (outer, outermost
+    first) then ``k_count`` reduction steps (strides ``k_stride_a/b``); every outer
+    iteration is one output tile, drained as ``pe_rows`` C rows at
+    ``base_c + sum(level_i * stride_c_i) + row``, with flat output index
+    ``base_idx + sum(level_i * stride_idx_i) + row * row_stride_idx + lane_index[lane]``.
+    """
+    shift: int = 0
+    rounding: str = "floor"
+    out_bits: int = 16
+    seed: int = 0
+    base_a: int = 0
+    base_b: int = 0
+    base_c: int = 0
+    base_idx: int = 0
+    k_count: int = 1
+    k_stride_a: int = 1
+    k_stride_b: int = 1
+    row_stride_idx: int = 0
+    levels: tuple = field(default_factory=lambda: tuple(Level() for _ in range(N_LEVELS)))
+
+    def encode(self) -> list[int]:
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding={self.rounding!r} unknown; allowed "
+                             f"{', '.join(ROUNDING_MODES)}")
+        if len(self.levels) != N_LEVELS:
+            raise ValueError(f"{len(self.levels)} loop levels; the ISA has exactly {N_LEVELS}")
+        w = [
+            _u(self.shift, 6, "shift") | (ROUNDING_MODES.index(self.rounding) << 6)
+            | (_u(self.out_bits, 5, "out_bits") << 8),
+            _u(self.seed, 32, "seed"),
+            _u(self.base_a, 16, "base_a") | (_u(self.base_b, 16, "base_b") << 16),
+            _u(self.base_c, 16, "base_c") | (_u(self.k_count, 16, "k_count") << 16),
+            _u(self.k_stride_a, 16, "k_stride_a", True)
+            | (_u(self.k_stride_b, 16, "k_stride_b", True) << 16),
+            int(self.base_idx) & 0xFFFFFFFF,
+            int(self.row_stride_idx) & 0xFFFFFFFF,
+        ]
+        for i, lv in enumerate(self.levels):
+            w += [
+                _u(lv.count, 16, f"level{i}.count") | (_u(lv.stride_a, 16, f"level{i}.stride_a", True) << 16),
+                _u(lv.stride_b, 16, f"level{i}.stride_b", True) | (_u(lv.stride_c, 16, f"level{i}.stride_c", True) << 16),
+                int(lv.stride_idx) & 0xFFFFFFFF,
+            ]
+        assert len(w) == CONTRACT_WORDS
+        return [header(Op.CONTRACT, CONTRACT_WORDS)] + w
+
+
+# Word offsets inside the CONTRACT payload (used by the RTL decoder).
+class CW(enum.IntEnum):
+    MODE = 0
+    SEED = 1
+    BASE_AB = 2
+    BASE_C_KCOUNT = 3
+    KSTRIDE = 4
+    BASE_IDX = 5
+    ROW_STRIDE_IDX = 6
+    LEVELS = 7
+
+
+# -- the bound check's schedule --------------------------------------------------------
+
+def loop_deltas(counts, strides, bits: int | None = None) -> list[int]:
+    """Deltas of a strided loop nest (level 0 outermost): when level ``i`` advances
+    and every inner level restarts, the address changes by
+    ``strides[i] - sum_{j > i} (counts[j] - 1) * strides[j]`` (``rtl.loop_nest``).
+    With ``bits``, reduced modulo ``2**bits`` (the address width)."""
+    out, inner = [], 0
+    for c, s in reversed(list(zip(counts, strides))):
+        out.append(int(s) - inner)
+        inner += (int(c) - 1) * int(s)
+    out.reverse()
+    return [d % (1 << bits) for d in out] if bits else out
+
+
+@dataclass(frozen=True)
+class CheckPass:
+    """One pass of the serial bound check (``rtl.bound_check``): the product
+    ``(count_level - 1) * stride`` of one stride field of one CONTRACT payload word.
+    ``level`` is 0..N_LEVELS-1 for the outer levels, N_LEVELS for the reduction."""
+    stream: str       # "a", "b", "c" (range-checked) or "idx" (flat output index)
+    level: int
+    word: int         # payload word offset (CW)
+    field: str        # "lo" (bits 15..0, signed), "hi" (31..16, signed), "full" (32 bits)
+
+
+CHECK_STREAMS = ("a", "b", "c", "idx")
+
+
+def _check_passes() -> tuple:
+    K, lv = N_LEVELS, lambda i, j: CW.LEVELS + 3 * i + j
+    outer = range(N_LEVELS - 1, -1, -1)          # innermost first
+    passes = [CheckPass("a", K, CW.KSTRIDE, "lo")]
+    passes += [CheckPass("a", i, lv(i, 0), "hi") for i in outer]
+    passes += [CheckPass("b", K, CW.KSTRIDE, "hi")]
+    passes += [CheckPass("b", i, lv(i, 1), "lo") for i in outer]
+    passes += [CheckPass("c", i, lv(i, 1), "hi") for i in outer]
+    passes += [CheckPass("idx", i, lv(i, 2), "full") for i in outer]
+    return tuple(passes)
+
+
+# Stream by stream, innermost level first (the order the deltas' suffix sums need).
+CHECK_PASSES = _check_passes()
+
+
+def check_cycles() -> int:
+    """Cycles of the bound check, start strobe to done: ``COUNT_BITS`` Horner steps
+    and one accumulate cycle per pass, plus the done register."""
+    return len(CHECK_PASSES) * (COUNT_BITS + 1) + 1

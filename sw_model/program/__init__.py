@@ -1,0 +1,4 @@
+"""Accelerator programs: the compiler from one einsum contraction to a program, buffer
+layout and exact cycle count (``compiler``), and the fabric's functional model that runs
+a program on NumPy arrays (``fabric_model``). Imports ``sw_model.accel`` and
+``sw_model.arith``."""

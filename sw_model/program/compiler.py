@@ -1,0 +1,497 @@
+"""Compiler: one pairwise contraction (einsum + shapes) -> accelerator program, buffer
+layout and predicted cycle count.
+
+GEMM view
+---------
+Indices are classified (``einsum_spec``) as batch, m (A and output), n (B and
+output) and k (summed). The compiler picks one m index ``im`` and one n index ``in``
+to spread over the array lanes, a mapping ``(ga, gb, gk)`` (``isa.Mapping``), and
+flattens all k indices into one reduction axis of ``K`` steps of ``gk`` lanes:
+
+* output tile = ``TM x TN`` with ``TM = ga*pe_rows`` values of ``im`` and
+  ``TN = gb*pe_cols`` values of ``in``;
+* every other batch/m/n index, plus the tile counters of ``im`` and ``in``, is an
+  outer loop level of the address generators (at most ``isa.N_LEVELS`` per
+  CONTRACT instruction; further outer indices become a software loop of CONTRACT
+  instructions with different bases);
+* A row (``a_lanes`` words) ``(..., m tile, k step)``: lane ``(ia*gk + ik)*pe_rows + r``
+  holds ``A[..., im = tile*TM + ia*pe_rows + r, k = step*gk + ik]`` (0 when padded);
+* B row ``(..., n tile, k step)``: lane ``(ib*gk + ik)*pe_cols + j`` holds
+  ``B[..., in = tile*TN + ib*pe_cols + j, k = step*gk + ik]``;
+* C rows ``(outer levels..., r)``: lane ``(ia*gb + ib)*pe_cols + j`` holds output
+  ``(im = mtile*TM + ia*pe_rows + r, in = ntile*TN + ib*pe_cols + j)``.
+
+Operands are stored in these lane-vector layouts (the "buffer layout" the host writes
+and reads back); inside a contraction the address generators walk them in any loop
+order with no transpose pass. The flat output index each output stage feeds its dither
+is computed by the drain address generator from the output tensor's own strides, so
+stochastic rounding matches the golden model whatever the tiling.
+
+The analytic cycle model (``predict_cycles``) mirrors the controller exactly; the
+mapping search minimises it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..accel import routing
+from ..accel.config import AccelConfig, get_config
+from ..arith.einsum_spec import Spec, parse_spec
+from ..arith.fixedpoint import check_out_bits, check_rounding, check_shift
+from ..arith.fixedpoint import ROUNDING_MODES
+from ..accel.isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
+                  Level, Mapping, check_cycles, config_words, encode_config)
+
+# rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
+# asserts the two agree.
+OUTPUT_STAGE_LATENCY = 4
+
+__all__ = ["CompiledContraction", "compile_contraction", "predict_cycles", "fits",
+           "chunk_plan",
+           "timing_constants", "mappings", "Timing"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Fixed cycle costs of the controller (see ``rtl/controller.py``)."""
+    fetch: int              # FETCH + DECODE of any instruction
+    config_words: int       # CONFIG payload words
+    contract_words: int
+    check: int              # bound check (BoundCheck.CYCLES, isa.check_cycles)
+    tail: int               # drain of the last tile after the final issue (1 + operand
+                            # latency + 1 shadow capture + drain + reduction + output)
+
+    def config_cycles(self) -> int:
+        return self.fetch + self.config_words + 1
+
+    def contract_fixed(self) -> int:
+        return self.fetch + self.contract_words + 1 + self.check + self.tail
+
+
+def timing_constants(cfg: AccelConfig) -> Timing:
+    """The controller's fixed costs for ``cfg``; must match the RTL (tested)."""
+    # operand latency: distribution network registers + the PEs' product register
+    dist_lat = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline + cfg.mac_pipeline
+    red_lat = routing.reduction_latency(cfg.c_lanes)
+    os_lat = OUTPUT_STAGE_LATENCY
+    check = check_cycles()          # rtl.bound_check.BoundCheck.CYCLES (tested)
+    return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
+                  contract_words=CONTRACT_WORDS, check=check,
+                  tail=1 + dist_lat + 1 + cfg.drain_cycles + red_lat + os_lat)
+
+
+def mappings(cfg: AccelConfig):
+    """Every (ga, gb, gk) of powers of two with ga*gb*gk == n_ce."""
+    lg = cfg.n_ce.bit_length() - 1
+    for la in range(lg + 1):
+        for lb in range(lg + 1 - la):
+            yield Mapping(1 << la, 1 << lb, 1 << (lg - la - lb))
+
+
+@dataclass
+class _Choice:
+    mapping: Mapping
+    im: str | None
+    in_: str | None
+    cycles: int = 0
+    tiles: int = 0
+    ksteps: int = 0
+    n_instr: int = 0
+
+
+@dataclass
+class CompiledContraction:
+    """A contraction ready to run: program words, buffer layouts and predictions."""
+    spec: Spec
+    config: AccelConfig
+    sizes: dict
+    mapping: Mapping
+    im: str | None
+    in_: str | None
+    program: list
+    a_rows: int
+    b_rows: int
+    c_rows: int
+    predicted_cycles: int
+    useful_macs: int
+    tiles: int
+    ksteps: int
+    outer: list = field(default_factory=list)   # [(index or tile tag, count)]
+    _layout: dict = field(default_factory=dict, repr=False)
+
+    def with_params(self, *, shift: int, rounding: str, out_bits: int, seed: int,
+                    index_offset: int = 0) -> "CompiledContraction":
+        """The same compiled contraction with other output-stage parameters (the
+        program's MODE/SEED/BASE_IDX words rewritten; tiling, layout and cycles are
+        unchanged), so callers can cache compilation across training steps."""
+        import copy
+        check_shift(shift, self.config.acc_bits)
+        check_rounding(rounding)
+        check_out_bits(out_bits)
+        if not 0 <= int(seed) < (1 << 32):
+            raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
+        prog = list(self.program)
+        mode = shift | (ROUNDING_MODES.index(rounding) << 6) | (out_bits << 8)
+        pc = 0
+        while pc < len(prog):
+            op, n = decode_header(prog[pc])
+            if op == Op.CONTRACT:
+                old_off = self._layout.get("index_offset", 0)
+                prog[pc + 1 + CW.MODE] = mode
+                prog[pc + 1 + CW.SEED] = int(seed)
+                prog[pc + 1 + CW.BASE_IDX] = (prog[pc + 1 + CW.BASE_IDX] - old_off
+                                              + index_offset) & 0xFFFFFFFF
+            pc += 1 + n
+        new = copy.copy(self)
+        new.program = prog
+        new._layout = {**self._layout, "index_offset": index_offset}
+        return new
+
+    # -- host-side layouts ------------------------------------------------------------
+    def pack_a(self, a) -> np.ndarray:
+        """A (einsum operand shape) -> (a_rows, a_lanes) buffer rows."""
+        return self._pack(np.asarray(a, dtype=np.int64), "a")
+
+    def pack_b(self, b) -> np.ndarray:
+        return self._pack(np.asarray(b, dtype=np.int64), "b")
+
+    def unpack_c(self, rows) -> np.ndarray:
+        """(c_rows, c_lanes) result rows -> output tensor in the einsum's order."""
+        L = self._layout
+        cfg, mp = self.config, self.mapping
+        R, C = cfg.pe_rows, cfg.pe_cols
+        rows = np.asarray(rows, dtype=np.int64).reshape(self.c_rows, cfg.c_lanes)
+        lanes = rows[:, :mp.ga * mp.gb * C]
+        outer_counts = [cnt for _, cnt in L["c_levels"]]
+        x = lanes.reshape(*outer_counts, R, mp.ga, mp.gb, C)
+        # outer = [batch..., m_other..., n_other..., mtile, ntile]
+        nb = len(L["c_levels"]) - 2
+        perm = list(range(nb)) + [nb, nb + 3, nb + 2, nb + 1, nb + 4, nb + 5]
+        x = x.transpose(perm)
+        shp = x.shape
+        x = x.reshape(*shp[:nb], shp[nb] * shp[nb + 1] * shp[nb + 2],
+                      shp[nb + 3] * shp[nb + 4] * shp[nb + 5])
+        sizes = self.sizes
+        x = x[..., :L["m_size"], :L["n_size"]]
+        # axes now: outer indices (names), im, in -> output order
+        names = [n for n, _ in L["c_levels"][:-2]] + [L["im_name"], L["in_name"]]
+        if self.im is None:
+            x = x[..., 0:1, :]
+        if self.in_ is None:
+            x = x[..., :, 0:1]
+        order = [names.index(i) for i in self.spec.out]
+        virtual = [k for k, n in enumerate(names) if n not in self.spec.out]
+        x = x.transpose(order + virtual)
+        return x.reshape([sizes[i] for i in self.spec.out])
+
+    def _pack(self, t, which):
+        L = self._layout
+        cfg, mp = self.config, self.mapping
+        sp = self.spec
+        idx = sp.a if which == "a" else sp.b
+        levels = L[f"{which}_levels"]             # outer indices relevant to this operand
+        lane_name = L["im_name"] if which == "a" else L["in_name"]
+        lane_idx = self.im if which == "a" else self.in_
+        P = cfg.pe_rows if which == "a" else cfg.pe_cols
+        g = mp.ga if which == "a" else mp.gb
+        T = g * P
+        lanes = cfg.a_lanes if which == "a" else cfg.b_lanes
+        ks, gk = self.ksteps, mp.gk
+        k_names = list(sp.k)
+        full = [n for n in levels] + ([lane_idx] if lane_idx else []) + k_names
+        # broadcast operand to the full index order
+        src = [i for i in idx]
+        t2 = t.transpose([src.index(i) for i in full if i in src])
+        present = [i for i in full if i in src]
+        shape_b = []
+        for i in full:
+            shape_b.append(self.sizes[i] if i in src else 1)
+        t2 = t2.reshape([self.sizes[i] if i in src else 1 for i in full])
+        t2 = np.broadcast_to(t2, [self.sizes[i] for i in full])
+        nlev = len(levels)
+        lane_size = self.sizes[lane_idx] if lane_idx else 1
+        ktot = int(np.prod([self.sizes[i] for i in k_names], dtype=np.int64)) if k_names else 1
+        lead = [self.sizes[i] for i in levels]
+        t2 = t2.reshape(*lead, lane_size, ktot)
+        tiles = -(-lane_size // T)
+        padded = np.zeros((*lead, tiles * T, ks * gk), dtype=np.int64)
+        padded[..., :lane_size, :ktot] = t2
+        x = padded.reshape(*lead, tiles, g, P, ks, gk)
+        base = list(range(nlev))
+        x = x.transpose(base + [nlev, nlev + 3, nlev + 1, nlev + 4, nlev + 2])
+        x = x.reshape(-1, g * gk * P)
+        out = np.zeros((x.shape[0], lanes), dtype=np.int64)
+        out[:, :g * gk * P] = x
+        return out
+
+
+def _classify(sp: Spec):
+    return list(sp.batch), list(sp.m), list(sp.n), list(sp.k)
+
+
+def _out_strides(sp: Spec, sizes) -> dict:
+    st, acc = {}, 1
+    for i in reversed(sp.out):
+        st[i] = acc
+        acc *= sizes[i]
+    return st
+
+
+def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timing):
+    """(cycles, tiles, ksteps, n_instr, rows) of one candidate; rows = buffer rows
+    needed in A, B and C and program words."""
+    R, C = cfg.pe_rows, cfg.pe_cols
+    TM, TN = mp.ga * R, mp.gb * C
+    batch, ms, ns, ks_ = _classify(sp)
+    mt = -(-sizes[im] // TM) if im else 1
+    nt = -(-sizes[in_] // TN) if in_ else 1
+    ktot = math.prod(sizes[i] for i in ks_) if ks_ else 1
+    ksteps = -(-ktot // mp.gk)
+    others = [(i, sizes[i]) for i in batch + ms + ns if i not in (im, in_)]
+    outer = [c for _, c in others + [("#m", mt), ("#n", nt)] if c > 1]
+    # Levels beyond N_LEVELS become separate CONTRACT instructions.
+    n_instr = math.prod(outer[:-N_LEVELS]) if len(outer) > N_LEVELS else 1
+    tiles_per = math.prod(outer[-N_LEVELS:]) if outer else 1
+    stall = max(0, cfg.drain_cycles - ksteps) * (tiles_per - 1)
+    per = tm.contract_fixed() + tiles_per * ksteps + stall
+    total = tm.config_cycles() + n_instr * per + tm.fetch
+    a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps
+    b_rows = math.prod(c for i, c in others if i in sp.b) * nt * ksteps
+    c_rows = math.prod(c for _, c in others) * mt * nt * R
+    words = 1 + tm.config_words + n_instr * (1 + CONTRACT_WORDS) + 1
+    return total, n_instr * tiles_per, ksteps, n_instr, (a_rows, b_rows, c_rows, words)
+
+
+def _fits(cfg: AccelConfig, rows, ksteps) -> bool:
+    a, b, c, words = rows
+    return max(a, b, c) <= cfg.bank_depth and words <= cfg.prog_depth and \
+        ksteps <= COUNT_MAX
+
+
+def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
+    """Predicted cycles of the best (or the given) mapping, program included."""
+    return compile_contraction(spec, shape_a, shape_b, config, mapping=mapping,
+                               plan_only=True).predicted_cycles
+
+
+def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing):
+    """The candidate with the fewest predicted cycles among those that fit the
+    buffers and program memory, or None."""
+    ims = list(sp.m) or [None]
+    ins = list(sp.n) or [None]
+    maps = [mapping.check(cfg)] if mapping is not None else list(mappings(cfg))
+    best = None
+    for mp, im, in_ in itertools.product(maps, ims, ins):
+        cyc, tiles, ksteps, n_instr, rows = _evaluate(sp, sizes, cfg, mp, im, in_, tm)
+        if not _fits(cfg, rows, ksteps):
+            continue
+        key = (cyc, mp.gk, -mp.ga)
+        if best is None or key < best[0]:
+            best = (key, _Choice(mp, im, in_, cyc, tiles, ksteps, n_instr))
+    return None if best is None else best[1]
+
+
+def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None) -> bool:
+    """Whether the contraction compiles into one program for ``config``."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    return _choices(sp, sp.sizes(shape_a, shape_b), cfg, mapping,
+                    timing_constants(cfg)) is not None
+
+
+def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
+                        rounding="floor", out_bits=16, seed=0,
+                        mapping: Mapping | None = None, plan_only=False,
+                        index_offset: int = 0) -> CompiledContraction:
+    """Compile ``spec`` for ``config``. ``mapping`` forces a mapping (e.g. a fixed
+    baseline); by default the one with the fewest predicted cycles is chosen.
+    ``index_offset`` is added to every flat output index (the dither input) when this
+    contraction computes a contiguous chunk of a larger output."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    sizes = sp.sizes(shape_a, shape_b)
+    check_shift(shift, cfg.acc_bits)
+    check_rounding(rounding)
+    check_out_bits(out_bits)
+    if not 0 <= int(seed) < (1 << 32):
+        raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
+    tm = timing_constants(cfg)
+    ch = _choices(sp, sizes, cfg, mapping, tm)
+    if ch is None:
+        ims, ins = list(sp.m) or [None], list(sp.n) or [None]
+        maps = [mapping] if mapping is not None else list(mappings(cfg))
+        need = min((_evaluate(sp, sizes, cfg, mp, im, in_, tm) for mp in maps
+                    for im in ims for in_ in ins), key=lambda e: max(e[4][:3]))
+        a, b, c, words = need[4]
+        raise ValueError(
+            f"contraction '{sp}' with shapes {tuple(shape_a)} x {tuple(shape_b)} does not "
+            f"fit config '{cfg.name}': needs {max(a, b, c)} buffer rows (A {a}, B {b}, "
+            f"C {c}; limit {cfg.bank_depth}), {words} program words (limit "
+            f"{cfg.prog_depth}), {need[2]} reduction steps (limit {COUNT_MAX}); "
+            f"fetta.sim.harness splits such contractions along output indices")
+    mp, im, in_ = ch.mapping, ch.im, ch.in_
+    R, C = cfg.pe_rows, cfg.pe_cols
+    TM, TN = mp.ga * R, mp.gb * C
+    batch, ms, ns, ks_ = _classify(sp)
+    useful = math.prod(sizes.values())
+    mt = -(-sizes[im] // TM) if im else 1
+    nt = -(-sizes[in_] // TN) if in_ else 1
+    ksteps = ch.ksteps
+
+    # Outer levels (name, count), outermost first; tiles are '#m'/'#n'.
+    outer_all = [(i, sizes[i]) for i in batch + ms + ns if i not in (im, in_)]
+    outer_all += [("#m", mt), ("#n", nt)]
+    a_rel = set(batch) | set(ms) | {"#m"}
+    b_rel = set(batch) | set(ns) | {"#n"}
+    a_levels = [(n, c) for n, c in outer_all if n in a_rel]
+    b_levels = [(n, c) for n, c in outer_all if n in b_rel]
+    a_rows = math.prod(c for _, c in a_levels) * ksteps
+    b_rows = math.prod(c for _, c in b_levels) * ksteps
+    c_rows = math.prod(c for _, c in outer_all) * R
+    assert max(a_rows, b_rows, c_rows) <= cfg.bank_depth
+
+    def strides(levels, inner):
+        st, acc = {}, inner
+        for n, c in reversed(levels):
+            st[n] = acc
+            acc *= c
+        return st
+
+    sa = strides(a_levels, ksteps)
+    sb = strides(b_levels, ksteps)
+    sc = strides(outer_all, R)
+    ost = _out_strides(sp, sizes)
+    sidx = {}
+    for n, c in outer_all:
+        if n == "#m":
+            sidx[n] = TM * ost[im] if im else 0
+        elif n == "#n":
+            sidx[n] = TN * ost[in_] if in_ else 0
+        else:
+            sidx[n] = ost[n]
+    row_stride_idx = ost[im] if im else 0
+
+    layout = dict(a_levels=[n for n, _ in a_levels if not n.startswith("#")],
+                  b_levels=[n for n, _ in b_levels if not n.startswith("#")],
+                  c_levels=outer_all, im_name=im or "#vm", in_name=in_ or "#vn",
+                  m_size=sizes[im] if im else 1, n_size=sizes[in_] if in_ else 1)
+    layout["index_offset"] = index_offset
+    result = CompiledContraction(sp, cfg, sizes, mp, im, in_, [], a_rows, b_rows, c_rows,
+                                 ch.cycles, useful, ch.tiles, ksteps, outer_all, layout)
+    if plan_only:
+        return result
+
+    # Network settings for the mapping.
+    lane_index = [0] * cfg.c_lanes
+    a_map = [None] * cfg.a_lanes
+    b_map = [None] * cfg.b_lanes
+    groups, dests = [], []
+    for ia in range(mp.ga):
+        for ib in range(mp.gb):
+            for ik in range(mp.gk):
+                c = (ia * mp.gk + ik) * mp.gb + ib
+                for r in range(R):
+                    a_map[c * R + r] = (ia * mp.gk + ik) * R + r
+                for j in range(C):
+                    b_map[c * C + j] = (ib * mp.gk + ik) * C + j
+            for j in range(C):
+                groups.append([((ia * mp.gk + ik) * mp.gb + ib) * C + j
+                               for ik in range(mp.gk)])
+                d = (ia * mp.gb + ib) * C + j
+                dests.append(d)
+                lane_index[d] = ((ia * R) * ost[im] if im else 0) + \
+                    (((ib * C + j) * ost[in_]) if in_ else 0)
+    a_set = routing.route_distribution(cfg.a_lanes, a_map)
+    b_set = routing.route_distribution(cfg.b_lanes, b_map)
+    r_set = routing.route_reduction(cfg.c_lanes, groups, dests)
+    payload = ConfigPayload(mp, routing.pack_distribution(cfg.a_lanes, a_set),
+                            routing.pack_distribution(cfg.b_lanes, b_set),
+                            routing.pack_reduction(cfg.c_lanes, r_set),
+                            tuple(v & 0xFFFFFFFF for v in lane_index))
+    program = encode_config(cfg, routing.reduction_n_switch_bits(cfg.c_lanes), payload)
+
+    # Hardware levels: the innermost N_LEVELS outer levels with count > 1; the rest is
+    # a software loop over CONTRACT instructions.
+    live = [(n, c) for n, c in outer_all if c > 1]
+    hw = live[-N_LEVELS:] if live else []
+    sw = live[:-N_LEVELS] if len(live) > N_LEVELS else []
+    hw_levels = [Level(c, sa.get(n, 0), sb.get(n, 0), sc[n], sidx[n]) for n, c in hw]
+    hw_levels = [Level()] * (N_LEVELS - len(hw_levels)) + hw_levels
+    for combo in itertools.product(*[range(c) for _, c in sw]):
+        off = {k: sum(i * s.get(n, 0) for i, (n, _) in zip(combo, sw))
+               for k, s in (("a", sa), ("b", sb), ("c", sc), ("idx", sidx))}
+        program += Contract(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
+                            base_a=off["a"], base_b=off["b"], base_c=off["c"],
+                            base_idx=(off["idx"] + index_offset) & 0xFFFFFFFF,
+                            k_count=ksteps,
+                            k_stride_a=1, k_stride_b=1,
+                            row_stride_idx=row_stride_idx & 0xFFFFFFFF,
+                            levels=tuple(hw_levels)).encode()
+    program.append(HALT)
+    assert len(program) <= cfg.prog_depth
+    result.program = program
+    return result
+
+
+def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
+    """Split a contraction that does not fit into chunks that do.
+
+    Each chunk is a contiguous block of the output in row-major order: a prefix of
+    output indices fixed to single values, the next index restricted to a range, the
+    rest whole. Returns ``[(ranges, index_offset)]`` with ``ranges`` a dict
+    ``index -> (start, stop)``; raises ValueError when even one output element's
+    contraction does not fit (the reduction itself is too long)."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    sizes = sp.sizes(shape_a, shape_b)
+    tm = timing_constants(cfg)
+    ost = _out_strides(sp, sizes)
+
+    def ok(sub_sizes):
+        return _choices(sp, {**sizes, **sub_sizes}, cfg, mapping, tm) is not None
+
+    def plan(prefix, pos):
+        """Chunks of the indices from ``pos`` on, with the indices before ``pos``
+        restricted to the sizes in ``prefix`` (fit depends on sizes only, so one
+        sub-plan serves every value of the prefix)."""
+        if ok(prefix):
+            return [{}]
+        if pos >= len(sp.out):
+            compile_contraction(sp, shape_a, shape_b, cfg, mapping=mapping, plan_only=True)
+            raise AssertionError("unreachable: compile_contraction raised above")
+        idx = sp.out[pos]
+        n = sizes[idx]
+        lo, hi = 0, n          # largest chunk length that fits, by bisection
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if ok({**prefix, idx: mid}):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo >= 1:
+            return [{idx: (s, min(n, s + lo))} for s in range(0, n, lo)]
+        inner = plan({**prefix, idx: 1}, pos + 1)
+        return [{idx: (v, v + 1), **r} for v in range(n) for r in inner]
+
+    chunks = plan({}, 0)
+    return [(r, sum(a * ost[i] for i, (a, _) in r.items())) for r in chunks]
+
+
+def predict_total(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
+    """(predicted cycles, number of chunks) for any size, chunked as the harness does."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    sizes = sp.sizes(shape_a, shape_b)
+    if fits(sp, shape_a, shape_b, cfg, mapping):
+        return predict_cycles(sp, shape_a, shape_b, cfg, mapping), 1
+    total, chunks = 0, chunk_plan(sp, shape_a, shape_b, cfg, mapping)
+    for ranges, _ in chunks:
+        sa = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.a]
+        sb = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.b]
+        total += predict_cycles(sp, sa, sb, cfg, mapping)
+    return total, len(chunks)
