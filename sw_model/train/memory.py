@@ -24,10 +24,13 @@ reference, a 784-512-10 MLP (407,050 parameters), counted the same way.
 from __future__ import annotations
 
 from math import prod
+from typing import Callable
 
 from ..ttm.models import ModelConfig, tt_params
 from .quant_train import FixedRecipe
+from ..ttm.csse import csse_planner
 from ..ttm.layers import layer_plans
+from ..ttm.plan import Plan
 
 __all__ = ["memory_report", "dense_mlp_memory", "CATEGORIES"]
 
@@ -49,7 +52,8 @@ def dense_mlp_memory(sizes, batch: int) -> dict:
 
 
 def memory_report(model: ModelConfig, precision: str = "fixed", batch: int = 64,
-                  recipe: FixedRecipe | None = None, optimizer: str = "adam") -> dict:
+                  recipe: FixedRecipe | None = None, optimizer: str = "adam",
+                  planner: Callable[..., Plan] = csse_planner) -> dict:
     rc = recipe or FixedRecipe()
     fixed = precision != "float"
     n_tt = sum(tt_params(l) for l in model.layers)
@@ -70,7 +74,7 @@ def memory_report(model: ModelConfig, precision: str = "fixed", batch: int = 64,
     last = len(model.layers) - 1
     for l, layer in enumerate(model.layers):
         parts = layer_plans(layer.in_modes, layer.out_modes, layer.ranks, batch,
-                            need_dx=l > 0)
+                            need_dx=l > 0, planner=planner)
         in_bits = (rc.input_bits if l == 0 else rc.act_bits) if fixed else 32
         for name in parts.saved:
             if name == "x":

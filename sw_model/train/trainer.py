@@ -63,7 +63,8 @@ from ..arith.contraction import reference_contraction
 from .data import Dataset, load_dataset
 from ..arith.fixedpoint import Format, Pow2Code, quantize, saturate, wrap
 from ..ttm.models import ModelConfig, resolve_model
-from ..ttm.plan import Step
+from ..ttm.csse import csse_planner
+from ..ttm.plan import Plan, Step
 from .quant_train import (FixedAdam, FixedRecipe, ShiftController, align, derive_seed,
                           requantize, softmax_xent_grad, weights_for_contraction)
 from .rank_adapt import RankAdapter, shrink_layer
@@ -220,8 +221,10 @@ class Trainer:
     """Parameters, optimizer state and the training loop for one model."""
 
     def __init__(self, model: ModelConfig, cfg: TrainConfig, *, n_train: int,
-                 executor: Callable | None = None, observer: Callable | None = None):
+                 executor: Callable | None = None, observer: Callable | None = None,
+                 planner: Callable[..., Plan] = csse_planner):
         self.model = model
+        self.planner = planner
         self.cfg = cfg
         self.n_train = int(n_train)
         self.executor = executor or default_executor
@@ -295,7 +298,7 @@ class Trainer:
         last = len(self.model.layers) - 1
         for l, layer in enumerate(self.model.layers):
             parts = layer_plans(layer.in_modes, layer.out_modes, self.ranks[l], x.shape[0],
-                                need_dx=l > 0)
+                                need_dx=l > 0, planner=self.planner)
             y, env = ttm_forward(self.params[l], h, layer.in_modes, layer.out_modes,
                                  parts.forward if training else parts.inference)
             z = y + self.bias[l]
@@ -367,7 +370,7 @@ class Trainer:
         rounding = rc.rounding if training else rc.eval_rounding
         for l, layer in enumerate(self.model.layers):
             parts = layer_plans(layer.in_modes, layer.out_modes, self.ranks[l], xq.shape[0],
-                                need_dx=l > 0)
+                                need_dx=l > 0, planner=self.planner)
             d = len(layer.in_modes)
             fracs = {"x": fh, **{f"g{k}": self._weight_frac() for k in range(1, d + 1)}}
             contract = _FixedContract(self, l, phase, fracs,
@@ -614,7 +617,8 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
           data: Dataset | None = None, mnist_dir=None, executor: Callable | None = None,
           observer: Callable | None = None, checkpoint=None, resume: bool = False,
           progress: Callable | None = None, backend: str = "numpy",
-          on_epoch: Callable | None = None) -> dict:
+          on_epoch: Callable | None = None,
+          planner: Callable[..., Plan] = csse_planner) -> dict:
     """Train ``model`` and return the results dict::
 
         {model, precision, backend, seed, epochs: [{epoch, loss, train_accuracy,
@@ -644,7 +648,7 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
     if len(data.x_train) < 1 or len(data.x_test) < 1:
         raise ValueError(f"dataset {data.name} has an empty split")
     tr = Trainer(model, cfg, n_train=len(data.x_train), executor=executor,
-                 observer=observer)
+                 observer=observer, planner=planner)
     if resume:
         if checkpoint is None:
             raise ValueError("--resume needs --checkpoint PATH")
@@ -673,6 +677,6 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
         "initial_tt_params": model.tt_params, "final_ranks": tr.ranks,
         "tt_params": tr.tt_params,
         "memory": memory_report(tr.model, cfg.precision, cfg.batch, cfg.recipe,
-                                 optimizer=cfg.optimizer),
+                                 optimizer=cfg.optimizer, planner=planner),
         "wall_seconds": time.perf_counter() - t0,
     }

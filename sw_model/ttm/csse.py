@@ -908,7 +908,8 @@ def network_orders(in_modes, out_modes, ranks, batch, cost: str = "macs",
 
 
 def csse_planner(in_modes, out_modes, ranks, batch) -> Plan:
-    """``plan.default_planner`` signature: the exact joint MAC-optimal plan."""
+    """The planner signature ``(in_modes, out_modes, ranks, batch) -> Plan`` (the
+    default of ``layers.get_plan``): the exact joint MAC-optimal plan."""
     return search(in_modes, out_modes, ranks, batch, cost="macs")
 
 

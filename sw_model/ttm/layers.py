@@ -13,8 +13,8 @@ needed by ``y`` or by the backward part (so forward intermediates a joint planne
 shares with the core gradients are computed once and saved); the *backward* part is
 every step that depends on ``dy`` and is needed by the gradients wanted (``dx`` is
 skipped for the first layer). The forward-only plan (evaluation) keeps only what ``y``
-needs. Plans are obtained from ``plan.default_planner`` *at call time* (the CSSE
-replaces it) and cached by (planner, shapes).
+needs. Plans come from the ``planner`` the caller passes (default: the CSSE's joint
+MAC-optimal plan, ``csse.csse_planner``) and are cached by (planner, shapes).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import plan as plan_mod
+from .csse import csse_planner
 from .plan import Plan, Step, execute_plan
 
 __all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan",
@@ -79,10 +79,10 @@ def network_cores(cores) -> dict[str, np.ndarray]:
     return out
 
 
-def get_plan(in_modes, out_modes, ranks, batch: int) -> Plan:
-    """The plan of one training step from ``plan.default_planner`` (looked up now, so
-    a replaced planner is used), cached by (planner, shapes)."""
-    planner = plan_mod.default_planner
+def get_plan(in_modes, out_modes, ranks, batch: int,
+             planner: Callable[..., Plan] = csse_planner) -> Plan:
+    """The plan of one training step from ``planner(in_modes, out_modes, ranks,
+    batch)``, cached by (planner, shapes)."""
     key = (planner, tuple(int(v) for v in in_modes), tuple(int(v) for v in out_modes),
            tuple(int(v) for v in ranks), int(batch))
     p = _PLAN_CACHE.get(key)
@@ -148,12 +148,14 @@ def split_plan(p: Plan, d: int, need_dx: bool = True) -> PlanParts:
                      tuple(saved))
 
 
-def layer_plans(in_modes, out_modes, ranks, batch: int, need_dx: bool = True) -> PlanParts:
-    key = ("parts", plan_mod.default_planner, tuple(in_modes), tuple(out_modes),
+def layer_plans(in_modes, out_modes, ranks, batch: int, need_dx: bool = True,
+                planner: Callable[..., Plan] = csse_planner) -> PlanParts:
+    """``get_plan`` split into phases (``split_plan``), cached by (planner, shapes)."""
+    key = ("parts", planner, tuple(in_modes), tuple(out_modes),
            tuple(ranks), int(batch), bool(need_dx))
     parts = _PLAN_CACHE.get(key)
     if parts is None:
-        parts = split_plan(get_plan(in_modes, out_modes, ranks, batch), len(in_modes),
+        parts = split_plan(get_plan(in_modes, out_modes, ranks, batch, planner), len(in_modes),
                            need_dx)
         _PLAN_CACHE[key] = parts
     return parts

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["Step", "Plan", "ttm_tensors", "ttm_shapes", "networks", "step_spec",
-           "chain_plan", "execute_plan", "default_planner", "pairwise_macs", "csse_plan"]
+           "chain_plan", "execute_plan", "pairwise_macs"]
 
 _BATCH = "z"
 _IN = "abcdefgh"      # n_k
@@ -176,14 +176,3 @@ def execute_plan(plan: Plan, tensors: dict[str, np.ndarray],
                                  f"earlier step or input provides")
         env[step.out] = contract(step, env[step.a], env[step.b])
     return env
-
-
-def csse_plan(in_modes, out_modes, ranks, batch: int) -> Plan:
-    """The contraction-sequence search's joint MAC-optimal plan (``sw_model.ttm.csse``;
-    imported here lazily because csse builds on this module)."""
-    from .csse import csse_planner
-    return csse_planner(in_modes, out_modes, ranks, batch)
-
-
-# The planner the trainer uses by default: (in_modes, out_modes, ranks, batch) -> Plan.
-default_planner: Callable[..., Plan] = csse_plan

@@ -10,21 +10,13 @@ import pytest
 from fetta.sw_model.train.memory import CATEGORIES, dense_mlp_memory, memory_report
 from fetta.sw_model.ttm import plan as plan_mod
 from fetta.sw_model.ttm.models import get_model
-from fetta.sw_model.ttm.layers import clear_plan_cache, layer_plans
+from fetta.sw_model.ttm.layers import layer_plans
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def chain_planner(monkeypatch):
-    clear_plan_cache()
-    monkeypatch.setattr(plan_mod, "default_planner", plan_mod.chain_plan)
-    yield
-    clear_plan_cache()
-
-
-def test_mnist_tt_fixed_by_hand(chain_planner):
-    r = memory_report(get_model("mnist-tt"), "fixed", 64)
+def test_mnist_tt_fixed_by_hand():
+    r = memory_report(get_model("mnist-tt"), "fixed", 64, planner=plan_mod.chain_plan)
     tt = r["tt"]
     assert r["tt_params"] == 14272 and r["bias_params"] == 528
     assert tt["weights"] == 14272 * 4 // 8                       # 4-bit cores

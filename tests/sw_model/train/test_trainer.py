@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fetta.sw_model.ttm import plan as plan_mod
+from fetta.sw_model.ttm.csse import csse_planner
 from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.train.data import load_digits_split
 from fetta.sw_model.arith.fixedpoint import Pow2Code
@@ -158,14 +159,14 @@ def _swap_operands(p):
 
 
 @pytest.mark.parametrize("precision", ["float", "fixed", "pow2"])
-def test_result_independent_of_operand_order(small, precision, monkeypatch):
+def test_result_independent_of_operand_order(small, precision):
     """A planner with every step's operands swapped (cores as A) trains identically:
     pow2 codes are always handed to the executor as B."""
     r0 = train("digits", precision=precision, epochs=1, data=small)
     clear_plan_cache()
-    monkeypatch.setattr(plan_mod, "default_planner", _swapped(plan_mod.default_planner))
     events = []
-    r1 = train("digits", precision=precision, epochs=1, data=small, observer=events.append)
+    r1 = train("digits", precision=precision, epochs=1, data=small, observer=events.append,
+               planner=_swapped(csse_planner))
     clear_plan_cache()
     if precision == "float":
         assert r1["epochs"][0]["test_accuracy"] == r0["epochs"][0]["test_accuracy"]
@@ -235,11 +236,11 @@ def _core_merge_planner(in_modes, out_modes, ranks, batch):
 
 
 @pytest.mark.parametrize("precision", ["fixed", "pow2"])
-def test_core_core_contraction(small, precision, monkeypatch):
+def test_core_core_contraction(small, precision):
     clear_plan_cache()
-    monkeypatch.setattr(plan_mod, "default_planner", _core_merge_planner)
     events = []
-    r = train("digits", precision=precision, epochs=1, data=small, observer=events.append)
+    r = train("digits", precision=precision, epochs=1, data=small, observer=events.append,
+              planner=_core_merge_planner)
     clear_plan_cache()
     merges = [e for e in events if e.step.out == "y.w"]
     assert merges and np.isfinite(r["epochs"][0]["loss"])

@@ -4,6 +4,7 @@ plan), cost hooks, memory budget, bad input."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from fetta.sw_model.ttm import csse
+from fetta.sw_model.ttm.layers import layer_plans
 from fetta.sw_model.ttm import plan as P
 
 # REFERENCES.md section 5: (in modes, out modes, ranks).
@@ -348,8 +350,9 @@ def test_bad_cost_and_budget():
         csse.search("2,2", "2,2", "2", 4, memory_budget=-5)
 
 
-def test_csse_plan_is_a_planner():
-    """``plan.csse_plan`` has ``default_planner``'s signature and gives the joint plan."""
-    assert P.default_planner is P.csse_plan
-    plan = P.csse_plan([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16], 64)
+def test_csse_planner_is_the_default_planner():
+    """``csse.csse_planner`` is the planner the layers use unless told otherwise, and
+    gives the joint plan."""
+    assert inspect.signature(layer_plans).parameters["planner"].default is csse.csse_planner
+    plan = csse.csse_planner([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16], 64)
     assert plan.meta["planner"] == "csse" and plan.macs == 95_502_336

@@ -135,7 +135,7 @@ def test_split_plan_reuses_forward_intermediates():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-def test_planner_looked_up_at_call_time(monkeypatch):
+def test_plans_cached_by_planner_and_shape():
     calls = []
 
     def spy(*args):
@@ -143,10 +143,9 @@ def test_planner_looked_up_at_call_time(monkeypatch):
         return plan_mod.chain_plan(*args)
 
     clear_plan_cache()
-    monkeypatch.setattr(plan_mod, "default_planner", spy)
-    layer_plans((2, 2), (2, 2), (2,), 3)
-    layer_plans((2, 2), (2, 2), (2,), 3)
+    layer_plans((2, 2), (2, 2), (2,), 3, planner=spy)
+    layer_plans((2, 2), (2, 2), (2,), 3, planner=spy)
     assert len(calls) == 1                  # cached by shape
-    layer_plans((2, 2), (2, 2), (1,), 3)    # new ranks -> new plan
+    layer_plans((2, 2), (2, 2), (1,), 3, planner=spy)    # new ranks -> new plan
     assert len(calls) == 2
     clear_plan_cache()
