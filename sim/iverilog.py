@@ -2,9 +2,9 @@
 clock cycle (rung 5 of the verification ladder: a third-party simulator).
 
 ``run_iverilog(component, inputs)`` emits the component with
-``amaranth.back.verilog.convert``, writes a generated testbench that ``$readmemh``-s the
-per-cycle input vectors, applies vector ``i``, lets the logic settle, samples every
-output, then gives one rising clock edge; it runs the testbench with ``iverilog -g2012``
+``rtl.emit.emit_verilog`` (every ``always @*`` evaluated at time 0), writes a
+generated testbench that ``$readmemh``-s the per-cycle input vectors, applies vector
+``i``, lets the logic settle, samples every output, then gives one rising clock edge; it runs the testbench with ``iverilog -g2012``
 and ``vvp`` in a temporary directory and returns the sampled outputs as Python ints
 (signed ports decoded as two's complement).
 
@@ -27,10 +27,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from fetta.errors import FettaError
+from fetta.rtl.emit import emit_verilog
 
 __all__ = ["run_iverilog", "component_ports", "to_signed", "require_iverilog"]
 
@@ -75,18 +75,6 @@ def _verilog_ports(text: str) -> dict[str, tuple[str, int]]:
     return found
 
 
-def _kick_always_blocks(text: str) -> str:
-    """Make Icarus evaluate every ``always @*`` block once before the first vector.
-
-    Yosys' Verilog puts ``if (<dump_module reg>) begin end`` in each ``always @*`` so a
-    simulator that turns that reg's initializer into a time-0 event evaluates the block.
-    Icarus does not, so a block whose inputs never change (e.g. a register at its init
-    value feeding an output mux) stays X. Toggling the reg at #1 re-evaluates them all;
-    the reg is read nowhere else, so this changes no logic."""
-    return re.sub(r"^(\s*)reg (\\\S*dump_module\$\d+)\s*=\s*0;",
-                  r"\1reg \2 = 1'b0;\n\1initial #1 \2 = 1'b1;", text, flags=re.M)
-
-
 def _testbench(ins, outs, n_cycles, clocked, in_width):
     lines = ["`timescale 1ns/1ps", "module tb;"]
     lines.append(f"  reg [{in_width - 1}:0] vectors [0:{n_cycles - 1}];")
@@ -107,7 +95,7 @@ def _testbench(ins, outs, n_cycles, clocked, in_width):
         "  initial begin",
         '    $readmemh("inputs.hex", vectors);',
         '    fd = $fopen("outputs.txt", "w");',
-        "    #2;",  # after _kick_always_blocks' event at #1
+        "    #2;",
         f"    for (i = 0; i < {n_cycles}; i = i + 1) begin",
         f"      {{{', '.join(f'in_{n}' for n, _ in ins)}}} = vectors[i];",
         "      #1;",
@@ -163,7 +151,7 @@ def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]
     if n_cycles == 0:
         return {n: [] for n in out_names}
 
-    text = verilog.convert(component, name=TOP, emit_src=False)
+    text = emit_verilog(component, name=TOP)
     declared = _verilog_ports(text)
     for name in in_names + out_names:
         if declared.get(name, (None, None))[1] != ports[name][1]:
@@ -184,7 +172,7 @@ def run_iverilog(component: wiring.Component, inputs: Mapping[str, Sequence[int]
     with tempfile.TemporaryDirectory(prefix="fetta-iverilog-") as tmp:
         work = Path(keep_dir) if keep_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        (work / "dut.v").write_text(_kick_always_blocks(text))
+        (work / "dut.v").write_text(text)
         (work / "tb.v").write_text(_testbench(ins, outs, n_cycles, clocked, in_width))
         (work / "inputs.hex").write_text("\n".join(words) + "\n")
         for cmd in ([iverilog, "-g2012", "-o", "sim.vvp", "-s", "tb", "tb.v", "dut.v"],

@@ -284,8 +284,8 @@ def _verilator_identity(verilator: list[str]) -> str:
 
 
 def emit_verilog(top) -> str:
-    from amaranth.back import verilog
-    return verilog.convert(top, name="top", emit_src=False)
+    from fetta.rtl.emit import emit_verilog as emit
+    return emit(top, name="top")
 
 
 def build_verilator_model(top, *, token: str | None = None, cache_dir=None,

@@ -81,7 +81,7 @@ def header(component, name: str, config) -> str:
 
 def emit(config="tiny", name: str = "fetta_accel", component=None) -> str:
     """The Verilog text (header + module) of the accelerator top for ``config``."""
-    from amaranth.back import verilog
+    from fetta.rtl.emit import emit_verilog
     cfg = get_config(config)
     if component is None:
         try:
@@ -89,7 +89,7 @@ def emit(config="tiny", name: str = "fetta_accel", component=None) -> str:
         except ImportError as exc:
             raise FettaError(f"the accelerator top rtl/top.py is not importable: {exc}")
         component = Accelerator(cfg)
-    text = verilog.convert(component, name=name, emit_src=False)
+    text = emit_verilog(component, name=name)
     return header(component, name, cfg) + text
 
 
