@@ -26,7 +26,7 @@ import enum
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
-           "MAGIC"]
+           "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS"]
 
 ADDR_BITS = 24
 DATA_BITS = 32
@@ -47,14 +47,16 @@ class Reg(enum.IntEnum):
     PC = 3            # read: program counter (word address)
     ERR_PC = 4        # read: word address of the instruction that raised the error
     CONFIG_HASH = 5   # read: low 32 bits of the elaboration config hash
-    # 64-bit counters, lo word at the even address, hi word at the next.
-    CYCLES = 16
-    BUSY = 18
-    MAC_ACTIVE = 20
-    STALL_DRAIN = 22  # compute waited for the drain path (output stage / writes)
-    STALL_FILL = 24   # pipeline filling at the start of a contraction
-    STALL_CONFIG = 26 # cycles spent loading configuration words
-    INSTRUCTIONS = 28
+    # Counters (``counter_bits`` wide): lo word at the even address, hi word at the
+    # next (bits counter_bits-1..32; absent when counter_bits is 32). Zeroed by
+    # Ctrl.CLEAR only (not by START); they count on across programs.
+    CYCLES = 16       # every cycle of a run, fetch to halt (= the four kinds below)
+    BUSY = 18         # cycles running a CONTRACT past its payload (stall_fill + issue)
+    MAC_ACTIVE = 20   # issue cycles: an A row and a B row enter the CE array
+    STALL_DRAIN = 22  # issue cycles lost waiting for the previous tile's drain
+    STALL_FILL = 24   # a CONTRACT's validate, bound check and drain tail cycles
+    STALL_CONFIG = 26 # fetch, decode and payload-loading cycles of every instruction
+    INSTRUCTIONS = 28 # instructions executed (fetched and decoded)
 
 
 COUNTERS = {
@@ -70,18 +72,23 @@ class Ctrl(enum.IntFlag):
 
 
 class Status(enum.IntFlag):
-    BUSY = 1
+    BUSY = 1           # a program is running
     DONE = 2           # halted normally (HALT) since the last START
     ERROR = 4          # halted with an error; code in bits 15..8
 
 
 class ErrorCode(enum.IntEnum):
-    NONE = 0
-    ILLEGAL_OPCODE = 1
+    NONE = 0               # no error since the last START or CLEAR
+    ILLEGAL_OPCODE = 1     # an instruction header with an unknown opcode
     ADDRESS_RANGE = 2      # an operand/result loop would leave its buffer
     BAD_CONFIG = 3         # a mapping the array cannot run
     PROGRAM_RANGE = 4      # the program ran off the end of program memory
     BUS_WHILE_BUSY = 5     # host wrote a buffer or program word during a run
+
+
+# STATUS bits 15..8: the ErrorCode of the last halt (0 while none).
+STATUS_CODE_LSB = 8
+STATUS_CODE_BITS = 8
 
 
 def buffer_base(buf: int) -> int:
