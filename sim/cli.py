@@ -18,7 +18,7 @@ from fetta.errors import FettaError
 
 # Order shown in --help.
 SUBCOMMANDS = ("train", "contract", "search", "verilog", "regmap", "synth", "program",
-               "wave", "bench", "demo")
+               "probe", "wave", "bench", "demo")
 
 
 def _available():
