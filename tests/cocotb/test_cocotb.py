@@ -68,7 +68,7 @@ def _run(sim, tmp_path, monkeypatch):
         pass
     cases = ET.parse(results).getroot().iter("testcase")
     outcome = {c.get("name"): [f.get("message") for f in c.iter("failure")] for c in cases}
-    assert len(outcome) == 4, outcome
+    assert len(outcome) == 5, outcome
     failed = {n: m for n, m in outcome.items() if m}
     assert not failed, f"{sim}: {failed}"
 
