@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.hostmap import ErrorCode
-from fetta.sw_model.accel.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, N_LEVELS, Op,
+from fetta.sw_model.accel.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, MODE_BITS,
+                          MODE_CONTINUE, MODE_HOLD, N_LEVELS, Op,
                           check_cycles, config_layout, config_words)
 
 from .bound_check import BoundCheck
@@ -39,6 +40,9 @@ class Controller(wiring.Component):
       previous tile's last step (the shadow accumulators must have drained; counted
       as ``stall_drain``); after the final issue a fixed tail of ``tail_cycles`` lets
       the last tile drain;
+      MODE's K-chunk flags only mask ``in_first`` (continue: the accumulators keep
+      their sums) and ``in_last`` (hold: no capture, no drain, nothing written);
+      the timing is unchanged;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -118,13 +122,17 @@ class Controller(wiring.Component):
         # SEED and BASE_IDX are not kept: the program memory's read port holds the SEED
         # word during RUN and TAIL (the output stages read it there), and shows the
         # BASE_IDX word in the cycle the address generator starts.
-        mode = Signal(13)
+        mode = Signal(MODE_BITS)
         row_stride_idx = Signal(32)
         base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
         n = [Signal(COUNT_BITS, name=f"n{i}") for i in range(K + 1)]   # count - 1
         bad_count = Signal()        # a loop count of 0 or > COUNT_MAX
         base_oob = Signal()         # a base row >= bank_depth
         shift, rounding, out_bits = mode[0:6], mode[6:8], mode[8:13]
+        # K-chunk accumulation flags: continue (a tile's first step does not clear the
+        # accumulators), hold (a tile's last step does not reach the drain)
+        acc_continue = mode[MODE_CONTINUE.bit_length() - 1]
+        acc_hold = mode[MODE_HOLD.bit_length() - 1]
         m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
                      self.out_bits.eq(out_bits), self.seed.eq(self.prog_data),
                      self.row_stride_idx.eq(row_stride_idx)]
@@ -266,7 +274,7 @@ class Controller(wiring.Component):
 
                 with m.Switch(widx):
                     with m.Case(CW.MODE):
-                        m.d.sync += [mode.eq(data[0:13]), bad_count.eq(0),
+                        m.d.sync += [mode.eq(data[0:MODE_BITS]), bad_count.eq(0),
                                      base_oob.eq(0)]
                     with m.Case(CW.BASE_AB):
                         m.d.sync += [base["a"].eq(data[0:AB]), base["b"].eq(data[16:16 + AB])]
@@ -322,8 +330,10 @@ class Controller(wiring.Component):
                     m.d.comb += inc["stall_drain"].eq(1)
                 with m.Else():
                     m.d.comb += [self.rd_en.eq(1), issue.step.eq(1)]
-                    m.d.sync += [self.in_valid.eq(1), self.in_first.eq(tile_start),
-                                 self.in_last.eq(tile_last), tile_start.eq(tile_last)]
+                    m.d.sync += [self.in_valid.eq(1),
+                                 self.in_first.eq(tile_start & ~acc_continue),
+                                 self.in_last.eq(tile_last & ~acc_hold),
+                                 tile_start.eq(tile_last)]
                     with m.If(tile_last):
                         # the tile's C row and flat index travel with its last step
                         m.d.sync += [since_last.eq(0), have_prev.eq(1),

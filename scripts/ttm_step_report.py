@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from fetta.sw_model.ttm import csse
-from fetta.sw_model.program.compiler import fits, predict_total
+from fetta.sw_model.program.compiler import fits
+from fetta.sw_model.program.kchunk import predict_total
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.isa import Mapping
 from fetta.sw_model.ttm.plan import ttm_shapes

@@ -42,6 +42,7 @@ from fetta.sw_model.arith.einsum_spec import parse_spec
 from fetta.sw_model.arith.fixedpoint import Pow2Code
 from fetta.sw_model.accel.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
 from fetta.sw_model.accel.isa import Mapping
+from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
 
 from fetta.sim.backends.base import Backend, get_backend
 from fetta.errors import FettaError
@@ -185,13 +186,20 @@ class Session:
     def compile(self, spec, shape_a, shape_b, **kw) -> CompiledContraction:
         return compile_contraction(spec, shape_a, shape_b, self.config, **kw)
 
-    def _compiled_for(self, sp, shape_a, shape_b, mapping, **params) -> CompiledContraction:
-        key = (str(sp), tuple(shape_a), tuple(shape_b), mapping)
+    def _compiled_for(self, sp, shape_a, shape_b, mapping, *, compile_kw=None,
+                      **params) -> CompiledContraction:
+        """Compiled (cached) with the output-stage ``params``; ``compile_kw`` are
+        further ``compile_contraction`` arguments that change the program (lanes,
+        idx_strides, K-chunk flags), part of the cache key."""
+        compile_kw = compile_kw or {}
+        key = (str(sp), tuple(shape_a), tuple(shape_b), mapping,
+               repr(sorted(compile_kw.items())))
         cc = self._compiled.get(key)
         if cc is None:
             self.stats["compile_misses"] += 1
             cc = self._compiled[key] = compile_contraction(sp, shape_a, shape_b,
-                                                           self.config, mapping=mapping)
+                                                           self.config, mapping=mapping,
+                                                           **compile_kw)
         else:
             self.stats["compile_hits"] += 1
         return cc.with_params(**params)
@@ -231,7 +239,9 @@ class Session:
                  ) -> ContractionResult:
         """Run one contraction. One that does not fit the buffers in one program is
         split into contiguous output chunks (``compiler.chunk_plan``), run one after
-        the other; cycles, counters and host words are summed over the chunks."""
+        the other, or, when the reduction alone is longer than the buffers hold, into
+        K chunks accumulated in the array (``sw_model.program.kchunk``); cycles, counters and
+        host words are summed over the programs."""
         cfg = self.config
         t0 = time.perf_counter()
         a = check_operand("A", a, cfg.operand_bits)
@@ -240,9 +250,12 @@ class Session:
         else:
             b = check_operand("B", b, cfg.operand_bits)
         sp = parse_spec(spec) if isinstance(spec, str) else spec
-        sp.sizes(a.shape, b.shape)
+        sizes = sp.sizes(a.shape, b.shape)
         kw = dict(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
                   mapping=mapping)
+        if needs_kchunks(sp, sizes, cfg, mapping):
+            total = self._contract_kchunked(sp, a, b, max_cycles=max_cycles, **kw)
+            return self._finish(total, sp, a, b, t0)
         parts = self._chunk_plan(sp, a.shape, b.shape, mapping)
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
@@ -259,26 +272,64 @@ class Session:
                 res = self._contract_one(sp, a, b, index_offset=offset,
                                          max_cycles=max_cycles, **kw)
                 out = res.output
-            if total is None:
-                total = res
-            else:
-                total.cycles += res.cycles
-                total.predicted_cycles += res.predicted_cycles
-                total.counters = {k: v + res.counters[k] for k, v in total.counters.items()}
-                total.host_words = {k: v + res.host_words[k]
-                                    for k, v in total.host_words.items()}
+            total = self._add(total, res)
         total.output = out
-        total.useful_macs = int(np.prod(list(sp.sizes(a.shape, b.shape).values())))
-        total.mac_utilization = total.useful_macs / (cfg.macs * total.cycles)
         total.chunks = len(parts)
+        return self._finish(total, sp, a, b, t0)
+
+    def _finish(self, total, sp, a, b, t0) -> ContractionResult:
+        """Whole-contraction figures and session statistics of a summed result."""
+        total.useful_macs = int(np.prod(list(sp.sizes(a.shape, b.shape).values())))
+        total.mac_utilization = total.useful_macs / (self.config.macs * total.cycles)
         total.spec = str(sp)
         total.wall_seconds = time.perf_counter() - t0
         st = self.stats
         st["contractions"] += 1
-        st["chunks"] += len(parts)
+        st["chunks"] += total.chunks
         st["words_written"] += total.host_words["written"]
         st["words_read"] += total.host_words["read"]
         st["words_skipped"] += total.host_words["skipped"]
+        return total
+
+    @staticmethod
+    def _add(total, res):
+        if total is None:
+            return res
+        total.cycles += res.cycles
+        total.predicted_cycles += res.predicted_cycles
+        total.counters = {k: v + res.counters[k] for k, v in total.counters.items()}
+        total.host_words = {k: v + res.host_words[k] for k, v in total.host_words.items()}
+        return total
+
+    def _contract_kchunked(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
+                           max_cycles) -> ContractionResult:
+        """A contraction whose reduction alone does not fit (``sw_model.program.kchunk``): per
+        output tile, one program per K box accumulating in the PE accumulators; the
+        last box of a tile drains it. Nothing else may run on the backend between the
+        programs of one tile (the accumulators carry the partial sums)."""
+        key = ("k", str(sp), a.shape, b.shape, mapping)
+        plan = self._chunks.get(key)
+        if plan is None:
+            plan = self._chunks[key] = kchunk_plan(sp, a.shape, b.shape, self.config,
+                                                   mapping)
+        out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
+        total = None
+        for tile, box, first, last in plan.runs():
+            r = {**tile, **box}
+            sl_a = tuple(slice(*r[i]) if i in r else slice(None) for i in sp.a)
+            sl_b = tuple(slice(*r[i]) if i in r else slice(None) for i in sp.b)
+            ckw = dict(lanes=(plan.im, plan.in_), idx_strides=plan.idx_strides,
+                       acc_continue=not first, acc_hold=not last)
+            res = self._contract_one(sp, a[sl_a], b[sl_b], shift=shift, rounding=rounding,
+                                     out_bits=out_bits, seed=seed, mapping=plan.mapping,
+                                     index_offset=plan.index_offset(tile),
+                                     max_cycles=max_cycles, compile_kw=ckw,
+                                     read_out=last)
+            if last:
+                out[tuple(slice(*tile[i]) for i in sp.out)] = res.output
+            total = self._add(total, res)
+        total.output = out
+        total.chunks = plan.programs
         return total
 
     def _load(self, region, base: int, rows: np.ndarray, used: int) -> tuple[int, int]:
@@ -299,11 +350,14 @@ class Session:
         return written, len(rows) * used - written
 
     def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
-                      index_offset, max_cycles) -> ContractionResult:
+                      index_offset, max_cycles, compile_kw=None,
+                      read_out=True) -> ContractionResult:
+        """One program. ``read_out=False`` (a K chunk that holds its sums in the
+        accumulators and writes nothing) skips reading C back."""
         cfg = self.config
         cc = self._compiled_for(sp, a.shape, b.shape, mapping, shift=shift,
                                 rounding=rounding, out_bits=out_bits, seed=seed,
-                                index_offset=index_offset)
+                                index_offset=index_offset, compile_kw=compile_kw)
         be = self.backend
         be.clear()
         mp = cc.mapping
@@ -330,12 +384,15 @@ class Session:
                              f"word {st.err_pc} running '{cc.spec}'")
         n_out = cc.c_rows * cfg.c_lanes
         read_array = getattr(be, "read_array", None)
-        if read_array is not None:
-            raw = read_array(buffer_base(2), n_out).astype(np.int64)
+        if not read_out:
+            out = None
         else:
-            raw = np.array(be.read(buffer_base(2), n_out), dtype=np.int64)
-        raw = ((raw & 0xFFFF) ^ 0x8000) - 0x8000
-        out = cc.unpack_c(raw.reshape(cc.c_rows, cfg.c_lanes))
+            if read_array is not None:
+                raw = read_array(buffer_base(2), n_out).astype(np.int64)
+            else:
+                raw = np.array(be.read(buffer_base(2), n_out), dtype=np.int64)
+            raw = ((raw & 0xFFFF) ^ 0x8000) - 0x8000
+            out = cc.unpack_c(raw.reshape(cc.c_rows, cfg.c_lanes))
         cycles = st.counters["cycles"]
         peak = self.stats["peak_rows"]
         for k, rows in (("a", cc.a_rows), ("b", cc.b_rows), ("c", cc.c_rows)):
@@ -344,7 +401,8 @@ class Session:
                                                len(cc.program))
         # The host reads only the lanes holding outputs (lane < ga*gb*pe_cols).
         words = {"written": wa + wb + wp + CONTROL_WRITES,
-                 "read": cc.c_rows * mp.ga * mp.gb * cfg.pe_cols + CONTROL_READS,
+                 "read": (cc.c_rows * mp.ga * mp.gb * cfg.pe_cols if read_out else 0)
+                 + CONTROL_READS,
                  "skipped": sa + sb + len(prog) - wp}
         return ContractionResult(
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,

@@ -21,7 +21,7 @@ from .config import AccelConfig
 from ..arith.fixedpoint import ROUNDING_MODES
 from .routing import distribution_n_switch_bits
 
-__all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "Level", "Contract",
+__all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MODE_HOLD", "Level", "Contract",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
            "encode_config", "decode_header", "SYNC", "HALT",
            "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "check_cycles", "loop_deltas"]
@@ -31,6 +31,10 @@ COUNT_BITS = 13       # loop counts are 1..COUNT_MAX
 COUNT_MAX = (1 << COUNT_BITS) - 1
 STRIDE_BITS = 16      # buffer row strides, signed
 CONTRACT_WORDS = 7 + 3 * N_LEVELS
+# MODE word flags (bits 13, 14): K-chunk accumulation across CONTRACTs (``Contract``)
+MODE_CONTINUE = 1 << 13
+MODE_HOLD = 1 << 14
+MODE_BITS = 15
 
 
 class Op(enum.IntEnum):
@@ -173,6 +177,14 @@ class Contract:
     iteration is one output tile, drained as ``pe_rows`` C rows at
     ``base_c + sum(level_i * stride_c_i) + row``, with flat output index
     ``base_idx + sum(level_i * stride_idx_i) + row * row_stride_idx + lane_index[lane]``.
+
+    K-chunk accumulation (MODE bits ``MODE_CONTINUE``/``MODE_HOLD``): with
+    ``acc_continue`` a tile's first step adds to the sums the PE accumulators already
+    hold instead of restarting them; with ``acc_hold`` a tile's last step does not
+    hand its sums to the drain (nothing is written to C; the sums stay in the
+    accumulators). A reduction longer than the buffers runs as one-tile CONTRACTs per
+    K chunk: hold on every chunk but the last, continue on every chunk but the first.
+    Timing is the same with or without them.
     """
     shift: int = 0
     rounding: str = "floor"
@@ -187,6 +199,8 @@ class Contract:
     k_stride_b: int = 1
     row_stride_idx: int = 0
     levels: tuple = field(default_factory=lambda: tuple(Level() for _ in range(N_LEVELS)))
+    acc_continue: bool = False
+    acc_hold: bool = False
 
     def encode(self) -> list[int]:
         if self.rounding not in ROUNDING_MODES:
@@ -196,7 +210,9 @@ class Contract:
             raise ValueError(f"{len(self.levels)} loop levels; the ISA has exactly {N_LEVELS}")
         w = [
             _u(self.shift, 6, "shift") | (ROUNDING_MODES.index(self.rounding) << 6)
-            | (_u(self.out_bits, 5, "out_bits") << 8),
+            | (_u(self.out_bits, 5, "out_bits") << 8)
+            | (MODE_CONTINUE if self.acc_continue else 0)
+            | (MODE_HOLD if self.acc_hold else 0),
             _u(self.seed, 32, "seed"),
             _u(self.base_a, 16, "base_a") | (_u(self.base_b, 16, "base_b") << 16),
             _u(self.base_c, 16, "base_c") | (_u(self.k_count, 16, "k_count") << 16),

@@ -44,7 +44,8 @@ from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import Spec, parse_spec
 from ..arith.fixedpoint import check_out_bits, check_rounding, check_shift
 from ..arith.fixedpoint import ROUNDING_MODES
-from ..accel.isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
+from ..accel.isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, MODE_CONTINUE, MODE_HOLD, Op,
+                  decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
                   Level, Mapping, check_cycles, config_words, encode_config)
 
 # rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
@@ -142,7 +143,8 @@ class CompiledContraction:
             op, n = decode_header(prog[pc])
             if op == Op.CONTRACT:
                 old_off = self._layout.get("index_offset", 0)
-                prog[pc + 1 + CW.MODE] = mode
+                flags = prog[pc + 1 + CW.MODE] & (MODE_CONTINUE | MODE_HOLD)
+                prog[pc + 1 + CW.MODE] = mode | flags
                 prog[pc + 1 + CW.SEED] = int(seed)
                 prog[pc + 1 + CW.BASE_IDX] = (prog[pc + 1 + CW.BASE_IDX] - old_off
                                               + index_offset) & 0xFFFFFFFF
@@ -279,11 +281,15 @@ def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | Non
                                plan_only=True).predicted_cycles
 
 
-def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing):
+def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing,
+             lanes: tuple | None = None):
     """The candidate with the fewest predicted cycles among those that fit the
-    buffers and program memory, or None."""
+    buffers and program memory, or None. ``lanes = (im, in)`` forces the lane
+    indices."""
     ims = list(sp.m) or [None]
     ins = list(sp.n) or [None]
+    if lanes is not None:
+        ims, ins = [lanes[0]], [lanes[1]]
     maps = [mapping.check(cfg)] if mapping is not None else list(mappings(cfg))
     best = None
     for mp, im, in_ in itertools.product(maps, ims, ins):
@@ -307,11 +313,18 @@ def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None) 
 def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                         rounding="floor", out_bits=16, seed=0,
                         mapping: Mapping | None = None, plan_only=False,
-                        index_offset: int = 0) -> CompiledContraction:
+                        index_offset: int = 0, lanes: tuple | None = None,
+                        idx_strides: dict | None = None, acc_continue: bool = False,
+                        acc_hold: bool = False) -> CompiledContraction:
     """Compile ``spec`` for ``config``. ``mapping`` forces a mapping (e.g. a fixed
     baseline); by default the one with the fewest predicted cycles is chosen.
     ``index_offset`` is added to every flat output index (the dither input) when this
-    contraction computes a contiguous chunk of a larger output."""
+    contraction computes a chunk of a larger output; ``idx_strides`` (output index ->
+    flat-index stride) replaces the output's own row-major strides, so a chunk that is
+    not contiguous in the larger output (a K-chunked tile, ``sw_model.program.kchunk``) feeds
+    the dither the larger output's indices. ``lanes = (im, in)`` forces the indices on
+    the lanes; ``acc_continue``/``acc_hold`` set the CONTRACTs' K-chunk flags
+    (``isa.Contract``)."""
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
     sizes = sp.sizes(shape_a, shape_b)
@@ -321,7 +334,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     if not 0 <= int(seed) < (1 << 32):
         raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
     tm = timing_constants(cfg)
-    ch = _choices(sp, sizes, cfg, mapping, tm)
+    ch = _choices(sp, sizes, cfg, mapping, tm, lanes)
     if ch is None:
         ims, ins = list(sp.m) or [None], list(sp.n) or [None]
         maps = [mapping] if mapping is not None else list(mappings(cfg))
@@ -333,7 +346,8 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
             f"fit config '{cfg.name}': needs {max(a, b, c)} buffer rows (A {a}, B {b}, "
             f"C {c}; limit {cfg.bank_depth}), {words} program words (limit "
             f"{cfg.prog_depth}), {need[2]} reduction steps (limit {COUNT_MAX}); "
-            f"fetta.sim.harness splits such contractions along output indices")
+            f"fetta.sim.harness splits such contractions along output indices "
+            f"(compiler.chunk_plan) or along K (kchunk.kchunk_plan)")
     mp, im, in_ = ch.mapping, ch.im, ch.in_
     R, C = cfg.pe_rows, cfg.pe_cols
     TM, TN = mp.ga * R, mp.gb * C
@@ -365,7 +379,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     sa = strides(a_levels, ksteps)
     sb = strides(b_levels, ksteps)
     sc = strides(outer_all, R)
-    ost = _out_strides(sp, sizes)
+    ost = _out_strides(sp, sizes) if idx_strides is None else dict(idx_strides)
     sidx = {}
     for n, c in outer_all:
         if n == "#m":
@@ -431,7 +445,8 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                             k_count=ksteps,
                             k_stride_a=1, k_stride_b=1,
                             row_stride_idx=row_stride_idx & 0xFFFFFFFF,
-                            levels=tuple(hw_levels)).encode()
+                            levels=tuple(hw_levels), acc_continue=acc_continue,
+                            acc_hold=acc_hold).encode()
     program.append(HALT)
     assert len(program) <= cfg.prog_depth
     result.program = program
@@ -480,18 +495,3 @@ def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = 
 
     chunks = plan({}, 0)
     return [(r, sum(a * ost[i] for i, (a, _) in r.items())) for r in chunks]
-
-
-def predict_total(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
-    """(predicted cycles, number of chunks) for any size, chunked as the harness does."""
-    cfg = get_config(config)
-    sp = parse_spec(spec) if isinstance(spec, str) else spec
-    sizes = sp.sizes(shape_a, shape_b)
-    if fits(sp, shape_a, shape_b, cfg, mapping):
-        return predict_cycles(sp, shape_a, shape_b, cfg, mapping), 1
-    total, chunks = 0, chunk_plan(sp, shape_a, shape_b, cfg, mapping)
-    for ranges, _ in chunks:
-        sa = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.a]
-        sb = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.b]
-        total += predict_cycles(sp, sa, sb, cfg, mapping)
-    return total, len(chunks)

@@ -16,7 +16,8 @@ import numpy as np
 from ..accel import routing
 from ..accel.config import AccelConfig
 from ..arith.fixedpoint import ROUNDING_MODES, Pow2Code, output_stage, wrap
-from ..accel.isa import CONTRACT_WORDS, CW, N_LEVELS, Op, config_layout, decode_header
+from ..accel.isa import (CONTRACT_WORDS, CW, MODE_CONTINUE, MODE_HOLD, N_LEVELS, Op,
+                         config_layout, decode_header)
 
 __all__ = ["run_program"]
 
@@ -30,9 +31,16 @@ def _join(words):
     return sum(int(w) << (32 * i) for i, w in enumerate(words))
 
 
-def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None) -> np.ndarray:
+def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
+                state: dict | None = None) -> np.ndarray:
     """Run ``program`` on buffer contents ``a_rows`` (rows x a_lanes) and ``b_rows``;
-    returns the C buffer (bank_depth x c_lanes) after the program halts."""
+    returns the C buffer (bank_depth x c_lanes) after the program halts.
+
+    ``state`` (a dict, updated in place) carries the PE accumulators (``"acc"``,
+    ``n_ce x pe_rows x pe_cols`` wrap-around sums) from one program to the next, as
+    the hardware keeps them: a CONTRACT with ``acc_continue`` starts its tiles from
+    them, one with ``acc_hold`` leaves its last tile in them and writes nothing."""
+    state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
     red_bits = routing.reduction_n_switch_bits(cfg.c_lanes)
     lay = config_layout(cfg, red_bits)
@@ -67,6 +75,7 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None) -> np.nd
             w = payload
             mode = w[CW.MODE]
             shift, rnd, out_bits = mode & 0x3F, (mode >> 6) & 3, (mode >> 8) & 0x1F
+            cont, hold = bool(mode & MODE_CONTINUE), bool(mode & MODE_HOLD)
             seed = w[CW.SEED]
             base_a, base_b = w[CW.BASE_AB] & 0xFFFF, w[CW.BASE_AB] >> 16
             base_c, k_count = w[CW.BASE_C_KCOUNT] & 0xFFFF, w[CW.BASE_C_KCOUNT] >> 16
@@ -80,7 +89,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None) -> np.nd
                 rb = base_b + sum(c * lv[2] for c, lv in zip(ctr, levels))
                 rc = base_c + sum(c * lv[3] for c, lv in zip(ctr, levels))
                 idx0 = w[CW.BASE_IDX] + sum(c * lv[4] for c, lv in zip(ctr, levels))
-                acc = np.zeros((n_ce, R, C), dtype=np.int64)
+                acc = state.get("acc", np.zeros((n_ce, R, C), dtype=np.int64)).copy() \
+                    if cont else np.zeros((n_ce, R, C), dtype=np.int64)
                 for k in range(k_count):
                     av = routing.apply_distribution(cfg.a_lanes, settings["a"],
                                                     list(a_buf[ra + k * k_sa]))
@@ -92,6 +102,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None) -> np.nd
                         np.array([_s16(int(x)) for x in bv], dtype=np.int64)
                     acc += av.reshape(n_ce, R, 1) * bv.reshape(n_ce, 1, C)
                 acc = wrap(acc, cfg.acc_bits)
+                state["acc"] = acc
+                if hold:
+                    continue
                 for r in range(R):
                     lanes = acc[:, r, :].reshape(-1)
                     summed = np.array(routing.apply_reduction(

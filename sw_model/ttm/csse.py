@@ -236,9 +236,9 @@ def cycles_cost(config="tiny") -> CostFn:
     indices exactly like ``compiler.chunk_plan`` (bisection on the first output index,
     then recursing with it fixed), summing ``predict_cycles`` over the chunks. Chunks of
     one shape have one cost, so the sum is taken over distinct shapes times their count
-    (``compiler.predict_total`` gives the same number by enumerating every chunk, which
+    (``kchunk.predict_total`` gives the same number by enumerating every chunk, which
     is far too slow for a search). A contraction whose single output element does not
-    fit costs ``inf`` (excluded)."""
+    fit is costed as K chunks (``kchunk.kchunk_plan``)."""
     try:
         from ..program.compiler import fits, predict_cycles
     except ImportError as exc:
@@ -269,7 +269,7 @@ def cycles_cost(config="tiny") -> CostFn:
             if fit(sz):
                 return cyc(sz)
             if pos >= len(sp.out):
-                return math.inf
+                return math.inf           # unreachable: K chunks are costed first
             idx = sp.out[pos]
             n = sz[idx]
             lo, hi = 0, n
@@ -285,6 +285,10 @@ def cycles_cost(config="tiny") -> CostFn:
                 return c + (cyc({**sz, idx: rem}) if rem else 0)
             return n * total({**sz, idx: 1}, pos + 1)
 
+        if not fit({**sizes, **{i: 1 for i in sp.out}}):
+            # the reduction alone does not fit: K chunks (kchunk.kchunk_plan)
+            from ..program.kchunk import kchunk_plan
+            return kchunk_plan(sp, *shapes(sizes), cfg).predicted_cycles
         return total(sizes, 0)
     return cost
 

@@ -158,9 +158,64 @@ def test_operand_out_of_range_rejected():
         run_contraction("mk,kn->mn", np.full((2, 2), 40000), np.ones((2, 2), int))
 
 
-def test_reduction_too_long_for_buffers_names_the_limit():
+def test_compile_of_too_long_reduction_names_the_limit():
+    from fetta.sw_model.program.compiler import compile_contraction
     with pytest.raises(ValueError, match=r"needs \d+ buffer rows .*limit 1024"):
-        run_contraction("mk,kn->mn", np.ones((2, 9000), int), np.ones((9000, 2), int))
+        compile_contraction("mk,kn->mn", (2, 9000), (9000, 2), "tiny")
+
+
+def _check_exact(res, spec, a, b, kw):
+    ref = reference_contraction(spec, a, b, **kw)
+    diff = np.argwhere(res.output != ref)
+    if diff.size:
+        i = tuple(diff[0])
+        pytest.fail(f"'{spec}' {kw} element {i}: rtl {res.output[i]} != golden {ref[i]}")
+    assert res.cycles == res.predicted_cycles, (spec, res.cycles, res.predicted_cycles)
+
+
+def test_reduction_longer_than_buffers_accumulates_k_chunks():
+    """K = 9000 on tiny (a 1024-row buffer holds 4096 K values with gk = 4): the
+    reduction runs as K chunks accumulating in the PE accumulators; full-range
+    operands make the sums wrap at 32 bits, which the chunks must reproduce."""
+    rng = np.random.default_rng(3)
+    a = rng.choice([-32768, 32767, -32767], (2, 9000))
+    b = rng.choice([-32768, 32767], (9000, 2))
+    kw = dict(shift=20, rounding="nearest-even")
+    res = run_contraction("mk,kn->mn", a, b, **kw)
+    assert res.chunks == 3
+    acc = np.einsum("mk,kn->mn", a, b)
+    assert (np.abs(acc) >= 2 ** 31).any()         # the test exercises wrap-around
+    _check_exact(res, "mk,kn->mn", a, b, kw)
+
+
+@pytest.mark.parametrize("spec,sa,sb,kw", [
+    ("mk,kn->mn", (3, 130), (130, 2), dict(shift=4, rounding="stochastic", seed=7)),
+    ("bkj,njk->nb", (2, 9, 13), (3, 13, 9), dict(shift=3, rounding="nearest-even",
+                                                out_bits=12)),
+    ("zkm,k->mz", (2, 100, 3), (100,), dict(shift=2, rounding="stochastic", seed=3)),
+])
+def test_k_chunks_batched_permuted_stochastic(spec, sa, sb, kw):
+    """16-row buffers: K boxes over several summed indices (fixed prefix + ranges),
+    batch indices, permuted output, stochastic dither with the whole output's flat
+    indices; bit- and cycle-exact."""
+    cfg = AccelConfig(name="tiny-d16", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=16)
+    rng = np.random.default_rng(len(spec) + sum(sa))
+    a = rng.integers(-3000, 3000, sa)
+    b = rng.integers(-3000, 3000, sb)
+    res = run_contraction(spec, a, b, config=cfg, **kw)
+    assert res.chunks > 1
+    _check_exact(res, spec, a, b, kw)
+
+
+def test_k_chunks_on_ice40_preset():
+    """Time-shared output stage, 2 C lanes: K = 700 > 256 rows x gk 2."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(-30000, 30000, (3, 700))
+    b = rng.integers(-30000, 30000, (700, 2))
+    kw = dict(shift=9, rounding="stochastic", seed=11)
+    res = run_contraction("mk,kn->nm", a, b, config="ice40", **kw)
+    assert res.chunks > 1
+    _check_exact(res, "mk,kn->nm", a, b, kw)
 
 
 def test_contraction_larger_than_buffers_is_split_into_chunks():

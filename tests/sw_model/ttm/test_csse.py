@@ -284,14 +284,14 @@ def test_cycles_compiler_fc1(config):
     _cycles_vs_macs_optimal((*SECTION5["fc1"], 64), csse.cycles_cost(config))
 
 
-def test_cycles_cost_matches_compiler_predict_total():
-    from fetta.sw_model.program import compiler
+def test_cycles_cost_matches_predict_total():
+    from fetta.sw_model.program import kchunk
     net = csse.StepNetwork((7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16), 8)
     f = csse.cycles_cost("tiny")
     for a, b in [(1, 4), (4, 8), (1 | 4 | 8, 16 | 32)]:
         spec = net.spec(a, b)
         assert f(spec, net.shape(a), net.shape(b)) == \
-            compiler.predict_total(spec, net.shape(a), net.shape(b), "tiny")[0]
+            kchunk.predict_total(spec, net.shape(a), net.shape(b), "tiny")[0]
 
 
 # ---- memory ------------------------------------------------------------------------
