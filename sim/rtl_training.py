@@ -20,12 +20,16 @@ Accounting (the ``finish`` hook adds it to the results JSON):
   ``forward``; ``input_gradient`` (backward contractions only the layer's ``dx``
   needs); ``core_gradients`` (every other backward contraction, including ones the
   joint plan shares between ``dx`` and the ``dg``); ``host_transfer`` (host-bus words
-  moved, at one word per cycle — see ``sim/harness.py``); ``total``. Evaluation
-  contractions are counted apart under ``eval``.
+  moved, at one word per cycle — see ``sim/harness.py``); ``on_chip_moves`` (layout
+  passes on chip: always 0, the compiler emits none; tensors go through the host);
+  ``total``. Evaluation contractions are counted apart under ``eval``.
+* ``host_words_per_step``: host-bus words written and read per training step (mean).
 * ``mac_utilization``: useful MACs / (array MACs x compute cycles) over training
   contractions (``mac_utilization_with_transfer`` counts host-transfer cycles too).
 * ``clock_mhz`` and simulated time and samples/s per step at that clock.
-* ``on_chip_memory``: peak buffer rows and program words used vs available.
+* ``on_chip_memory``: peak buffer rows and program words used vs available;
+  ``peak_buffer_occupancy``: the peak rows of A, B and C as a fraction of
+  ``bank_depth``.
 
 Residency: the compiler places every contraction's operands at row 0 of buffers A and
 B in that contraction's own lane layout, so the buffers hold one contraction at a time;
@@ -60,7 +64,7 @@ VERIFY_MODES = ("all", "sample", "off")
 SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "pysim",
                                                                       "board"))
 SAMPLE_EVERY = 8
-PHASES = ("forward", "input_gradient", "core_gradients", "host_transfer")
+PHASES = ("forward", "input_gradient", "core_gradients", "on_chip_moves", "host_transfer")
 
 # Clock (MHz) per preset for simulated time. To be replaced by the measured Fmax of each
 # preset's FPGA build (`fetta synth --json`, key fmax_mhz); until then 50 MHz for tiny: a
@@ -263,6 +267,9 @@ class RtlTraining:
             "simulated_seconds_total": cycles["total"] / hz,
             "host_words": {"written": st["words_written"], "read": st["words_read"],
                            "skipped_resident": st["words_skipped"]},
+            "host_words_per_step": cycles["host_transfer"] / n if n else 0.0,
+            "peak_buffer_occupancy": {k: st["peak_rows"][k] / cfg.bank_depth
+                                      for k in "abc"},
             "compile_cache": {"hits": st["compile_hits"], "misses": st["compile_misses"]},
             "on_chip_memory": {"used_bytes": used, "available_bytes": avail,
                                "peak_rows": dict(st["peak_rows"]),

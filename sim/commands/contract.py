@@ -14,11 +14,17 @@ from fetta.sw_model.accel.isa import Mapping
 from fetta.errors import FettaError
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
-HELP = "run one einsum contraction on the accelerator; print cycles and utilization"
+HELP = ("run one einsum contraction (or a chain file of them) on the accelerator; print "
+        "cycles and utilization")
 
 
 def add_arguments(p):
-    p.add_argument("spec", help="pairwise einsum, e.g. 'ij,jk->ik'")
+    p.add_argument("spec", nargs="?", help="pairwise einsum, e.g. 'ij,jk->ik'")
+    p.add_argument("--chain", metavar="FILE.json",
+                   help="run a chain of contractions instead (sim/chain.py: 'steps' "
+                        "[{spec, a, b, out, shift?, rounding?, out_bits?, seed?}], "
+                        "'tensors' {name: {shape, range?} or {data}}, 'config'?, "
+                        "'seed'?); checked against the reference model step by step")
     p.add_argument("--shape", action="append", default=[], metavar="X=d0,d1,...",
                    help="operand shape, X is A or B (give both)")
     p.add_argument("--random", type=int, default=0, metavar="SEED",
@@ -50,9 +56,55 @@ def _shape(text, name):
     return dims
 
 
+def run_chain_file(args) -> int:
+    from ..chain import check_chain, load_chain_file, run_chain
+
+    steps, tensors, opts = load_chain_file(args.chain, args.random)
+    config = opts.get("config", args.config)
+    if config not in PRESETS:
+        raise FettaError(f"chain file config {config!r} unknown; allowed "
+                         f"{', '.join(sorted(PRESETS))}")
+    cfg = PRESETS[config]
+    seed = opts.get("seed", args.seed)
+    plan = check_chain(steps, tensors, seed)
+    res = run_chain(steps, tensors, config=cfg, backend=args.backend, seed=seed)
+    values, mismatches = dict(tensors), 0
+    pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
+    for (spec, a, b, o, p), r in zip(plan, res.steps):
+        values[o] = reference_contraction(spec, values[a], values[b], acc_bits=cfg.acc_bits,
+                                          b_pow2=pow2, **p)
+        bad = int((res.outputs[o] != values[o]).sum())
+        mismatches += bad
+        print(f"{o:<10} {spec:<22} {r.cycles:>9} cycles (predicted {r.predicted_cycles}), "
+              f"{r.chunks} program(s), {100 * r.mac_utilization:.1f}% MACs, "
+              f"{'bit-exact' if bad == 0 else f'{bad} MISMATCHES'}")
+    c = res.cycles
+    print(f"cycles          compute {c['compute']}  on-chip moves {c['on_chip_moves']}  "
+          f"host transfer {c['host_transfer']}  total {c['total']}")
+    print(f"host words      written {res.host_words['written']}  read "
+          f"{res.host_words['read']}  skipped (resident) {res.host_words['skipped']}")
+    print(f"MAC utilization {100 * res.mac_utilization:.1f}% of compute, "
+          f"{100 * res.mac_utilization_with_transfer:.1f}% with transfer")
+    if args.print_output:
+        for o, v in res.outputs.items():
+            print(f"{o} =\n{v}")
+    if args.json:
+        out = res.to_dict()
+        out["mismatches"] = mismatches
+        write_json_atomic(args.json, out)
+    return 0 if mismatches == 0 else 1
+
+
 def run(args) -> int:
     from ..harness import run_contraction
 
+    if args.chain:
+        if args.spec:
+            raise FettaError(f"give a spec or --chain, not both (spec {args.spec!r})")
+        return run_chain_file(args)
+    if not args.spec:
+        raise FettaError("spec missing; give a pairwise einsum like 'ij,jk->ik' or "
+                         "--chain FILE.json")
     sp = parse_spec(args.spec)
     shapes = {}
     for item in args.shape:

@@ -184,8 +184,11 @@ def run(args) -> int:
               f"({results['verified']} of {results['contractions']} contractions verified), "
               f"{c['total'] / max(1, results['steps_simulated']):.0f} cycles/step "
               f"(forward {c['forward']}, input gradient {c['input_gradient']}, core "
-              f"gradients {c['core_gradients']}, host transfer {c['host_transfer']} in "
-              f"total), MAC utilization {results['mac_utilization'] * 100:.1f}%, "
+              f"gradients {c['core_gradients']}, on-chip moves {c['on_chip_moves']}, "
+              f"host transfer {c['host_transfer']} in total), "
+              f"{results['host_words_per_step']:.0f} host words/step, MAC utilization "
+              f"{results['mac_utilization'] * 100:.1f}% "
+              f"({results['mac_utilization_with_transfer'] * 100:.1f}% with transfer), "
               f"{results['simulated_seconds_per_step'] * 1e3:.3f} ms/step at "
               f"{results['clock_mhz']:g} MHz")
     if args.json:

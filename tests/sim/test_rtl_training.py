@@ -81,7 +81,13 @@ def test_pysim_two_full_steps_bit_exact(digits):
     assert rep["mismatches"] == 0 and rep["verified"] == rep["contractions"] == 22
     assert_same_state(trainer_state(hw), trainer_state(ref))
     assert rep["steps_simulated"] == 2
-    assert all(rep["cycles_per_step"][s][p] > 0 for s in range(2) for p in PHASES)
+    assert all(rep["cycles_per_step"][s][p] > 0 for s in range(2) for p in PHASES
+               if p != "on_chip_moves")
+    assert all(rep["cycles_per_step"][s]["on_chip_moves"] == 0 for s in range(2))
+    assert rep["host_words_per_step"] == sum(
+        rep["cycles_per_step"][s]["host_transfer"] for s in range(2)) / 2 > 0
+    occ = rep["peak_buffer_occupancy"]
+    assert set(occ) == {"a", "b", "c"} and all(0 < v <= 1 for v in occ.values())
 
 
 def test_cxxrtl_short_run_bit_exact_and_reports(digits, cxx, tmp_path):

@@ -1,0 +1,197 @@
+"""Chains of contractions: the public API for running a sequence of pairwise einsums
+whose later steps consume earlier outputs, the same on every backend.
+
+``run_chain(steps, tensors, *, config="tiny", backend="pysim", seed=0)``:
+
+* ``steps``: a list of ``(spec, a_name, b_name, out_name, params)``; ``params`` a dict
+  with any of ``shift`` (default 0), ``rounding`` (``floor``), ``out_bits`` (16),
+  ``seed`` (default ``seed + i`` for step ``i``, modulo 2**32);
+* ``tensors``: input name -> integer array (16-bit operand range; with a shift-MAC
+  configuration a tensor used as a B operand holds power-of-two codes);
+* every step's operands are inputs or outputs of earlier steps; output names are new.
+
+Returns a ``ChainResult``: every named output (NumPy int64, in its einsum shape),
+cycles by phase, host words and MAC utilization, and the per-step
+``ContractionResult``s. Each step's result is exactly the arithmetic contract applied
+to its operands (``sw_model.arith.contraction.reference_contraction``), whatever the chain.
+
+How it runs today: one accelerator program (or several, for contractions larger than
+the buffers: output chunks, K chunks) per step, in order, through one
+``harness.Session``; a step's output is read back over the host bus and written as the
+next step's operand in that step's buffer layout. Cycles by phase are therefore
+``compute`` (the programs' CYCLES counters), ``on_chip_moves`` (0: no move instruction
+is used) and ``host_transfer`` (host-bus words at one word per cycle, the harness's
+accounting).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.arith.einsum_spec import parse_spec
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
+
+from fetta.errors import FettaError
+
+__all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file"]
+
+_PARAMS = ("shift", "rounding", "out_bits", "seed")
+
+
+@dataclass
+class ChainResult:
+    """Outputs and costs of a chain. ``cycles``: ``{"compute", "on_chip_moves",
+    "host_transfer", "total"}``; ``host_words``: written/read/skipped summed over the
+    steps; ``mac_utilization``: useful MACs / (MACs x compute cycles);
+    ``mac_utilization_with_transfer``: the same over total cycles."""
+    outputs: dict
+    cycles: dict
+    host_words: dict
+    useful_macs: int
+    mac_utilization: float
+    mac_utilization_with_transfer: float
+    config: str
+    backend: str
+    steps: list = field(default_factory=list, repr=False)
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"config": self.config, "backend": self.backend,
+                "cycles": dict(self.cycles), "host_words": dict(self.host_words),
+                "useful_macs": self.useful_macs,
+                "mac_utilization": self.mac_utilization,
+                "mac_utilization_with_transfer": self.mac_utilization_with_transfer,
+                "outputs": {k: list(v.shape) for k, v in self.outputs.items()},
+                "steps": [{"spec": r.spec, "cycles": r.cycles,
+                           "predicted_cycles": r.predicted_cycles, "programs": r.chunks,
+                           "mac_utilization": r.mac_utilization,
+                           "host_words": dict(r.host_words)} for r in self.steps],
+                "wall_seconds": self.wall_seconds}
+
+
+def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
+    """Validate a chain; returns ``[(spec, a, b, out, params)]`` with every parameter
+    filled in. Raises ValueError (one line naming the step and value) on bad input."""
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise ValueError(f"steps={steps!r}: expected a non-empty list of "
+                         f"(spec, a_name, b_name, out_name, params)")
+    if not isinstance(tensors, dict):
+        raise ValueError(f"tensors is a {type(tensors).__name__}; expected a dict "
+                         f"name -> integer array")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed={seed!r} is not an integer")
+    shapes = {k: np.shape(v) for k, v in tensors.items()}
+    out = []
+    for i, st in enumerate(steps):
+        if not isinstance(st, (list, tuple)) or len(st) not in (4, 5):
+            raise ValueError(f"step {i}: {st!r} is not (spec, a_name, b_name, out_name, "
+                             f"params)")
+        spec, a, b, o = st[:4]
+        params = dict(st[4]) if len(st) == 5 and st[4] is not None else {}
+        sp = parse_spec(spec)
+        for role, name in (("A", a), ("B", b)):
+            if name not in shapes:
+                raise ValueError(f"step {i} '{spec}': operand {role} {name!r} is neither "
+                                 f"an input nor an earlier output; known "
+                                 f"{', '.join(map(repr, shapes)) or 'none'}")
+        if not isinstance(o, str) or not o:
+            raise ValueError(f"step {i} '{spec}': output name {o!r} is not a string")
+        if o in shapes:
+            raise ValueError(f"step {i} '{spec}': output name {o!r} is already a tensor; "
+                             f"output names must be new")
+        bad = [k for k in params if k not in _PARAMS]
+        if bad:
+            raise ValueError(f"step {i} '{spec}': parameter {bad[0]!r} unknown; allowed "
+                             f"{', '.join(_PARAMS)}")
+        full = {"shift": 0, "rounding": "floor", "out_bits": 16,
+                "seed": (int(seed) + i) & 0xFFFFFFFF, **params}
+        if full["rounding"] not in ROUNDING_MODES:
+            raise ValueError(f"step {i} '{spec}': rounding={full['rounding']!r} unknown; "
+                             f"allowed {', '.join(ROUNDING_MODES)}")
+        shapes[o] = sp.output_shape(shapes[a], shapes[b])
+        out.append((str(sp), a, b, o, full))
+    return out
+
+
+def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
+              session=None, **backend_options) -> ChainResult:
+    """Run a chain of contractions on the accelerator (module docstring).
+    ``session`` reuses an open ``harness.Session`` (its config and backend win)."""
+    from .harness import Session
+
+    t0 = time.perf_counter()
+    plan = check_chain(steps, tensors, seed)
+    cfg = get_config(config)
+    own = session is None
+    sess = Session(cfg, backend, **backend_options) if own else session
+    try:
+        values = {k: np.asarray(v) for k, v in tensors.items()}
+        results = []
+        for spec, a, b, o, params in plan:
+            res = sess.contract(spec, values[a], values[b], **params)
+            values[o] = res.output
+            results.append(res)
+    finally:
+        if own:
+            sess.close()
+    cfg = sess.config
+    compute = sum(r.cycles for r in results)
+    words = {k: sum(r.host_words[k] for r in results) for k in ("written", "read",
+                                                                  "skipped")}
+    transfer = words["written"] + words["read"]
+    useful = sum(r.useful_macs for r in results)
+    total = compute + transfer
+    return ChainResult(
+        outputs={o: values[o] for _, _, _, o, _ in plan},
+        cycles={"compute": compute, "on_chip_moves": 0, "host_transfer": transfer,
+                "total": total},
+        host_words=words, useful_macs=useful,
+        mac_utilization=useful / (cfg.macs * compute) if compute else 0.0,
+        mac_utilization_with_transfer=useful / (cfg.macs * total) if total else 0.0,
+        config=cfg.name, backend=results[0].backend, steps=results,
+        wall_seconds=time.perf_counter() - t0)
+
+
+def load_chain_file(path, rng_seed: int = 0) -> tuple[list, dict, dict]:
+    """Read a chain file (JSON): ``{"steps": [{"spec", "a", "b", "out", "shift"?,
+    "rounding"?, "out_bits"?, "seed"?}, ...], "tensors": {name: {"shape": [...],
+    "range": R?} or {"data": nested list}}, "config"?, "seed"?}``. Tensors given by
+    shape are drawn uniformly from ``[-R, R)`` (default 1000) with ``rng_seed``.
+    Returns ``(steps, tensors, options)``; raises FettaError naming what is wrong."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise FettaError(f"chain file {str(path)!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise FettaError(f"chain file {str(path)!r} is not JSON: {exc.msg} at line "
+                         f"{exc.lineno}") from None
+    if not isinstance(doc, dict) or "steps" not in doc or "tensors" not in doc:
+        raise FettaError(f"chain file {str(path)!r}: expected an object with 'steps' and "
+                         f"'tensors'")
+    rng = np.random.default_rng(rng_seed)
+    tensors = {}
+    for name, t in doc["tensors"].items():
+        if isinstance(t, dict) and "data" in t:
+            tensors[name] = np.asarray(t["data"], dtype=np.int64)
+        elif isinstance(t, dict) and "shape" in t:
+            r = int(t.get("range", 1000))
+            tensors[name] = rng.integers(-r, r, size=tuple(int(d) for d in t["shape"]))
+        else:
+            raise FettaError(f"chain file {str(path)!r}: tensor {name!r} needs 'shape' or "
+                             f"'data'")
+    steps = []
+    for i, s in enumerate(doc["steps"]):
+        if not isinstance(s, dict) or not {"spec", "a", "b", "out"} <= set(s):
+            raise FettaError(f"chain file {str(path)!r}: step {i} needs 'spec', 'a', 'b', "
+                             f"'out'")
+        steps.append((s["spec"], s["a"], s["b"], s["out"],
+                      {k: s[k] for k in s if k not in ("spec", "a", "b", "out")}))
+    opts = {k: doc[k] for k in ("config", "seed") if k in doc}
+    return steps, tensors, opts
