@@ -19,6 +19,7 @@ Layers:
 from __future__ import annotations
 
 import collections
+import math
 import time
 from typing import Sequence
 
@@ -158,7 +159,11 @@ class PysimUART:
         self._to_dut.extend(data)
 
     def recv(self, timeout_s: float) -> bytes:
-        deadline = self._time_fs + max(0, int(timeout_s * 1e15))
+        """Bytes received within ``timeout_s`` of simulated time. Time is kept in
+        integer femtoseconds and always advances by at least one byte time when
+        nothing has arrived (a deadline below one femtosecond cannot stall a caller
+        that loops until its deadline)."""
+        deadline = self._time_fs + max(1, math.ceil(timeout_s * 1e15))
         step = self.divisor * 10
         while not self._from_dut and self._time_fs < deadline:
             self._advance(step)
@@ -276,12 +281,15 @@ class Link:
                     self._parser.bad_frames = 0
                     return rsp
                 rsp = self._parser.pop()          # a stale answer to an earlier attempt
-            remaining = deadline - self.t.now()
+            before = self.t.now()
+            remaining = deadline - before
             if remaining <= 0:
                 return None
             data = self.t.recv(remaining)
             if data:
                 self._parser.feed(data)
+            elif self.t.now() <= before:
+                return None                   # the transport made no progress: give up
 
     # -- transactions -------------------------------------------------------------
     def ping(self) -> dict:

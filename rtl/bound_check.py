@@ -45,6 +45,7 @@ class BoundCheck(wiring.Component):
 
     Members:
         start:        one-cycle strobe; ``n`` and ``base`` must be steady until ``done``.
+        cancel:       stop a check in progress (no ``done``; ``start`` wins).
         word:         payload word to read next (offset after the header); after the
                       last pass ``then_word`` (read in the ``done`` cycle: the
                       controller takes the address generator's start index from it).
@@ -65,7 +66,7 @@ class BoundCheck(wiring.Component):
         self.CYCLES = check_cycles()
         assert self.CYCLES == len(CHECK_PASSES) * (count_bits + 1) + 1
         members = {
-            "start": In(1), "word": Out(8), "data": In(32),
+            "start": In(1), "cancel": In(1), "word": Out(8), "data": In(32),
             "n": In(count_bits).array(N_LEVELS + 1),
             "base_a": In(addr_bits), "base_b": In(addr_bits), "base_c": In(addr_bits),
             "delta_wr": Out(1), "delta_stream": Out(range(len(CHECK_STREAMS))),
@@ -134,6 +135,8 @@ class BoundCheck(wiring.Component):
         m.d.sync += self.done.eq(0)
         with m.If(self.start):
             m.d.sync += [busy.eq(1), p.eq(0), hd.eq(B - 1), acc_phase.eq(0), ok.eq(1)]
+        with m.Elif(self.cancel):
+            m.d.sync += [busy.eq(0), p.eq(0), hd.eq(B - 1), acc_phase.eq(0)]
         with m.Elif(busy & ~acc_phase):
             # Horner step; the first step of a pass starts from 0.
             prev = Mux(hd == B - 1, 0, P << 1)

@@ -17,8 +17,9 @@ from .loop_nest import LoopNest
 __all__ = ["Controller", "CONTROLLER_STATES"]
 
 # Encoding of ``ctrl_state_code`` in waveforms (asserted equal to the FSM's own).
-CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "LOAD_CONFIG", "LOAD_CONTRACT",
-                     "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN", "TAIL")
+# (Amaranth numbers states by first mention: every busy state can abort into TAIL.)
+CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "TAIL", "LOAD_CONFIG", "LOAD_CONTRACT",
+                     "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN")
 
 
 class Controller(wiring.Component):
@@ -46,13 +47,28 @@ class Controller(wiring.Component):
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
+    CONFIG is validated before it is committed: the mapping word (payload word 0) is
+    checked as it loads; when it is invalid no configuration register is written (the
+    previous configuration stays) and CHECK_CONFIG halts with ``BAD_CONFIG`` at the same
+    cycle as before.
+
+    ``abort`` (``Ctrl.ABORT``) stops a program at any cycle: the state of that cycle
+    completes (an issue in it still happens), then nothing more is issued; the bound
+    check is cancelled, the fixed ``tail_cycles`` of TAIL drain whatever is in the
+    fabric, and the controller returns to IDLE with ``error = ABORTED`` and DONE clear
+    (counted like TAIL, so the counters still add up). ``abort`` while idle does
+    nothing. ``clear`` acts only while idle. ``bus_error`` (the top's "host wrote a
+    memory while busy"; the write itself is dropped there) sets ``BUS_WHILE_BUSY``
+    during a run unless an error is already recorded; the run goes on
+    (``sw_model/accel/hostmap.py``).
+
     Errors halt at once with ``error`` set and ``err_pc`` the instruction's address:
     illegal opcode; a payload length or field the array cannot run (``BAD_CONFIG``:
     wrong CONFIG/CONTRACT length, mapping that does not cover the CEs, out_bits outside
     2..16, shift >= acc_bits, rounding code 3, a loop count of 0 or > COUNT_MAX);
     ``ADDRESS_RANGE`` from the bound check; ``PROGRAM_RANGE`` running off program memory.
 
-    Members (to the top): ``start``/``clear`` strobes; ``busy``, ``done``, ``error``
+    Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
     buffer reads ``rd_en``/``a_addr``/``b_addr``; fabric control ``in_valid``/
     ``in_first``/``in_last``, configuration outputs; ``tile_addr``/``tile_idx`` (the
@@ -77,7 +93,7 @@ class Controller(wiring.Component):
         lay = self.layout
         cb = cfg.counter_bits
         super().__init__({
-            "start": In(1), "clear": In(1),
+            "start": In(1), "clear": In(1), "abort": In(1), "bus_error": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(8),
             "pc": Out(16), "err_pc": Out(16),
             "prog_addr": Out(16), "prog_data": In(32),
@@ -115,7 +131,7 @@ class Controller(wiring.Component):
         li_first = self.layout["lane_index"][0]
         for d in range(cfg.c_lanes):
             m.d.comb += self.lane_index[d].eq(cfg_regs[li_first + d])
-        mapping = cfg_regs[self.layout["mapping"][0]]
+        assert self.layout["mapping"] == (0, 1)     # validated as payload word 0
 
         # CONTRACT fields kept in registers (everything else is read from program
         # memory by the bound check, which turns the strides into deltas).
@@ -146,7 +162,7 @@ class Controller(wiring.Component):
                          count_bits=COUNT_BITS, still={"c": [K], "idx": [K]})
         assert tuple(issue.streams) == CHECK_STREAMS
         m.submodules.issue_agu = issue
-        m.d.comb += [check.base_a.eq(base["a"]), check.base_b.eq(base["b"]),
+        m.d.comb += [check.cancel.eq(self.abort), check.base_a.eq(base["a"]), check.base_b.eq(base["b"]),
                      check.base_c.eq(base["c"]), check.data.eq(self.prog_data),
                      issue.wr_en.eq(check.delta_wr), issue.wr_stream.eq(check.delta_stream),
                      issue.wr_level.eq(check.delta_level), issue.wr_data.eq(check.delta_data)]
@@ -166,6 +182,8 @@ class Controller(wiring.Component):
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
+        aborting = Signal()         # TAIL drains an aborted run, then IDLE
+        cfg_bad = Signal()          # the CONFIG being loaded has an invalid mapping
         have_prev = Signal()
         tile_start = Signal()
         m.d.comb += [self.pc.eq(pc), self.err_pc.eq(err_pc), self.error.eq(error),
@@ -175,14 +193,18 @@ class Controller(wiring.Component):
                     ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
                      "stall_config", "instructions")}
         inc = {name: Signal(name=f"inc_{name}") for name in counters}
+        clear = Signal()
+        m.d.comb += clear.eq(self.clear & ~self.busy)
         for name, c in counters.items():
-            with m.If(self.clear):
+            with m.If(clear):
                 m.d.sync += c.eq(0)
             with m.Elif(inc[name]):
                 m.d.sync += c.eq(c + 1)
         m.d.comb += inc["mac_active"].eq(self.pe_active)
-        with m.If(self.clear):
+        with m.If(clear):
             m.d.sync += [error.eq(0), done.eq(0)]
+        with m.If(self.bus_error & self.busy & (error == 0)):
+            m.d.sync += [error.eq(ErrorCode.BUS_WHILE_BUSY), err_pc.eq(pc)]
 
         def fail(code):
             return [error.eq(code), err_pc.eq(pc)]
@@ -196,11 +218,22 @@ class Controller(wiring.Component):
 
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
+        lg = (cfg.n_ce - 1).bit_length()
+
+        def mapping_ok(word):       # ga * gb * gk == n_ce
+            return (word[0:4] + word[4:8] + word[8:12]) == lg
+
+        def on_abort():
+            """At the end of every busy state but TAIL: abort -> drain in TAIL."""
+            with m.If(self.abort):
+                m.d.sync += [tail.eq(0), aborting.eq(1), done.eq(0),
+                             error.eq(ErrorCode.ABORTED), err_pc.eq(pc)]
+                m.next = "TAIL"
 
         with m.FSM(name="ctrl") as fsm:
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
             with m.State("IDLE"):
-                with m.If(self.start & ~self.clear):
+                with m.If(self.start & ~self.clear & ~self.abort):
                     m.d.sync += set_pc(0) + [error.eq(0), done.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
@@ -211,6 +244,7 @@ class Controller(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "DECODE"
+                on_abort()
             with m.State("DECODE"):
                 m.d.comb += [self.prog_addr.eq(pc + 1), inc["cycles"].eq(1),
                              inc["stall_config"].eq(1), inc["instructions"].eq(1)]
@@ -243,22 +277,28 @@ class Controller(wiring.Component):
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"
+                on_abort()
             with m.State("LOAD_CONFIG"):
                 m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
                              inc["stall_config"].eq(1)]
-                m.d.sync += [cfg_regs[widx].eq(self.prog_data), widx.eq(widx + 1)]
+                m.d.sync += widx.eq(widx + 1)
+                # validated before committed: word 0 (the mapping) as it loads
+                bad = Mux(widx == 0, ~mapping_ok(self.prog_data), cfg_bad)
+                m.d.sync += cfg_bad.eq(bad)
+                with m.If(~bad):
+                    m.d.sync += cfg_regs[widx].eq(self.prog_data)
                 with m.If(widx == length - 1):
                     m.next = "CHECK_CONFIG"
+                on_abort()
             with m.State("CHECK_CONFIG"):
                 m.d.comb += [inc["cycles"].eq(1), inc["stall_config"].eq(1)]
-                lg = (cfg.n_ce - 1).bit_length()
-                total = mapping[0:4] + mapping[4:8] + mapping[8:12]
-                with m.If(total != lg):
+                with m.If(cfg_bad):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += set_pc(pc + 1 + length)
                     m.next = "FETCH"
+                on_abort()
             with m.State("LOAD_CONTRACT"):
                 m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
                              inc["stall_config"].eq(1)]
@@ -295,6 +335,7 @@ class Controller(wiring.Component):
                                 m.d.sync += bad_count.eq(1)
                 with m.If(widx == length - 1):
                     m.next = "VALIDATE"
+                on_abort()
             with m.State("VALIDATE"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + check.word)]
@@ -304,8 +345,9 @@ class Controller(wiring.Component):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
                 with m.Else():
-                    m.d.comb += check.start.eq(1)
+                    m.d.comb += check.start.eq(~self.abort)
                     m.next = "CHECK"
+                on_abort()
             with m.State("CHECK"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + check.word)]
@@ -319,6 +361,7 @@ class Controller(wiring.Component):
                     with m.Else():
                         m.d.sync += fail(ErrorCode.ADDRESS_RANGE)
                         m.next = "IDLE"
+                on_abort()
             with m.State("RUN"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                              self.prog_addr.eq(pc + 1 + CW.SEED)]
@@ -342,13 +385,21 @@ class Controller(wiring.Component):
                     with m.If(issue.last):
                         m.d.sync += tail.eq(0)
                         m.next = "TAIL"
+                on_abort()
             with m.State("TAIL"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + CW.SEED)]
                 m.d.sync += tail.eq(tail + 1)
+                with m.If(self.abort & ~aborting):
+                    m.d.sync += [aborting.eq(1), done.eq(0),
+                                 error.eq(ErrorCode.ABORTED), err_pc.eq(pc)]
                 with m.If(tail == self.tail_cycles - 1):
-                    m.d.sync += set_pc(pc + 1 + length)
-                    m.next = "FETCH"
+                    with m.If(aborting | self.abort):
+                        m.d.sync += aborting.eq(0)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += set_pc(pc + 1 + length)
+                        m.next = "FETCH"
         # A plain copy of the state register for waveforms (the FSM's own signal is
         # dumped as a string, which VCD readers such as vcdvcd skip).
         self.fsm_state = Signal(len(fsm.state), name="ctrl_state_code")

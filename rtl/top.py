@@ -9,8 +9,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.hostmap import (BUF_BASE, MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg,
-                              Status)
+from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE,
+                                         READ_LATENCY, Ctrl, Reg, Status)
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 
 from .buffers import WORD_BITS, BankedBuffer
@@ -36,8 +36,10 @@ class Accelerator(wiring.Component):
     the CE array with its networks and output stages (``rtl/ce_array.py``).
 
     Host bus: writes land the cycle they are strobed; reads return after
-    ``READ_LATENCY`` = 2 cycles. Program and buffer writes are ignored while a program
-    runs (STATUS bit 3 records the violation). Buffer word ``j`` of a buffer is bank
+    ``READ_LATENCY`` = 2 cycles. Program and buffer writes while a program runs are
+    dropped and recorded (STATUS bit 3, sticky until CLEAR; error code
+    ``BUS_WHILE_BUSY``; the run goes on: the rule of ``sw_model/accel/hostmap.py``). CTRL:
+    START, CLEAR (both idle only), ABORT. Buffer word ``j`` of a buffer is bank
     ``j % lanes``, row ``j // lanes``.
 
     Members:
@@ -47,8 +49,9 @@ class Accelerator(wiring.Component):
         error: the last program halted with an error (code in STATUS).
     """
 
-    def __init__(self, config="tiny"):
+    def __init__(self, config="tiny", *, probes: bool = False):
         self.config = cfg = get_config(config)
+        self.probes = probes
         self.fabric = CEArray(cfg)
         self.controller = Controller(cfg, reduction_n_switch_bits(cfg.c_lanes),
                                      self.fabric.dist_latency, self.fabric.red_latency,
@@ -62,6 +65,10 @@ class Accelerator(wiring.Component):
             "bus": In(HostBusSignature()),
             "busy": Out(1), "done": Out(1), "error": Out(1),
         })
+        # probes=True (formal checks only, rtl/controller_props.py): ``prog_write``, the
+        # program memory's write enable (not a port; off by default so that the
+        # simulated and synthesized design is unchanged)
+        self.prog_write = Signal() if probes else None
 
     def elaborate(self, platform):
         m = Module()
@@ -106,17 +113,24 @@ class Accelerator(wiring.Component):
         word = (addr - BUF_BASE)[0:20]
         bus_violation = Signal()
 
-        m.d.comb += [ctl.start.eq(0), ctl.clear.eq(0)]
+        assert (Ctrl.START, Ctrl.CLEAR, Ctrl.ABORT) == (1, 2, 4)
+        assert not BUSY_WRITE_HALTS         # the run goes on after a dropped write
+        m.d.comb += [ctl.start.eq(0), ctl.clear.eq(0), ctl.abort.eq(0)]
         with m.If(bus.write & is_reg & (addr == Reg.CTRL)):
-            m.d.comb += [ctl.start.eq(bus.wdata[0]), ctl.clear.eq(bus.wdata[1])]
-            with m.If(bus.wdata[1]):
+            m.d.comb += [ctl.start.eq(bus.wdata[0]), ctl.clear.eq(bus.wdata[1]),
+                         ctl.abort.eq(bus.wdata[2])]
+            with m.If(bus.wdata[1] & ~running):
                 m.d.sync += bus_violation.eq(0)
-        with m.If(bus.write & (is_prog | is_buf) & running):
+        dropped = bus.write & (is_prog | is_buf) & running
+        m.d.comb += ctl.bus_error.eq(dropped)
+        with m.If(dropped):
             m.d.sync += bus_violation.eq(1)
 
         m.d.comb += [prog_rd.en.eq(~prog_wr.en), prog_wr.data.eq(bus.wdata),
                      prog_wr.addr.eq(addr - PROG_BASE),
                      prog_wr.en.eq(bus.write & is_prog & ~running)]
+        if self.probes:
+            m.d.comb += self.prog_write.eq(prog_wr.en)
         with m.If(running):
             m.d.comb += prog_rd.addr.eq(ctl.prog_addr)
         with m.Else():

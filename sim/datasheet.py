@@ -323,10 +323,12 @@ def _control() -> list[str]:
            "stall_fill + mac_active + stall_drain`:", ""]
     out += _table(["counter", "register", "counts"],
                   [[n, f"0x{int(r):02x}", cnt[r.name]] for n, r in COUNTERS.items()])
-    out += ["Errors halt at once: STATUS.ERROR set, the code in STATUS bits 15..8, "
+    out += ["Errors 1-4 halt at once: STATUS.ERROR set, the code in STATUS bits 15..8, "
             "ERR_PC = the program counter when the error was raised; nothing is "
-            "written to C for a CONTRACT that fails its checks. CLEAR zeroes the code, "
-            "DONE and the counters.", ""]
+            "written to C for a CONTRACT that fails its checks. Code 5 does not halt: "
+            "the host write is dropped, STATUS bit 3 stays set until CLEAR, the run goes "
+            "on (docs/isa.md). Code 6: ABORT stopped the run, which drains and goes "
+            "idle. CLEAR (while idle) zeroes the code, DONE, bit 3 and the counters.", ""]
     err_pc = {
         "ILLEGAL_OPCODE": "the header's address",
         "ADDRESS_RANGE": "the CONTRACT's header (raised by the bound check, before "
@@ -336,6 +338,8 @@ def _control() -> list[str]:
                       "(out_bits, shift, rounding 3, a count of 0)",
         "PROGRAM_RANGE": "the header whose payload would pass the last program word, "
                          f"or the program depth when fetch runs past the end",
+        "BUS_WHILE_BUSY": "the instruction running when the write was dropped",
+        "ABORTED": "the instruction running when ABORT was written",
     }
     out += _table(["code", "name", "when", "ERR_PC"],
                   [[int(e), e.name, err[e.name], err_pc.get(e.name, "unchanged")]

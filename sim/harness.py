@@ -37,13 +37,11 @@ import numpy as np
 
 from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.arith.contraction import check_operand
-from fetta.sw_model.arith.einsum_spec import parse_spec
-from fetta.sw_model.arith.fixedpoint import Pow2Code
-from fetta.sw_model.accel.hostmap import COUNTERS, PROG_BASE, ErrorCode, buffer_base
+from fetta.sw_model.accel.hostmap import COUNTERS, PROG_BASE, ErrorCode, Status, buffer_base
 from fetta.sw_model.accel.isa import Mapping
 from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
 
+from fetta.api_checks import check_contract_args
 from fetta.sim.backends.base import Backend, get_backend
 from fetta.errors import FettaError
 
@@ -235,31 +233,31 @@ class Session:
         return sorted(parts, key=lambda p: (key(p[0], big), key(p[0], small)))
 
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
-                 mapping: Mapping | None = None, max_cycles: int | None = None
-                 ) -> ContractionResult:
+                 mapping: Mapping | None = None, max_cycles: int | None = None,
+                 progress=None) -> ContractionResult:
         """Run one contraction. One that does not fit the buffers in one program is
         split into contiguous output chunks (``compiler.chunk_plan``), run one after
         the other, or, when the reduction alone is longer than the buffers hold, into
         K chunks accumulated in the array (``sw_model.program.kchunk``); cycles, counters and
-        host words are summed over the programs."""
+        host words are summed over the programs. ``progress(done, total)`` is called
+        after each output chunk."""
         cfg = self.config
         t0 = time.perf_counter()
-        a = check_operand("A", a, cfg.operand_bits)
-        if cfg.mac_kind == "shift":
-            b = Pow2Code(cfg.pow2_bits).check(np.asarray(b))
-        else:
-            b = check_operand("B", b, cfg.operand_bits)
-        sp = parse_spec(spec) if isinstance(spec, str) else spec
+        args = check_contract_args(cfg, spec, a, b, shift=shift, rounding=rounding,
+                                   out_bits=out_bits, seed=seed, mapping=mapping,
+                                   max_cycles=max_cycles)
+        sp, a, b, mapping, max_cycles = (args["spec"], args["a"], args["b"],
+                                         args["mapping"], args["max_cycles"])
         sizes = sp.sizes(a.shape, b.shape)
-        kw = dict(shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
-                  mapping=mapping)
+        kw = dict(shift=args["shift"], rounding=args["rounding"],
+                  out_bits=args["out_bits"], seed=args["seed"], mapping=mapping)
         if needs_kchunks(sp, sizes, cfg, mapping):
             total = self._contract_kchunked(sp, a, b, max_cycles=max_cycles, **kw)
             return self._finish(total, sp, a, b, t0)
         parts = self._chunk_plan(sp, a.shape, b.shape, mapping)
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
-        for ranges, offset in parts:
+        for done, (ranges, offset) in enumerate(parts, 1):
             if ranges:
                 sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
                 sl_b = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.b)
@@ -273,6 +271,8 @@ class Session:
                                          max_cycles=max_cycles, **kw)
                 out = res.output
             total = self._add(total, res)
+            if progress is not None:
+                progress(done, len(parts))
         total.output = out
         total.chunks = len(parts)
         return self._finish(total, sp, a, b, t0)
@@ -359,6 +359,9 @@ class Session:
                                 rounding=rounding, out_bits=out_bits, seed=seed,
                                 index_offset=index_offset, compile_kw=compile_kw)
         be = self.backend
+        if not be.known_idle:
+            be.abort()          # a program left running (started outside the harness)
+            self.invalidate()
         be.clear()
         mp = cc.mapping
         wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), mp.ga * mp.gk * cfg.pe_rows)
@@ -382,6 +385,10 @@ class Session:
             self.invalidate()
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
                              f"word {st.err_pc} running '{cc.spec}'")
+        if not st.status & Status.DONE:     # never return data of an unfinished run
+            self.invalidate()
+            raise FettaError(f"accelerator stopped without DONE (STATUS "
+                             f"0x{st.status:08x}) running '{cc.spec}'; no result returned")
         n_out = cc.c_rows * cfg.c_lanes
         read_array = getattr(be, "read_array", None)
         if not read_out:
@@ -417,7 +424,7 @@ _SESSIONS: dict = {}
 
 def run_contraction(spec, a, b, *, config="tiny", shift=0, rounding="floor", out_bits=16,
                     seed=0, backend="pysim", vcd=None, mapping: Mapping | None = None,
-                    max_cycles: int | None = None) -> ContractionResult:
+                    max_cycles: int | None = None, progress=None) -> ContractionResult:
     """Run one pairwise contraction on the simulated (or real) accelerator.
 
     ``spec`` is an einsum string ``"A,B->C"``; ``a``/``b`` integer arrays (16-bit
@@ -426,16 +433,23 @@ def run_contraction(spec, a, b, *, config="tiny", shift=0, rounding="floor", out
     save file at ``path`` with ``.gtkw``. Backends are kept alive between calls (one
     per backend/config) unless a VCD is requested."""
     cfg = get_config(config)
+    if not isinstance(backend, str):
+        raise TypeError(f"backend={backend!r} invalid; allowed a backend name "
+                        f"(pysim, cxxrtl, verilator, board)")
+    # arguments checked before a backend is built (no simulator for a bad call)
+    check_contract_args(cfg, spec, a, b, shift=shift, rounding=rounding,
+                        out_bits=out_bits, seed=seed, mapping=mapping,
+                        max_cycles=max_cycles)
     if vcd is not None:
         if backend != "pysim":
             raise ValueError(f"vcd= is supported on backend 'pysim'; got {backend!r}")
         with Session(cfg, backend, vcd=str(vcd)) as s:
             return s.contract(spec, a, b, shift=shift, rounding=rounding,
                               out_bits=out_bits, seed=seed, mapping=mapping,
-                              max_cycles=max_cycles)
+                              max_cycles=max_cycles, progress=progress)
     key = (backend, cfg)
     if key not in _SESSIONS:
         _SESSIONS[key] = Session(cfg, backend)
     return _SESSIONS[key].contract(spec, a, b, shift=shift, rounding=rounding,
                                    out_bits=out_bits, seed=seed, mapping=mapping,
-                                   max_cycles=max_cycles)
+                                   max_cycles=max_cycles, progress=progress)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from fetta.boards.host_driver import Link, SerialTransport
-from fetta.errors import FettaError
+from fetta.errors import FettaError, RunTimeout
+from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend, RunStatus
 from fetta.sw_model.accel.hostmap import COUNTERS, MAGIC, REG_BASE, Ctrl, Reg, Status
 
@@ -81,9 +82,12 @@ class BoardBackend(Backend):
         return self.link.stats.as_dict()
 
     def write(self, addr: int, words: Sequence[int]) -> None:
-        self.link.write(addr, words)
+        addr, words = check_bus_write(addr, words)
+        self.note_write(addr, words)
+        self.link.write(addr, words.tolist())
 
     def read(self, addr: int, count: int) -> list[int]:
+        addr, count = check_bus_read(addr, count)
         return self.link.read(addr, count)
 
     def _busy_counter(self) -> int:
@@ -95,7 +99,8 @@ class BoardBackend(Backend):
         deadline = self.transport.now() + max_cycles / self.clk_hz
         while self.read_reg(Reg.STATUS) & Status.BUSY:
             if self.transport.now() > deadline:
-                raise FettaError(f"{self.name}: accelerator still busy after "
+                self.known_idle = False
+                raise RunTimeout(f"{self.name}: accelerator still busy after "
                                  f"{max_cycles} cycles")
             self.transport.idle(min(0.01, max(1e-6, max_cycles / self.clk_hz / 16)))
 
@@ -112,7 +117,12 @@ class BoardBackend(Backend):
                 for name, reg in COUNTERS.items()}
 
     def run(self, max_cycles: int) -> RunStatus:
-        self._start_and_wait(max_cycles)
+        try:
+            self._start_and_wait(max_cycles)
+        except RunTimeout as exc:
+            self.abort()
+            raise RunTimeout(f"{exc}; the run was aborted (Ctrl.ABORT) and no result "
+                             f"is returned") from None
         status, _pc, err_pc = self.read(REG_BASE + Reg.STATUS, 3)
         if status & Status.BUSY:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")

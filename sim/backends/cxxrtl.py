@@ -8,7 +8,8 @@ drops. Build and cache: ``sim/compiled/cxxrtl_build.py``.
 
 Direct memory access: like the pysim backend, a write or read that lies entirely in
 one buffer or in program memory goes straight into the model's memories (no clock
-cycles) while no program runs; everything else (registers, counters, mixed ranges)
+cycles) while the accelerator is known idle (``Backend.direct_ok``: the busy rule of
+``sw_model/accel/hostmap.py``); everything else (registers, counters, mixed ranges)
 uses the bus. ``bus_only=True`` sends everything over the bus. The memories are found
 by name in the model's debug information: ``prog`` and ``buf_<a|b|c>`` or
 ``buf_<a|b|c> bank<i>`` (bus word ``j`` of a buffer is row ``j // lanes`` of bank
@@ -31,15 +32,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fetta.sw_model.accel.hostmap import ADDR_BITS, PROG_BASE, buffer_base
+from fetta.sw_model.accel.hostmap import PROG_BASE, buffer_base
 
+from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
 from fetta.sim.compiled.cxxrtl_build import build_model, find_compiler, source_token
-from fetta.errors import FettaError
+from fetta.errors import FettaError, RunTimeout
 
 __all__ = ["CxxrtlBackend", "default_top_factory"]
-
-_ADDR_MASK = (1 << ADDR_BITS) - 1
 
 
 def default_top_factory(config):
@@ -130,7 +130,7 @@ class CxxrtlBackend(Backend):
         if not self._h:
             raise FettaError("compiled model could not be created (out of memory?)")
         self.bus_only = bus_only
-        self._running = False
+        self.known_idle = True
         self.regions = self._find_regions()
 
     @classmethod
@@ -173,7 +173,7 @@ class CxxrtlBackend(Backend):
         return regions
 
     def _region(self, addr: int, count: int):
-        if self.bus_only or self._running:
+        if self.bus_only or not self.direct_ok(addr):
             return None
         for base, words, ids, lanes, sext in self.regions:
             if base <= addr and addr + count <= base + words:
@@ -187,18 +187,14 @@ class CxxrtlBackend(Backend):
         return self._h
 
     def write(self, addr: int, words: Sequence[int]) -> None:
-        buf = np.ascontiguousarray(np.asarray(words, dtype=np.int64) & 0xFFFFFFFF,
-                                   dtype=np.uint32)
-        if buf.ndim != 1:
-            buf = buf.ravel()
-        if addr < 0 or addr + len(buf) - 1 > _ADDR_MASK:
-            raise ValueError(f"bus address range {addr:#x}+{len(buf)} out of range; "
-                             f"allowed 0..{_ADDR_MASK:#x}")
+        addr, buf = check_bus_write(addr, words)
+        buf = np.ascontiguousarray(buf)
         if not len(buf):
             return
         ptr = buf.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
         region = self._region(addr, len(buf))
         if region is None:
+            self.note_write(addr, buf)
             self._lib.fetta_bus_write_burst(self._handle(), addr, ptr, len(buf))
         else:
             j0, ids, lanes, _ = region
@@ -208,9 +204,7 @@ class CxxrtlBackend(Backend):
 
     def read_array(self, addr: int, count: int) -> np.ndarray:
         """``read`` as a uint32 NumPy array (no per-word Python objects)."""
-        if addr < 0 or count < 0 or addr + count - 1 > _ADDR_MASK:
-            raise ValueError(f"bus address range {addr:#x}+{count} out of range; "
-                             f"allowed 0..{_ADDR_MASK:#x}")
+        addr, count = check_bus_read(addr, count)
         out = np.zeros(count, dtype=np.uint32)
         if not count:
             return out
@@ -234,9 +228,9 @@ class CxxrtlBackend(Backend):
     def run_until_idle(self, max_cycles: int) -> int:
         cycles = self._lib.fetta_run_until_idle(self._handle(), int(max_cycles))
         # After a timeout the program may still run: memories only over the bus then.
-        self._running = cycles < 0
+        self.known_idle = cycles >= 0
         if cycles < 0:
-            raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
+            raise RunTimeout(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return cycles
 
     def close(self) -> None:
@@ -256,7 +250,7 @@ class CxxrtlBackend(Backend):
     def reset(self) -> None:
         """Back to the power-on state (every flop and memory at its init value)."""
         self._lib.fetta_reset(self._handle())
-        self._running = False
+        self.known_idle = True
 
     def step(self, n: int = 1) -> None:
         """Clock ``n`` cycles with the bus idle."""
@@ -266,7 +260,7 @@ class CxxrtlBackend(Backend):
         """Run the loaded program ``reps`` times back to back in C++ (the benchmark's
         minimal loop); returns the summed run cycles."""
         total = self._lib.fetta_run_repeat(self._handle(), int(reps), int(max_cycles))
-        self._running = total < 0
+        self.known_idle = total >= 0
         if total < 0:
-            raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
+            raise RunTimeout(f"{self.name}: accelerator still busy after {max_cycles} cycles")
         return total

@@ -10,8 +10,9 @@ from amaranth.sim import Simulator
 from fetta.sw_model.accel.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
                               Reg, buffer_base)
 
+from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
-from fetta.errors import FettaError
+from fetta.errors import RunTimeout
 
 __all__ = ["PysimBackend", "VCD_SIGNALS"]
 
@@ -125,7 +126,7 @@ class PysimBackend(Backend):
             self.sim.advance()
         return self._results.pop()
 
-    # -- direct memory access (idle only) ------------------------------------------
+    # -- direct memory access (known idle only: Backend.direct_ok) ------------------
     def _memory_cells(self, addr: int, count: int):
         """(MemoryData row, width) for a run of buffer/program words, or None when the
         range is not entirely inside one memory region."""
@@ -148,20 +149,27 @@ class PysimBackend(Backend):
     # -- Backend API --------------------------------------------------------------
     def write(self, addr: int, words: Sequence[int]) -> None:
         """Bus writes; buffer and program words go straight into the memories when
-        idle (same effect as the bus path, ~50x faster in pysim) unless ``bus_only``."""
+        the accelerator is known idle (same effect as the bus path, ~50x faster in
+        pysim) unless ``bus_only``; otherwise over the bus, where the busy rule of
+        ``sw_model/accel/hostmap.py`` applies."""
+        addr, words = check_bus_write(addr, words)
         if not len(words):
             return
-        cells = None if self.bus_only else self._memory_cells(addr, len(words))
+        cells = None if self.bus_only or not self.direct_ok(addr) else \
+            self._memory_cells(addr, len(words))
         if cells is not None:
             self._call("poke", [(cell, int(w) & ((1 << width) - 1))
                                 for (cell, width), w in zip(cells, words)])
         else:
+            self.note_write(addr, words)
             self._call("write", addr, [int(w) & 0xFFFFFFFF for w in words])
 
     def read(self, addr: int, count: int) -> list[int]:
+        addr, count = check_bus_read(addr, count)
         if not count:
             return []
-        cells = None if self.bus_only else self._memory_cells(addr, count)
+        cells = None if self.bus_only or not self.direct_ok(addr) else \
+            self._memory_cells(addr, count)
         if cells is not None:
             vals = self._call("peek", [cell for cell, _ in cells])
             # buffer words read back sign-extended, as on the bus
@@ -172,7 +180,8 @@ class PysimBackend(Backend):
     def run_until_idle(self, max_cycles: int) -> int:
         spent = self._call("run", max_cycles)
         if spent < 0:
-            raise FettaError(f"pysim: program still running after {max_cycles} cycles "
+            self.known_idle = False
+            raise RunTimeout(f"pysim: program still running after {max_cycles} cycles "
                              f"(limit); increase max_cycles or check the program")
         return spent
 

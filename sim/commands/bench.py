@@ -48,15 +48,17 @@ def add_arguments(p):
                                    "minimal C++ loop, on a 64x96x64 matrix product",
                        description=__doc__.split("\n\n", 1)[1],
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    s.add_argument("--configs", default="tiny,large",
-                   help="comma-separated presets (default tiny,large; allowed "
-                        f"{','.join(PRESETS)})")
+    s.add_argument("--configs", default="tiny",
+                   help="comma-separated presets (default tiny; allowed "
+                        f"{','.join(PRESETS)}; a first build of large takes 6-10 min)")
     s.add_argument("--reps", type=int, default=20,
                    help="workload repetitions on the compiled backend (default 20)")
     s.add_argument("--pysim-reps", type=int, default=1,
                    help="workload repetitions on pysim (default 1; 0 skips pysim)")
-    s.add_argument("--backends", default="cxxrtl,verilator",
-                   help="compiled backends to measure (default cxxrtl,verilator)")
+    s.add_argument("--backends", default="verilator",
+                   help="compiled backends to measure (default verilator, the fastest "
+                        "to run; cxxrtl,verilator measures both: a first CXXRTL build "
+                        "is the slow one, README 'Compiled simulation')")
     s.add_argument("--cache-dir", help="compiled-model cache (default $FETTA_CACHE_DIR or "
                                        "~/.cache/fetta-hdl)")
     s.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
@@ -105,7 +107,7 @@ def _compiled_backend(name, cfg, cache_dir, verbose):
     return get_backend(name, cfg, cache_dir=cache_dir, verbose=verbose)
 
 
-def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("cxxrtl",),
+def bench_sim(config, *, reps: int = 20, pysim_reps: int = 1, backends=("verilator",),
               cache_dir=None, verbose: bool = True) -> dict:
     """Measure one config; returns a JSON-ready dict (see the module docstring)."""
     from fetta.sw_model.arith.contraction import reference_contraction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
 from fetta.sw_model.accel.isa import Mapping
 
 from fetta.errors import FettaError
+from ..work_estimate import MAX_BYTES, MAX_SECONDS, estimate
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
 HELP = ("run one einsum contraction (or a chain file of them) on the accelerator; print "
@@ -44,6 +46,9 @@ def add_arguments(p):
     p.add_argument("--vcd", metavar="PATH", help="write a VCD (+ .gtkw) of the run (pysim)")
     p.add_argument("--json", metavar="PATH", help="write the result summary as JSON")
     p.add_argument("--print-output", action="store_true", help="print the output tensor")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimate is over the limits (expected wall "
+                        "time > 10 minutes or host memory > 2 GiB; sim/work_estimate.py)")
 
 
 def _shape(text, name):
@@ -95,6 +100,20 @@ def run_chain_file(args) -> int:
     return 0 if mismatches == 0 else 1
 
 
+def _progress_printer():
+    """stderr progress for chunked work: every chunk on a terminal, else every ~10%."""
+    tty = sys.stderr.isatty()
+
+    def show(done, total):
+        if total < 2:
+            return
+        if tty or done == total or done % max(1, total // 10) == 0:
+            end = "\r" if tty and done < total else "\n"
+            print(f"progress        chunk {done:,}/{total:,}", end=end, file=sys.stderr,
+                  flush=True)
+    return show
+
+
 def run(args) -> int:
     from ..harness import run_contraction
 
@@ -127,6 +146,12 @@ def run(args) -> int:
         except ValueError:
             raise FettaError(f"--mapping {args.mapping!r} malformed; expected GA,GB,GK")
         mapping = Mapping(ga, gb, gk).check(cfg)
+    est = estimate(sp, shapes["A"], shapes["B"], cfg, args.backend, mapping)
+    print(f"estimate        {est.describe()}", file=sys.stderr, flush=True)
+    if est.too_big and not args.force:
+        raise FettaError(f"contraction too big to start without --force: "
+                         f"{est.describe()}; limits {MAX_SECONDS // 60} min, "
+                         f"{MAX_BYTES >> 30} GiB")
     rng = np.random.default_rng(args.random)
     a = rng.integers(-args.range, args.range, size=shapes["A"])
     pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
@@ -136,7 +161,8 @@ def run(args) -> int:
         b = rng.integers(-args.range, args.range, size=shapes["B"])
     res = run_contraction(str(sp), a, b, config=cfg, shift=args.shift,
                           rounding=args.rounding, out_bits=args.out_bits, seed=args.seed,
-                          backend=args.backend, vcd=args.vcd, mapping=mapping)
+                          backend=args.backend, vcd=args.vcd, mapping=mapping,
+                          progress=_progress_printer())
     ref = reference_contraction(str(sp), a, b, shift=args.shift, rounding=args.rounding,
                                 out_bits=args.out_bits, seed=args.seed,
                                 acc_bits=cfg.acc_bits, b_pow2=pow2)

@@ -15,9 +15,28 @@ address                     meaning
 
 Protocol (see ``rtl/host_bus.py``): a one-cycle ``write`` strobe writes ``wdata`` to
 ``addr``; a one-cycle ``read`` strobe returns ``rdata`` with ``rvalid`` high exactly
-``READ_LATENCY`` cycles later. The accelerator accepts one strobe per cycle, never
-stalls the host, and ignores buffer/program writes while a program runs (it sets the
-``ERR_BUS_WHILE_BUSY`` code instead).
+``READ_LATENCY`` cycles later. The accelerator accepts one strobe per cycle and never
+stalls the host.
+
+Host writes while busy (the one rule; ``rtl/top.py``, every backend's direct-memory
+path (``sim/backends/base.py``: ``Backend.direct_ok``), the UART bridge, which only forwards
+bus writes, and ``docs/isa.md`` follow it): a host write to program memory or to a
+buffer while a program runs (STATUS.BUSY) is **dropped** — it never reaches the
+memory — and is recorded, sticky: STATUS bit 3 (``Status.BUS_WHILE_BUSY``) stays set
+until a CLEAR, and the error code becomes ``ErrorCode.BUS_WHILE_BUSY`` (5) unless an
+error is already recorded. The run does **not** halt: the dropped write cannot change
+it, and a halt in the middle of a run would leave its output half written. It ends as
+it would have (DONE set), but with ERROR and code 5, so a host that checks STATUS
+never takes its results as those of the memory contents it meant to write.
+``BUSY_WRITE_HALTS`` records the decision for code that branches on it.
+
+Control: ``Ctrl.START`` starts a program at word 0 (ignored while busy);
+``Ctrl.CLEAR`` clears the counters, the error code, DONE and STATUS bit 3 (ignored
+while busy: counters cannot be cleared under a running program); ``Ctrl.ABORT`` stops
+a running program at any cycle: nothing more is issued, the pipeline drains for the
+fixed tail (the controller's ``tail_cycles``), the accelerator returns to idle with
+``ErrorCode.ABORTED`` (6) and DONE clear. ABORT while idle does nothing; ABORT wins
+over START written in the same word.
 """
 
 from __future__ import annotations
@@ -26,7 +45,8 @@ import enum
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
-           "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS"]
+           "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
+           "is_memory_address"]
 
 ADDR_BITS = 24
 DATA_BITS = 32
@@ -67,14 +87,16 @@ COUNTERS = {
 
 
 class Ctrl(enum.IntFlag):
-    START = 1          # start executing at program word 0
-    CLEAR = 2          # clear counters, error code and done flag
+    START = 1          # start executing at program word 0 (idle only)
+    CLEAR = 2          # clear counters, error code, done flag, bit 3 (idle only)
+    ABORT = 4          # stop a running program; back to idle with ErrorCode.ABORTED
 
 
 class Status(enum.IntFlag):
     BUSY = 1           # a program is running
     DONE = 2           # halted normally (HALT) since the last START
     ERROR = 4          # halted with an error; code in bits 15..8
+    BUS_WHILE_BUSY = 8 # sticky: a host write to a memory was dropped during a run
 
 
 class ErrorCode(enum.IntEnum):
@@ -84,6 +106,17 @@ class ErrorCode(enum.IntEnum):
     BAD_CONFIG = 3         # a mapping the array cannot run
     PROGRAM_RANGE = 4      # the program ran off the end of program memory
     BUS_WHILE_BUSY = 5     # host wrote a buffer or program word during a run
+    ABORTED = 6            # the host stopped the run with Ctrl.ABORT
+
+
+# The run goes on after a dropped write (the module docstring gives the reason).
+BUSY_WRITE_HALTS = False
+
+
+def is_memory_address(addr: int) -> bool:
+    """True for program-memory and buffer addresses (the writes the busy rule drops);
+    registers are not memories."""
+    return addr >= PROG_BASE
 
 
 # STATUS bits 15..8: the ErrorCode of the last halt (0 while none).

@@ -20,12 +20,12 @@ def check_operand(name: str, x, bits: int = 16) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise ValueError(f"operand {name} dtype {x.dtype} invalid; allowed integer arrays")
-    x = x.astype(np.int64)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if x.size and (x.min() < lo or x.max() > hi):
-        v = int(x.min()) if x.min() < lo else int(x.max())
+    # the range is checked on the values as given (a uint64 2**64-1 is not -1)
+    if x.size and (int(x.min()) < lo or int(x.max()) > hi):
+        v = int(x.min()) if int(x.min()) < lo else int(x.max())
         raise ValueError(f"operand {name} value {v} out of range; allowed {lo}..{hi}")
-    return x
+    return x.astype(np.int64)
 
 
 def reference_contraction(spec, a, b, *, shift: int = 0, rounding: str = "floor",

@@ -42,7 +42,7 @@ import numpy as np
 from ..accel import routing
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import Spec, parse_spec
-from ..arith.fixedpoint import check_out_bits, check_rounding, check_shift
+from ..arith.fixedpoint import _int, check_out_bits, check_rounding, check_shift
 from ..arith.fixedpoint import ROUNDING_MODES
 from ..accel.isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, MODE_CONTINUE, MODE_HOLD, Op,
                   decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
@@ -131,10 +131,12 @@ class CompiledContraction:
         program's MODE/SEED/BASE_IDX words rewritten; tiling, layout and cycles are
         unchanged), so callers can cache compilation across training steps."""
         import copy
-        check_shift(shift, self.config.acc_bits)
+        shift = check_shift(shift, self.config.acc_bits)
         check_rounding(rounding)
-        check_out_bits(out_bits)
-        if not 0 <= int(seed) < (1 << 32):
+        out_bits = check_out_bits(out_bits)       # plain ints: np.int8 << 8 overflows
+        seed = _int("seed", seed)
+        index_offset = _int("index_offset", index_offset)
+        if not 0 <= seed < (1 << 32):
             raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
         prog = list(self.program)
         mode = shift | (ROUNDING_MODES.index(rounding) << 6) | (out_bits << 8)

@@ -174,8 +174,11 @@ def predict_total(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None
         kp = kchunk_plan(sp, shape_a, shape_b, cfg, mapping)
         return kp.predicted_cycles, kp.programs
     total, chunks = 0, chunk_plan(sp, shape_a, shape_b, cfg, mapping)
+    memo = {}             # chunks come in a few distinct shapes: predict each once
     for ranges, _ in chunks:
-        sa = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.a]
-        sb = [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.b]
-        total += predict_cycles(sp, sa, sb, cfg, mapping)
+        sa = tuple(ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.a)
+        sb = tuple(ranges[i][1] - ranges[i][0] if i in ranges else sizes[i] for i in sp.b)
+        if (sa, sb) not in memo:
+            memo[sa, sb] = predict_cycles(sp, sa, sb, cfg, mapping)
+        total += memo[sa, sb]
     return total, len(chunks)

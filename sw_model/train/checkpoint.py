@@ -67,18 +67,62 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         raise
 
 
+def _member_array(path: Path, name: str, data: bytes) -> np.ndarray:
+    """One ``.npy`` member's bytes -> array. The header is parsed defensively and its
+    declared shape must match the bytes actually present before anything is
+    allocated (a damaged header can neither crash the parser nor ask for terabytes)."""
+    bad = f"checkpoint {str(path)!r} member {name!r}"
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"npy version {version}")
+    except Exception as exc:           # any damage in the header text: one line
+        raise ValueError(f"{bad} has a damaged array header ({type(exc).__name__}); "
+                         f"the file is corrupted") from None
+    if dtype.hasobject or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"{bad} declares dtype {dtype} shape {shape}; allowed plain "
+                         f"numeric arrays")
+    count = 1
+    for n in shape:
+        count *= n
+    body = len(data) - f.tell()
+    if count * dtype.itemsize != body:
+        raise ValueError(f"{bad} declares shape {shape} ({count * dtype.itemsize} bytes) "
+                         f"but holds {body}; the file is corrupted")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=f.tell())
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
+
+
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) of a checkpoint, verified."""
+    """(arrays, meta) of a checkpoint, verified.
+
+    Integrity comes first: every archive member is read with its ZIP CRC checked (a
+    stored member cannot be larger than the file), then each array header is parsed
+    defensively and must describe exactly the bytes present; only then are arrays
+    built and the SHA-256 over all of them compared with the one recorded. Any
+    failure is a one-line ValueError."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} not found")
+    size = path.stat().st_size
+    members = {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > size or not info.filename.endswith(".npy"):
+                    raise ValueError(f"member {info.filename!r} of {info.file_size} "
+                                     f"bytes is not an array of this file")
+                members[info.filename[:-4]] = z.read(info)     # CRC checked here
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"checkpoint {str(path)!r} is corrupted or truncated "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-                         ) from None
+                         f"({type(exc).__name__}: {msg})") from None
+    arrays = {k: _member_array(path, k, v) for k, v in members.items()}
     if _META not in arrays:
         raise ValueError(f"checkpoint {str(path)!r} has no metadata; not a fetta "
                          f"checkpoint")
@@ -95,6 +139,8 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     if record.get("sha256") != checksum(arrays):
         raise ValueError(f"checkpoint {str(path)!r} checksum mismatch; the file is "
                          f"corrupted")
+    if not isinstance(record.get("meta"), dict):
+        raise ValueError(f"checkpoint {str(path)!r} metadata is corrupted")
     return arrays, record["meta"]
 
 

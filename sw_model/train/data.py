@@ -7,6 +7,7 @@ Features are float64 in [0, 1] (digits: pixel / 16, MNIST: pixel / 255); labels 
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,35 +53,64 @@ def load_digits_split(test_fraction: float = 0.2) -> Dataset:
     return Dataset("digits", xtr, ytr, xte, yte)
 
 
+_CHUNK = 1 << 20
+
+
+def _read_exact(f, n: int) -> bytes:
+    """Up to ``n`` bytes from ``f`` in bounded chunks (a gzip stream is never inflated
+    past what is asked for)."""
+    parts, got = [], 0
+    while got < n:
+        part = f.read(min(_CHUNK, n - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (optionally gzip-compressed). ValueError with one line when the
-    file is missing, truncated or malformed."""
+    file is missing, truncated or malformed. The header is read first and the body is
+    decompressed only up to the size it declares (plus one byte to detect trailing
+    data), so a small ``.gz`` cannot inflate past what its header promises."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"IDX file {str(p)!r} not found")
     try:
-        raw = p.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ValueError(f"IDX file {str(p)!r} unreadable: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"IDX file {str(p)!r} malformed: bad magic "
-                         f"{raw[:4].hex() or '(empty)'}; expected 0000<type><ndim>")
-    dtype = _IDX_TYPES.get(raw[2])
-    if dtype is None:
-        raise ValueError(f"IDX file {str(p)!r} malformed: type byte 0x{raw[2]:02x}; "
-                         f"allowed {', '.join(f'0x{t:02x}' for t in _IDX_TYPES)}")
-    ndim = raw[3]
-    if ndim < 1 or len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"IDX file {str(p)!r} malformed: {ndim} dimensions but header "
-                         f"is truncated")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims, dtype=np.int64)) * np.dtype(dtype).itemsize
-    body = raw[4 + 4 * ndim:]
+        with open(p, "rb") as raw_f:
+            compressed = raw_f.read(2) == b"\x1f\x8b"
+        f = gzip.open(p, "rb") if compressed else open(p, "rb")
+        with f:
+            head = _read_exact(f, 4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise ValueError(f"IDX file {str(p)!r} malformed: bad magic "
+                                 f"{head[:4].hex() or '(empty)'}; expected "
+                                 f"0000<type><ndim>")
+            dtype = _IDX_TYPES.get(head[2])
+            if dtype is None:
+                raise ValueError(f"IDX file {str(p)!r} malformed: type byte "
+                                 f"0x{head[2]:02x}; allowed "
+                                 f"{', '.join(f'0x{t:02x}' for t in _IDX_TYPES)}")
+            ndim = head[3]
+            dims_raw = _read_exact(f, 4 * ndim)
+            if ndim < 1 or len(dims_raw) < 4 * ndim:
+                raise ValueError(f"IDX file {str(p)!r} malformed: {ndim} dimensions but "
+                                 f"header is truncated")
+            dims = [int.from_bytes(dims_raw[4 * i: 4 + 4 * i], "big") for i in range(ndim)]
+            size = int(np.prod(dims, dtype=object)) * np.dtype(dtype).itemsize
+            if not compressed and size != p.stat().st_size - 4 - 4 * ndim:
+                raise ValueError(f"IDX file {str(p)!r} malformed: dims {dims} need {size} "
+                                 f"data bytes, file has {p.stat().st_size - 4 - 4 * ndim}")
+            body = _read_exact(f, size + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"IDX file {str(p)!r} unreadable: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
     if len(body) != size:
+        have = f"more than {size}" if len(body) > size else str(len(body))
         raise ValueError(f"IDX file {str(p)!r} malformed: dims {dims} need {size} data "
-                         f"bytes, file has {len(body)}")
+                         f"bytes, file has {have}")
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(
         np.dtype(dtype).newbyteorder("="))
 
@@ -132,9 +162,18 @@ def load_mnist(directory) -> Dataset:
         if lb.ndim != 1 or lb.shape[0] != im.shape[0]:
             raise ValueError(f"MNIST {split} labels shape {lb.shape} does not match "
                              f"{im.shape[0]} images")
+        if lb.dtype.kind not in "iu":
+            raise ValueError(f"MNIST {split} labels have IDX type {lb.dtype}; allowed "
+                             f"integer types (unsigned byte 0x08 in MNIST)")
         if lb.size and (lb.min() < 0 or lb.max() > 9):
-            raise ValueError(f"MNIST {split} label {int(lb.max())} out of range; "
-                             f"allowed 0..9")
+            v = int(lb.min()) if lb.min() < 0 else int(lb.max())
+            raise ValueError(f"MNIST {split} label {v} out of range; allowed 0..9")
+        if im.dtype.kind == "f" and im.size and not np.isfinite(im).all():
+            raise ValueError(f"MNIST {split} images contain NaN or infinite pixels; "
+                             f"allowed values 0..255")
+        if im.size and (im.min() < 0 or im.max() > 255):
+            v = im.min() if im.min() < 0 else im.max()
+            raise ValueError(f"MNIST {split} image pixel {v} out of range; allowed 0..255")
     return Dataset("mnist", pad_mnist(arrs["train_images"]),
                    arrs["train_labels"].astype(np.int64),
                    pad_mnist(arrs["test_images"]), arrs["test_labels"].astype(np.int64))

@@ -289,3 +289,27 @@ def test_serial_transport_over_a_pty():
         th.join()
         os.close(master)
         os.close(slave)
+
+
+def test_await_with_a_deadline_one_ulp_ahead_returns():
+    """A response deadline within one float ulp of the simulated time used to spin
+    forever (a 0-femtosecond receive returned without advancing time)."""
+    import math
+    import signal
+
+    uart = make_link()
+    link = Link(uart)
+    uart.idle(0.0123)                       # simulated time far from 0
+    deadline = math.nextafter(uart.now(), math.inf)
+    assert int((deadline - uart.now()) * 1e15) == 0
+
+    def hang(*_):
+        raise AssertionError("Link._await did not return (hang)")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)
+    try:
+        assert link._await(1, deadline) is None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -160,3 +160,25 @@ def test_recovers_after_error(be):
 
 def test_id_register(be):
     assert be.read_reg(Reg.ID) == 0xFE77A001
+
+
+def test_rejected_config_is_not_committed(be):
+    """A CONFIG rejected with BAD_CONFIG leaves the previous configuration: a later
+    program without its own CONFIG runs with the last *accepted* settings (it ran with
+    the rejected network settings before CONFIG was validated before commit)."""
+    cc, _ = _prepare(be)
+    st = _run(be, cc.program)
+    assert st.ok
+    good = _c_contents(be)
+    start = 1 + (cc.program[0] >> 16)
+    contract_only = cc.program[start:]            # CONTRACT ... HALT, no CONFIG
+    n_cfg = cc.program[0] >> 16
+    bad_config = [cc.program[0], 0x000] + [w ^ 0xFFFFFFFF for w in cc.program[2:start]]
+    assert len(bad_config) == n_cfg + 1
+    _prepare(be)
+    st = _run(be, bad_config + [HALT])
+    assert st.error == ErrorCode.BAD_CONFIG and st.err_pc == 0
+    _prepare(be)
+    st = _run(be, contract_only)
+    assert st.ok
+    assert _c_contents(be) == good

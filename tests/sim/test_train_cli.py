@@ -88,7 +88,25 @@ def _other_checkpoint(tmp_path):
     return str(ck)
 
 
+def _damaged_header_checkpoint(tmp_path):
+    """A checkpoint of the default model whose first array header is damaged with the
+    archive's CRCs still valid (``load`` used to raise tokenize.TokenError)."""
+    import zipfile
+    ck = tmp_path / "ck.npz"
+    p = fetta("--epochs", "1", "--checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    with zipfile.ZipFile(ck) as z:
+        members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(ck, "w") as z:
+        for i, (name, data) in enumerate(members):
+            z.writestr(name, data.replace(b"'shape': (", b"'shape': ((", 1) if i == 0
+                       else data)
+    return str(ck)
+
+
 BAD = {
+    "damaged checkpoint header": (lambda t: ["--checkpoint", _damaged_header_checkpoint(t),
+                                             "--resume"], "damaged array header"),
     "unknown preset": (lambda t: ["--model", "resnet50"], "unknown"),
     "modes product": (lambda t: ["--model", _model_file(t, [4, 4, 2], [4, 4, 1], [2, 2])],
                       "multiply to 32"),

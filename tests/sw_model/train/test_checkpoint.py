@@ -169,3 +169,49 @@ def test_signal_mid_epoch_checkpoint_and_exact_resume(tmp_path, sig):
     a, _ = ckpt.load(p)
     b, _ = ckpt.load(p_full)
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _rezip(path, edit):
+    """Rewrite the archive at ``path`` with member bytes passed through ``edit(name,
+    data)`` and valid CRCs (damage that the ZIP layer cannot see)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members:
+            z.writestr(name, edit(name, data))
+
+
+@pytest.mark.parametrize("damage", ["syntax", "huge", "object", "short"])
+def test_damaged_member_header_is_one_line_error(tmp_path, damage):
+    """A damaged array header raised tokenize.TokenError, or allocated the shape it
+    declared (MemoryError for terabytes), before any integrity check."""
+    p = tmp_path / "c.npz"
+    _save_sample(p)
+
+    def edit(name, data):
+        if name != "a.npy":
+            return data
+        if damage == "syntax":
+            return data.replace(b"(3, 4)", b"(3, 4 ")
+        if damage == "huge":
+            return data.replace(b"'shape': (3, 4)", b"'shape': (1000000000000, 4)")
+        if damage == "object":
+            return data.replace(b"'<f8'", b"'|O' ")
+        return data[:-8]
+    _rezip(p, edit)
+    with pytest.raises(ValueError, match="corrupted|allowed") as exc:
+        ckpt.load(p)
+    assert "\n" not in str(exc.value)
+
+
+def test_damaged_header_bytes_fail_the_crc_first(tmp_path):
+    p = tmp_path / "c.npz"
+    _save_sample(p)
+    raw = bytearray(p.read_bytes())
+    i = raw.index(b"(3, 4)")
+    raw[i + 5] = ord("(")
+    p.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupted") as exc:
+        ckpt.load(p)
+    assert "\n" not in str(exc.value)

@@ -88,3 +88,53 @@ def test_load_mnist_errors(tmp_path):
 def test_pad_mnist_shape_check():
     with pytest.raises(ValueError):
         pad_mnist(np.zeros((2, 8, 8)))
+
+
+def _idx_bytes(arr, type_byte, dtype):
+    arr = np.asarray(arr, dtype=dtype)
+    return bytes([0, 0, type_byte, arr.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes()
+
+
+@pytest.mark.parametrize("what,msg", [
+    ("nan_labels", "labels have IDX type float32"),
+    ("nan_images", "NaN or infinite"),
+    ("big_images", "pixel 300.0 out of range"),
+])
+def test_mnist_float_files_are_rejected(tmp_path, what, msg):
+    """Float labels that were NaN passed the 0..9 check (then IndexError in training);
+    NaN images trained "successfully"."""
+    _write_mnist(tmp_path)
+    if what == "nan_labels":
+        (tmp_path / MNIST_FILES["train_labels"]).write_bytes(
+            _idx_bytes([np.nan] * 5, 0x0D, ">f4"))
+    else:
+        im = np.zeros((5, 28, 28))
+        im[1, 2, 3] = np.nan if what == "nan_images" else 300
+        (tmp_path / MNIST_FILES["train_images"]).write_bytes(_idx_bytes(im, 0x0D, ">f4"))
+    with pytest.raises(ValueError, match=msg) as exc:
+        load_mnist(tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+def test_gzip_is_not_inflated_past_the_declared_size(tmp_path):
+    """A small .gz whose header declares 2x28x28 but which inflates to 100 MB: the
+    loader stops at the declared size (+1 byte) instead of inflating everything."""
+    import tracemalloc
+    header = _idx_bytes(np.zeros((2, 28, 28)), 0x08, np.uint8)
+    p = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(p, "wb", compresslevel=9) as f:
+        f.write(header)
+        zeros = bytes(1 << 20)
+        for _ in range(100):
+            f.write(zeros)
+    assert p.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="more than 1568") as exc:
+            read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(exc.value)
+    assert peak < 8 << 20, peak
