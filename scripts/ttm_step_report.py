@@ -23,43 +23,13 @@ import time
 
 import numpy as np
 
-from fetta.sw_model.ttm import csse
-from fetta.sw_model.program.compiler import fits
 from fetta.sw_model.program.kchunk import predict_total
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.isa import Mapping
-from fetta.sw_model.ttm.plan import ttm_shapes
-
-LAYERS = {
-    "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),
-    "fc2 (on-FPGA 512->16)": ([32, 16], [1, 16], [16]),
-    "Novikov 1024->625": ([4, 8, 8, 4], [5, 5, 5, 5], [2, 2, 2]),
-    "Hawkins 784->625": ([7, 4, 7, 4], [5, 5, 5, 5], [20, 20, 20]),
-    "Bayesian 784->512": ([4, 7, 4, 7], [4, 4, 8, 4], [20, 20, 20]),
-    "CoMERA 768->768": ([12, 8, 8], [8, 8, 12], [30, 30]),
-    "digits L1 64->128": ([4, 4, 4], [4, 8, 4], [8, 8]),
-    "digits L2 128->16": ([4, 8, 4], [1, 4, 4], [8, 8]),
-}
+from fetta.sw_model.ttm.workloads import LAYERS, scaled_plan, steps_of
 
 DEFAULT_FIXED = {"tiny": (2, 2, 1), "ice40": (2, 1, 1), "ecp5": (2, 2, 1),
                  "large": (4, 4, 1)}
-
-
-def steps_of(plan, shapes):
-    env = dict(shapes)
-    for st in plan.steps:
-        sa, sb = env[st.a], env[st.b]
-        env[st.out] = st.shape
-        yield st, sa, sb
-
-
-def scaled_plan(i, o, r, cfg):
-    for batch in (64, 32, 16, 8, 4, 2, 1):
-        plan = csse.search(i, o, r, batch, cost="cycles", config=cfg)
-        shapes = ttm_shapes(i, o, r, batch)
-        if all(fits(st.spec, sa, sb, cfg) for st, sa, sb in steps_of(plan, shapes)):
-            return batch, plan, shapes
-    return batch, plan, shapes      # batch 1, chunked
 
 
 def main(argv=None):

@@ -17,8 +17,8 @@ from fetta.sw_model import __version__
 from fetta.errors import FettaError
 
 # Order shown in --help.
-SUBCOMMANDS = ("train", "contract", "search", "verilog", "regmap", "synth", "program",
-               "probe", "wave", "bench", "demo")
+SUBCOMMANDS = ("train", "contract", "search", "sweep", "verilog", "regmap", "synth",
+               "program", "probe", "wave", "bench", "demo")
 
 
 def _available():

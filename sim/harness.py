@@ -45,7 +45,7 @@ from fetta.api_checks import check_contract_args
 from fetta.sim.backends.base import Backend, get_backend
 from fetta.errors import FettaError
 
-__all__ = ["ContractionResult", "Session", "run_contraction"]
+__all__ = ["ContractionResult", "Session", "run_contraction", "transfer_words"]
 
 
 @dataclass
@@ -100,6 +100,22 @@ def _words(rows: np.ndarray) -> list[int]:
 # 64-bit counters read back (``Backend.run``).
 CONTROL_WRITES = 2
 CONTROL_READS = 2 + 2 * len(COUNTERS)
+
+
+def transfer_words(cc: CompiledContraction, read_out: bool = True) -> dict:
+    """Host-bus words of one run of ``cc`` when nothing is resident: ``written`` = the
+    operand words the mapping reads (``ga*gk*pe_rows`` A lanes and ``gb*gk*pe_cols`` B
+    lanes per row), the whole program and the control writes; ``read`` = the output
+    lanes' result words (``ga*gb*pe_cols`` per C row; none for a K chunk that holds its
+    sums, ``read_out=False``) and the status/counter reads. ``Session`` counts the
+    same words, less the operand and program words it finds already resident."""
+    cfg, mp = cc.config, cc.mapping
+    return {"written": cc.a_rows * mp.ga * mp.gk * cfg.pe_rows +
+            cc.b_rows * mp.gb * mp.gk * cfg.pe_cols + len(cc.program) + CONTROL_WRITES,
+            "read": (cc.c_rows * mp.ga * mp.gb * cfg.pe_cols if read_out else 0) +
+            CONTROL_READS}
+
+
 # Changed row runs closer than this are written as one burst (fewer bus transactions).
 _MERGE_GAP = 4
 
@@ -408,8 +424,7 @@ class Session:
                                                len(cc.program))
         # The host reads only the lanes holding outputs (lane < ga*gb*pe_cols).
         words = {"written": wa + wb + wp + CONTROL_WRITES,
-                 "read": (cc.c_rows * mp.ga * mp.gb * cfg.pe_cols if read_out else 0)
-                 + CONTROL_READS,
+                 "read": transfer_words(cc, read_out)["read"],
                  "skipped": sa + sb + len(prog) - wp}
         return ContractionResult(
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,

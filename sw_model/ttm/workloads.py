@@ -1,0 +1,126 @@
+"""The TTM workload suite: the layer shapes of REFERENCES.md §5 plus the digits model,
+and how one layer's training step is planned and scaled to an accelerator.
+
+Members:
+
+* ``LAYERS``: name -> (input modes, output modes, inner TT ranks); the suite behind the
+  README's training-step table (``scripts/ttm_step_report.py``) and ``fetta sweep``.
+* ``ORDERS``: how a step's contraction order is chosen: ``"cycles"`` is CSSE with the
+  compiler's cycle model for the configuration (hardware-aware, what the README table
+  uses; a search per configuration, tens of seconds to minutes per layer), ``"macs"``
+  is CSSE on MAC counts (independent of the configuration, so one search per layer and
+  batch serves every configuration; about a second per layer).
+* ``scaled_plan(i, o, r, cfg, order)``: the largest batch in 64, 32, ... 1 whose every
+  pairwise step fits the buffers in one program (batch 1, chunked, when none does),
+  with its plan and tensor shapes.
+* ``steps_of(plan, shapes)``: each plan step with its operand shapes.
+* ``step_phases(plan, d)``: each step's training phase: ``forward`` (run by the
+  trainer's forward pass), ``input_gradient`` (backward steps only ``dx`` needs) or
+  ``core_gradients`` (every other backward step, including ones the joint plan shares
+  between ``dx`` and the ``dg``); the same attribution as
+  ``fetta train --backend rtl``'s per-phase cycles.
+* ``workload_key(name, order)``: a stable description of a workload (its shapes, the
+  batch policy and the order), which ``fetta sweep`` hashes to detect stale results.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..accel.config import AccelConfig
+from ..program.compiler import fits
+from . import csse
+from .layers import split_plan
+from .plan import ttm_shapes
+
+__all__ = ["LAYERS", "ORDERS", "BATCHES", "scaled_plan", "steps_of", "step_phases",
+           "workload_key", "get_layer"]
+
+LAYERS = {
+    "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),
+    "fc2 (on-FPGA 512->16)": ([32, 16], [1, 16], [16]),
+    "Novikov 1024->625": ([4, 8, 8, 4], [5, 5, 5, 5], [2, 2, 2]),
+    "Hawkins 784->625": ([7, 4, 7, 4], [5, 5, 5, 5], [20, 20, 20]),
+    "Bayesian 784->512": ([4, 7, 4, 7], [4, 4, 8, 4], [20, 20, 20]),
+    "CoMERA 768->768": ([12, 8, 8], [8, 8, 12], [30, 30]),
+    "digits L1 64->128": ([4, 4, 4], [4, 8, 4], [8, 8]),
+    "digits L2 128->16": ([4, 8, 4], [1, 4, 4], [8, 8]),
+}
+
+ORDERS = ("cycles", "macs")
+BATCHES = (64, 32, 16, 8, 4, 2, 1)
+
+
+def get_layer(name: str):
+    """(input modes, output modes, ranks) of a suite layer; ValueError naming the
+    allowed names otherwise."""
+    if name not in LAYERS:
+        raise ValueError(f"workload {name!r} unknown; allowed {', '.join(LAYERS)}")
+    return LAYERS[name]
+
+
+def steps_of(plan, shapes):
+    """(step, shape of A, shape of B) for every step of ``plan``, in order."""
+    env = dict(shapes)
+    for st in plan.steps:
+        sa, sb = env[st.a], env[st.b]
+        env[st.out] = st.shape
+        yield st, sa, sb
+
+
+@functools.lru_cache(maxsize=256)
+def _macs_plan(i, o, r, batch):
+    return csse.search(list(i), list(o), list(r), batch, cost="macs")
+
+
+def _plan(i, o, r, batch, cfg, order):
+    if order == "macs":
+        return _macs_plan(tuple(i), tuple(o), tuple(r), batch)
+    return csse.search(i, o, r, batch, cost="cycles", config=cfg)
+
+
+def scaled_plan(i, o, r, cfg: AccelConfig, order: str = "cycles"):
+    """(batch, plan, shapes) of layer ``(i, o, r)`` scaled to ``cfg``: the largest batch
+    in ``BATCHES`` whose every step fits the buffers in one program, else batch 1
+    (chunked by the harness)."""
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r} unknown; allowed {', '.join(ORDERS)}")
+    for batch in BATCHES:
+        plan = _plan(i, o, r, batch, cfg, order)
+        shapes = ttm_shapes(i, o, r, batch)
+        if all(fits(st.spec, sa, sb, cfg) for st, sa, sb in steps_of(plan, shapes)):
+            return batch, plan, shapes
+    return batch, plan, shapes      # batch 1, chunked
+
+
+def _ancestors(producers: dict, roots) -> set:
+    seen, todo = set(), [r for r in roots if r in producers]
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo += [p for p in producers[n] if p in producers]
+    return seen
+
+
+def step_phases(plan, d: int) -> dict[str, str]:
+    """Output name -> training phase of every step of ``plan`` (a ``d``-core layer's
+    step plan): the forward steps are the trainer's (``layers.split_plan``: what ``y``
+    needs and what the backward reuses without depending on ``dy``); of the backward
+    steps, those only ``dx`` needs are ``input_gradient``, the others
+    ``core_gradients``."""
+    parts = split_plan(plan, d)
+    phases = {st.out: "forward" for st in parts.forward.steps}
+    producers = {st.out: (st.a, st.b) for st in parts.backward.steps}
+    dx = _ancestors(producers, ["dx"])
+    dg = _ancestors(producers, [o for o in producers if o.startswith("dg")])
+    for out in producers:
+        phases[out] = "input_gradient" if out in dx and out not in dg else "core_gradients"
+    return phases
+
+
+def workload_key(name: str, order: str) -> dict:
+    """What defines workload ``name`` planned with ``order`` (JSON-serialisable)."""
+    i, o, r = get_layer(name)
+    return {"layer": name, "in_modes": list(i), "out_modes": list(o), "ranks": list(r),
+            "batches": list(BATCHES), "order": order}
