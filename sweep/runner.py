@@ -224,6 +224,9 @@ def run_sweep(space_path, store_path, *, workloads=None, scheduler=None, workers
             summary["seconds"] = time.monotonic() - t0
         except KeyboardInterrupt:
             summary["interrupted"] = True
+            print(f"\nsweep: interrupted; {summary['computed']} tasks of this run are "
+                  f"stored in {store_path}: rerun the same command to resume",
+                  file=sys.stderr, flush=True)
             raise
         finally:
             if prog is not None:

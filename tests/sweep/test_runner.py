@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from fetta.sw_model.accel.config import get_config
 from fetta.sweep import tasks
