@@ -51,7 +51,10 @@ def pareto(points: list[dict], x: str, y: str) -> list[dict]:
     return front
 
 
-def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample") -> dict:
+def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample",
+                 include_stale: bool = False) -> dict:
+    """The report of the store at ``store_path``. Rows computed by other code (another
+    fingerprint) are counted as stale and left out unless ``include_stale``."""
     if x not in AXES_X:
         raise ValueError(f"--x {x!r} unknown; allowed {', '.join(AXES_X)}")
     if y not in AXES_Y:
@@ -72,7 +75,8 @@ def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample") -> d
             continue
         if r["version"] != current[kind]:
             counts["stale"] += 1
-            continue
+            if not include_stale:
+                continue
         counts[r["status"]] = counts.get(r["status"], 0) + 1
         if r["status"] != "ok":
             continue
@@ -83,6 +87,7 @@ def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample") -> d
         else:
             per_wl.setdefault(r["task"], []).append(r)
     report = {"store": str(store_path), "x": x, "y": y, "counts": counts,
+              "include_stale": include_stale,
               "invalid_examples": invalid_examples, "workloads": {}}
     if checks:
         report["rtl_check"] = {
@@ -118,9 +123,11 @@ def _fmt_over(ov: dict) -> str:
 
 def format_report(rep: dict) -> str:
     c = rep["counts"]
+    stale = ("included (--stale)" if rep.get("include_stale") else
+             "left out; rerun the sweep to refresh, or --stale")
     lines = [f"sweep store {rep['store']}: {c['ok']} results, {c['invalid']} invalid "
              f"points, {c['infeasible']} infeasible, {c['failed']} failed, {c['stale']} "
-             f"stale (computed by other code; rerun the sweep to refresh)"]
+             f"stale (computed by other code: {stale})"]
     for ex in rep["invalid_examples"][:3]:
         lines.append(f"  invalid {_fmt_over(ex['overrides'])}: {ex['reason']}")
     if "rtl_check" in rep:

@@ -245,7 +245,7 @@ def run_sweep(space_path, store_path, *, workloads=None, scheduler=None, workers
     print(f"sweep: computed {summary['computed']} tasks ({summary['failed']} failed, "
           f"{summary['infeasible']} infeasible) of {done_points} points in "
           f"{summary['seconds']:.1f} s on {summary['workers']} workers "
-          f"({summary['points_per_minute']:.1f} points/min); store {store_path}",
+          f"({summary['points_per_minute']:.3g} points/min); store {store_path}",
           file=sys.stderr)
     return summary
 

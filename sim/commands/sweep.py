@@ -49,6 +49,9 @@ def add_arguments(p):
     p.add_argument("--y", default="cycles_per_sample", help="--report speed axis: "
                    "cycles_per_sample or samples_per_s (needs --synth results)")
     p.add_argument("--png", metavar="PATH", help="--report: write the plots")
+    p.add_argument("--stale", action="store_true",
+                   help="--report: include results computed by other code (another "
+                        "cycle model or RTL fingerprint)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="JSON to PATH (default stdout): the report, or the sweep summary")
 
@@ -77,7 +80,7 @@ def run(args) -> int:
         if args.space:
             raise ValueError("give either SPACE.toml (run a sweep) or --report STORE")
         from fetta.sweep.report import build_report, format_report, plot
-        rep = build_report(args.report, args.x, args.y)
+        rep = build_report(args.report, args.x, args.y, include_stale=args.stale)
         if args.json:
             _emit_json({k: v for k, v in rep.items()}, args.json)
         if args.json != "-":

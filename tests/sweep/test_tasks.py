@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from fetta.sw_model.config import get_config
+from fetta.sw_model.accel.config import get_config
 from fetta.sweep.tasks import fingerprint, rtl_check_task, synth_task
 
 
