@@ -32,6 +32,7 @@ LAYERS = (
     "fetta.sim.compiled",
     "fetta.sim.backends",
     "fetta.sim",
+    "fetta.sweep",
     "fetta.sim.commands",
 )
 RANK = {name: i for i, name in enumerate(LAYERS)}
@@ -59,7 +60,7 @@ def package_modules(top: str = "fetta") -> dict[str, Path]:
     walk(top)
     for name in list(out):  # fetta's sub-packages live in their own folders
         if name.count(".") == 0:
-            for sub in ("rtl", "sim", "sw_model", "boards"):
+            for sub in ("rtl", "sim", "sw_model", "boards", "sweep"):
                 walk(f"{name}.{sub}")
     return out
 
