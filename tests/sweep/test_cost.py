@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from fetta.sim.harness import Session, transfer_words
-from fetta.sw_model.program.compiler import compile_contraction, predict_total
+from fetta.sw_model.program.compiler import compile_contraction
+from fetta.sw_model.arith.einsum_spec import parse_spec
+from fetta.sw_model.program.kchunk import needs_kchunks, predict_total
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.ttm.workloads import get_layer, scaled_plan, step_phases, steps_of
 from fetta.sweep.cost import cost_workload
@@ -65,7 +67,23 @@ def test_transfer_words_equal_the_session_count():
 
 
 def test_infeasible_workload_is_a_result_not_a_crash():
-    small = get_config("tiny").replace(bank_depth=16, prog_depth=64).to_dict()
-    out = cost_task(small, "CoMERA 768->768", "macs")
+    """64 lanes need a 187-word CONFIG program; 64 words of program memory hold none."""
+    small = get_config("tiny").replace(n_ce=16, pe_rows=4, pe_cols=4,
+                                       prog_depth=64).to_dict()
+    out = cost_task(small, "digits L2 128->16", "macs")
     assert out["status"] == "infeasible"
-    assert "does not fit" in out["reason"] and "\n" not in out["reason"]
+    assert "does not fit" in out["reason"] and "(limit 64)" in out["reason"]
+    assert "\n" not in out["reason"]
+
+
+def test_k_chunked_contractions_are_costed():
+    """With 16-row buffers one fc2 step's reduction is run as K chunks (the others as
+    output chunks); the cost's programs still add up to the cycle model (cost_workload
+    raises otherwise)."""
+    cfg = get_config("tiny").replace(bank_depth=16)
+    i, o, ranks = get_layer("fc2 (on-FPGA 512->16)")
+    _, plan, shapes = scaled_plan(i, o, ranks, cfg, "macs")
+    assert any(needs_kchunks(parse_spec(st.spec), parse_spec(st.spec).sizes(sa, sb), cfg)
+               for st, sa, sb in steps_of(plan, shapes))
+    r = cost_workload(cfg, "fc2 (on-FPGA 512->16)", "macs")
+    assert r["chunks"] > r["contractions"] and r["peak_rows"]["a"] <= 16
