@@ -114,7 +114,7 @@ def _samples(cfg: AccelConfig, workloads, order: str, k: int, seed: int):
 def rtl_check_task(config: dict, workloads: list, order: str, k: int,
                    seed: int = 0) -> dict:
     from fetta.sim.harness import Session
-    from fetta.sw_model.program.compiler import predict_total
+    from fetta.sw_model.program.kchunk import predict_total
     from fetta.sw_model.arith.contraction import reference_contraction
     from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
     t0 = time.perf_counter()
