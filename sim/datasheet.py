@@ -53,6 +53,7 @@ def contract_fields() -> list[tuple[int, int, int, str]]:
         "base_c": [dict(base_c=0xFFFF)], "k_count": [dict(k_count=0xFFFF)],
         "k_stride_a": [dict(k_stride_a=-1)], "k_stride_b": [dict(k_stride_b=-1)],
         "base_idx": [dict(base_idx=M32)], "row_stride_idx": [dict(row_stride_idx=M32)],
+        "acc_continue": [dict(acc_continue=True)], "acc_hold": [dict(acc_hold=True)],
     }
     for i in range(N_LEVELS):
         for fname, val in (("count", 0xFFFF), ("stride_a", -1), ("stride_b", -1),
@@ -192,7 +193,13 @@ def _isa() -> list[str]:
                   [[w, f"{hi}..{lo}", name] for w, lo, hi, name in contract_fields()])
     out += ["Signed fields (strides) are two's complement. `rounding`: " +
             ", ".join(f"{i} {m}" for i, m in enumerate(ROUNDING_MODES)) +
-            f", {len(ROUNDING_MODES)} illegal. Counts are 1..{(1 << COUNT_BITS) - 1}.", ""]
+            f", {len(ROUNDING_MODES)} illegal. Counts are 1..{(1 << COUNT_BITS) - 1}. "
+            "`acc_continue`: a tile's first step adds to the sums the PE accumulators "
+            "hold (they keep them between instructions and programs) instead of "
+            "restarting them; `acc_hold`: a tile's last step is not drained (nothing is "
+            "written to C, the sums stay in the accumulators). Neither changes the "
+            "timing; the compiler uses them for reductions longer than the buffers "
+            "hold, one one-tile CONTRACT per K chunk (`sw_model/program/kchunk.py`).", ""]
     return out
 
 

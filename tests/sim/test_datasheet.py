@@ -30,7 +30,8 @@ def test_contract_field_table_decodes_an_instruction():
     rng = np.random.default_rng(3)
     values = {"shift": 17, "out_bits": 9, "seed": 0xDEADBEEF, "base_a": 513,
               "base_b": 7, "base_c": 300, "k_count": 4095, "k_stride_a": -3,
-              "k_stride_b": 5, "base_idx": 123456, "row_stride_idx": 99}
+              "k_stride_b": 5, "base_idx": 123456, "row_stride_idx": 99,
+              "acc_continue": True, "acc_hold": False}
     levels = tuple(Level(int(rng.integers(1, 999)), -i - 1, i + 2, -7, 1000 + i)
                    for i in range(4))
     words = Contract(rounding="stochastic", levels=levels, **values).encode()[1:]
