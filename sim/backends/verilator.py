@@ -13,8 +13,8 @@ class) unless ``bus_only=True``; registers and counters always use the bus.
 ``run_contraction(..., backend="verilator")`` and ``Session(cfg, "verilator")`` work)
 and the fastest one (README, "Compiled simulation"). It shares the build cache of the
 CXXRTL backend (``<cache>/verilator/<key>/model.so``, keyed by the emitted Verilog, the
-driver, the Verilator and make command lines, the profile-guided build's settings, the
-Verilator and compiler versions).
+driver, Verilator's flags and make variables, the profile-guided build's settings, the
+Verilator and compiler versions: ``verilator_setup``).
 
 Speed: one ``eval()`` per cycle (``FETTA_SINGLE_EVAL``), and while no input port has
 changed since the last ``eval()`` (all of a run, with the bus idle) only Verilator's
@@ -23,17 +23,17 @@ verilated code. The accelerator top is built with profile-guided optimisation
 (``sim/pgo_train.py``; ``FETTA_PGO=0`` disables it), which roughly doubles its first
 build.
 
-Tools: ``$VERILATOR`` or ``verilator`` on PATH (Debian: ``apt install verilator``);
-Verilator's make uses ``$CXX`` (default ``g++``).
+Tools: Verilator 5.006 or newer as ``sim/compiled/verilator_tool.py`` resolves it
+(``$VERILATOR``, else ``verilator`` on PATH, e.g. Debian's 5.006, else the PyPI wheel's
+5.48.0, a project dependency); the driver supports both generations of Verilator's
+scheduler (``SCHEDULERS``). Verilator's make compiles with ``$CXX`` (default ``g++``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -42,15 +42,16 @@ from fetta.sim.compiled.cxxrtl_build import (DRIVER_TEMPLATE, BuiltModel, _compi
                            cached_build, cached_model, fill_driver, find_compiler,
                            pgo_setup, pgo_train_step, port_names)
 from fetta.errors import FettaError
+from fetta.sim.compiled.verilator_tool import find_verilator
 
 __all__ = ["VerilatorBackend", "build_verilator_model", "emit_verilog", "find_verilator",
-           "mangle_verilator"]
+           "mangle_verilator", "verilator_setup"]
 
 VERILATOR_PRELUDE = """\
 #include "Vtop.h"
 #include "Vtop___024root.h"
 #include "verilated.h"
-#include "mems.h"  // FETTA_MEMS and FETTA_SINGLE_EVAL, written after verilating
+#include "mems.h"  // FETTA_MEMS, FETTA_SINGLE_EVAL, ...: written after verilating
 
 #include <type_traits>
 #include <vector>
@@ -148,18 +149,19 @@ struct Model {
 #define EDGE()                                                             \\
   do {                                                                     \\
     if (model.dirty) {                                                     \\
-      model.top->rootp->__Vtrigrprev__TOP__@CLK@ = 0;                      \\
+      model.top->rootp->FETTA_PREV_CLK = 0;                                \\
       model.top->@CLK@ = 1;                                                \\
       model.top->eval();                                                   \\
       model.dirty = false;                                                 \\
     } else {                                                               \\
-      model.top->rootp->__VnbaTriggered.at(0) = 1;                         \\
+      FETTA_NBA_TRIGGER(model.top->rootp) = 1;                             \\
       Vtop___024root___eval_nba(model.top->rootp);                         \\
+      FETTA_NBA_TRIGGER(model.top->rootp) = 0;                             \\
     }                                                                      \\
   } while (0)
 #else
 #define EDGE() \\
-  (model.top->rootp->__Vtrigrprev__TOP__@CLK@ = 0, model.top->@CLK@ = 1, model.top->eval())
+  (model.top->rootp->FETTA_PREV_CLK = 0, model.top->@CLK@ = 1, model.top->eval())
 #endif
 #else
 #define PRE_EDGE() (model.top->@CLK@ = 0, model.top->eval())
@@ -198,22 +200,43 @@ PGO_USE_VARS = ("OPT_FAST=-O3 -fprofile-use -fprofile-partial-training "
 
 def drop_fast_objects(tmp: Path) -> None:
     """Between the instrumented and the profile-using compile: delete the objects of
-    the per-cycle classes and of the driver (recompiled with the profile), the archive
-    and the library; keep the slow objects and the ``.gcda`` profiles."""
+    the per-cycle classes and of the driver (recompiled with the profile), their
+    precompiled header (split builds of newer Verilators: its flags must match the
+    objects'), the archive and the library; keep the slow objects and the ``.gcda``
+    profiles. (Verilator 5.006 indents the class list with tabs, 5.04x with spaces.)"""
     obj = tmp / "obj"
     classes = obj / "Vtop_classes.mk"
     names = ["driver"]
-    for block in re.finditer(r"VM_(?:CLASSES|SUPPORT)_FAST \+= \\\n((?:\t\S+ \\\n)*)",
+    for block in re.finditer(r"VM_(?:CLASSES|SUPPORT)_FAST \+= \\\n((?:[ \t]+\S+ \\\n)*)",
                              classes.read_text()):
-        names += re.findall(r"\t(\S+) \\", block.group(1))
+        names += re.findall(r"[ \t]+(\S+) \\", block.group(1))
     if len(names) == 1:
         # Not the class list this expects: recompile everything (slower, still right).
         names = [f.stem for f in obj.glob("*.o")]
     for name in names:
         (obj / f"{name}.o").unlink(missing_ok=True)
-    for f in obj.glob("*.a"):
+    for f in [*obj.glob("*.a"), *obj.glob("*.fast.gch")]:
         f.unlink()
     (tmp / "model.so").unlink(missing_ok=True)
+
+
+# Verilator's scheduler, two generations the driver knows: the clock edge detector's
+# previous-value member and the NBA region's trigger bit (``r`` is the root class).
+# "vec": Verilator 5.006-5.02x (Debian bookworm), VlTriggerVec<N> trigger sets;
+# "word": 5.04x (the PyPI wheel's 5.48.0), VlUnpacked<QData, n> trigger words.
+SCHEDULERS = {
+    "vec": ("__Vtrigrprev__TOP__clk", "(r)->__VnbaTriggered.at(0)"),
+    "word": ("__Vtrigprevexpr___TOP__clk__0", "(r)->__VnbaTriggered[0]"),
+}
+
+
+def scheduler_of(root_h: str) -> str | None:
+    """Which of ``SCHEDULERS`` the verilated root class (``Vtop___024root.h``) uses:
+    the one whose edge-detector member for ``clk`` it declares, or None."""
+    for name, (prev, _) in SCHEDULERS.items():
+        if re.search(rf"\b{prev};", root_h):
+            return name
+    return None
 
 
 def write_mems_header(tmp: Path, outputs: tuple[str, ...] = ()) -> None:
@@ -222,8 +245,10 @@ def write_mems_header(tmp: Path, outputs: tuple[str, ...] = ()) -> None:
     ``FETTA_MEMS``: every memory of up to 32 bits of the verilated design, named like
     CXXRTL's debug items ("prog", "buf_a bank0"), so direct access finds the same
     regions on both compiled backends. ``FETTA_SINGLE_EVAL``: 1 if the root class has
-    the clock's edge-detector state and none of ``outputs`` (C++ members) is assigned in
-    the input-combinational region, else 0 (two evals per cycle)."""
+    the clock's edge-detector state of a known scheduler (``SCHEDULERS``; its member is
+    ``FETTA_PREV_CLK``, its NBA trigger bit ``FETTA_NBA_TRIGGER(r)``) and none of
+    ``outputs`` (C++ members) is assigned in the input-combinational region, else 0
+    (two evals per cycle). ``FETTA_FAST_NBA``: see ``fast_nba_ok``."""
     obj = tmp / "obj"
     root_h = (obj / "Vtop___024root.h").read_text()
     lines = []
@@ -232,23 +257,50 @@ def write_mems_header(tmp: Path, outputs: tuple[str, ...] = ()) -> None:
         member = m.group(3)
         name = member[len("top__DOT__"):].replace("__DOT__", " ")
         lines.append(f'  X("{name}", {member}, {int(m.group(2)) + 1})')
-    single = "__Vtrigrprev__TOP__clk;" in root_h
+    sched = scheduler_of(root_h)
+    single = sched is not None
     src = "".join(f.read_text() for f in sorted(obj.glob("Vtop___024root*.cpp")))
     for m in re.finditer(r"void Vtop___024root___ico_\w*\(Vtop___024root\* vlSelf\) \{"
                          r"(.*?)\n\}", src, re.S):
-        if any(re.search(rf"vlSelf->{re.escape(o)} = ", m.group(1)) for o in outputs):
+        if any(re.search(rf"vlSelf(?:->|Ref\.){re.escape(o)} = ", m.group(1))
+               for o in outputs):
             single = False
+    prev, nba = SCHEDULERS.get(sched, ("none", "none"))
+    fast = single and fast_nba_ok(root_h, src)
     (tmp / "mems.h").write_text(f"#define FETTA_SINGLE_EVAL {int(single)}\n"
-                                f"#define FETTA_FAST_NBA {int(single and fast_nba_ok(root_h, src))}\n"
+                                f"#define FETTA_FAST_NBA {int(fast)}\n"
+                                f"#define FETTA_PREV_CLK {prev}\n"
+                                f"#define FETTA_NBA_TRIGGER(r) {nba}\n"
                                 "#define FETTA_MEMS \\\n" +
                                 "".join(ln + " \\\n" for ln in lines) + "\n")
 
 
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
 def fast_nba_ok(root_h: str, src: str) -> bool:
     """Whether the verilated model has the scheduling the driver's NBA-only edge relies
-    on (Verilator 5.0xx): one clock trigger (act and NBA trigger vectors of one bit,
-    set from ``clk`` alone), an input-combinational region triggered only on eval()'s
-    first pass, and an ``_eval_nba`` entry point. Anything else: full eval() per edge."""
+    on: one clock trigger (act and NBA triggers of one bit, set from ``clk`` alone), an
+    input-combinational region triggered only on eval()'s first pass, and an
+    ``_eval_nba`` entry point; checked for either of ``SCHEDULERS``. Anything else:
+    full eval() per edge."""
+    entry = re.search(r"\nvoid Vtop___024root___eval_nba\(Vtop___024root\* vlSelf\) \{",
+                      src) is not None
+    if scheduler_of(root_h) == "word":
+        h, s = _squeeze(root_h), _squeeze(src)
+        ico = ("vlSelfRef.__VicoTriggered[0U]=((0xfffffffffffffffeULL&vlSelfRef."
+               "__VicoTriggered[0U])|(IData)((IData)(vlSelfRef.__VicoFirstIteration)));")
+        act = ("vlSelfRef.__VactTriggered[0U]=(QData)((IData)(((IData)(vlSelfRef.clk)&(~"
+               "(IData)(vlSelfRef.__Vtrigprevexpr___TOP__clk__0)))));")
+        checks = (
+            *(f"VlUnpacked<QData/*63:0*/,1>__V{r}Triggered;" in h
+              for r in ("ico", "act", "nba")),
+            ico in s and s.count("__VicoTriggered[0U]=") == 1,
+            act in s and s.count("__VactTriggered[0U]=") == 1,
+            entry,
+        )
+        return all(checks)
     checks = (
         "VlTriggerVec<1> __VicoTriggered;" in root_h,
         "VlTriggerVec<1> __VactTriggered;" in root_h,
@@ -257,8 +309,7 @@ def fast_nba_ok(root_h: str, src: str) -> bool:
         is not None,
         re.search(r"__VactTriggered\.at\(0U\) = \(\(IData\)\(vlSelf->clk\)\s*"
                   r"& \(~ \(IData\)\(vlSelf->__Vtrigrprev__TOP__clk\)\)\);", src) is not None,
-        re.search(r"\nvoid Vtop___024root___eval_nba\(Vtop___024root\* vlSelf\) \{", src)
-        is not None,
+        entry,
     )
     return all(checks)
 
@@ -268,24 +319,20 @@ def mangle_verilator(name: str) -> str:
     return name.replace("__", "___05F")
 
 
-def find_verilator() -> list[str]:
-    cmd = os.environ.get("VERILATOR") or "verilator"
-    argv = shlex.split(cmd)
-    if not argv or shutil.which(argv[0]) is None:
-        raise FettaError(f"{cmd} not found: install Verilator (Debian: apt install "
-                         f"verilator) or set VERILATOR to one")
-    return argv
-
-
-def _verilator_identity(verilator: list[str]) -> str:
-    res = subprocess.run(verilator + ["--version"], capture_output=True, text=True,
-                         timeout=60)
-    return res.stdout.strip() or verilator[0]
-
-
 def emit_verilog(top) -> str:
     from fetta.rtl.emit import emit_verilog as emit
     return emit(top, name="top")
+
+
+def verilator_setup(tool, cxx: list[str], pgo: str) -> str:
+    """The build-cache key's setup part for Verilator ``tool`` (a ``VerilatorTool``),
+    compiler ``cxx`` and profile-guided setting ``pgo`` (``pgo_setup``): the driver,
+    Verilator's flags and identity (its version; not its path, so the same Verilator in
+    two virtual environments shares builds), the make variables and the compiler."""
+    make_vars = (MAKE_VARS if pgo == "pgo off" else PGO_GEN_VARS + PGO_USE_VARS)
+    return "\0".join((DRIVER_TEMPLATE.read_text(), VERILATOR_PRELUDE,
+                      " ".join(VERILATOR_FLAGS), " ".join(make_vars + tool.make_vars),
+                      pgo, tool.identity, " ".join(cxx), _compiler_identity(cxx)))
 
 
 def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
@@ -296,28 +343,24 @@ def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
     ``AccelConfig`` of an ``rtl.top.Accelerator`` top for a profile-guided build
     (``sim/pgo_train.py``; skipped if ``$FETTA_PGO`` is ``0``), or None."""
     t0 = time.perf_counter()
-    verilator = find_verilator()
+    tool = find_verilator()
     cxx = find_compiler()
     make = shutil.which("make")
     if make is None:
         raise FettaError("make not found: install make (Debian: apt install make); "
                          "Verilator builds need it")
-    argv = verilator + list(VERILATOR_FLAGS) + ["top.v", "driver.cc"]
+    argv = list(tool.argv) + list(VERILATOR_FLAGS) + ["top.v", "driver.cc"]
     make_base = [make, "-C", "obj", "-f", "Vtop.mk", f"-j{os.cpu_count() or 1}"]
     pgo = pgo_setup(train)
+    fix = list(tool.make_vars)     # repairs of this Verilator's verilated.mk, if any
     if pgo == "pgo off":
-        make_vars = MAKE_VARS
-        compile_steps = [make_base + list(MAKE_VARS)]
+        compile_steps = [make_base + list(MAKE_VARS) + fix]
     else:
-        make_vars = PGO_GEN_VARS + PGO_USE_VARS
-        compile_steps = [make_base + list(PGO_GEN_VARS),
+        compile_steps = [make_base + list(PGO_GEN_VARS) + fix,
                          pgo_train_step("verilator", train, verbose, label),
                          drop_fast_objects,
-                         make_base + list(PGO_USE_VARS)]
-    setup = "\0".join((DRIVER_TEMPLATE.read_text(), VERILATOR_PRELUDE, " ".join(argv),
-                       " ".join(make_vars), pgo,
-                       _verilator_identity(verilator), " ".join(cxx),
-                       _compiler_identity(cxx)))
+                         make_base + list(PGO_USE_VARS) + fix]
+    setup = verilator_setup(tool, cxx, pgo)
 
     def build(top):
         names = port_names(top)

@@ -28,6 +28,31 @@ def _numpy_backend(args) -> dict:
     return {}
 
 
+# Printed when --sim is not given and no Verilator is found. The times are README
+# "Training on the RTL" (6 min 56 s with --sim cxxrtl, 58.0 s with Verilator) and
+# "Compiled simulation" (CXXRTL first build 1-3 minutes on tiny).
+CXXRTL_NOTICE = ("fetta train: {why}; using --sim cxxrtl instead (the default run takes "
+                 "about 7 minutes plus a 1-3 minute first build, about 1 minute with "
+                 "Verilator)")
+
+
+def default_sim() -> str:
+    """``--sim`` when not given: ``verilator`` if ``sim/compiled/verilator_tool.py``
+    finds one (system or the PyPI wheel), else ``cxxrtl`` with a one-line notice on
+    stderr."""
+    import sys
+
+    from fetta.errors import FettaError
+    from fetta.sim.compiled.verilator_tool import find_verilator
+    try:
+        find_verilator()
+    except FettaError as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "verilator not found"
+        print(CXXRTL_NOTICE.format(why=why), file=sys.stderr)
+        return "cxxrtl"
+    return "verilator"
+
+
 def _rtl_backend(args) -> dict:
     from fetta.sw_model.accel.config import PRESETS
 
@@ -38,7 +63,7 @@ def _rtl_backend(args) -> dict:
     config = args.config or "tiny"
     if config not in PRESETS:
         raise ValueError(f"--config {config!r} unknown; allowed {', '.join(PRESETS)}")
-    sim = args.sim or "verilator"
+    sim = args.sim or default_sim()
     if sim not in SIMS:
         raise ValueError(f"--sim {sim!r} unknown; allowed {', '.join(SIMS)}")
     verify = args.verify or "all"
@@ -92,7 +117,8 @@ def add_arguments(p) -> None:
                      help="simulator: verilator (compiled with Verilator, the fastest), "
                           "cxxrtl (compiled with CXXRTL), pysim (Amaranth's Python "
                           "simulator) or another registered simulator backend "
-                          "[default verilator]")
+                          "[default verilator; cxxrtl, with a notice, if no Verilator "
+                          "is found]")
     rtl.add_argument("--config", default=None,
                      help="accelerator preset (tiny, ice40, ecp5, large) [default tiny]")
     rtl.add_argument("--verify", default=None,

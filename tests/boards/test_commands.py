@@ -1,7 +1,6 @@
 """fetta verilog / synth / program on the command line (no FPGA tools needed)."""
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -31,9 +30,8 @@ def test_verilog_header_documents_every_port(tiny_verilog):
     assert "configuration 'tiny'" in head and "16 multiply MACs" in head
 
 
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
-def test_verilog_passes_verilator_lint(tiny_verilog):
-    r = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "--top-module",
+def test_verilog_passes_verilator_lint(tiny_verilog, verilator_cmd):
+    r = subprocess.run([*verilator_cmd, "--lint-only", "-Wno-fatal", "--top-module",
                         "fetta_accel", str(tiny_verilog)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "%Error" not in r.stderr

@@ -73,6 +73,7 @@ def _run(sim, tmp_path, monkeypatch):
     assert not failed, f"{sim}: {failed}"
 
 
+@pytest.mark.icarus
 def test_cocotb_icarus(tmp_path, monkeypatch):
     _run("icarus", tmp_path, monkeypatch)
 

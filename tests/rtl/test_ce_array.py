@@ -1,6 +1,5 @@
 """CE array: hand-derived tile latency and Verilog emission of the presets."""
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -147,13 +146,11 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
 
 
 @pytest.mark.parametrize("preset", ["tiny", "ice40", "ecp5"])
-def test_fabric_converts_to_verilog_and_lints(preset, tmp_path):
+def test_fabric_converts_to_verilog_and_lints(preset, tmp_path, verilator_cmd):
     text = verilog.convert(CEArray(PRESETS[preset]), name="fetta_fabric")
     path = tmp_path / "fabric.v"
     path.write_text(text)
-    if shutil.which("verilator") is None:
-        pytest.fail("verilator not installed (.ci/run installs it)")
-    proc = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "-Wno-WIDTH",
+    proc = subprocess.run([*verilator_cmd, "--lint-only", "-Wno-fatal", "-Wno-WIDTH",
                            "-Wno-UNUSEDSIGNAL", "--top-module", "fetta_fabric", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -3,7 +3,6 @@
 
 import gc
 import random
-import shutil
 import subprocess
 import warnings
 
@@ -146,12 +145,11 @@ def test_bad_parameters(lanes, width):
         gc.collect()
 
 
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
 @pytest.mark.parametrize("lanes", [8, 16])
-def test_verilator_lint(lanes, tmp_path):
+def test_verilator_lint(lanes, tmp_path, verilator_cmd):
     dut = ReductionNetwork(lanes, 32)
     path = tmp_path / "reduction.v"
     path.write_text(verilog.convert(dut, name="reduction"))
-    result = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", str(path)],
+    result = subprocess.run([*verilator_cmd, "--lint-only", "-Wno-fatal", str(path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "%Error" not in result.stderr, result.stderr

@@ -12,7 +12,6 @@ gives one clock edge.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 from amaranth import Cat, Elaboratable, Module, Signal
@@ -23,9 +22,7 @@ from fetta.sim.iverilog import component_ports, run_iverilog, to_signed
 BACKENDS = ("golden", "pysim", "iverilog")
 RTL_BACKENDS = ("pysim", "iverilog")
 
-needs_iverilog = pytest.mark.skipif(
-    shutil.which("iverilog") is None or shutil.which("vvp") is None,
-    reason="Icarus Verilog (iverilog, vvp) not installed; .ci/run installs it")
+needs_iverilog = pytest.mark.icarus   # skipped without Icarus (tests/conftest.py)
 
 
 def backend_params(names=BACKENDS):

