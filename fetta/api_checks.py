@@ -23,7 +23,8 @@ from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
 from fetta.sw_model.accel.hostmap import ADDR_BITS
 from fetta.sw_model.accel.isa import Mapping
 
-__all__ = ["check_int", "check_contract_args", "check_bus_write", "check_bus_read"]
+__all__ = ["check_int", "check_contract_args", "check_run_params", "check_bus_write",
+           "check_bus_read"]
 
 _ADDR_LIMIT = 1 << ADDR_BITS
 
@@ -91,11 +92,19 @@ def check_contract_args(cfg: AccelConfig, spec, a, b, *, shift, rounding, out_bi
     else:
         b = _operand("B", b, cfg.operand_bits)
     sp.sizes(a.shape, b.shape)
+    out = dict(spec=sp, a=a, b=b)
+    out.update(check_run_params(cfg, shift=shift, rounding=rounding, out_bits=out_bits,
+                                seed=seed, mapping=mapping, max_cycles=max_cycles))
+    return out
+
+
+def check_run_params(cfg: AccelConfig, *, shift, rounding, out_bits, seed, mapping,
+                     max_cycles) -> dict:
+    """The scalar arguments of a contraction (no operands), normalized."""
     if not isinstance(rounding, str) or rounding not in ROUNDING_MODES:
         raise ValueError(f"rounding={rounding!r} unknown; allowed "
                          f"{', '.join(ROUNDING_MODES)}")
-    out = dict(spec=sp, a=a, b=b,
-               shift=check_int("shift", shift, 0, cfg.acc_bits - 1),
+    out = dict(shift=check_int("shift", shift, 0, cfg.acc_bits - 1),
                rounding=rounding,
                out_bits=check_int("out_bits", out_bits, 2, 16),
                seed=check_int("seed", seed, 0, (1 << 32) - 1),

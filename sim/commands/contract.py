@@ -13,6 +13,8 @@ from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, Pow2Code
 from fetta.sw_model.accel.isa import Mapping
 
 from fetta.errors import FettaError
+from fetta.api_checks import check_run_params
+from ..backends.base import BACKENDS
 from ..work_estimate import MAX_BYTES, MAX_SECONDS, estimate
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
 
@@ -146,6 +148,15 @@ def run(args) -> int:
         except ValueError:
             raise FettaError(f"--mapping {args.mapping!r} malformed; expected GA,GB,GK")
         mapping = Mapping(ga, gb, gk).check(cfg)
+    # every argument checked before the estimate is printed (bad input: one line)
+    check_run_params(cfg, shift=args.shift, rounding=args.rounding, out_bits=args.out_bits,
+                     seed=args.seed, mapping=mapping, max_cycles=None)
+    if not 1 <= args.range <= 1 << (cfg.operand_bits - 1):
+        raise ValueError(f"--range {args.range} invalid; allowed "
+                         f"1..{1 << (cfg.operand_bits - 1)} (operands are "
+                         f"{cfg.operand_bits}-bit)")
+    if args.backend not in BACKENDS:
+        raise ValueError(f"backend {args.backend!r} unknown; allowed {', '.join(BACKENDS)}")
     est = estimate(sp, shapes["A"], shapes["B"], cfg, args.backend, mapping)
     print(f"estimate        {est.describe()}", file=sys.stderr, flush=True)
     if est.too_big and not args.force:

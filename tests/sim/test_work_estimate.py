@@ -64,3 +64,10 @@ def test_bench_sim_defaults_to_the_fastest_backend_and_tiny():
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "(default verilator" in text and "(default tiny" in text
+
+
+def test_bad_input_is_one_line_before_any_estimate():
+    for extra in (["--seed", "-1"], ["--range", "40000"], ["--backend", "foo"]):
+        proc = fetta("contract", "ij,jk->ik", "--shape", "A=3,3", "--shape", "B=3,3", *extra)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, \
+            (extra, proc.stderr)
