@@ -55,7 +55,7 @@ def test_controller_properties_bmc_depth_20(tmp_path):
 @pytest.mark.slow
 def test_controller_covers(tmp_path):
     """Slow: the covers (an error halt, an abort that completes) are reachable."""
-    r = cover(ControllerProps("tiny"), depth=20, workdir=tmp_path)
+    r = cover(ControllerProps("tiny"), depth=30, workdir=tmp_path)   # abort + 22-cycle tail
     assert r.passed, r.summary()
 
 
