@@ -21,20 +21,30 @@ Members:
   ``fetta train --backend rtl``'s per-phase cycles.
 * ``workload_key(name, order)``: a stable description of a workload (its shapes, the
   batch policy and the order), which ``fetta sweep`` hashes to detect stale results.
+* ``WORKLOADS`` (``Workload``, ``get_workload``): what ``fetta eval`` measures, one
+  training step each at ``DEFAULT_BATCH``: the ``digits`` and ``mnist-tt`` models of
+  ``models`` (every layer's forward and core gradients, the input gradient for every
+  layer but the first, as the trainer runs them) and the Novikov, Hawkins, Bayesian and
+  CoMERA layers of ``LAYERS`` as layers inside a network (forward, input gradient,
+  every core gradient).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from ..accel.config import AccelConfig
 from ..program.compiler import fits
 from . import csse
 from .layers import split_plan
+from .models import PRESETS as MODEL_PRESETS
+from .models import LayerSpec
 from .plan import ttm_shapes
 
 __all__ = ["LAYERS", "ORDERS", "BATCHES", "scaled_plan", "steps_of", "step_phases",
-           "workload_key", "get_layer"]
+           "workload_key", "get_layer", "Workload", "WORKLOADS", "get_workload",
+           "DEFAULT_BATCH"]
 
 LAYERS = {
     "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),
@@ -124,3 +134,78 @@ def workload_key(name: str, order: str) -> dict:
     i, o, r = get_layer(name)
     return {"layer": name, "in_modes": list(i), "out_modes": list(o), "ranks": list(r),
             "batches": list(BATCHES), "order": order}
+
+
+# Batch of an evaluated training step: the trainer's default and the paper's batch.
+DEFAULT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One training step to evaluate.
+
+    Fields:
+        name:      workload name (``fetta eval --workloads``).
+        title:     what it is, with its source.
+        layers:    the TTM layers, input first.
+        dx_first:  whether the first layer computes its input gradient (a layer inside
+                   a network: yes; a model's input layer: no).
+        model:     the ``models.PRESETS`` name the step comes from, or None (a layer).
+    """
+
+    name: str
+    title: str
+    layers: tuple[LayerSpec, ...]
+    dx_first: bool
+    model: str | None = None
+
+    def need_dx(self, layer: int) -> bool:
+        return layer > 0 or self.dx_first
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def tt_params(self) -> int:
+        from .models import tt_params
+        return sum(tt_params(l) for l in self.layers)
+
+    @property
+    def bias_params(self) -> int:
+        return sum(l.n_out for l in self.layers)
+
+    @property
+    def dense_params(self) -> int:
+        return sum(l.n_in * l.n_out + l.n_out for l in self.layers)
+
+
+def _layer(name: str, key: str, title: str) -> "Workload":
+    i, o, r = LAYERS[key]
+    return Workload(name, title, (LayerSpec(i, o, r),), dx_first=True)
+
+
+def _model(name: str, title: str) -> Workload:
+    m = MODEL_PRESETS[name]
+    return Workload(name, title, m.layers, dx_first=False, model=name)
+
+
+WORKLOADS = {
+    "digits": _model("digits", "digits TTM MLP 64-128-16 (sw_model.models)"),
+    "mnist-tt": _model("mnist-tt", "on-FPGA paper's fc1 896->512 + fc2 512->16 "
+                                   "(REFERENCES.md §2)"),
+    "novikov": _layer("novikov", "Novikov 1024->625", "Novikov et al. 2015 MNIST layer, "
+                                                      "1024->625, ranks 2"),
+    "hawkins": _layer("hawkins", "Hawkins 784->625", "Hawkins & Zhang layer, 784->625, "
+                                                     "ranks 20"),
+    "bayesian": _layer("bayesian", "Bayesian 784->512", "Bayesian rank determination "
+                                                        "layer, 784->512, ranks 20"),
+    "comera": _layer("comera", "CoMERA 768->768", "CoMERA-style transformer layer, "
+                                                  "768->768, ranks 30"),
+}
+
+
+def get_workload(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise ValueError(f"workload {name!r} unknown; allowed {', '.join(WORKLOADS)}")
+    return WORKLOADS[name]
