@@ -192,6 +192,13 @@ PRESETS = {
     # Simulation studies: 16 CEs x 4x4 = 256 MACs.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
                          prog_depth=4096),
+    # ASIC class (evaluation, ``fetta eval``): 4 CEs x 16x16 = 1,024 MACs, the most the
+    # 64-lane networks allow (a_lanes = b_lanes = c_lanes = 64); 32,768-row banks (4 MiB
+    # per buffer, 12 MiB in all) hold every contraction of the evaluated training steps
+    # at batch 64 in one program except CoMERA's largest (chunked). Node and clock are
+    # stated, not measured: ``sw_model.accel.energy.ASIC_TECH``.
+    "asic": AccelConfig(name="asic", n_ce=4, pe_rows=16, pe_cols=16, bank_depth=32768,
+                        prog_depth=1024),
 }
 
 
