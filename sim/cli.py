@@ -18,7 +18,7 @@ from fetta.errors import FettaError
 
 # Order shown in --help.
 SUBCOMMANDS = ("train", "contract", "search", "sweep", "verilog", "regmap", "synth",
-               "program", "probe", "wave", "bench", "demo")
+               "program", "probe", "wave", "bench", "eval", "demo")
 
 
 def _available():

@@ -1,0 +1,280 @@
+"""``fetta eval``: the papers' evaluation reproduced — one training step per workload
+and accelerator preset against the same step measured on this machine's CPU.
+
+For each workload (``sw_model.ttm.workloads.WORKLOADS``) and preset:
+
+* accelerator: the step's event counts from the compiler (``sw_model.ttm.step_events``;
+  cycles equal the RTL's, checked by ``sim.step_confirm`` in the same run on the
+  presets named by ``confirm``); cycles by phase (forward, input gradient, core
+  gradients, host transfer at one 32-bit word per cycle, and the elementwise work's
+  *estimated* cycles, one operation per output lane per cycle, since it runs on the
+  host today); latency at the preset's clock; samples/s; energy per sample from
+  ``sw_model.accel.energy`` (ASIC model, or the FPGA model for presets with a device);
+  energy-delay product (energy per step x step latency); on-chip memory used and
+  available;
+* CPU: ``sim.cpu_baseline.cpu_step`` on one core and on all cores, measured now;
+* ratios accelerator/CPU: speedup (samples/s) and energy per sample.
+
+Clocks: a preset with an FPGA device runs at its measured Fmax
+(``sw_model.accel.measured``, from the synthesis report); the others at the stated ASIC
+clock (``sw_model.accel.energy.ASIC_TECH``).
+
+Also in the JSON: the memory accounting of the on-FPGA paper's model beside the
+paper's 292x (``sw_model.memory``), and the papers' reported ratios, quoted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.energy import ASIC_TECH, asic_energy, fpga_energy
+from fetta.sw_model.accel.measured import synth_report
+from fetta.sw_model.train.memory import memory_report
+from fetta.sw_model.ttm.models import get_model
+from fetta.sw_model.ttm.step_events import PHASES, step_events
+from fetta.sw_model.ttm.workloads import DEFAULT_BATCH, WORKLOADS, get_workload
+
+from .cpu_baseline import cpu_info, cpu_step
+
+__all__ = ["evaluate", "DEFAULT_PRESETS", "REPORTED", "preset_clock", "markdown",
+           "plot"]
+
+DEFAULT_PRESETS = ("tiny", "ecp5", "large", "asic")
+
+# Quoted from the papers as reported (REFERENCES.md §1, §2); not measured here.
+REPORTED = {
+    "fetta_vs_gpu": {"latency": 20.5, "energy": 567.5, "edp": 11609.7},
+    "fetta_vs_tpu": {"latency": 100.9, "energy": 45.03, "edp": 4544.8},
+    "fetta_vs_tensorized_accelerators": {"speedup": [3.87, 14.63],
+                                         "energy_efficiency": [1.41, 2.73]},
+    "on_fpga_vs_embedded_cpu": {"speedup": 59.0, "energy": 123.0, "memory": 292.0},
+}
+
+
+def preset_clock(cfg) -> tuple[float, str]:
+    """(MHz, where it comes from) for a preset."""
+    if cfg.device is not None:
+        rep = synth_report(cfg.name)
+        return rep["fmax_mhz"], f"measured Fmax ({rep['source']})"
+    return ASIC_TECH["clock_mhz"], ("stated ASIC clock (sw_model/accel/energy.py "
+                                    "asic_clock_mhz)")
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=os.path.dirname(__file__),
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _accel_row(wl, cfg, batch) -> dict:
+    clock, clock_src = preset_clock(cfg)
+    st = step_events(wl, cfg, batch)
+    tot = st["total"].to_dict()
+    cyc = {p: st["phases"][p].cycles for p in PHASES}
+    cyc["host_transfer"] = tot["host_words"]
+    cyc["elementwise_estimate"] = -(-st["elementwise_ops"] // cfg.out_lanes)
+    compute = sum(cyc[p] for p in PHASES)
+    cyc["total"] = compute + cyc["host_transfer"] + cyc["elementwise_estimate"]
+    latency = cyc["total"] / (clock * 1e6)
+    if cfg.device is not None:
+        rep = synth_report(cfg.name)
+        e = fpga_energy(tot, cfg, clock, rep["resources"], cyc["total"],
+                        st["elementwise_ops"])
+        model = "fpga"
+    else:
+        e = asic_energy(tot, cfg, st["elementwise_ops"])
+        model = "asic"
+    joules = e["total"] * 1e-12
+    lanes = cfg.a_lanes + cfg.b_lanes + cfg.c_lanes
+    pk = st["peak"]
+    used = {"a": pk["a"] * cfg.a_lanes * 2, "b": pk["b"] * cfg.b_lanes * 2,
+            "c": pk["c"] * cfg.c_lanes * 2, "program": pk["program"] * 4}
+    return {
+        "workload": wl.name, "preset": cfg.name, "batch": batch, "macs": cfg.macs,
+        "clock_mhz": clock, "clock_source": clock_src, "cycles": cyc,
+        "compute_cycles": compute, "latency_s": latency,
+        "samples_per_s": batch / latency,
+        "samples_per_s_compute_only": batch / (compute / (clock * 1e6)),
+        "energy_model": model, "energy_pj": e, "joules_per_step": joules,
+        "joules_per_sample": joules / batch, "edp_js": joules * latency,
+        "mac_utilization": tot["useful_macs"] / (cfg.macs * compute),
+        "mac_utilization_all_cycles": tot["useful_macs"] / (cfg.macs * cyc["total"]),
+        "events": tot, "elementwise_ops": st["elementwise_ops"],
+        "on_chip_memory": {"used_bytes": dict(used, total=sum(used.values())),
+                           "available_bytes": cfg.bank_depth * lanes * 2 +
+                           cfg.prog_depth * 4},
+        "contractions": st["contractions"],
+    }
+
+
+def _memory_accounting(batch) -> dict:
+    rep = memory_report(get_model("mnist-tt"), "fixed", batch)
+    return {"model": "mnist-tt", "precision": "fixed", "batch": batch,
+            "paper_reported": REPORTED["on_fpga_vs_embedded_cpu"]["memory"],
+            "tt_bytes": rep["tt"], "dense_784_512_10_fp32_bytes": rep["dense_paper_fp32"],
+            "reduction_total": rep["reduction_total_vs_paper_dense"],
+            "reduction_weights": rep["reduction_weights_vs_paper_dense"],
+            "reduction_weights_and_master": (
+                rep["dense_paper_fp32"]["weights"] /
+                (rep["tt"]["weights"] + rep["tt"]["master_weights"]))}
+
+
+def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
+             cpu_steps: int = 5, confirm=("tiny",), confirm_workload: str = "digits",
+             progress=None) -> dict:
+    """The whole evaluation as a JSON-ready dict (see the module doc)."""
+    from .step_confirm import confirm_step
+    say = progress or (lambda msg: None)
+    wls = [get_workload(w) for w in (workloads or list(WORKLOADS))]
+    cfgs = [get_config(p) for p in (presets or DEFAULT_PRESETS)]
+    t0 = time.perf_counter()
+    n_all = os.cpu_count() or 1
+    cpu = {}
+    for wl in wls:
+        one = cpu_step(wl, batch, threads=1, steps=cpu_steps)
+        allc = cpu_step(wl, batch, threads=n_all, steps=cpu_steps)
+        cpu[wl.name] = {"one_core": one, "all_cores": allc}
+        say(f"cpu {wl.name}: {one['samples_per_s']:,.0f} samples/s (1 core), "
+            f"{allc['samples_per_s']:,.0f} ({n_all} cores)")
+    rows = []
+    for cfg in cfgs:
+        for wl in wls:
+            r = _accel_row(wl, cfg, batch)
+            c1, ca = cpu[wl.name]["one_core"], cpu[wl.name]["all_cores"]
+            r["ratios"] = {
+                "speedup_vs_one_core": r["samples_per_s"] / c1["samples_per_s"],
+                "speedup_vs_all_cores": r["samples_per_s"] / ca["samples_per_s"],
+                "energy_vs_one_core": c1["joules_per_sample"] / r["joules_per_sample"],
+                "energy_vs_all_cores": ca["joules_per_sample"] / r["joules_per_sample"],
+                "edp_vs_one_core": (c1["joules_per_step"] * c1["seconds_per_step"]) /
+                r["edp_js"],
+            }
+            rows.append(r)
+            say(f"{cfg.name} {wl.name}: {r['cycles']['total']:,} cycles, "
+                f"{r['samples_per_s']:,.0f} samples/s, "
+                f"{r['ratios']['speedup_vs_one_core']:.2f}x / "
+                f"{r['ratios']['energy_vs_one_core']:.1f}x vs one core")
+    confirms = []
+    for name in confirm or ():
+        cfg = get_config(name)
+        if cfg not in cfgs:
+            continue
+        say(f"confirming {confirm_workload} on {name} in verilator ...")
+        confirms.append(confirm_step(confirm_workload, cfg, "verilator", batch))
+    return {
+        "batch": batch, "commit": _commit(), "machine": cpu_info(),
+        "presets": {c.name: {"config": c.to_dict(), "macs": c.macs,
+                             "clock_mhz": preset_clock(c)[0],
+                             "clock_source": preset_clock(c)[1],
+                             "energy_model": "fpga" if c.device else "asic"}
+                    for c in cfgs},
+        "workloads": {w.name: {"title": w.title, "layers": [l.to_dict() for l in w.layers],
+                               "tt_params": w.tt_params, "dense_params": w.dense_params}
+                      for w in wls},
+        "cpu": cpu, "rows": rows, "rtl_confirmation": confirms,
+        "memory": _memory_accounting(batch), "reported": REPORTED,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+
+
+def markdown(res: dict) -> str:
+    """The README table: one line per workload and preset."""
+    out = ["| workload | preset | MACs | clock MHz | cycles/step (fwd + dx + dG + host + "
+           "elementwise est.) | MAC util. (compute / all) | samples/s | vs 1 core | "
+           "vs all cores | energy/sample | vs 1 core (energy) | EDP (J s) | on-chip "
+           "used / avail. |",
+           "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        c = r["cycles"]
+        ra = r["ratios"]
+        mem = r["on_chip_memory"]
+        out.append(
+            f"| {r['workload']} | {r['preset']} | {r['macs']:,} | {r['clock_mhz']:g} | "
+            f"{c['total']:,} ({c['forward']:,} + {c['input_gradient']:,} + "
+            f"{c['core_gradients']:,} + {c['host_transfer']:,} + "
+            f"{c['elementwise_estimate']:,}) | "
+            f"{100 * r['mac_utilization']:.0f}% / {100 * r['mac_utilization_all_cycles']:.0f}% | "
+            f"{r['samples_per_s']:,.0f} | {ra['speedup_vs_one_core']:.2f}x | "
+            f"{ra['speedup_vs_all_cores']:.2f}x | {_joules(r['joules_per_sample'])} | "
+            f"{ra['energy_vs_one_core']:.1f}x | {r['edp_js']:.3g} | "
+            f"{_bytes(mem['used_bytes']['total'])} / {_bytes(mem['available_bytes'])} |")
+    out += ["", "| workload | CPU samples/s (1 core) | CPU samples/s (all cores) | CPU "
+            "energy/sample (1 core) |", "|---|---:|---:|---:|"]
+    for name, c in res["cpu"].items():
+        out.append(f"| {name} | {c['one_core']['samples_per_s']:,.0f} | "
+                   f"{c['all_cores']['samples_per_s']:,.0f} | "
+                   f"{_joules(c['one_core']['joules_per_sample'])} |")
+    return "\n".join(out)
+
+
+def _joules(j: float) -> str:
+    for unit, f in (("J", 1), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+        if j >= f:
+            return f"{j / f:.3g} {unit}"
+    return f"{j / 1e-12:.3g} pJ"
+
+
+def _bytes(b: float) -> str:
+    for unit, f in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if b >= f:
+            return f"{b / f:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def plot(res: dict, path) -> None:
+    """Four panels: speedup and energy ratio vs one CPU core per workload and preset
+    (log scale), MAC utilization (compute cycles / all cycles), and the cycle
+    breakdown by phase."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    rows = res["rows"]
+    wls = list(dict.fromkeys(r["workload"] for r in rows))
+    pres = list(dict.fromkeys(r["preset"] for r in rows))
+    get = {(r["workload"], r["preset"]): r for r in rows}
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
+    w = 0.8 / len(pres)
+    x = np.arange(len(wls))
+    for ax, key, title in ((axes[0], "speedup_vs_one_core", "samples/s vs one CPU core"),
+                           (axes[1], "energy_vs_one_core",
+                            "energy per sample: CPU (one core) / accelerator")):
+        for j, p in enumerate(pres):
+            ax.bar(x + j * w, [get[(wl, p)]["ratios"][key] for wl in wls], w, label=p)
+        ax.axhline(1, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(x + w * (len(pres) - 1) / 2, wls, rotation=30)
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+    ax = axes[2]
+    for j, p in enumerate(pres):
+        ax.bar(x + j * w, [100 * get[(wl, p)]["mac_utilization"] for wl in wls], w,
+               label=f"{p} (compute)")
+        ax.scatter(x + j * w, [100 * get[(wl, p)]["mac_utilization_all_cycles"]
+                               for wl in wls], color="k", marker="_", s=60, zorder=3)
+    ax.set_xticks(x + w * (len(pres) - 1) / 2, wls, rotation=30)
+    ax.set_ylabel("MAC utilization (%)")
+    ax.set_title("utilization: bars compute cycles, marks all cycles")
+    ax.legend(fontsize="small")
+    ax = axes[3]
+    phases = ("forward", "input_gradient", "core_gradients", "host_transfer",
+              "elementwise_estimate")
+    labels = [f"{r['workload']}/{r['preset']}" for r in rows]
+    bottom = np.zeros(len(rows))
+    for ph in phases:
+        v = np.array([r["cycles"][ph] / r["cycles"]["total"] for r in rows])
+        ax.bar(np.arange(len(rows)), v, bottom=bottom, label=ph.replace("_", " "))
+        bottom += v
+    ax.set_xticks(np.arange(len(rows)), labels, rotation=90, fontsize=6)
+    ax.set_ylabel("share of step cycles")
+    ax.set_title("cycle breakdown per phase")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

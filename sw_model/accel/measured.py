@@ -1,0 +1,39 @@
+"""Measured FPGA build figures, read from the synthesis summaries stored in
+``sw_model/accel/synth_reports/<preset>.json`` — exactly the JSON ``fetta synth --board B
+--config PRESET --json PATH`` writes (YoWASP yosys + nextpnr). Nothing here is typed
+by hand: to refresh a figure, re-run that command and copy its JSON over the file.
+
+``synth_report(preset)`` -> ``{"fmax_mhz": float (the system clock domain's achieved
+Fmax), "resources": {"LUTs", "FFs", "DSPs", "BRAMs": used count}, "board", "source",
+"raw": the stored summary}``; ``ValueError`` for a preset with no stored report.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+__all__ = ["synth_report", "measured_presets"]
+
+_DIR = "synth_reports"
+
+
+def measured_presets() -> list[str]:
+    root = resources.files("fetta.sw_model.accel") / _DIR
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def synth_report(preset: str) -> dict:
+    path = resources.files("fetta.sw_model.accel") / _DIR / f"{preset}.json"
+    if not path.is_file():
+        raise ValueError(f"no measured synthesis report for preset {preset!r}; measured: "
+                         f"{', '.join(measured_presets()) or 'none'} (run fetta synth "
+                         f"--config {preset} --json and store it in sw_model/accel/{_DIR}/)")
+    raw = json.loads(path.read_text())
+    fmax = raw["fmax_mhz"]
+    clock = fmax.get("sync", min(fmax.values()))
+    used = {k: v["used"] for k, v in raw["resources"].items() if isinstance(v, dict)}
+    return {"fmax_mhz": float(clock), "resources": used, "board": raw.get("board"),
+            "source": f"fetta synth --board {raw.get('board')} --config {preset}: "
+                      f"sw_model/accel/{_DIR}/{preset}.json",
+            "raw": raw}

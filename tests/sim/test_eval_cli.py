@@ -1,0 +1,67 @@
+"""`fetta eval`: the JSON's numbers are consistent with each other and with the step's
+event counts, the CPU baseline is measured, the table and plot are written, and bad
+input is one line on stderr with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fetta.sim.cli import main
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.ttm.step_events import step_events
+from fetta.sw_model.ttm.workloads import get_workload
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eval")
+    js, png = d / "e.json", d / "e.png"
+    assert main(["eval", "--workloads", "digits", "--presets", "tiny,asic",
+                 "--confirm", "none", "--cpu-steps", "2", "--json", str(js),
+                 "--png", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    return json.loads(js.read_text())
+
+
+def test_rows_follow_from_the_event_counts(result):
+    rows = {r["preset"]: r for r in result["rows"]}
+    assert set(rows) == {"tiny", "asic"}
+    r = rows["tiny"]
+    st = step_events(get_workload("digits"), get_config("tiny"), 64)
+    assert r["compute_cycles"] == st["total"].cycles
+    assert r["cycles"]["host_transfer"] == st["total"].host_words
+    c = r["cycles"]
+    assert c["total"] == (c["forward"] + c["input_gradient"] + c["core_gradients"] +
+                          c["host_transfer"] + c["elementwise_estimate"])
+    assert r["latency_s"] == pytest.approx(c["total"] / (r["clock_mhz"] * 1e6))
+    assert r["samples_per_s"] == pytest.approx(64 / r["latency_s"])
+    assert r["energy_model"] == rows["asic"]["energy_model"] == "asic"
+    assert r["joules_per_sample"] == pytest.approx(r["energy_pj"]["total"] * 1e-12 / 64)
+    assert r["edp_js"] == pytest.approx(r["joules_per_step"] * r["latency_s"])
+    cpu = result["cpu"]["digits"]["one_core"]
+    assert cpu["threads"] == 1 and cpu["samples_per_s"] > 0
+    assert r["ratios"]["speedup_vs_one_core"] == pytest.approx(
+        r["samples_per_s"] / cpu["samples_per_s"])
+    assert r["ratios"]["energy_vs_one_core"] == pytest.approx(
+        cpu["joules_per_sample"] / r["joules_per_sample"])
+
+
+def test_memory_and_reported_ratios(result):
+    m = result["memory"]
+    assert m["paper_reported"] == 292
+    assert m["reduction_weights"] > m["reduction_weights_and_master"] > m["reduction_total"]
+    assert result["reported"]["fetta_vs_gpu"]["latency"] == 20.5
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--workloads", "digits,nope"], "workload 'nope' unknown; allowed digits"),
+    (["--presets", "huge"], "preset 'huge' unknown; allowed tiny"),
+    (["--batch", "0"], "--batch 0 out of range; allowed 1..4096"),
+])
+def test_bad_input_is_one_line_exit_2(argv, msg):
+    r = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "eval", *argv],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
