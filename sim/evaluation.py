@@ -42,7 +42,7 @@ from .cpu_baseline import cpu_info, cpu_step
 __all__ = ["evaluate", "DEFAULT_PRESETS", "REPORTED", "preset_clock", "markdown",
            "plot"]
 
-DEFAULT_PRESETS = ("tiny", "ecp5", "large", "asic")
+DEFAULT_PRESETS = ("tiny", "large", "asic")
 
 # Quoted from the papers as reported (REFERENCES.md §1, §2); not measured here.
 REPORTED = {

@@ -25,7 +25,7 @@ def add_arguments(p):
     p.add_argument("--workloads", metavar="W1,W2", default=None,
                    help="workloads (default all: sw_model/ttm/workloads.py WORKLOADS)")
     p.add_argument("--presets", metavar="P1,P2", default=None,
-                   help="accelerator presets (default tiny,ecp5,large,asic)")
+                   help="accelerator presets (default tiny,large,asic; ecp5 needs its stored synthesis report)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--cpu-steps", type=int, default=5,
                    help="timed CPU steps per workload and thread count (default 5)")
