@@ -5,9 +5,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from fetta.sw_model.accel.hostmap import BUFFER_WORD_BITS
+
 __all__ = ["BankedBuffer", "WORD_BITS"]
 
-WORD_BITS = 16
+WORD_BITS = BUFFER_WORD_BITS     # one operand/result word (sw_model.accel.hostmap)
 
 
 class BankedBuffer(wiring.Component):

@@ -6,6 +6,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
+from fetta.sw_model.accel.timing import timing
 
 from .buffers import WORD_BITS
 from .ce import ContractionEngine
@@ -87,6 +88,13 @@ class CEArray(wiring.Component):
         self.dist_latency = self.a_net.LATENCY + cfg.mac_pipeline
         self.red_latency = self.red_net.LATENCY
         self.os_latency = OutputStage.LATENCY
+        # the pipeline built here is the one the cycle model and the controller assume
+        self.timing = timing(cfg)
+        if (self.dist_latency, self.red_latency, self.os_latency) != \
+                (self.timing.dist, self.timing.red, self.timing.output):
+            raise AssertionError(
+                f"fabric latencies (dist, red, output) = {self.dist_latency, self.red_latency, self.os_latency}"
+                f" differ from sw_model.accel.timing {self.timing.dist, self.timing.red, self.timing.output}")
         super().__init__({
             "a_vec": In(WORD_BITS).array(cfg.a_lanes),
             "b_vec": In(WORD_BITS).array(cfg.b_lanes),

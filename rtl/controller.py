@@ -7,11 +7,14 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.hostmap import ErrorCode
-from fetta.sw_model.accel.isa import (CHECK_STREAMS, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, CW, MODE_BITS,
-                          MODE_CONTINUE, MODE_HOLD, N_LEVELS, Op,
-                          check_cycles, config_layout, config_words)
+from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, FIELD,
+                          N_LEVELS, Op,
+                          config_layout, config_words)
+from fetta.sw_model.accel.routing import reduction_n_switch_bits
+from fetta.sw_model.accel.timing import Timing
 
 from .bound_check import BoundCheck
+from .isa_layout import word_layout, word_view
 from .loop_nest import LoopNest
 
 __all__ = ["Controller", "CONTROLLER_STATES"]
@@ -25,7 +28,8 @@ CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "TAIL", "LOAD_CONFIG", "LOAD_CON
 class Controller(wiring.Component):
     """Executes a program from program memory (``sw_model/accel/isa.py``).
 
-    Per instruction (cycles, all fixed so ``sw_model.cycle_model`` predicts them):
+    Per instruction (cycles, all fixed so the compiler's cycle model predicts them;
+    the fixed costs come from ``timing``, ``sw_model.accel.timing.timing(config)``):
 
     * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
     * CONFIG: the payload goes straight into the configuration registers;
@@ -81,15 +85,15 @@ class Controller(wiring.Component):
     flat index once per tile (their reduction-level delta is 0).
     """
 
-    def __init__(self, config: AccelConfig, red_bits: int, dist_latency: int,
-                 red_latency: int, os_latency: int):
+    def __init__(self, config: AccelConfig, timing: Timing):
         self.config = cfg = config
-        self.red_bits = red_bits
-        self.layout = config_layout(cfg, red_bits)
-        self.n_config = config_words(cfg, red_bits)
-        # +1: the shadows take the registered accumulators a cycle after the last step
-        self.tail_cycles = 1 + dist_latency + 1 + cfg.drain_cycles + red_latency + os_latency
-        self.check_cycles = check_cycles()
+        self.timing = timing
+        self.red_bits = reduction_n_switch_bits(cfg.c_lanes)
+        self.layout = config_layout(cfg, self.red_bits)
+        self.n_config = config_words(cfg, self.red_bits)
+        assert self.n_config == timing.config_words
+        self.tail_cycles = timing.tail
+        self.check_cycles = timing.check
         lay = self.layout
         cb = cfg.counter_bits
         super().__init__({
@@ -115,7 +119,7 @@ class Controller(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        D = cfg.drain_cycles
+        D = self.timing.drain
         AB = cfg.addr_bits
         K = N_LEVELS
 
@@ -132,23 +136,26 @@ class Controller(wiring.Component):
         for d in range(cfg.c_lanes):
             m.d.comb += self.lane_index[d].eq(cfg_regs[li_first + d])
         assert self.layout["mapping"] == (0, 1)     # validated as payload word 0
+        # every loop level's words have the same layout (one decoder for all levels)
+        assert all(word_layout(CW.LEVELS + 3 * i + j) == word_layout(CW.LEVELS + j)
+                   for i in range(K) for j in range(3))
+        assert FIELD["k_count"].width == FIELD["level0.count"].width == 16
 
         # CONTRACT fields kept in registers (everything else is read from program
         # memory by the bound check, which turns the strides into deltas).
         # SEED and BASE_IDX are not kept: the program memory's read port holds the SEED
         # word during RUN and TAIL (the output stages read it there), and shows the
         # BASE_IDX word in the cycle the address generator starts.
-        mode = Signal(MODE_BITS)
+        mode = Signal(word_layout(CW.MODE))       # the MODE word's fields
         row_stride_idx = Signal(32)
         base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
         n = [Signal(COUNT_BITS, name=f"n{i}") for i in range(K + 1)]   # count - 1
         bad_count = Signal()        # a loop count of 0 or > COUNT_MAX
         base_oob = Signal()         # a base row >= bank_depth
-        shift, rounding, out_bits = mode[0:6], mode[6:8], mode[8:13]
+        shift, rounding, out_bits = mode.shift, mode.rounding, mode.out_bits
         # K-chunk accumulation flags: continue (a tile's first step does not clear the
         # accumulators), hold (a tile's last step does not reach the drain)
-        acc_continue = mode[MODE_CONTINUE.bit_length() - 1]
-        acc_hold = mode[MODE_HOLD.bit_length() - 1]
+        acc_continue, acc_hold = mode.acc_continue, mode.acc_hold
         m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
                      self.out_bits.eq(out_bits), self.seed.eq(self.prog_data),
                      self.row_stride_idx.eq(row_stride_idx)]
@@ -157,6 +164,7 @@ class Controller(wiring.Component):
         # A and B rows step every issue; the C row and the flat index per tile.
         check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1,
                            then_word=CW.BASE_IDX)
+        assert check.CYCLES == self.timing.check
         m.submodules.bound_check = check
         issue = LoopNest(K + 1, {"a": AB, "b": AB, "c": AB, "idx": 32},
                          count_bits=COUNT_BITS, still={"c": [K], "idx": [K]})
@@ -178,7 +186,7 @@ class Controller(wiring.Component):
         err_pc = Signal.like(pc)
         error = Signal(8)
         done = Signal()
-        length = Signal(range(max(self.n_config, CONTRACT_WORDS) + 1))
+        length = Signal(range(max(self.n_config, self.timing.contract_words) + 1))
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
@@ -266,7 +274,7 @@ class Controller(wiring.Component):
                         with m.Else():
                             m.next = "LOAD_CONFIG"
                     with m.Case(Op.CONTRACT):
-                        with m.If(plen != CONTRACT_WORDS):
+                        with m.If(plen != self.timing.contract_words):
                             m.d.sync += fail(ErrorCode.BAD_CONFIG)
                             m.next = "IDLE"
                         with m.Elif(plen > room):
@@ -306,7 +314,8 @@ class Controller(wiring.Component):
                 data = self.prog_data
                 # the count field of this word (level words: bits 15..0; the
                 # BASE_C_KCOUNT word: k_count in bits 31..16), checked and as n
-                count = Mux(widx == CW.BASE_C_KCOUNT, data[16:32], data[0:16])
+                bc, ab = word_view(CW.BASE_C_KCOUNT, data), word_view(CW.BASE_AB, data)
+                count = Mux(widx == CW.BASE_C_KCOUNT, bc.k_count, word_view(CW.LEVELS, data).count)
                 count_bad = (count == 0) | (count > COUNT_MAX)
 
                 def high_bits(v):       # bits of a 16-bit base at or above bank_depth
@@ -314,20 +323,21 @@ class Controller(wiring.Component):
 
                 with m.Switch(widx):
                     with m.Case(CW.MODE):
-                        m.d.sync += [mode.eq(data[0:MODE_BITS]), bad_count.eq(0),
+                        m.d.sync += [mode.eq(word_view(CW.MODE, data)), bad_count.eq(0),
                                      base_oob.eq(0)]
                     with m.Case(CW.BASE_AB):
-                        m.d.sync += [base["a"].eq(data[0:AB]), base["b"].eq(data[16:16 + AB])]
-                        with m.If(high_bits(data[0:16]) | high_bits(data[16:32])):
+                        m.d.sync += [base["a"].eq(ab.base_a[0:AB]), base["b"].eq(ab.base_b[0:AB])]
+                        with m.If(high_bits(ab.base_a) | high_bits(ab.base_b)):
                             m.d.sync += base_oob.eq(1)
                     with m.Case(CW.BASE_C_KCOUNT):
-                        m.d.sync += [base["c"].eq(data[0:AB]), n[K].eq(count - 1)]
-                        with m.If(high_bits(data[0:16])):
+                        m.d.sync += [base["c"].eq(bc.base_c[0:AB]), n[K].eq(count - 1)]
+                        with m.If(high_bits(bc.base_c)):
                             m.d.sync += base_oob.eq(1)
                         with m.If(count_bad):
                             m.d.sync += bad_count.eq(1)
                     with m.Case(CW.ROW_STRIDE_IDX):
-                        m.d.sync += row_stride_idx.eq(data)
+                        m.d.sync += row_stride_idx.eq(
+                            word_view(CW.ROW_STRIDE_IDX, data).row_stride_idx)
                     for i in range(K):
                         with m.Case(CW.LEVELS + 3 * i):
                             m.d.sync += n[i].eq(count - 1)

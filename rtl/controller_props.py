@@ -43,15 +43,12 @@ class ControllerProps(Elaboratable):
     """The controller under free inputs, with its safety properties (module doc)."""
 
     def __init__(self, config="tiny"):
-        from fetta.sw_model.accel import routing
-        from fetta.sw_model.program.compiler import OUTPUT_STAGE_LATENCY
+        from fetta.sw_model.accel.timing import timing
         cfg = self.config = get_config(config)
-        # the fabric's latencies as the top wires them (tests check them against it)
-        self.dist_latency = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline + \
-            cfg.mac_pipeline
-        self.ctl = Controller(cfg, routing.reduction_n_switch_bits(cfg.c_lanes),
-                              self.dist_latency, routing.reduction_latency(cfg.c_lanes),
-                              OUTPUT_STAGE_LATENCY)
+        # the timing the top builds the controller with (tests check them against it)
+        tm = timing(cfg)
+        self.dist_latency = tm.dist
+        self.ctl = Controller(cfg, tm)
 
     def ports(self):
         """The free inputs."""

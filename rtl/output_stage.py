@@ -4,6 +4,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fetta.sw_model.accel.hostmap import BUFFER_WORD_BITS
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, check_acc_bits
 
 from .dither import add_dither_hash
@@ -16,7 +17,7 @@ _FLOOR = ROUNDING_CODES["floor"]
 _NEAREST_EVEN = ROUNDING_CODES["nearest-even"]
 _STOCHASTIC = ROUNDING_CODES["stochastic"]
 
-OUT_WIDTH = 16  # one buffer word
+OUT_WIDTH = BUFFER_WORD_BITS  # one buffer word
 
 
 class OutputStage(wiring.Component):

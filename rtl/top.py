@@ -11,7 +11,6 @@ from amaranth.lib.wiring import In, Out
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE,
                                          READ_LATENCY, Ctrl, Reg, Status)
-from fetta.sw_model.accel.routing import reduction_n_switch_bits
 
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
@@ -53,9 +52,7 @@ class Accelerator(wiring.Component):
         self.config = cfg = get_config(config)
         self.probes = probes
         self.fabric = CEArray(cfg)
-        self.controller = Controller(cfg, reduction_n_switch_bits(cfg.c_lanes),
-                                     self.fabric.dist_latency, self.fabric.red_latency,
-                                     self.fabric.os_latency)
+        self.controller = Controller(cfg, self.fabric.timing)
         self.buffers = {name: BankedBuffer(lanes, cfg.bank_depth) for name, lanes in
                         (("a", cfg.a_lanes), ("b", cfg.b_lanes), ("c", cfg.c_lanes))}
         # no read in a write cycle (below): no collisions, so a bare block RAM

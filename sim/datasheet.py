@@ -17,8 +17,8 @@ from fetta.sw_model.accel.isa import (CHECK_PASSES, COUNT_BITS, CONTRACT_WORDS, 
                                       N_LEVELS, Contract, Level, Mapping, Op,
                                       config_layout, dist_bits, header)
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, dither, dither_hash
-from fetta.sw_model.program.compiler import (OUTPUT_STAGE_LATENCY, compile_contraction,
-                                             mappings, timing_constants)
+from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
+from fetta.sw_model.program.compiler import compile_contraction, mappings
 
 __all__ = ["render", "dither_steps", "contract_fields"]
 
@@ -97,7 +97,7 @@ def dither_steps(seed: int, index: int) -> list[tuple[str, int]]:
 # -- sections ------------------------------------------------------------------------------
 def _presets() -> list[str]:
     out = ["## 1. Presets", "",
-           "Every figure per preset (`sw_model/accel/config.py`, `timing_constants`). "
+           "Every figure per preset (`sw_model/accel/config.py`, `sw_model/accel/timing.py`). "
            "a/b/r bits: packed switch settings of the A and B distribution networks and of "
            "the reduction network (2 bits per switch).", ""]
     head = ["field"] + list(PRESETS)
@@ -114,7 +114,7 @@ def _presets() -> list[str]:
     row("A / B / reduction switch bits",
         lambda c: f"{dist_bits(c.a_lanes)} / {dist_bits(c.b_lanes)} / "
                   f"{routing.reduction_n_switch_bits(c.c_lanes)}")
-    row("CONFIG payload words", lambda c: timing_constants(c).config_words)
+    row("CONFIG payload words", lambda c: timing(c).config_words)
     row("buffer rows (bank_depth)", lambda c: c.bank_depth)
     row("words per buffer A / B / C", lambda c: f"{c.a_lanes * c.bank_depth} / "
         f"{c.b_lanes * c.bank_depth} / {c.c_lanes * c.bank_depth}")
@@ -125,9 +125,9 @@ def _presets() -> list[str]:
     row("drain cycles per tile", lambda c: c.drain_cycles)
     row("reduction latency", lambda c: routing.reduction_latency(c.c_lanes))
     row("output stage latency", lambda c: OUTPUT_STAGE_LATENCY)
-    row("CONTRACT tail (cycles)", lambda c: timing_constants(c).tail)
-    row("CONTRACT fixed cycles", lambda c: timing_constants(c).contract_fixed())
-    row("CONFIG cycles", lambda c: timing_constants(c).config_cycles())
+    row("CONTRACT tail (cycles)", lambda c: timing(c).tail)
+    row("CONTRACT fixed cycles", lambda c: timing(c).contract_fixed())
+    row("CONFIG cycles", lambda c: timing(c).config_cycles())
     return out + _table(head, rows)
 
 

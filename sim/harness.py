@@ -37,7 +37,9 @@ import numpy as np
 
 from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.hostmap import COUNTERS, PROG_BASE, ErrorCode, Status, buffer_base
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, COUNTERS, PROG_BASE, ErrorCode,
+                                          Status, buffer_base)
+from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.accel.isa import Mapping
 from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
 
@@ -414,7 +416,7 @@ class Session:
                 raw = read_array(buffer_base(2), n_out).astype(np.int64)
             else:
                 raw = np.array(be.read(buffer_base(2), n_out), dtype=np.int64)
-            raw = ((raw & 0xFFFF) ^ 0x8000) - 0x8000
+            raw = wrap(raw, BUFFER_WORD_BITS)      # the bus's sign extension, as values
             out = cc.unpack_c(raw.reshape(cc.c_rows, cfg.c_lanes))
         cycles = st.counters["cycles"]
         peak = self.stats["peak_rows"]

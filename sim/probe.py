@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, Ctrl, Reg, buffer_base
+from fetta.sw_model.accel.hostmap import DATA_BITS, buffer_word, MAGIC, PROG_BASE, Ctrl, Reg, buffer_base
 
 __all__ = ["ProbeStep", "probe", "open_board", "MEANINGS"]
 
@@ -78,10 +78,7 @@ def _regions(cfg):
 
 def _expect(value: int, bits: int) -> int:
     """What a word written as ``value`` reads back as (buffers: 16 bits, sign-extended)."""
-    if bits == 32:
-        return value & 0xFFFFFFFF
-    v = value & 0xFFFF
-    return (v - 0x10000 if v & 0x8000 else v) & 0xFFFFFFFF
+    return value & 0xFFFFFFFF if bits == DATA_BITS else buffer_word(value)
 
 
 def _check(be, addr, values, bits, what, problems):

@@ -8,7 +8,7 @@ from typing import Sequence
 from amaranth.sim import Simulator
 
 from fetta.sw_model.accel.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
-                              Reg, buffer_base)
+                              Reg, BUFFER_WORD_BITS, buffer_base, buffer_word)
 
 from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
@@ -173,7 +173,7 @@ class PysimBackend(Backend):
         if cells is not None:
             vals = self._call("peek", [cell for cell, _ in cells])
             # buffer words read back sign-extended, as on the bus
-            return [(v - (1 << 16) if width == 16 and v & 0x8000 else v) & 0xFFFFFFFF
+            return [buffer_word(v) if width == BUFFER_WORD_BITS else v & 0xFFFFFFFF
                     for v, (_, width) in zip(vals, cells)]
         return self._call("read", addr, count)
 

@@ -17,6 +17,7 @@ from fetta.api_checks import check_run_params
 from ..backends.base import BACKENDS
 from ..work_estimate import MAX_BYTES, MAX_SECONDS, estimate
 from ..jsonio import write_json_atomic  # noqa: F401 (re-exported)
+from .options import add_config
 
 HELP = ("run one einsum contraction (or a chain file of them) on the accelerator; print "
         "cycles and utilization")
@@ -35,7 +36,7 @@ def add_arguments(p):
                    help="seed of the random int operands (default 0)")
     p.add_argument("--range", type=int, default=1000, metavar="R",
                    help="operands drawn from [-R, R) (default 1000)")
-    p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
+    add_config(p)
     p.add_argument("--backend", default="pysim",
                    help="pysim (default), verilator or cxxrtl (compiled models; "
                         "verilator is the faster)")

@@ -9,7 +9,8 @@ seen, and for a FAIL what it means); exit 0 when every step passed, 1 otherwise.
 
 from __future__ import annotations
 
-from fetta.sw_model.accel.config import PRESETS, get_config
+from fetta.sw_model.accel.config import get_config
+from .options import add_config
 
 HELP = "self-test a programmed board over its UART link (ID, memories, a contraction)"
 
@@ -19,8 +20,7 @@ def add_arguments(p):
                    help="serial port of the board (e.g. /dev/ttyUSB1), or 'sim' for a "
                         "simulated board")
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    p.add_argument("--config", default="ice40", choices=sorted(PRESETS),
-                   help="preset the bitstream was built for (default ice40)")
+    add_config(p, default="ice40", purpose="preset the bitstream was built for")
     p.add_argument("--words", type=int, default=32, metavar="N",
                    help="words tested at each end of each memory (default 32)")
     p.add_argument("--json", metavar="PATH", help="write the steps as JSON")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from fetta.sw_model.accel.config import PRESETS
+from .options import add_config
 
 HELP = "the register map (SystemRDL, C header, HTML, Markdown, JSON) for a preset"
 
@@ -19,9 +19,7 @@ def add_arguments(p):
     from ..regmap import FORMATS
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="rdl | c | html | md | json")
-    p.add_argument("--config", default="tiny", choices=sorted(PRESETS),
-                   help="configuration preset (default tiny): widths, depths, reset "
-                        "values")
+    add_config(p, purpose="preset whose widths, depths and reset values the map shows")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="output file (directory for html); default stdout")
 

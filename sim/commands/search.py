@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from fetta.sw_model.ttm import csse
+from .options import add_config
 
 HELP = ("Search the cheapest pairwise contraction orders for a TTM layer's training step "
         "(forward, input gradient, core gradients), jointly, with reuse across networks.")
@@ -22,8 +23,7 @@ def add_arguments(parser):
                         help="macs: multiply-accumulates; memory: smallest largest "
                              "intermediate, then MACs; cycles: the compiler's cycle model "
                              "for --config")
-    parser.add_argument("--config", default="tiny",
-                        help="accelerator preset for --cost cycles (default tiny)")
+    add_config(parser, purpose="accelerator preset for --cost cycles")
     parser.add_argument("--memory-budget", default=None, metavar="BYTES",
                         help="bound on the plan's peak live bytes (intermediates and "
                              "outputs; inputs excluded)")

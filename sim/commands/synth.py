@@ -3,10 +3,9 @@ PyPI) and report Fmax, utilization and the critical path."""
 
 from __future__ import annotations
 
-import json
 import sys
 
-from fetta.sw_model.accel.config import PRESETS
+from .options import add_config
 
 HELP = "synthesize, place and route a board top (YoWASP yosys/nextpnr); report Fmax and resources"
 
@@ -16,8 +15,7 @@ def add_arguments(p):
     from fetta.boards.top import DESIGNS
     p.add_argument("--board", required=True, choices=sorted(BOARDS),
                    help="target board")
-    p.add_argument("--config", choices=sorted(PRESETS),
-                   help="accelerator preset (default: ice40 on icebreaker, ecp5 on ulx3s-85f)")
+    add_config(p, default=None, default_text="ice40 on icebreaker, ecp5 on ulx3s-85f")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="change a field of the preset, e.g. --set pe_rows=4 (repeatable; "
                         "fields: sw_model/accel/config.py)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fetta.sim.jsonio import write_json_atomic
+from .options import add_config
 
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
@@ -54,15 +55,11 @@ def default_sim() -> str:
 
 
 def _rtl_backend(args) -> dict:
-    from fetta.sw_model.accel.config import PRESETS
-
     from ..rtl_training import SIMS, VERIFY_MODES, RtlTraining, plot_cycles
     if args.precision != "fixed":
         raise ValueError(f"--precision {args.precision} is not supported on --backend rtl; "
                          f"allowed fixed (the accelerator's integer datapath)")
     config = args.config or "tiny"
-    if config not in PRESETS:
-        raise ValueError(f"--config {config!r} unknown; allowed {', '.join(PRESETS)}")
     sim = args.sim or default_sim()
     if sim not in SIMS:
         raise ValueError(f"--sim {sim!r} unknown; allowed {', '.join(SIMS)}")
@@ -119,8 +116,7 @@ def add_arguments(p) -> None:
                           "simulator) or another registered simulator backend "
                           "[default verilator; cxxrtl, with a notice, if no Verilator "
                           "is found]")
-    rtl.add_argument("--config", default=None,
-                     help="accelerator preset (tiny, ice40, ecp5, large) [default tiny]")
+    add_config(rtl, default=None, default_text="tiny")
     rtl.add_argument("--verify", default=None,
                      help="lock-step check of every contraction against the golden model: "
                           "all, sample (a deterministic subset) or off [default all]")

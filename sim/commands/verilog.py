@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 
-from fetta.sw_model.accel.config import PRESETS, get_config
+from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import ADDR_BITS, DATA_BITS, MAGIC, READ_LATENCY
 
 from fetta.errors import FettaError
+from .options import add_config
 
 HELP = "emit the accelerator top as Verilog (ports documented in a header comment)"
 
@@ -34,8 +35,7 @@ PORT_DOCS = {
 
 
 def add_arguments(p):
-    p.add_argument("--config", default="tiny", choices=sorted(PRESETS),
-                   help="configuration preset (default tiny)")
+    add_config(p)
     p.add_argument("-o", "--output", default="accel.v", metavar="PATH",
                    help="output Verilog file (default accel.v)")
     p.add_argument("--name", default="fetta_accel", help="top module name")

@@ -27,11 +27,12 @@ import math
 from dataclasses import dataclass
 
 from .config import AccelConfig
+from .hostmap import DATA_BITS
 
 __all__ = ["Coefficient", "COEFFICIENTS", "coeff", "ASIC_TECH", "add_pj", "mul_pj",
            "sram_pj", "asic_energy", "fpga_energy", "markdown_table", "HOST_WORD_BITS"]
 
-HOST_WORD_BITS = 32
+HOST_WORD_BITS = DATA_BITS   # one host-bus word
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,18 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ADDR_BITS", "DATA_BITS", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
+from ..arith.fixedpoint import wrap
+
+__all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
            "is_memory_address"]
 
 ADDR_BITS = 24
 DATA_BITS = 32
+# Buffer words: operands and results are 16 bits; the bus reads a buffer word back
+# sign-extended to 32 bits (``buffer_word``).
+BUFFER_WORD_BITS = 16
 READ_LATENCY = 2
 
 REG_BASE = 0x000000
@@ -122,6 +127,12 @@ def is_memory_address(addr: int) -> bool:
 # STATUS bits 15..8: the ErrorCode of the last halt (0 while none).
 STATUS_CODE_LSB = 8
 STATUS_CODE_BITS = 8
+
+
+def buffer_word(value: int) -> int:
+    """What a buffer word holding ``value`` reads back as on the bus: its low
+    ``BUFFER_WORD_BITS`` bits, sign-extended to a ``DATA_BITS`` bus word (unsigned)."""
+    return int(wrap(int(value), BUFFER_WORD_BITS)) & ((1 << DATA_BITS) - 1)
 
 
 def buffer_base(buf: int) -> int:

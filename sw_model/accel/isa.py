@@ -21,7 +21,8 @@ from .config import AccelConfig
 from ..arith.fixedpoint import ROUNDING_MODES
 from .routing import distribution_n_switch_bits
 
-__all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MODE_HOLD", "Level", "Contract",
+__all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MODE_HOLD", "MODE_BITS",
+           "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
            "encode_config", "decode_header", "SYNC", "HALT",
            "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "check_cycles", "loop_deltas"]
@@ -31,10 +32,6 @@ COUNT_BITS = 13       # loop counts are 1..COUNT_MAX
 COUNT_MAX = (1 << COUNT_BITS) - 1
 STRIDE_BITS = 16      # buffer row strides, signed
 CONTRACT_WORDS = 7 + 3 * N_LEVELS
-# MODE word flags (bits 13, 14): K-chunk accumulation across CONTRACTs (``Contract``)
-MODE_CONTINUE = 1 << 13
-MODE_HOLD = 1 << 14
-MODE_BITS = 15
 
 
 class Op(enum.IntEnum):
@@ -202,33 +199,47 @@ class Contract:
     acc_continue: bool = False
     acc_hold: bool = False
 
-    def encode(self) -> list[int]:
+    def values(self) -> dict[str, int]:
+        """Field name (``CONTRACT_FIELDS``) -> integer value as encoded."""
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding={self.rounding!r} unknown; allowed "
                              f"{', '.join(ROUNDING_MODES)}")
         if len(self.levels) != N_LEVELS:
             raise ValueError(f"{len(self.levels)} loop levels; the ISA has exactly {N_LEVELS}")
-        w = [
-            _u(self.shift, 6, "shift") | (ROUNDING_MODES.index(self.rounding) << 6)
-            | (_u(self.out_bits, 5, "out_bits") << 8)
-            | (MODE_CONTINUE if self.acc_continue else 0)
-            | (MODE_HOLD if self.acc_hold else 0),
-            _u(self.seed, 32, "seed"),
-            _u(self.base_a, 16, "base_a") | (_u(self.base_b, 16, "base_b") << 16),
-            _u(self.base_c, 16, "base_c") | (_u(self.k_count, 16, "k_count") << 16),
-            _u(self.k_stride_a, 16, "k_stride_a", True)
-            | (_u(self.k_stride_b, 16, "k_stride_b", True) << 16),
-            int(self.base_idx) & 0xFFFFFFFF,
-            int(self.row_stride_idx) & 0xFFFFFFFF,
-        ]
-        for i, lv in enumerate(self.levels):
-            w += [
-                _u(lv.count, 16, f"level{i}.count") | (_u(lv.stride_a, 16, f"level{i}.stride_a", True) << 16),
-                _u(lv.stride_b, 16, f"level{i}.stride_b", True) | (_u(lv.stride_c, 16, f"level{i}.stride_c", True) << 16),
-                int(lv.stride_idx) & 0xFFFFFFFF,
-            ]
-        assert len(w) == CONTRACT_WORDS
+        out = {}
+        for f in CONTRACT_FIELDS:
+            if f.name.startswith("level"):
+                lv, attr = f.name.split(".")
+                v = getattr(self.levels[int(lv[5:])], attr)
+            elif f.name == "rounding":
+                v = ROUNDING_MODES.index(self.rounding)
+            else:
+                v = getattr(self, f.name)
+            out[f.name] = int(v)
+        return out
+
+    def encode(self) -> list[int]:
+        """The instruction: header word + ``CONTRACT_WORDS`` payload words."""
+        w = [0] * CONTRACT_WORDS
+        for f, v in zip(CONTRACT_FIELDS, self.values().values()):
+            w[f.word] |= f.encode(v) << f.lsb
         return [header(Op.CONTRACT, CONTRACT_WORDS)] + w
+
+    @classmethod
+    def decode(cls, payload) -> "Contract":
+        """The CONTRACT whose payload words are ``payload`` (``CONTRACT_WORDS`` of
+        them); signed fields sign-extended, modular fields as unsigned 32-bit."""
+        if len(payload) != CONTRACT_WORDS:
+            raise ValueError(f"CONTRACT payload of {len(payload)} words; the ISA has "
+                             f"exactly {CONTRACT_WORDS}")
+        v = {f.name: f.decode(int(payload[f.word])) for f in CONTRACT_FIELDS}
+        levels = tuple(Level(**{a: v.pop(f"level{i}.{a}") for a in
+                                ("count", "stride_a", "stride_b", "stride_c", "stride_idx")})
+                       for i in range(N_LEVELS))
+        v["rounding"] = ROUNDING_MODES[v["rounding"]] if v["rounding"] < len(ROUNDING_MODES) \
+            else v["rounding"]
+        v["acc_continue"], v["acc_hold"] = bool(v["acc_continue"]), bool(v["acc_hold"])
+        return cls(levels=levels, **v)
 
 
 # Word offsets inside the CONTRACT payload (used by the RTL decoder).
@@ -241,6 +252,79 @@ class CW(enum.IntEnum):
     BASE_IDX = 5
     ROW_STRIDE_IDX = 6
     LEVELS = 7
+
+
+@dataclass(frozen=True)
+class Field:
+    """One CONTRACT payload field: ``width`` bits from bit ``lsb`` of payload word
+    ``word``. ``kind``: ``"unsigned"`` and ``"signed"`` values are range-checked when
+    encoded (signed ones sign-extended when decoded); ``"modular"`` values (32-bit
+    flat-index offsets) are taken modulo ``2**width``."""
+    name: str             # ``Contract`` attribute; ``levelI.attr`` for loop levels
+    word: int
+    lsb: int
+    width: int
+    kind: str = "unsigned"
+
+    @property
+    def signed(self) -> bool:
+        return self.kind == "signed"
+
+    def encode(self, value: int) -> int:
+        if self.kind == "modular":
+            return int(value) & ((1 << self.width) - 1)
+        return _u(value, self.width, self.name, self.signed)
+
+    def decode(self, word: int) -> int:
+        raw = (int(word) >> self.lsb) & ((1 << self.width) - 1)
+        if self.signed and raw >> (self.width - 1):
+            return raw - (1 << self.width)
+        return raw
+
+
+def _contract_fields() -> tuple:
+    F = Field
+    fields = [F("shift", CW.MODE, 0, 6), F("rounding", CW.MODE, 6, 2),
+              F("out_bits", CW.MODE, 8, 5),
+              # K-chunk accumulation across CONTRACTs (``Contract``)
+              F("acc_continue", CW.MODE, 13, 1), F("acc_hold", CW.MODE, 14, 1),
+              F("seed", CW.SEED, 0, 32),
+              F("base_a", CW.BASE_AB, 0, 16), F("base_b", CW.BASE_AB, 16, 16),
+              F("base_c", CW.BASE_C_KCOUNT, 0, 16), F("k_count", CW.BASE_C_KCOUNT, 16, 16),
+              F("k_stride_a", CW.KSTRIDE, 0, 16, "signed"),
+              F("k_stride_b", CW.KSTRIDE, 16, 16, "signed"),
+              F("base_idx", CW.BASE_IDX, 0, 32, "modular"),
+              F("row_stride_idx", CW.ROW_STRIDE_IDX, 0, 32, "modular")]
+    for i in range(N_LEVELS):
+        w = CW.LEVELS + 3 * i
+        fields += [F(f"level{i}.count", w, 0, 16), F(f"level{i}.stride_a", w, 16, 16, "signed"),
+                   F(f"level{i}.stride_b", w + 1, 0, 16, "signed"),
+                   F(f"level{i}.stride_c", w + 1, 16, 16, "signed"),
+                   F(f"level{i}.stride_idx", w + 2, 0, 32, "modular")]
+    return tuple(fields)
+
+
+# The CONTRACT payload layout, the one definition: ``Contract.encode``/``decode``, the
+# compiler, the fabric model, the bound check's schedule and the controller's
+# decoder (``rtl.isa_layout`` builds its ``amaranth.lib.data`` layouts from it).
+CONTRACT_FIELDS = _contract_fields()
+FIELD = {f.name: f for f in CONTRACT_FIELDS}
+
+
+def _fields_cover_payload() -> None:
+    used = [0] * CONTRACT_WORDS
+    for f in CONTRACT_FIELDS:
+        mask = ((1 << f.width) - 1) << f.lsb
+        assert f.lsb + f.width <= 32 and not used[f.word] & mask, f.name
+        used[f.word] |= mask
+
+
+_fields_cover_payload()
+
+# MODE word: its used width and the K-chunk flags as masks.
+MODE_BITS = max(f.lsb + f.width for f in CONTRACT_FIELDS if f.word == CW.MODE)
+MODE_CONTINUE = 1 << FIELD["acc_continue"].lsb
+MODE_HOLD = 1 << FIELD["acc_hold"].lsb
 
 
 # -- the bound check's schedule --------------------------------------------------------
@@ -273,14 +357,19 @@ CHECK_STREAMS = ("a", "b", "c", "idx")
 
 
 def _check_passes() -> tuple:
-    K, lv = N_LEVELS, lambda i, j: CW.LEVELS + 3 * i + j
+    def cp(stream, level, name):
+        f = FIELD[name]
+        part = "full" if f.width == 32 else {0: "lo", 16: "hi"}[f.lsb]
+        return CheckPass(stream, level, f.word, part)
+
+    K = N_LEVELS
     outer = range(N_LEVELS - 1, -1, -1)          # innermost first
-    passes = [CheckPass("a", K, CW.KSTRIDE, "lo")]
-    passes += [CheckPass("a", i, lv(i, 0), "hi") for i in outer]
-    passes += [CheckPass("b", K, CW.KSTRIDE, "hi")]
-    passes += [CheckPass("b", i, lv(i, 1), "lo") for i in outer]
-    passes += [CheckPass("c", i, lv(i, 1), "hi") for i in outer]
-    passes += [CheckPass("idx", i, lv(i, 2), "full") for i in outer]
+    passes = [cp("a", K, "k_stride_a")]
+    passes += [cp("a", i, f"level{i}.stride_a") for i in outer]
+    passes += [cp("b", K, "k_stride_b")]
+    passes += [cp("b", i, f"level{i}.stride_b") for i in outer]
+    passes += [cp("c", i, f"level{i}.stride_c") for i in outer]
+    passes += [cp("idx", i, f"level{i}.stride_idx") for i in outer]
     return tuple(passes)
 
 

@@ -33,6 +33,7 @@ mapping search minimises it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -43,47 +44,12 @@ from ..accel import routing
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import Spec, parse_spec
 from ..arith.fixedpoint import _int, check_out_bits, check_rounding, check_shift
-from ..arith.fixedpoint import ROUNDING_MODES
-from ..accel.isa import (CW, CONTRACT_WORDS, COUNT_BITS, COUNT_MAX, MODE_CONTINUE, MODE_HOLD, Op,
-                  decode_header, HALT, N_LEVELS, ConfigPayload, Contract,
-                  Level, Mapping, check_cycles, config_words, encode_config)
-
-# rtl.output_stage.OutputStage.LATENCY (sw_model cannot import Amaranth); a test
-# asserts the two agree.
-OUTPUT_STAGE_LATENCY = 4
+from ..accel.isa import (COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload,
+                         Contract, Level, Mapping, encode_config)
+from ..accel.timing import Timing, timing
 
 __all__ = ["CompiledContraction", "compile_contraction", "predict_cycles", "fits",
-           "chunk_plan",
-           "timing_constants", "mappings", "Timing"]
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Fixed cycle costs of the controller (see ``rtl/controller.py``)."""
-    fetch: int              # FETCH + DECODE of any instruction
-    config_words: int       # CONFIG payload words
-    contract_words: int
-    check: int              # bound check (BoundCheck.CYCLES, isa.check_cycles)
-    tail: int               # drain of the last tile after the final issue (1 + operand
-                            # latency + 1 shadow capture + drain + reduction + output)
-
-    def config_cycles(self) -> int:
-        return self.fetch + self.config_words + 1
-
-    def contract_fixed(self) -> int:
-        return self.fetch + self.contract_words + 1 + self.check + self.tail
-
-
-def timing_constants(cfg: AccelConfig) -> Timing:
-    """The controller's fixed costs for ``cfg``; must match the RTL (tested)."""
-    # operand latency: distribution network registers + the PEs' product register
-    dist_lat = routing.DISTRIBUTION_LATENCY + cfg.dist_pipeline + cfg.mac_pipeline
-    red_lat = routing.reduction_latency(cfg.c_lanes)
-    os_lat = OUTPUT_STAGE_LATENCY
-    check = check_cycles()          # rtl.bound_check.BoundCheck.CYCLES (tested)
-    return Timing(fetch=2, config_words=config_words(cfg, routing.reduction_n_switch_bits(cfg.c_lanes)),
-                  contract_words=CONTRACT_WORDS, check=check,
-                  tail=1 + dist_lat + 1 + cfg.drain_cycles + red_lat + os_lat)
+           "chunk_plan", "mappings"]
 
 
 def mappings(cfg: AccelConfig):
@@ -139,17 +105,16 @@ class CompiledContraction:
         if not 0 <= seed < (1 << 32):
             raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
         prog = list(self.program)
-        mode = shift | (ROUNDING_MODES.index(rounding) << 6) | (out_bits << 8)
         pc = 0
+        old_off = self._layout.get("index_offset", 0)
         while pc < len(prog):
             op, n = decode_header(prog[pc])
             if op == Op.CONTRACT:
-                old_off = self._layout.get("index_offset", 0)
-                flags = prog[pc + 1 + CW.MODE] & (MODE_CONTINUE | MODE_HOLD)
-                prog[pc + 1 + CW.MODE] = mode | flags
-                prog[pc + 1 + CW.SEED] = int(seed)
-                prog[pc + 1 + CW.BASE_IDX] = (prog[pc + 1 + CW.BASE_IDX] - old_off
-                                              + index_offset) & 0xFFFFFFFF
+                c = Contract.decode(prog[pc + 1:pc + 1 + n])
+                c = dataclasses.replace(
+                    c, shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
+                    base_idx=(c.base_idx - old_off + index_offset) & 0xFFFFFFFF)
+                prog[pc:pc + 1 + n] = c.encode()
             pc += 1 + n
         new = copy.copy(self)
         new.program = prog
@@ -267,7 +232,7 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps
     b_rows = math.prod(c for i, c in others if i in sp.b) * nt * ksteps
     c_rows = math.prod(c for _, c in others) * mt * nt * R
-    words = 1 + tm.config_words + n_instr * (1 + CONTRACT_WORDS) + 1
+    words = 1 + tm.config_words + n_instr * (1 + tm.contract_words) + 1
     return total, n_instr * tiles_per, ksteps, n_instr, (a_rows, b_rows, c_rows, words)
 
 
@@ -309,7 +274,7 @@ def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None) 
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
     return _choices(sp, sp.sizes(shape_a, shape_b), cfg, mapping,
-                    timing_constants(cfg)) is not None
+                    timing(cfg)) is not None
 
 
 def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
@@ -335,7 +300,7 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     check_out_bits(out_bits)
     if not 0 <= int(seed) < (1 << 32):
         raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
-    tm = timing_constants(cfg)
+    tm = timing(cfg)
     ch = _choices(sp, sizes, cfg, mapping, tm, lanes)
     if ch is None:
         ims, ins = list(sp.m) or [None], list(sp.n) or [None]
@@ -466,7 +431,7 @@ def chunk_plan(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = 
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
     sizes = sp.sizes(shape_a, shape_b)
-    tm = timing_constants(cfg)
+    tm = timing(cfg)
     ost = _out_strides(sp, sizes)
 
     def ok(sub_sizes):

@@ -15,16 +15,10 @@ import numpy as np
 
 from ..accel import routing
 from ..accel.config import AccelConfig
-from ..arith.fixedpoint import ROUNDING_MODES, Pow2Code, output_stage, wrap
-from ..accel.isa import (CONTRACT_WORDS, CW, MODE_CONTINUE, MODE_HOLD, N_LEVELS, Op,
-                         config_layout, decode_header)
+from ..arith.fixedpoint import Pow2Code, output_stage, wrap
+from ..accel.isa import Contract, Op, config_layout, decode_header
 
 __all__ = ["run_program"]
-
-
-def _s16(v):
-    v &= 0xFFFF
-    return v - 0x10000 if v & 0x8000 else v
 
 
 def _join(words):
@@ -71,35 +65,26 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                 red=routing.unpack_reduction(cfg.c_lanes, _join(field("red_net"))),
                 lane_index=np.array(field("lane_index"), dtype=np.int64))
         elif op == Op.CONTRACT:
-            assert n == CONTRACT_WORDS
-            w = payload
-            mode = w[CW.MODE]
-            shift, rnd, out_bits = mode & 0x3F, (mode >> 6) & 3, (mode >> 8) & 0x1F
-            cont, hold = bool(mode & MODE_CONTINUE), bool(mode & MODE_HOLD)
-            seed = w[CW.SEED]
-            base_a, base_b = w[CW.BASE_AB] & 0xFFFF, w[CW.BASE_AB] >> 16
-            base_c, k_count = w[CW.BASE_C_KCOUNT] & 0xFFFF, w[CW.BASE_C_KCOUNT] >> 16
-            k_sa, k_sb = _s16(w[CW.KSTRIDE]), _s16(w[CW.KSTRIDE] >> 16)
-            levels = []
-            for i in range(N_LEVELS):
-                w0, w1, w2 = w[CW.LEVELS + 3 * i: CW.LEVELS + 3 * i + 3]
-                levels.append((w0 & 0xFFFF, _s16(w0 >> 16), _s16(w1), _s16(w1 >> 16), w2))
-            for ctr in itertools.product(*[range(lv[0]) for lv in levels]):
-                ra = base_a + sum(c * lv[1] for c, lv in zip(ctr, levels))
-                rb = base_b + sum(c * lv[2] for c, lv in zip(ctr, levels))
-                rc = base_c + sum(c * lv[3] for c, lv in zip(ctr, levels))
-                idx0 = w[CW.BASE_IDX] + sum(c * lv[4] for c, lv in zip(ctr, levels))
+            c = Contract.decode(payload)
+            shift, rnd, out_bits = c.shift, c.rounding, c.out_bits
+            cont, hold, seed = c.acc_continue, c.acc_hold, c.seed
+            levels = c.levels
+            for ctr in itertools.product(*[range(lv.count) for lv in levels]):
+                ra = c.base_a + sum(i * lv.stride_a for i, lv in zip(ctr, levels))
+                rb = c.base_b + sum(i * lv.stride_b for i, lv in zip(ctr, levels))
+                rc = c.base_c + sum(i * lv.stride_c for i, lv in zip(ctr, levels))
+                idx0 = c.base_idx + sum(i * lv.stride_idx for i, lv in zip(ctr, levels))
                 acc = state.get("acc", np.zeros((n_ce, R, C), dtype=np.int64)).copy() \
                     if cont else np.zeros((n_ce, R, C), dtype=np.int64)
-                for k in range(k_count):
+                for k in range(c.k_count):
                     av = routing.apply_distribution(cfg.a_lanes, settings["a"],
-                                                    list(a_buf[ra + k * k_sa]))
+                                                    list(a_buf[ra + k * c.k_stride_a]))
                     bv = routing.apply_distribution(cfg.b_lanes, settings["b"],
-                                                    list(b_buf[rb + k * k_sb]))
-                    av = np.array([_s16(int(x)) for x in av], dtype=np.int64)
+                                                    list(b_buf[rb + k * c.k_stride_b]))
+                    av = wrap(np.array(av, dtype=np.int64), 16)
                     bv = np.array(bv, dtype=np.int64) & 0xFFFF
                     bv = code.decode(bv & ((1 << cfg.pow2_bits) - 1)) if code else \
-                        np.array([_s16(int(x)) for x in bv], dtype=np.int64)
+                        wrap(bv, 16)
                     acc += av.reshape(n_ce, R, 1) * bv.reshape(n_ce, 1, C)
                 acc = wrap(acc, cfg.acc_bits)
                 state["acc"] = acc
@@ -110,10 +95,10 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                     summed = np.array(routing.apply_reduction(
                         cfg.c_lanes, settings["red"], [int(x) for x in lanes],
                         cfg.acc_bits), dtype=np.int64)
-                    index = (idx0 + r * w[CW.ROW_STRIDE_IDX] + settings["lane_index"]) \
+                    index = (idx0 + r * c.row_stride_idx + settings["lane_index"]) \
                         & 0xFFFFFFFF
                     c_buf[rc + r] = output_stage(summed, shift=shift,
-                                                 rounding=ROUNDING_MODES[rnd],
+                                                 rounding=rnd,
                                                  out_bits=out_bits, seed=seed,
                                                  acc_bits=cfg.acc_bits, index=index)
         else:

@@ -33,7 +33,8 @@ import math
 from dataclasses import dataclass
 
 from .compiler import (_choices, _out_strides, chunk_plan, compile_contraction, fits,
-                       mappings, predict_cycles, timing_constants)
+                       mappings, predict_cycles)
+from ..accel.timing import timing
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import Spec, parse_spec
 from ..accel.isa import COUNT_MAX, Mapping
@@ -46,7 +47,7 @@ def needs_kchunks(sp: Spec, sizes: dict, cfg: AccelConfig,
     """True when a single output element's contraction does not fit one program (the
     reduction alone is longer than the buffers hold)."""
     one = {**sizes, **{i: 1 for i in sp.out}}
-    return _choices(sp, one, cfg, mapping, timing_constants(cfg)) is None
+    return _choices(sp, one, cfg, mapping, timing(cfg)) is None
 
 
 def k_boxes(sp: Spec, sizes: dict, cap: int) -> list[dict]:

@@ -10,27 +10,42 @@ from amaranth.sim import Simulator
 from fetta.rtl.ce_array import CEArray
 from fetta.rtl.output_stage import OutputStage
 from fetta.sw_model.accel import routing
-from fetta.sw_model.program.compiler import OUTPUT_STAGE_LATENCY
+from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
 from fetta.sw_model.accel.config import PRESETS, AccelConfig
 from fetta.sw_model.arith.fixedpoint import wrap
 
 
-def test_timing_constants_match_rtl():
+def test_timing_matches_rtl():
+    """sw_model.accel.timing is what the RTL is built with: the fabric's pipeline
+    latencies, the bound check's length, the controller's tail."""
+    from fetta.rtl.bound_check import BoundCheck
     from fetta.rtl.controller import Controller
-    from fetta.sw_model.program.compiler import timing_constants
-    from fetta.sw_model.accel.isa import check_cycles
+    from fetta.rtl.reduction import ReductionNetwork
+    from fetta.sw_model.accel.isa import COUNT_BITS
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
     shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4),
               "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2),
               "tiny-mac1": PRESETS["tiny"].replace(mac_pipeline=1)}
     for name, cfg in {**PRESETS, **shared}.items():
-        tm = timing_constants(cfg)
+        tm = timing(cfg)
         arr = CEArray(cfg)
-        ctl = Controller(cfg, routing.reduction_n_switch_bits(cfg.c_lanes),
-                         arr.dist_latency, arr.red_latency, arr.os_latency)
-        assert tm.check == check_cycles() == ctl.check_cycles
-        assert tm.tail == ctl.tail_cycles, name
+        ctl = Controller(cfg, arr.timing)
+        assert (arr.dist_latency, arr.red_latency, arr.os_latency) == \
+            (tm.dist, tm.red, tm.output), name
         assert arr.dist_latency == 1 + cfg.dist_pipeline + cfg.mac_pipeline, name
+        assert arr.red_latency == ReductionNetwork(cfg.c_lanes, cfg.acc_bits).LATENCY, name
+        check = BoundCheck(COUNT_BITS, cfg.addr_bits, cfg.bank_depth, cfg.pe_rows - 1, then_word=5)
+        assert tm.check == check.CYCLES == ctl.check_cycles, name
+        assert tm.tail == ctl.tail_cycles == (1 + tm.dist + 1 + cfg.drain_cycles + tm.red
+                                              + OutputStage.LATENCY), name
+
+
+def test_fabric_refuses_a_timing_it_does_not_build(monkeypatch):
+    """A pipeline change in the RTL that the timing model does not know stops the
+    build instead of letting the cycle model drift."""
+    monkeypatch.setattr(OutputStage, "LATENCY", OutputStage.LATENCY + 1)
+    with pytest.raises(AssertionError, match="differ from sw_model.accel.timing"):
+        CEArray(PRESETS["tiny"])
 
 
 def _setup_gk2_tile(ctx, dut, dests):

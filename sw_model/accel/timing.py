@@ -1,0 +1,77 @@
+"""Derived timing of an accelerator configuration: every pipeline latency and fixed
+cycle cost, computed once from ``AccelConfig``.
+
+This is the one place these numbers are derived. The compiler's cycle model
+(``sw_model.program.compiler``) reads them to predict cycles; the RTL is built from
+them: ``rtl.top.Top`` passes ``timing(cfg)`` to the controller (its TAIL length and
+bound-check wait) and the fabric asserts that its own pipeline (distribution
+network, PE product register, reduction network, output stages) has exactly these
+latencies, so the hardware and the model cannot drift apart silently.
+
+Latencies (cycles):
+
+* ``dist``: operand latency from the buffer read data to the PE accumulators:
+  the distribution network's register (``DISTRIBUTION_LATENCY``) plus
+  ``dist_pipeline`` extra switch registers plus ``mac_pipeline`` (the PE product
+  register of the multiply MAC);
+* ``red``: reduction network, one register per stage (``5*log2(N) - 2``, 1 for N=2);
+* ``output``: output stage (shift, round, saturate, write), ``OUTPUT_STAGE_LATENCY``;
+* ``drain``: one tile's shadow accumulators drain in ``pe_rows * out_share`` cycles;
+* ``check``: the serial bound check (``isa.check_cycles``);
+* ``tail``: after a CONTRACT's final issue the last tile drains in
+  ``1 + dist + 1 + drain + red + output`` cycles (the +1s: the issue's own cycle,
+  and the shadows taking the registered sums a cycle after the last step).
+
+Fixed instruction costs: ``fetch`` (FETCH + DECODE), ``config_words`` and
+``contract_words`` (payload words, one load cycle each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import AccelConfig
+from .isa import CONTRACT_WORDS, check_cycles, config_words
+from .routing import DISTRIBUTION_LATENCY, reduction_latency, reduction_n_switch_bits
+
+__all__ = ["Timing", "timing", "OUTPUT_STAGE_LATENCY", "FETCH_CYCLES"]
+
+# Output stage: multiply-free shift, round (dither), saturate, registered write; the
+# RTL (``rtl.output_stage.OutputStage``) is built with this latency and asserts it.
+OUTPUT_STAGE_LATENCY = 4
+# FETCH + DECODE of every instruction.
+FETCH_CYCLES = 2
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The fixed latencies and cycle costs of one configuration (see module doc)."""
+    dist: int               # operand latency, buffer data -> PE accumulators
+    red: int                # reduction network
+    output: int             # output stage
+    drain: int              # one tile's shadow drain (pe_rows * out_share)
+    fetch: int              # FETCH + DECODE of any instruction
+    config_words: int       # CONFIG payload words
+    contract_words: int     # CONTRACT payload words
+    check: int              # bound check, start to done
+    tail: int               # last tile's drain after a CONTRACT's final issue
+
+    def config_cycles(self) -> int:
+        """Cycles of one CONFIG instruction: fetch, payload, commit."""
+        return self.fetch + self.config_words + 1
+
+    def contract_fixed(self) -> int:
+        """Fixed cycles of one CONTRACT besides its issues and stalls: fetch,
+        payload, validate, bound check, tail."""
+        return self.fetch + self.contract_words + 1 + self.check + self.tail
+
+
+def timing(cfg: AccelConfig) -> Timing:
+    """The derived timing of ``cfg``."""
+    dist = DISTRIBUTION_LATENCY + cfg.dist_pipeline + cfg.mac_pipeline
+    red = reduction_latency(cfg.c_lanes)
+    return Timing(dist=dist, red=red, output=OUTPUT_STAGE_LATENCY, drain=cfg.drain_cycles,
+                  fetch=FETCH_CYCLES,
+                  config_words=config_words(cfg, reduction_n_switch_bits(cfg.c_lanes)),
+                  contract_words=CONTRACT_WORDS, check=check_cycles(),
+                  tail=1 + dist + 1 + cfg.drain_cycles + red + OUTPUT_STAGE_LATENCY)

@@ -1,0 +1,83 @@
+"""The CONTRACT field table (``isa.CONTRACT_FIELDS``): encoding, decoding and the
+bound-check schedule all follow it."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, CW,
+                                      FIELD, MODE_BITS, MODE_CONTINUE, MODE_HOLD, N_LEVELS,
+                                      Contract, Level, Op, decode_header)
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
+
+
+def _value(f):
+    if f.kind == "signed":
+        return st.integers(-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1)
+    return st.integers(0, (1 << f.width) - 1)
+
+
+@st.composite
+def contracts(draw):
+    v = {f.name: draw(_value(f)) for f in CONTRACT_FIELDS}
+    v["rounding"] = ROUNDING_MODES[v["rounding"] % len(ROUNDING_MODES)]
+    v["acc_continue"], v["acc_hold"] = bool(v["acc_continue"]), bool(v["acc_hold"])
+    levels = tuple(Level(**{a: v.pop(f"level{i}.{a}") for a in
+                            ("count", "stride_a", "stride_b", "stride_c", "stride_idx")})
+                   for i in range(N_LEVELS))
+    return Contract(levels=levels, **v)
+
+
+@settings(max_examples=200, deadline=None)
+@given(contracts())
+def test_decode_inverts_encode(c):
+    words = c.encode()
+    assert decode_header(words[0]) == (Op.CONTRACT, CONTRACT_WORDS)
+    assert Contract.decode(words[1:]) == c
+    assert Contract.decode(words[1:]).encode() == words
+
+
+def test_fields_by_hand():
+    """Spot checks of the layout the datasheet documents (docs/isa.md)."""
+    c = Contract(shift=5, rounding="stochastic", out_bits=8, seed=0xDEADBEEF, base_a=3,
+                 base_b=0x1234, base_c=7, k_count=9, k_stride_a=-1, k_stride_b=2,
+                 base_idx=-1, row_stride_idx=6, acc_hold=True,
+                 levels=(Level(2, -3, 4, 5, -7),) + tuple(Level() for _ in range(3)))
+    w = c.encode()[1:]
+    assert w[CW.MODE] == 5 | (2 << 6) | (8 << 8) | MODE_HOLD
+    assert w[CW.SEED] == 0xDEADBEEF
+    assert w[CW.BASE_AB] == 3 | (0x1234 << 16)
+    assert w[CW.BASE_C_KCOUNT] == 7 | (9 << 16)
+    assert w[CW.KSTRIDE] == 0xFFFF | (2 << 16)
+    assert w[CW.BASE_IDX] == 0xFFFFFFFF and w[CW.ROW_STRIDE_IDX] == 6
+    assert w[CW.LEVELS:CW.LEVELS + 3] == [2 | (0xFFFD << 16), 4 | (5 << 16), (-7) & 0xFFFFFFFF]
+    assert (MODE_BITS, MODE_CONTINUE, MODE_HOLD) == (15, 1 << 13, 1 << 14)
+
+
+@pytest.mark.parametrize("name, value", [("shift", 64), ("base_a", -1), ("k_stride_b", 1 << 15),
+                                         ("level3.count", 1 << 16)])
+def test_out_of_range_field_names_itself(name, value):
+    c = Contract()
+    if name.startswith("level"):
+        lv = list(c.levels)
+        lv[3] = Level(count=value)
+        c = Contract(levels=tuple(lv))
+    else:
+        c = Contract(**{name: value})
+    with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}={value} out of range"):
+        c.encode()
+
+
+def test_check_passes_read_the_table():
+    """Every bound-check pass reads the stride field the table places there."""
+    for ps in CHECK_PASSES:
+        names = [f.name for f in CONTRACT_FIELDS if f.word == ps.word]
+        f = next(FIELD[n] for n in names if "stride" in n and
+                 (ps.field == "full" or FIELD[n].lsb == {"lo": 0, "hi": 16}[ps.field]))
+        assert f.kind in ("signed", "modular")
+        lvl = "k" if ps.level == N_LEVELS else f"level{ps.level}."
+        assert f.name.startswith(lvl) and f.name.endswith(f"stride_{ps.stream}"), (ps, f)
+
+
+def test_decode_rejects_wrong_length():
+    with pytest.raises(ValueError, match="CONTRACT payload of 3 words"):
+        Contract.decode([0, 0, 0])
