@@ -11,6 +11,7 @@ from fetta.sw_model.accel.timing import timing
 from .buffers import WORD_BITS
 from .ce import ContractionEngine
 from .distribution import DistributionNetwork
+from .fabric_control import FabricControlSignature
 from .output_stage import OutputStage
 from .reduction import ReductionNetwork
 
@@ -64,13 +65,14 @@ class CEArray(wiring.Component):
 
     Members:
         a_vec[a_lanes], b_vec[b_lanes]: one operand row each (from the buffers).
-        in_valid, in_first, in_last:    step control, aligned with the rows.
-        a_net_cfg, b_net_cfg, red_cfg:  packed network settings.
-        lane_index[c_lanes]:            per output lane flat-index offset (dither).
-        shift, rounding, out_bits, seed: the output-stage parameters.
-        tile_addr, tile_idx:            C row / flat index of the tile's first row,
-                                        sampled with ``in_last``.
-        row_stride_idx:                 flat-index stride between PE rows (steady).
+        ctl:                            the controller's control, flipped
+                                        ``FabricControlSignature`` (rtl/fabric_control.py):
+                                        ``in_valid``/``in_first``/``in_last`` step control
+                                        aligned with the rows, packed network settings,
+                                        per-lane flat-index offsets, the output-stage
+                                        parameters, ``tile_addr``/``tile_idx`` (sampled
+                                        with ``in_last``), ``row_stride_idx``, and
+                                        ``pe_active`` back to the controller.
         drain_step:                     a shadow row's last phase enters the network.
         out[c_lanes], out_valid, out_addr: one finished output row (or phase of it).
         out_mask:                       C lanes of ``out`` written this cycle.
@@ -98,18 +100,11 @@ class CEArray(wiring.Component):
         super().__init__({
             "a_vec": In(WORD_BITS).array(cfg.a_lanes),
             "b_vec": In(WORD_BITS).array(cfg.b_lanes),
-            "in_valid": In(1), "in_first": In(1), "in_last": In(1),
-            "a_net_cfg": In(len(self.a_net.config)),
-            "b_net_cfg": In(len(self.b_net.config)),
-            "red_cfg": In(len(self.red_net.config)),
-            "lane_index": In(32).array(cfg.c_lanes),
-            "shift": In(6), "rounding": In(2), "out_bits": In(5), "seed": In(32),
+            "ctl": In(FabricControlSignature(cfg)),
             "drain_step": Out(1),
-            "tile_addr": In(16), "tile_idx": In(32), "row_stride_idx": In(32),
             "out": Out(signed(16)).array(cfg.c_lanes),
             "out_valid": Out(1), "out_addr": Out(16), "out_mask": Out(cfg.c_lanes),
             "draining": Out(1),
-            "pe_active": Out(1),
         })
 
     def elaborate(self, platform):
@@ -119,17 +114,17 @@ class CEArray(wiring.Component):
         m.submodules.a_net = self.a_net
         m.submodules.b_net = self.b_net
         m.submodules.red_net = self.red_net
-        m.d.comb += [self.a_net.config.eq(self.a_net_cfg),
-                     self.b_net.config.eq(self.b_net_cfg),
-                     self.red_net.config.eq(self.red_cfg)]
+        m.d.comb += [self.a_net.config.eq(self.ctl.a_net_cfg),
+                     self.b_net.config.eq(self.ctl.b_net_cfg),
+                     self.red_net.config.eq(self.ctl.red_cfg)]
         for i in range(cfg.a_lanes):
             m.d.comb += self.a_net.inputs[i].eq(self.a_vec[i])
         for i in range(cfg.b_lanes):
             m.d.comb += self.b_net.inputs[i].eq(self.b_vec[i])
 
-        valid = _delay(m, self.in_valid, self.dist_latency, "pe_valid")
-        first = _delay(m, self.in_first, self.dist_latency, "pe_first")
-        last = _delay(m, self.in_last, self.dist_latency, "pe_last")
+        valid = _delay(m, self.ctl.in_valid, self.dist_latency, "pe_valid")
+        first = _delay(m, self.ctl.in_first, self.dist_latency, "pe_first")
+        last = _delay(m, self.ctl.in_last, self.dist_latency, "pe_last")
         # the cycle after a tile's last step the shadows take the accumulators
         capture = _delay(m, valid & last, 1, "capture")
         # The tile's C row and index are sampled at the capture, dist_latency + 2
@@ -137,9 +132,9 @@ class CEArray(wiring.Component):
         # changes them again no sooner than drain_cycles later (its drain stall), so
         # they only need delaying by what that spacing does not cover.
         hold = max(0, self.dist_latency + 2 - cfg.drain_cycles)
-        tile_addr = _delay(m, self.tile_addr[:cfg.addr_bits], hold, "tile_addr")
-        tile_idx = _delay(m, self.tile_idx, hold, "tile_idx")
-        m.d.comb += self.pe_active.eq(valid)
+        tile_addr = _delay(m, self.ctl.tile_addr[:cfg.addr_bits], hold, "tile_addr")
+        tile_idx = _delay(m, self.ctl.tile_idx, hold, "tile_idx")
+        m.d.comb += self.ctl.pe_active.eq(valid)
 
         # Drain sequencer: after a tile's last step, one shadow row per S cycles.
         S, O = cfg.out_share, cfg.out_lanes
@@ -163,7 +158,7 @@ class CEArray(wiring.Component):
                 m.d.sync += phase.eq(phase + 1)
             with m.If(row_done):
                 m.d.sync += [row.eq(row + 1), row_addr.eq(row_addr + 1),
-                             row_idx.eq(row_idx + self.row_stride_idx)]
+                             row_idx.eq(row_idx + self.ctl.row_stride_idx)]
                 with m.If(row == R - 1):
                     m.d.sync += draining.eq(0)
         m.d.comb += [self.drain_step.eq(draining & row_done), self.draining.eq(draining)]
@@ -194,17 +189,17 @@ class CEArray(wiring.Component):
             os_ = OutputStage(acc_bits=cfg.acc_bits, steady_seed=True)  # one per instruction
             m.submodules[f"os{o}"] = os_
             if S == 1:
-                acc, lane_index = self.red_net.outputs[o], self.lane_index[o]
+                acc, lane_index = self.red_net.outputs[o], self.ctl.lane_index[o]
             else:
                 acc = Array(self.red_net.outputs[p * O + o] for p in range(S))[red_phase]
-                lane_index = Array(self.lane_index[p * O + o]
+                lane_index = Array(self.ctl.lane_index[p * O + o]
                                    for p in range(S))[phase_early]
             index = Signal(32, name=f"os{o}_index", reset_less=True)
             m.d.sync += index.eq(idx_early + lane_index)
             m.d.comb += [
                 os_.acc.eq(acc), os_.valid.eq(self.red_net.out_valid),
-                os_.shift.eq(self.shift), os_.rounding.eq(self.rounding),
-                os_.out_bits.eq(self.out_bits), os_.seed.eq(self.seed),
+                os_.shift.eq(self.ctl.shift), os_.rounding.eq(self.ctl.rounding),
+                os_.out_bits.eq(self.ctl.out_bits), os_.seed.eq(self.ctl.seed),
                 os_.index.eq(index),
             ]
             for p in range(S):

@@ -14,6 +14,7 @@ from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.timing import Timing
 
 from .bound_check import BoundCheck
+from .fabric_control import FabricControlSignature
 from .isa_layout import word_layout, word_view
 from .loop_nest import LoopNest
 
@@ -74,10 +75,9 @@ class Controller(wiring.Component):
 
     Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
-    buffer reads ``rd_en``/``a_addr``/``b_addr``; fabric control ``in_valid``/
-    ``in_first``/``in_last``, configuration outputs; ``tile_addr``/``tile_idx`` (the
-    C row and flat output index of the tile whose last step ``in_last`` marks,
-    registered with it) and ``row_stride_idx`` for the fabric's drain; counters
+    buffer reads ``rd_en``/``a_addr``/``b_addr``; ``fabric``, the CE array's control
+    (``rtl.fabric_control.FabricControlSignature``: issue steps, network and output
+    stage settings, the C row and flat index of each tile, ``pe_active`` back); counters
     (``config.counter_bits`` wide).
 
     One address generator (``LoopNest``, 5 levels: 4 outer + the reduction) walks
@@ -102,14 +102,7 @@ class Controller(wiring.Component):
             "pc": Out(16), "err_pc": Out(16),
             "prog_addr": Out(16), "prog_data": In(32),
             "rd_en": Out(1), "a_addr": Out(16), "b_addr": Out(16),
-            "in_valid": Out(1), "in_first": Out(1), "in_last": Out(1),
-            "a_net_cfg": Out(32 * lay["a_net"][1]),
-            "b_net_cfg": Out(32 * lay["b_net"][1]),
-            "red_cfg": Out(32 * lay["red_net"][1]),
-            "lane_index": Out(32).array(cfg.c_lanes),
-            "shift": Out(6), "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
-            "tile_addr": Out(16), "tile_idx": Out(32), "row_stride_idx": Out(32),
-            "pe_active": In(1),
+            "fabric": Out(FabricControlSignature(cfg)),
             "cnt_cycles": Out(cb), "cnt_busy": Out(cb),
             "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
@@ -129,12 +122,12 @@ class Controller(wiring.Component):
             first, n = self.layout[name]
             return Cat(*[cfg_regs[first + i] for i in range(n)])
 
-        m.d.comb += [self.a_net_cfg.eq(cfg_field("a_net")),
-                     self.b_net_cfg.eq(cfg_field("b_net")),
-                     self.red_cfg.eq(cfg_field("red_net"))]
+        m.d.comb += [self.fabric.a_net_cfg.eq(cfg_field("a_net")),
+                     self.fabric.b_net_cfg.eq(cfg_field("b_net")),
+                     self.fabric.red_cfg.eq(cfg_field("red_net"))]
         li_first = self.layout["lane_index"][0]
         for d in range(cfg.c_lanes):
-            m.d.comb += self.lane_index[d].eq(cfg_regs[li_first + d])
+            m.d.comb += self.fabric.lane_index[d].eq(cfg_regs[li_first + d])
         assert self.layout["mapping"] == (0, 1)     # validated as payload word 0
         # every loop level's words have the same layout (one decoder for all levels)
         assert all(word_layout(CW.LEVELS + 3 * i + j) == word_layout(CW.LEVELS + j)
@@ -156,9 +149,9 @@ class Controller(wiring.Component):
         # K-chunk accumulation flags: continue (a tile's first step does not clear the
         # accumulators), hold (a tile's last step does not reach the drain)
         acc_continue, acc_hold = mode.acc_continue, mode.acc_hold
-        m.d.comb += [self.shift.eq(shift), self.rounding.eq(rounding),
-                     self.out_bits.eq(out_bits), self.seed.eq(self.prog_data),
-                     self.row_stride_idx.eq(row_stride_idx)]
+        m.d.comb += [self.fabric.shift.eq(shift), self.fabric.rounding.eq(rounding),
+                     self.fabric.out_bits.eq(out_bits), self.fabric.seed.eq(self.prog_data),
+                     self.fabric.row_stride_idx.eq(row_stride_idx)]
 
         # Range check + deltas, then one address generator for all four streams:
         # A and B rows step every issue; the C row and the flat index per tile.
@@ -208,7 +201,7 @@ class Controller(wiring.Component):
                 m.d.sync += c.eq(0)
             with m.Elif(inc[name]):
                 m.d.sync += c.eq(c + 1)
-        m.d.comb += inc["mac_active"].eq(self.pe_active)
+        m.d.comb += inc["mac_active"].eq(self.fabric.pe_active)
         with m.If(clear):
             m.d.sync += [error.eq(0), done.eq(0)]
         with m.If(self.bus_error & self.busy & (error == 0)):
@@ -383,15 +376,15 @@ class Controller(wiring.Component):
                     m.d.comb += inc["stall_drain"].eq(1)
                 with m.Else():
                     m.d.comb += [self.rd_en.eq(1), issue.step.eq(1)]
-                    m.d.sync += [self.in_valid.eq(1),
-                                 self.in_first.eq(tile_start & ~acc_continue),
-                                 self.in_last.eq(tile_last & ~acc_hold),
+                    m.d.sync += [self.fabric.in_valid.eq(1),
+                                 self.fabric.in_first.eq(tile_start & ~acc_continue),
+                                 self.fabric.in_last.eq(tile_last & ~acc_hold),
                                  tile_start.eq(tile_last)]
                     with m.If(tile_last):
                         # the tile's C row and flat index travel with its last step
                         m.d.sync += [since_last.eq(0), have_prev.eq(1),
-                                     self.tile_addr.eq(issue.addr_c),
-                                     self.tile_idx.eq(issue.addr_idx)]
+                                     self.fabric.tile_addr.eq(issue.addr_c),
+                                     self.fabric.tile_idx.eq(issue.addr_idx)]
                     with m.If(issue.last):
                         m.d.sync += tail.eq(0)
                         m.next = "TAIL"
@@ -417,5 +410,5 @@ class Controller(wiring.Component):
         m.d.comb += self.fsm_state.eq(fsm.state)
         # in_valid/first/last are registered: aligned with the buffer read data.
         with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
-            m.d.sync += [self.in_valid.eq(0), self.in_first.eq(0), self.in_last.eq(0)]
+            m.d.sync += [self.fabric.in_valid.eq(0), self.fabric.in_first.eq(0), self.fabric.in_last.eq(0)]
         return m

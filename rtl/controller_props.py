@@ -59,12 +59,12 @@ class ControllerProps(Elaboratable):
         m = Module()
         m.submodules.ctl = ctl = self.ctl
         # the fabric's pe_active: in_valid delayed by the distribution latency
-        pipe = [ctl.in_valid]
+        pipe = [ctl.fabric.in_valid]
         for i in range(self.dist_latency):
             r = Signal(name=f"pe_valid{i}")
             m.d.sync += r.eq(pipe[-1])
             pipe.append(r)
-        m.d.comb += ctl.pe_active.eq(pipe[-1])
+        m.d.comb += ctl.fabric.pe_active.eq(pipe[-1])
         in_flight = Cat(*pipe[:-1]).any() if len(pipe) > 1 else Const(0)
 
         busy, err = ctl.busy, ctl.error
@@ -82,7 +82,7 @@ class ControllerProps(Elaboratable):
         halting = (err != past_err) & (err >= ErrorCode.ILLEGAL_OPCODE) & \
             (err <= ErrorCode.PROGRAM_RANGE)
         m.d.comb += [
-            Assert(~(halting & (issued | ctl.in_valid | in_flight)),
+            Assert(~(halting & (issued | ctl.fabric.in_valid | in_flight)),
                    "an instruction halting with an error issued nothing"),
             Assert(~(~busy & ctl.rd_en), "an idle controller issues nothing"),
         ]

@@ -82,19 +82,8 @@ class Accelerator(wiring.Component):
         prog_wr = prog.write_port()
         running = ctl.busy
 
-        # Controller <-> fabric.
-        m.d.comb += [
-            fab.in_valid.eq(ctl.in_valid), fab.in_first.eq(ctl.in_first),
-            fab.in_last.eq(ctl.in_last),
-            fab.a_net_cfg.eq(ctl.a_net_cfg), fab.b_net_cfg.eq(ctl.b_net_cfg),
-            fab.red_cfg.eq(ctl.red_cfg),
-            fab.shift.eq(ctl.shift), fab.rounding.eq(ctl.rounding),
-            fab.out_bits.eq(ctl.out_bits), fab.seed.eq(ctl.seed),
-            fab.tile_addr.eq(ctl.tile_addr), fab.tile_idx.eq(ctl.tile_idx),
-            fab.row_stride_idx.eq(ctl.row_stride_idx), ctl.pe_active.eq(fab.pe_active),
-        ]
-        for d in range(cfg.c_lanes):
-            m.d.comb += fab.lane_index[d].eq(ctl.lane_index[d])
+        # Controller <-> fabric: one interface (rtl/fabric_control.py).
+        wiring.connect(m, ctl.fabric, fab.ctl)
         for i in range(cfg.a_lanes):
             m.d.comb += fab.a_vec[i].eq(bufs["a"].rd_data[i])
         for i in range(cfg.b_lanes):

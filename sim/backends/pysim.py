@@ -20,11 +20,11 @@ __all__ = ["PysimBackend", "VCD_SIGNALS"]
 VCD_SIGNALS = [
     "controller.fsm_state", "controller.pc", "controller.error",
     "controller.rd_en", "controller.a_addr", "controller.b_addr",
-    "controller.in_valid", "controller.in_first", "controller.in_last",
-    "controller.tile_addr", "controller.tile_idx",
-    "controller.a_net_cfg", "controller.b_net_cfg", "controller.red_cfg",
+    "controller.fabric.in_valid", "controller.fabric.in_first", "controller.fabric.in_last",
+    "controller.fabric.tile_addr", "controller.fabric.tile_idx",
+    "controller.fabric.a_net_cfg", "controller.fabric.b_net_cfg", "controller.fabric.red_cfg",
     "controller.cnt_cycles", "controller.cnt_mac_active", "controller.cnt_stall_drain",
-    "fabric.pe_active", "fabric.draining", "fabric.out_valid", "fabric.out_addr",
+    "fabric.draining", "fabric.out_valid", "fabric.out_addr",
 ]
 
 
@@ -59,9 +59,10 @@ class PysimBackend(Backend):
                  top.busy, top.done, top.error]
         ctl, fab = top.controller, top.fabric
         for path in VCD_SIGNALS:
-            owner, name = path.split(".")
-            obj = {"controller": ctl, "fabric": fab}[owner]
-            sig = getattr(obj, name)
+            owner, *names = path.split(".")
+            sig = {"controller": ctl, "fabric": fab}[owner]
+            for name in names:
+                sig = getattr(sig, name)
             if hasattr(sig, "shape"):
                 found.append(sig)
         return found

@@ -54,10 +54,10 @@ def _setup_gk2_tile(ctx, dut, dests):
     a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
     b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
     r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], dests)
-    ctx.set(dut.a_net_cfg, routing.pack_distribution(8, a_set))
-    ctx.set(dut.b_net_cfg, routing.pack_distribution(8, b_set))
-    ctx.set(dut.red_cfg, routing.pack_reduction(8, r_set))
-    ctx.set(dut.out_bits, 16)
+    ctx.set(dut.ctl.a_net_cfg, routing.pack_distribution(8, a_set))
+    ctx.set(dut.ctl.b_net_cfg, routing.pack_distribution(8, b_set))
+    ctx.set(dut.ctl.red_cfg, routing.pack_reduction(8, r_set))
+    ctx.set(dut.ctl.out_bits, 16)
 
 
 def _feed_gk2_tile(ctx, dut, cyc, A, B):
@@ -69,11 +69,11 @@ def _feed_gk2_tile(ctx, dut, cyc, A, B):
                 ctx.set(dut.a_vec[ik * 4 + r], int(A[r, k]) & 0xFFFF)
             for j in range(4):
                 ctx.set(dut.b_vec[ik * 4 + j], int(B[k, j]) & 0xFFFF)
-        ctx.set(dut.in_valid, 1)
-        ctx.set(dut.in_first, cyc == 0)
-        ctx.set(dut.in_last, cyc == 3)
+        ctx.set(dut.ctl.in_valid, 1)
+        ctx.set(dut.ctl.in_first, cyc == 0)
+        ctx.set(dut.ctl.in_last, cyc == 3)
     else:
-        ctx.set(dut.in_valid, 0)
+        ctx.set(dut.ctl.in_valid, 0)
 
 
 def test_4x4_tile_k8_latency_and_values():
@@ -99,7 +99,7 @@ def test_4x4_tile_k8_latency_and_values():
         _setup_gk2_tile(ctx, dut, list(range(4)))
         for cyc in range(30):
             _feed_gk2_tile(ctx, dut, cyc, A, B)
-            ctx.set(dut.tile_addr, 100)      # sampled with in_last (cycle 3)
+            ctx.set(dut.ctl.tile_addr, 100)      # sampled with in_last (cycle 3)
             if ctx.get(dut.out_valid):
                 seen.append((cyc, ctx.get(dut.out_addr),
                              [ctx.get(dut.out[d]) for d in range(4)]))
@@ -136,7 +136,7 @@ def test_shared_output_stage_drains_a_row_in_out_share_phases():
         _setup_gk2_tile(ctx, dut, lanes_of)
         for cyc in range(40):
             _feed_gk2_tile(ctx, dut, cyc, A, B)
-            ctx.set(dut.tile_addr, 100 if cyc >= 3 else 0)   # from in_last on, held
+            ctx.set(dut.ctl.tile_addr, 100 if cyc >= 3 else 0)   # from in_last on, held
             if ctx.get(dut.drain_step):
                 steps.append(cyc)   # the row address advances after the last phase
             if ctx.get(dut.out_valid):

@@ -11,7 +11,7 @@ from fetta.sim.backends.pysim import PysimBackend
 from fetta.sim.waveform import load_vcd, to_int
 
 NAMED = ["controller.ctrl_state_code", "controller.pc", "controller.a_addr",
-         "controller.a_net_cfg", "controller.red_cfg", "controller.cnt_cycles",
+         "controller.fabric__a_net_cfg", "controller.fabric__red_cfg", "controller.cnt_cycles",
          "controller.cnt_mac_active", "fabric.out_valid", "bus__addr"]
 
 
