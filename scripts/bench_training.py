@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="tiny", help="accelerator preset [default tiny]")
     p.add_argument("--sim", default="cxxrtl", help="simulator backend [default cxxrtl]")
     p.add_argument("--clock-mhz", type=float, default=None,
-                   help="accelerator clock [default: sim/rtl_training.py FMAX_MHZ]")
+                   help="accelerator clock [default: the preset's, sw_model/accel/measured.py]")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH)
     p.add_argument("--steps", type=int, default=2, help="accelerator steps per model")
     p.add_argument("--numpy-steps", type=int, default=20, help="NumPy steps per model")

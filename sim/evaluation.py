@@ -30,8 +30,8 @@ import subprocess
 import time
 
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.energy import ASIC_TECH, asic_energy, fpga_energy
-from fetta.sw_model.accel.measured import synth_report
+from fetta.sw_model.accel.energy import asic_energy, fpga_energy
+from fetta.sw_model.accel.measured import preset_clock, synth_report
 from fetta.sw_model.train.memory import memory_report
 from fetta.sw_model.ttm.models import get_model
 from fetta.sw_model.ttm.step_events import PHASES, step_events
@@ -52,15 +52,6 @@ REPORTED = {
                                          "energy_efficiency": [1.41, 2.73]},
     "on_fpga_vs_embedded_cpu": {"speedup": 59.0, "energy": 123.0, "memory": 292.0},
 }
-
-
-def preset_clock(cfg) -> tuple[float, str]:
-    """(MHz, where it comes from) for a preset."""
-    if cfg.device is not None:
-        rep = synth_report(cfg.name)
-        return rep["fmax_mhz"], f"measured Fmax ({rep['source']})"
-    return ASIC_TECH["clock_mhz"], ("stated ASIC clock (sw_model/accel/energy.py "
-                                    "asic_clock_mhz)")
 
 
 def _commit() -> str | None:

@@ -39,8 +39,9 @@ activations resident across contractions would need per-operand base offsets in 
 compiler and an on-chip relayout (C buffer -> A/B); on ``tiny`` host transfer is the
 largest phase of a digits step.
 
-Clock: ``--clock-mhz`` or ``FMAX_MHZ[config]``, the measured Fmax of the preset's
-FPGA build (``fetta synth --config C ... --json``).
+Clock: ``--clock-mhz`` or the preset's clock (``sw_model.accel.measured.preset_clock``:
+the measured Fmax of an FPGA preset's stored ``fetta synth --json`` summary, the stated
+ASIC clock for a preset without a device).
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ import numpy as np
 
 from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
+from fetta.sw_model.accel.measured import preset_clock
 
 from fetta.sim.backends.base import BACKENDS
 from fetta.errors import FettaError
 from .harness import Session
 
-__all__ = ["RtlTraining", "ContractionMismatch", "FMAX_MHZ", "VERIFY_MODES", "SIMS",
+__all__ = ["RtlTraining", "ContractionMismatch", "VERIFY_MODES", "SIMS",
            "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles"]
 
 VERIFY_MODES = ("all", "sample", "off")
@@ -66,25 +68,17 @@ SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "p
 SAMPLE_EVERY = 8
 PHASES = ("forward", "input_gradient", "core_gradients", "on_chip_moves", "host_transfer")
 
-# Clock (MHz) per preset for simulated time. To be replaced by the measured Fmax of each
-# preset's FPGA build (`fetta synth --json`, key fmax_mhz); until then 50 MHz for tiny: a
-# conservative clock an iCE40UP5K/ECP5 design of this size closes timing at.
-FMAX_MHZ = {
-    # the ULX3S PLL target; `fetta synth --board ulx3s-85f --config tiny` measured
-    # 53.7 MHz (RTL of 2dc43e3)
-    "tiny": 50.0,
-    # `fetta synth --board ulx3s-85f --config ecp5 --json r.json`: 53.4 MHz (README)
-    "ecp5": 53.4,
-}
-
-
 def clock_for(config: AccelConfig, clock_mhz: float | None) -> float:
+    """The clock (MHz) of simulated time: ``clock_mhz`` if given, else the preset's
+    (``sw_model.accel.measured.preset_clock``: measured Fmax of an FPGA preset, the
+    stated ASIC clock otherwise)."""
     if clock_mhz is None:
-        if config.name not in FMAX_MHZ:
-            raise ValueError(f"no default clock for config {config.name!r} (known: "
-                             f"{', '.join(FMAX_MHZ)}); give --clock-mhz")
-        return FMAX_MHZ[config.name]
-    if not (isinstance(clock_mhz, (int, float)) and 0 < clock_mhz <= 2000):
+        try:
+            return preset_clock(config)[0]
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or give --clock-mhz") from None
+    if isinstance(clock_mhz, bool) or not (isinstance(clock_mhz, (int, float))
+                                           and 0 < clock_mhz <= 2000):
         raise ValueError(f"--clock-mhz {clock_mhz!r} invalid; allowed 0 < MHz <= 2000")
     return float(clock_mhz)
 
@@ -116,7 +110,7 @@ class RtlTraining:
         sim: ``verilator`` (compiled, default), ``cxxrtl`` (compiled) or ``pysim``;
              or pass ``session=``.
         verify: ``all`` | ``sample`` | ``off``.
-        clock_mhz: clock for simulated time (default ``FMAX_MHZ[config]``).
+        clock_mhz: clock for simulated time (default: the preset's, ``clock_for``).
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",

@@ -121,8 +121,9 @@ def add_arguments(p) -> None:
                      help="lock-step check of every contraction against the golden model: "
                           "all, sample (a deterministic subset) or off [default all]")
     rtl.add_argument("--clock-mhz", type=float, default=None,
-                     help="clock for simulated time [default: the preset's measured "
-                          "Fmax, sim/rtl_training.py FMAX_MHZ]")
+                     help="clock for simulated time [default: the preset's clock: the "
+                          "measured Fmax of an FPGA preset, the stated ASIC clock "
+                          "otherwise (sw_model/accel/measured.py)]")
 
 
 def _check_out_path(flag: str, path) -> None:

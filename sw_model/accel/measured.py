@@ -1,4 +1,13 @@
-"""Measured FPGA build figures, read from the synthesis summaries stored in
+"""The clock of every preset, and the measured FPGA build figures it comes from — the
+one table of Fmax per preset (training reports, ``fetta eval``, the README's FPGA
+table via ``scripts/fmax_table.py`` all read it).
+
+``preset_clock(cfg)`` -> ``(MHz, source)``: a preset with a ``device`` (an FPGA preset)
+runs at the measured Fmax of its stored synthesis summary (``ValueError`` naming the
+command to run when there is none); a preset without one is an ASIC-class array at
+the stated clock of the energy model (``energy.ASIC_TECH``, not a measurement).
+
+Measured FPGA build figures are read from the synthesis summaries stored in
 ``sw_model/accel/synth_reports/<preset>.json`` — exactly the JSON ``fetta synth --board B
 --config PRESET --json PATH`` writes (YoWASP yosys + nextpnr). Nothing here is typed
 by hand: to refresh a figure, re-run that command and copy its JSON over the file.
@@ -13,7 +22,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-__all__ = ["synth_report", "measured_presets"]
+__all__ = ["synth_report", "measured_presets", "preset_clock"]
 
 _DIR = "synth_reports"
 
@@ -37,3 +46,13 @@ def synth_report(preset: str) -> dict:
             "source": f"fetta synth --board {raw.get('board')} --config {preset}: "
                       f"sw_model/accel/{_DIR}/{preset}.json",
             "raw": raw}
+
+
+def preset_clock(cfg) -> tuple[float, str]:
+    """(MHz, where it comes from) for an ``AccelConfig`` (module doc)."""
+    if cfg.device is not None:
+        rep = synth_report(cfg.name)
+        return rep["fmax_mhz"], f"measured Fmax ({rep['source']})"
+    from .energy import ASIC_TECH
+    return float(ASIC_TECH["clock_mhz"]), ("stated ASIC clock (sw_model/accel/energy.py "
+                                           "asic_clock_mhz)")

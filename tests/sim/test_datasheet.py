@@ -15,7 +15,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "datasheet.md"
 
 def test_datasheet_is_up_to_date():
     assert DOC.read_text() == datasheet.render(), \
-        "docs/datasheet.md is out of date: run python scripts/datasheet.py"
+        "docs/datasheet.md is out of date: run python scripts/gen_docs.py datasheet"
 
 
 @pytest.mark.parametrize("seed, index", [(0x12345678, 42), (0, 0), (0xFFFFFFFF, 2**31 + 7)])

@@ -15,6 +15,8 @@ import pytest
 
 from fetta.sim.rtl_training import (PHASES, SAMPLE_EVERY, ContractionMismatch, RtlTraining,
                               plot_cycles)
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.measured import preset_clock
 from fetta.sw_model.train import checkpoint as ckpt
 from fetta.sw_model.train.data import Dataset, load_dataset
 from fetta.sw_model.ttm.models import model_from_dict
@@ -246,5 +248,5 @@ def test_cli_rtl_epoch_matches_numpy(tmp_path):
     for key in ("cycles", "mac_utilization", "mismatches", "clock_mhz",
                 "simulated_seconds_per_step", "on_chip_memory"):
         assert key in r
-    assert r["mismatches"] == 0 and r["clock_mhz"] == 50.0
+    assert r["mismatches"] == 0 and r["clock_mhz"] == preset_clock(get_config("tiny"))[0]
     assert png.is_file() and (tmp_path / "rtl.cycles.png").is_file()

@@ -73,6 +73,6 @@ def test_fpga_energy_static_scales_with_time():
 
 def test_docs_energy_md_is_generated():
     assert (ROOT / "docs" / "energy.md").read_text() == markdown_table()
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "energy_doc.py"), "--check"],
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_docs.py"), "--check", "energy"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
