@@ -215,3 +215,13 @@ def test_checker_finds_cycles_and_upward_imports():
                    "else of the project",
                    "fetta.sw_model.arith.y -> fetta.errors: fetta.sw_model.arith may not "
                    "import fetta (a higher layer)"]
+
+
+def test_contributing_layer_table_matches():
+    """CONTRIBUTING.md's layer table lists the packages in this file's order."""
+    import re
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    table = re.findall(r"^\| (\d+) \| `(fetta[\w.]*)` \|", text, re.M)
+    # (the bare ``fetta.sw_model`` package holds only its sub-packages)
+    assert [name for _, name in table] == [n for n in LAYERS if n != "fetta.sw_model"], table
+    assert [int(rank) for rank, _ in table] == list(range(1, len(table) + 1))
