@@ -1,6 +1,6 @@
 """The clock of every preset, and the measured FPGA build figures it comes from — the
 one table of Fmax per preset (training reports, ``fetta eval``, the README's FPGA
-table via ``scripts/fmax_table.py`` all read it).
+table via ``scripts/gen_docs.py`` all read it).
 
 ``preset_clock(cfg)`` -> ``(MHz, source)``: a preset with a ``device`` (an FPGA preset)
 runs at the measured Fmax of its stored synthesis summary (``ValueError`` naming the
