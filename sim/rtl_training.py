@@ -53,6 +53,7 @@ import numpy as np
 from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
+from fetta.sw_model.ttm.layers import backward_phases
 
 from fetta.sim.backends.base import BACKENDS
 from fetta.errors import FettaError
@@ -89,17 +90,6 @@ class ContractionMismatch(FettaError):
     def __init__(self, message: str, report: dict):
         super().__init__(message)
         self.report = report
-
-
-def _ancestors(graph: dict, roots) -> set:
-    seen, todo = set(), [r for r in roots if r in graph]
-    while todo:
-        n = todo.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        todo += [p for p in graph[n] if p in graph]
-    return seen
 
 
 class RtlTraining:
@@ -185,12 +175,10 @@ class RtlTraining:
         if self._group is None:
             return
         rows = self._group_rows
-        graph = {out: (a, b) for out, a, b, _ in rows}
-        dx = _ancestors(graph, ["dx"])
-        dg = _ancestors(graph, [o for o in graph if o.startswith("dg")])
+        phase = backward_phases((out, a, b) for out, a, b, _ in rows)
         rec = self.steps[self._group[0]]
         for out, _, _, cyc in rows:
-            rec["input_gradient" if out in dx and out not in dg else "core_gradients"] += cyc
+            rec[phase[out]] += cyc
         self._group, self._group_rows = None, []
 
     def _should_verify(self, ev) -> bool:

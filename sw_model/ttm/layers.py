@@ -28,7 +28,7 @@ import numpy as np
 from .csse import csse_planner
 from .plan import Plan, Step, execute_plan
 
-__all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan",
+__all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan", "backward_phases",
            "PlanParts", "layer_plans", "float_contract", "ttm_forward", "ttm_backward",
            "core_shapes", "clear_plan_cache"]
 
@@ -118,6 +118,29 @@ class PlanParts:
     backward: Plan         # dy-dependent steps for dg{k} (and dx when wanted)
     inference: Plan        # only what y needs
     saved: tuple[str, ...]  # forward-phase tensors (incl. x, cores) the backward reads
+
+
+def backward_phases(steps) -> dict[str, str]:
+    """Training phase of each backward contraction: ``steps`` are ``(out, a, b)``
+    (output and operand names, in any order); a step whose output only ``dx`` needs
+    is ``"input_gradient"``, every other (a core gradient ``dg*`` or anything it
+    needs) ``"core_gradients"``. Returns output name -> phase. The one attribution
+    used by the step event counts, the sweeps and training on the RTL."""
+    producers = {out: (a, b) for out, a, b in steps}
+
+    def needed_by(roots) -> set:
+        seen, todo = set(), [r for r in roots if r in producers]
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo += [p for p in producers[n] if p in producers]
+        return seen
+
+    dx = needed_by(["dx"])
+    dg = needed_by([o for o in producers if o.startswith("dg")])
+    return {out: "input_gradient" if out in dx and out not in dg else "core_gradients"
+            for out in producers}
 
 
 def split_plan(p: Plan, d: int, need_dx: bool = True) -> PlanParts:

@@ -43,7 +43,7 @@ from ..arith.einsum_spec import parse_spec
 from ..program.compiler import chunk_plan, compile_contraction, fits
 from ..program.kchunk import needs_kchunks
 from . import csse
-from .layers import split_plan
+from .layers import backward_phases, split_plan
 from .plan import ttm_shapes
 from .workloads import Workload
 
@@ -177,17 +177,6 @@ def contraction_events(spec, shape_a, shape_b, config="tiny") -> tuple[Events, d
     return ev, peak
 
 
-def _ancestors(graph: dict, roots) -> set:
-    seen, todo = set(), [r for r in roots if r in graph]
-    while todo:
-        n = todo.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        todo += [p for p in graph[n] if p in graph]
-    return seen
-
-
 def elementwise_ops(workload: Workload, batch: int) -> int:
     """Elementwise operations of one training step of ``workload`` (host work today):
     per layer bias add; for hidden layers ReLU, requantization and the max-|x| vote;
@@ -225,15 +214,11 @@ def step_events(workload: Workload, config="tiny", batch: int = 64) -> dict:
         env = dict(ttm_shapes(i, o, r, batch))
         for st in plan.steps:
             env[st.out] = st.shape
-        graph = {s.out: (s.a, s.b) for s in parts.backward.steps}
-        dx = _ancestors(graph, ["dx"])
-        dg = _ancestors(graph, [n for n in graph if n.startswith("dg")])
+        back = backward_phases((s.out, s.a, s.b) for s in parts.backward.steps)
         for phase_steps, is_fwd in ((parts.forward.steps, True),
                                     (parts.backward.steps, False)):
             for st in phase_steps:
-                ph = "forward" if is_fwd else (
-                    "input_gradient" if st.out in dx and st.out not in dg
-                    else "core_gradients")
+                ph = "forward" if is_fwd else back[st.out]
                 ev, pk = contraction_events(st.spec, env[st.a], env[st.b], cfg)
                 phases[ph] = phases[ph] + ev
                 for k in peak:

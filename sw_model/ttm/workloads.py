@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from ..accel.config import AccelConfig
 from ..program.compiler import fits
 from . import csse
-from .layers import split_plan
+from .layers import backward_phases, split_plan
 from .models import PRESETS as MODEL_PRESETS
 from .models import LayerSpec
 from .plan import ttm_shapes
@@ -103,16 +103,6 @@ def scaled_plan(i, o, r, cfg: AccelConfig, order: str = "cycles"):
     return batch, plan, shapes      # batch 1, chunked
 
 
-def _ancestors(producers: dict, roots) -> set:
-    seen, todo = set(), [r for r in roots if r in producers]
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo += [p for p in producers[n] if p in producers]
-    return seen
-
-
 def step_phases(plan, d: int) -> dict[str, str]:
     """Output name -> training phase of every step of ``plan`` (a ``d``-core layer's
     step plan): the forward steps are the trainer's (``layers.split_plan``: what ``y``
@@ -121,11 +111,7 @@ def step_phases(plan, d: int) -> dict[str, str]:
     ``core_gradients``."""
     parts = split_plan(plan, d)
     phases = {st.out: "forward" for st in parts.forward.steps}
-    producers = {st.out: (st.a, st.b) for st in parts.backward.steps}
-    dx = _ancestors(producers, ["dx"])
-    dg = _ancestors(producers, [o for o in producers if o.startswith("dg")])
-    for out in producers:
-        phases[out] = "input_gradient" if out in dx and out not in dg else "core_gradients"
+    phases.update(backward_phases((st.out, st.a, st.b) for st in parts.backward.steps))
     return phases
 
 

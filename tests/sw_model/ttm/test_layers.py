@@ -149,3 +149,14 @@ def test_plans_cached_by_planner_and_shape():
     layer_plans((2, 2), (2, 2), (1,), 3, planner=spy)    # new ranks -> new plan
     assert len(calls) == 2
     clear_plan_cache()
+
+
+def test_backward_phases_attribution():
+    """Only-dx work is input_gradient; anything a core gradient needs (even if dx
+    needs it too) is core_gradients."""
+    from fetta.sw_model.ttm.layers import backward_phases
+    steps = [("t1", "dy", "G1"), ("t2", "t1", "G2"), ("dx", "t2", "G3"),
+             ("dg1", "t1", "x"), ("t3", "dy", "x"), ("dg2", "t3", "G1")]
+    assert backward_phases(steps) == {"t1": "core_gradients", "t2": "input_gradient",
+                                      "dx": "input_gradient", "dg1": "core_gradients",
+                                      "t3": "core_gradients", "dg2": "core_gradients"}
