@@ -17,7 +17,7 @@ from fetta.sw_model import __version__
 from fetta.errors import FettaError
 
 # Order shown in --help.
-SUBCOMMANDS = ("train", "contract", "search", "sweep", "verilog", "regmap", "synth",
+SUBCOMMANDS = ("train", "contract", "search", "alloc", "sweep", "verilog", "regmap", "synth",
                "program", "probe", "wave", "bench", "eval", "demo")
 
 
