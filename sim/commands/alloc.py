@@ -49,7 +49,7 @@ def _table(title, columns, rows):
     return t
 
 
-def _print(fit, workload: str, args, cfg) -> None:
+def _print(fit, workload: str, args, cfg, baseline: int | str) -> None:
     from rich.console import Console
     con = Console(highlight=False, soft_wrap=True)
     a = fit.allocation
@@ -95,13 +95,16 @@ def _print(fit, workload: str, args, cfg) -> None:
               f"spills {hw['spill']:,}, total {hw['total']:,}; per step "
               f"{fit.host_words_per_step:,}; program breaks for spills: "
               f"{a.program_breaks}")
+    con.print("the same step with every contraction a separate job (today's flow): " +
+              (f"{baseline:,} host words" if isinstance(baseline, int) else
+               f"not counted ({baseline})"))
     con.print(f"tensors held in both A and B: {len(a.copies)}; homes whose consumers read "
               f"different layouts: {len(a.layout_conflicts)}")
 
 
 def run(args) -> int:
     from fetta.sw_model.accel.config import with_overrides
-    from fetta.sw_model.ttm.step_memory import step_allocation
+    from fetta.sw_model.ttm.step_memory import separate_job_words, step_allocation
     from fetta.sw_model.ttm.workloads import get_workload
     from ..jsonio import write_json_atomic
 
@@ -121,8 +124,14 @@ def run(args) -> int:
     finally:
         if status is not None:
             status.stop()
-    _print(fit, wl.name, args, cfg)
+    try:
+        baseline = separate_job_words(wl, cfg, args.batch, args.order)
+    except ValueError as exc:   # a contraction needs K chunks: not counted
+        baseline = str(exc)
+    _print(fit, wl.name, args, cfg, baseline)
     if args.json:
         write_json_atomic(args.json, {"workload": wl.name, "config": cfg.to_dict(),
-                                      "order": args.order, **fit.to_dict()})
+                                      "order": args.order, **fit.to_dict(),
+                                      "separate_job_host_words":
+                                          baseline if isinstance(baseline, int) else None})
     return 0

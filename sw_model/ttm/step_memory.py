@@ -20,7 +20,12 @@ configuration (as ``step_events``; tens of seconds to minutes for a large layer)
 ``"macs"`` CSSE on MAC counts (about a second). Plans are cached per layer, batch,
 order and configuration for the life of the process.
 
-Members: ``step_contractions``, ``step_allocation``.
+``separate_job_words`` gives the comparison: the host data words of the same step run
+as today, every contraction a separate job (``step_events.contraction_events``: each
+operand written, each result read, chunked as the harness chunks them; program and
+control words left out, as the allocator counts data only).
+
+Members: ``step_contractions``, ``step_allocation``, ``separate_job_words``.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from ..program.memory_model import Contraction
 from . import csse
 from .layers import PlanParts, split_plan
 from .plan import ttm_shapes
+from .step_events import CONTROL_WRITES, contraction_events, control_reads
 from .workloads import DEFAULT_BATCH, ORDERS, Workload
 
-__all__ = ["step_contractions", "step_allocation"]
+__all__ = ["step_contractions", "step_allocation", "separate_job_words"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -101,3 +107,17 @@ def step_allocation(workload: Workload, config="tiny", batch: int = DEFAULT_BATC
 
     return fit_batch(build, batch, cfg, strategy=strategy, policy=policy,
                      progress=progress)
+
+
+def separate_job_words(workload: Workload, config="tiny", batch: int = DEFAULT_BATCH,
+                       order: str = "cycles") -> int:
+    """Host data words of one training step at ``batch`` when every contraction is a
+    separate job (see the module docstring). Raises ValueError when a contraction
+    needs K chunks (``step_events`` does not count those)."""
+    cfg = get_config(config)
+    words = 0
+    for c in step_contractions(workload, batch, cfg, order)[0]:
+        ev, _ = contraction_events(c.spec, c.shape_a, c.shape_b, cfg)
+        words += (ev.host_words - ev.program_words -
+                  ev.chunks * (CONTROL_WRITES + control_reads()))
+    return words

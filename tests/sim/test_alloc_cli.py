@@ -29,6 +29,7 @@ def test_report_and_json(tmp_path):
         assert p["tensor"] in text
     words = alloc["host_words"]
     assert f"total {words['total']:,}; per step {res['host_words_per_step']:,}" in text
+    assert f"(today's flow): {res['separate_job_host_words']:,} host words" in text
     if alloc["spills"]:
         assert "spills to the host" in text
     else:
