@@ -305,7 +305,7 @@ class _Residency:
             words += self.homes[key].layout.words
             bounds.add(nxt)
             last = max(last, nxt - 1)
-        home = Home(name, "C", c_lay, p, p, (p,), False)
+        home = Home(name, "C", c_lay, p, p, (p,))
         self.homes[name, "C"] = self.tensors[name].homes["C"] = home
         self.kept[name, "C"] = {p}
         self.touches[name, "C"] = {p}

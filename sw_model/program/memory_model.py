@@ -116,15 +116,13 @@ class Layout:
 class Home:
     """A tensor's residency in one bank: footprint ``layout`` (``rows``), live range
     ``start..end`` (positions, inclusive) and ``touches`` (positions where it must be
-    resident). ``host_copy``: the host holds the data anyway (it wrote it), so putting
-    it back costs a write only."""
+    resident); ``layout_conflict``: its consumers in this bank read different layouts."""
     tensor: str
     bank: str
     layout: Layout
     start: int
     end: int
     touches: tuple[int, ...]
-    host_copy: bool
     layout_conflict: bool = False
 
     @property
@@ -271,7 +269,7 @@ def tensor_table(contractions, config, kinds: dict | None = None) -> dict[str, T
                    tuple((pos, bank) for pos, bank, _ in ulist))
         if not ulist:                       # the host reads it from C
             seg_end = bounds[contractions[p].segment][1]
-            t.homes["C"] = Home(name, "C", c_layout[name], p, seg_end, (p,), False)
+            t.homes["C"] = Home(name, "C", c_layout[name], p, seg_end, (p,))
         for bank in ("A", "B"):
             mine = [(pos, lay) for pos, b, lay in ulist if b == bank]
             if not mine:
@@ -284,7 +282,6 @@ def tensor_table(contractions, config, kinds: dict | None = None) -> dict[str, T
             touches = tuple(sorted({pos for pos, _ in mine} |
                                    ({p} if p is not None else set())))
             t.homes[bank] = Home(name, bank, lay, start, mine[-1][0], touches,
-                                 host_copy=p is None,
                                  layout_conflict=len({x.key for x in lays}) > 1)
         table[name] = t
     return table

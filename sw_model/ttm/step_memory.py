@@ -15,9 +15,10 @@ Names are ``L{layer}/{plan name}``. Kinds (``memory_model.KINDS``): ``g{k}`` cor
 the loss gradient, or the next layer's dx after the ReLU mask); ``y`` output; ``dx``
 and ``dg{k}`` gradient; every other plan tensor intermediate.
 
-Plans: ``order="cycles"`` is CSSE with the compiler's cycle model on the
-configuration (as ``step_events``; tens of seconds to minutes for a large layer),
-``"macs"`` CSSE on MAC counts (about a second). Plans are cached per layer, batch,
+Plans: ``order="macs"`` (default) is CSSE's MAC-optimal joint plan, the one the
+trainer runs (``csse.csse_planner``; about a second); ``"cycles"`` is CSSE with the
+compiler's cycle model on the configuration (as ``step_events`` and ``fetta eval``;
+2 minutes for mnist-tt's first layer at batch 64 on ``tiny``). Plans are cached per layer, batch,
 order and configuration for the life of the process.
 
 ``separate_job_words`` gives the comparison: the host data words of the same step run
@@ -65,7 +66,7 @@ def _kind(name: str) -> str:
 
 
 def step_contractions(workload: Workload, batch: int, config="tiny",
-                      order: str = "cycles") -> tuple[list[Contraction], dict[str, str]]:
+                      order: str = "macs") -> tuple[list[Contraction], dict[str, str]]:
     """The contractions of one training step of ``workload`` at ``batch`` samples, in
     execution order with their segments, and every tensor's kind."""
     cfg = get_config(config)
@@ -93,7 +94,7 @@ def step_contractions(workload: Workload, batch: int, config="tiny",
 
 
 def step_allocation(workload: Workload, config="tiny", batch: int = DEFAULT_BATCH,
-                    order: str = "cycles", strategy: str = "first",
+                    order: str = "macs", strategy: str = "first",
                     policy: str = "micro-batch",
                     progress: Callable[[str], None] | None = None) -> StepFit:
     """Place one training step of ``workload`` at ``batch`` on ``config``: micro-batches
@@ -110,7 +111,7 @@ def step_allocation(workload: Workload, config="tiny", batch: int = DEFAULT_BATC
 
 
 def separate_job_words(workload: Workload, config="tiny", batch: int = DEFAULT_BATCH,
-                       order: str = "cycles") -> int:
+                       order: str = "macs") -> int:
     """Host data words of one training step at ``batch`` when every contraction is a
     separate job (see the module docstring). Raises ValueError when a contraction
     needs K chunks (``step_events`` does not count those)."""
