@@ -56,7 +56,6 @@ Members: ``Placement``, ``Spill``, ``BankUse``, ``Allocation``, ``allocate``,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
