@@ -18,8 +18,8 @@ and ``dg{k}`` gradient; every other plan tensor intermediate.
 Plans: ``order="macs"`` (default) is CSSE's MAC-optimal joint plan, the one the
 trainer runs (``csse.csse_planner``; about a second); ``"cycles"`` is CSSE with the
 compiler's cycle model on the configuration (as ``step_events`` and ``fetta eval``;
-2 minutes for mnist-tt's first layer at batch 64 on ``tiny``). Plans are cached per layer, batch,
-order and configuration for the life of the process.
+2 minutes for mnist-tt's first layer at batch 64 on ``tiny``). Plans are cached per
+layer, batch, order and configuration for the life of the process.
 
 ``separate_job_words`` gives the comparison: the host data words of the same step run
 as today, every contraction a separate job (``step_events.contraction_events``: each
