@@ -14,7 +14,7 @@ from fetta.sw_model.arith.einsum_spec import parse_spec
 from fetta.sw_model.program.compiler import compile_contraction
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.program.kchunk import k_boxes, kchunk_plan, needs_kchunks, predict_total
-from fetta.sw_model.ttm import csse
+from fetta.sw_model.ttm.contraction_costs import cycles_cost
 
 D16 = AccelConfig(name="tiny-d16", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=16)
 
@@ -88,6 +88,6 @@ def test_plan_on_fabric_model_is_bit_exact(spec, shape_a, shape_b, kw):
 
 
 def test_csse_cycles_cost_covers_long_reductions():
-    cost = csse.cycles_cost(D16)
+    cost = cycles_cost(D16)
     c = cost("mk,kn->mn", (3, 150), (150, 5))
     assert c == predict_total("mk,kn->mn", (3, 150), (150, 5), D16)[0] < float("inf")

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 from fetta.sw_model.ttm import csse
+from fetta.sw_model.ttm.contraction_costs import cycles_cost
+from fetta.sw_model.ttm.csse_search import memory_cap
+from fetta.sw_model.ttm.step_network import StepNetwork
 from fetta.sw_model.ttm.layers import layer_plans
 from fetta.sw_model.ttm import plan as P
 
@@ -69,7 +72,7 @@ def _assert_same_results(plan, layer, seed=0):
 @pytest.mark.parametrize("name,batch", LAYERS)
 def test_each_network_at_most_opt_einsum_optimal(name, batch):
     layer = (*SECTION5[name], batch)
-    net = csse.StepNetwork(*layer)
+    net = StepNetwork(*layer)
     orders = csse.network_orders(*layer)
     for out, inputs in P.networks(net.d):
         ours = sum(net.macs(a, b) for a, b in orders[out].splits.values())
@@ -172,7 +175,7 @@ def test_joint_is_exact_by_brute_force_d2(seed):
     layer = (tuple(int(v) for v in rng.integers(1, 9, 2)),
              tuple(int(v) for v in rng.integers(1, 9, 2)),
              (int(rng.integers(1, 9)),), int(rng.integers(1, 65)))
-    net = csse.StepNetwork(*layer)
+    net = StepNetwork(*layer)
     per_root = []
     for out in net.outputs:
         root = net.roots[out]
@@ -198,7 +201,7 @@ def test_joint_is_exact_by_brute_force_d3(seed):
     layer = (tuple(int(v) for v in rng.integers(1, 9, 3)),
              tuple(int(v) for v in rng.integers(1, 9, 3)),
              tuple(int(v) for v in rng.integers(1, 9, 2)), int(rng.integers(1, 65)))
-    net = csse.StepNetwork(*layer)
+    net = StepNetwork(*layer)
     per_root = []
     for out in net.outputs:
         root = net.roots[out]
@@ -235,7 +238,7 @@ def gemm_cycles_standin(rows=4, cols=4):
 
 
 def _cycles_vs_macs_optimal(layer, cost_fn):
-    net = csse.StepNetwork(*layer)
+    net = StepNetwork(*layer)
     by_cycles = csse.network_orders(*layer, cost="cycles", cost_fn=cost_fn)
     by_macs = csse.network_orders(*layer)
     for out in net.outputs:
@@ -275,19 +278,19 @@ def test_cycles_standin_never_worse_than_mac_optimal(name):
 @pytest.mark.parametrize("layer", [((32, 16), (1, 16), (16,), 16),
                                    ((4, 4, 2), (2, 4, 4), (4, 4), 8)])
 def test_cycles_compiler_never_worse_than_mac_optimal(config, layer):
-    _cycles_vs_macs_optimal(layer, csse.cycles_cost(config))
+    _cycles_vs_macs_optimal(layer, cycles_cost(config))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["tiny", "large"])
 def test_cycles_compiler_fc1(config):
-    _cycles_vs_macs_optimal((*SECTION5["fc1"], 64), csse.cycles_cost(config))
+    _cycles_vs_macs_optimal((*SECTION5["fc1"], 64), cycles_cost(config))
 
 
 def test_cycles_cost_matches_predict_total():
     from fetta.sw_model.program import kchunk
-    net = csse.StepNetwork((7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16), 8)
-    f = csse.cycles_cost("tiny")
+    net = StepNetwork((7, 4, 2, 16), (4, 4, 2, 16), (16, 16, 16), 8)
+    f = cycles_cost("tiny")
     for a, b in [(1, 4), (4, 8), (1 | 4 | 8, 16 | 32)]:
         spec = net.spec(a, b)
         assert f(spec, net.shape(a), net.shape(b)) == \
@@ -301,8 +304,8 @@ def test_memory_cost_minimizes_largest_intermediate():
     mem = csse.search(*layer, cost="memory")
     mac = csse.search(*layer)
     assert mem.meta["largest_intermediate"] <= mac.meta["largest_intermediate"]
-    net = csse.StepNetwork(*layer)
-    floor = max(csse._memory_cap(net, r) for r in net.roots.values())
+    net = StepNetwork(*layer)
+    floor = max(memory_cap(net, r) for r in net.roots.values())
     assert mem.meta["largest_intermediate"] == floor
 
 
