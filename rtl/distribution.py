@@ -5,8 +5,9 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.accel.routing import (DISTRIBUTION_LATENCY, benes_wiring, distribution_n_switch_bits,
-                              distribution_stages, lanes_log2)
+from fetta.sw_model.accel.benes import (DISTRIBUTION_LATENCY, benes_wiring,
+                                        distribution_n_switch_bits, distribution_stages)
+from fetta.sw_model.accel.switch_settings import lanes_log2
 
 __all__ = ["DistributionNetwork"]
 
@@ -17,13 +18,13 @@ class DistributionNetwork(wiring.Component):
     Computes ``outputs[d] = inputs[src(d)]`` for the lane mapping ``src`` encoded in
     ``config``: any permutation, and the multicasts the CE-array mappings use (one
     vector to all CEs, tiles to groups of CEs). Settings come from
-    ``sw_model.accel.routing.route_distribution`` and are packed by ``pack_distribution``;
-    ``sw_model.accel.routing.apply_distribution`` is the bit-exact functional model.
+    ``sw_model.accel.benes.route_distribution`` and are packed by ``pack_distribution``;
+    ``sw_model.accel.benes.apply_distribution`` is the bit-exact functional model.
 
     Topology: ``2*log2(N) - 1`` stages of ``N/2`` switches. A Benes network of ``N``
     lanes is one switch column, two Benes networks of ``N/2`` lanes, one switch column;
     unrolling the recursion down to 2 lanes (one stage) gives ``2*(log2 N - 1) + 1``
-    stages. The wiring between stages is ``sw_model.accel.routing.benes_wiring(N)``.
+    stages. The wiring between stages is ``sw_model.accel.benes.benes_wiring(N)``.
 
     Switch ``s`` of stage ``t`` has setting ``config[2*(t*N/2 + s) : +2]``:
     0 pass, 1 swap, 2 upper input to both outputs, 3 lower input to both outputs.

@@ -5,9 +5,12 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.accel.routing import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS, RED_SWAP,
-                              benes_wiring, butterfly_pair, lanes_log2, reduction_latency,
-                              reduction_n_switch_bits, reduction_stage_kinds)
+from fetta.sw_model.accel.benes import benes_wiring
+from fetta.sw_model.accel.reduction_net import (RED_ADD_LOWER, RED_ADD_UPPER, RED_PASS,
+                                                RED_SWAP, butterfly_pair, reduction_latency,
+                                                reduction_n_switch_bits,
+                                                reduction_stage_kinds)
+from fetta.sw_model.accel.switch_settings import lanes_log2
 
 __all__ = ["ReductionNetwork"]
 
@@ -19,9 +22,9 @@ class ReductionNetwork(wiring.Component):
 
     Computes ``outputs[dests[g]] = sum(inputs[l] for l in groups[g])`` modulo
     ``2**width`` (two's complement wrap), for the ``(groups, dests)`` encoded in
-    ``config`` by ``sw_model.accel.routing.route_reduction`` / ``pack_reduction``. Other
-    output lanes carry don't-care values, exactly those of the functional model
-    ``sw_model.accel.routing.apply_reduction``.
+    ``config`` by ``sw_model.accel.reduction_net.route_reduction`` /
+    ``pack_reduction``. Other output lanes carry don't-care values, exactly those of
+    the functional model ``sw_model.accel.reduction_net.apply_reduction``.
 
     Stage count, for ``n = log2(N)``:
 
@@ -39,8 +42,8 @@ class ReductionNetwork(wiring.Component):
     upper output passes ``a``), with ``a``/``b`` the upper/lower inputs. The Benes
     stages have no adders: code bit 0 selects swap, bit 1 is ignored. Switch ``s`` of
     stage ``t`` reads ``config[2*(t*N/2 + s) : +2]``. Benes wiring is
-    ``sw_model.accel.routing.benes_wiring``; butterfly switch lanes are
-    ``sw_model.accel.routing.butterfly_pair``.
+    ``sw_model.accel.benes.benes_wiring``; butterfly switch lanes are
+    ``sw_model.accel.reduction_net.butterfly_pair``.
 
     Latency: every stage ends in a register, so ``LATENCY = 5*log2(N) - 2`` cycles from
     ``inputs``/``valid`` to ``outputs``/``out_valid``. A new input vector may enter

@@ -18,11 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fetta.sw_model.accel.routing import (apply_distribution, apply_reduction,  # noqa: E402
-                              distribution_n_switch_bits, distribution_stages,
-                              factorizations, pattern_broadcast, pattern_k_reduction,
-                              pattern_multicast_a, pattern_multicast_b, reduction_latency,
-                              reduction_n_switch_bits, route_distribution, route_reduction)
+from fetta.sw_model.accel.benes import (apply_distribution,  # noqa: E402
+                                        distribution_n_switch_bits, distribution_stages,
+                                        route_distribution)
+from fetta.sw_model.accel.ce_patterns import (factorizations,  # noqa: E402
+                                              pattern_broadcast, pattern_k_reduction,
+                                              pattern_multicast_a, pattern_multicast_b)
+from fetta.sw_model.accel.reduction_net import (apply_reduction,  # noqa: E402
+                                                reduction_latency, reduction_n_switch_bits,
+                                                route_reduction)
 
 
 def _wrap(v, width):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fetta.sw_model.accel import routing
+from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.config import PRESETS, get_config
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
                                           MAGIC, PROG_BASE, READ_LATENCY, Ctrl, ErrorCode,
@@ -113,7 +113,7 @@ def _presets() -> list[str]:
     row("dist_pipeline / mac_pipeline", lambda c: f"{c.dist_pipeline} / {c.mac_pipeline}")
     row("A / B / reduction switch bits",
         lambda c: f"{dist_bits(c.a_lanes)} / {dist_bits(c.b_lanes)} / "
-                  f"{routing.reduction_n_switch_bits(c.c_lanes)}")
+                  f"{reduction_net.reduction_n_switch_bits(c.c_lanes)}")
     row("CONFIG payload words", lambda c: timing(c).config_words)
     row("buffer rows (bank_depth)", lambda c: c.bank_depth)
     row("words per buffer A / B / C", lambda c: f"{c.a_lanes * c.bank_depth} / "
@@ -121,9 +121,9 @@ def _presets() -> list[str]:
     row("program words", lambda c: c.prog_depth)
     row("counter bits", lambda c: c.counter_bits)
     row("operand latency (cycles)",
-        lambda c: routing.DISTRIBUTION_LATENCY + c.dist_pipeline + c.mac_pipeline)
+        lambda c: benes.DISTRIBUTION_LATENCY + c.dist_pipeline + c.mac_pipeline)
     row("drain cycles per tile", lambda c: c.drain_cycles)
-    row("reduction latency", lambda c: routing.reduction_latency(c.c_lanes))
+    row("reduction latency", lambda c: reduction_net.reduction_latency(c.c_lanes))
     row("output stage latency", lambda c: OUTPUT_STAGE_LATENCY)
     row("CONTRACT tail (cycles)", lambda c: timing(c).tail)
     row("CONTRACT fixed cycles", lambda c: timing(c).contract_fixed())
@@ -170,12 +170,12 @@ def _isa() -> list[str]:
     out += _table(["opcode", "name", "header word (no payload)"],
                   [[f"0x{int(o):02x}", o.name, f"0x{header(o):08x}"] for o in Op])
     cfg = get_config("tiny")
-    lay = config_layout(cfg, routing.reduction_n_switch_bits(cfg.c_lanes))
+    lay = config_layout(cfg, reduction_net.reduction_n_switch_bits(cfg.c_lanes))
     out += ["### CONFIG payload (word ranges per preset)", ""]
     rows = []
     for p in PRESETS:
         c = get_config(p)
-        lay = config_layout(c, routing.reduction_n_switch_bits(c.c_lanes))
+        lay = config_layout(c, reduction_net.reduction_n_switch_bits(c.c_lanes))
         rows.append([p] + [f"{a}..{a + n - 1}" if n > 1 else str(a)
                            for a, n in lay.values()])
     out += _table(["preset"] + list(lay), rows)
@@ -226,15 +226,15 @@ def _networks() -> list[str]:
            "switch `s` reads stage positions `2s` (upper) and `2s+1` (lower); output "
            "position `p` of stage `t` feeds position `wiring[t][p]` of stage `t+1`. "
            "Distribution codes: " + ", ".join(
-               f"{v} {n}" for n, v in (("pass", routing.DIST_PASS),
-                                       ("swap", routing.DIST_SWAP),
-                                       ("upper to both", routing.DIST_BCAST_UPPER),
-                                       ("lower to both", routing.DIST_BCAST_LOWER))) +
+               f"{v} {n}" for n, v in (("pass", benes.DIST_PASS),
+                                       ("swap", benes.DIST_SWAP),
+                                       ("upper to both", benes.DIST_BCAST_UPPER),
+                                       ("lower to both", benes.DIST_BCAST_LOWER))) +
            ". Reduction codes: " + ", ".join(
-               f"{v} {n}" for n, v in (("pass", routing.RED_PASS),
-                                       ("swap", routing.RED_SWAP),
-                                       ("add, sum on upper", routing.RED_ADD_UPPER),
-                                       ("add, sum on lower", routing.RED_ADD_LOWER))) +
+               f"{v} {n}" for n, v in (
+                   ("pass", reduction_net.RED_PASS), ("swap", reduction_net.RED_SWAP),
+                   ("add, sum on upper", reduction_net.RED_ADD_UPPER),
+                   ("add, sum on lower", reduction_net.RED_ADD_LOWER))) +
            " (the Benes blocks of the reduction network use bit 0 only).", ""]
     for lanes in sorted({n for p in PRESETS for n in (get_config(p).a_lanes,
                                                         get_config(p).b_lanes,
@@ -243,18 +243,19 @@ def _networks() -> list[str]:
                                                  get_config(p).b_lanes,
                                                  get_config(p).c_lanes)]
         out += [f"**{lanes} lanes** ({', '.join(used)}): Benes "
-                f"{routing.benes_stages(lanes)} stages; reduction "
-                f"{routing.reduction_stages(lanes)} stages (" +
-                ", ".join(f"{k} {i}" for k, i in routing.reduction_stage_kinds(lanes)) +
-                f"), latency {routing.reduction_latency(lanes)}.", ""]
+                f"{benes.benes_stages(lanes)} stages; reduction "
+                f"{reduction_net.reduction_stages(lanes)} stages (" +
+                ", ".join(f"{k} {i}"
+                          for k, i in reduction_net.reduction_stage_kinds(lanes)) +
+                f"), latency {reduction_net.reduction_latency(lanes)}.", ""]
         if lanes > 2 and lanes <= 16:
             out += _table(["stage t", "wiring[t] (position p -> next stage)"],
                           [[t, " ".join(map(str, w))]
-                           for t, w in enumerate(routing.benes_wiring(lanes))])
+                           for t, w in enumerate(benes.benes_wiring(lanes))])
         if lanes <= 16 and lanes > 2:
-            kinds = routing.reduction_stage_kinds(lanes)
+            kinds = reduction_net.reduction_stage_kinds(lanes)
             pairs = [[t, f"butterfly bit {i}: " + " ".join(
-                f"({u},{lo})" for u, lo in (routing.butterfly_pair(s, i)
+                f"({u},{lo})" for u, lo in (reduction_net.butterfly_pair(s, i)
                                             for s in range(lanes // 2)))]
                      for t, (k, i) in enumerate(kinds) if k == "butterfly"]
             out += _table(["reduction stage", "switch s pairs lanes (upper, lower)"], pairs)

@@ -14,7 +14,7 @@ Per contraction (``contraction_events``), each program chunk counted as compiled
 * ``dist_switch_ops``: 2x2 switch traversals in the A and B distribution networks
   (per issue cycle ``N/2`` switches x ``2 log2 N - 1`` stages each);
   ``red_switch_ops``: reduction-network switch traversals (per drained row ``N/2``
-  switches x ``routing.reduction_stages(N)``); ``output_ops``: output-stage
+  switches x ``reduction_net.reduction_stages(N)``); ``output_ops``: output-stage
   operations (one per result word);
 * ``host_written``/``host_read``: host-bus words with no residency reuse (every
   operand row's used lanes, the program, the CLEAR/START writes; the output lanes and
@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ..accel import routing
+from ..accel import reduction_net
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import parse_spec
 from ..program.compiler import chunk_plan, compile_contraction, fits
@@ -129,7 +129,7 @@ def _one(cc, cfg: AccelConfig) -> Events:
         dist_switch_ops=active * (cfg.a_lanes // 2 * _dist_stages(cfg.a_lanes) +
                                   cfg.b_lanes // 2 * _dist_stages(cfg.b_lanes)),
         red_switch_ops=cc.c_rows * (cfg.c_lanes // 2) *
-        routing.reduction_stages(cfg.c_lanes),
+        reduction_net.reduction_stages(cfg.c_lanes),
         output_ops=cc.c_rows * cfg.c_lanes,
         host_written=(cc.a_rows * mp.ga * mp.gk * cfg.pe_rows +
                       cc.b_rows * mp.gb * mp.gk * cfg.pe_cols + len(cc.program) +

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from fetta.rtl.ce_array import CEArray
 from fetta.rtl.output_stage import OutputStage
-from fetta.sw_model.accel import routing
+from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
 from fetta.sw_model.accel.config import PRESETS, AccelConfig
 from fetta.sw_model.arith.fixedpoint import wrap
@@ -51,12 +51,12 @@ def test_fabric_refuses_a_timing_it_does_not_build(monkeypatch):
 def _setup_gk2_tile(ctx, dut, dests):
     """Network settings of the gk=2 mapping on 2 CEs of 4x4 PEs (CE c = ik; A lane
     ik*4 + r, B lane ik*4 + j; column j's two partial sums to C lane dests[j])."""
-    a_set = routing.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
-    b_set = routing.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
-    r_set = routing.route_reduction(8, [[j, 4 + j] for j in range(4)], dests)
-    ctx.set(dut.ctl.a_net_cfg, routing.pack_distribution(8, a_set))
-    ctx.set(dut.ctl.b_net_cfg, routing.pack_distribution(8, b_set))
-    ctx.set(dut.ctl.red_cfg, routing.pack_reduction(8, r_set))
+    a_set = benes.route_distribution(8, [(c * 4 + r) for c in range(2) for r in range(4)])
+    b_set = benes.route_distribution(8, [(c * 4 + j) for c in range(2) for j in range(4)])
+    r_set = reduction_net.route_reduction(8, [[j, 4 + j] for j in range(4)], dests)
+    ctx.set(dut.ctl.a_net_cfg, benes.pack_distribution(8, a_set))
+    ctx.set(dut.ctl.b_net_cfg, benes.pack_distribution(8, b_set))
+    ctx.set(dut.ctl.red_cfg, reduction_net.pack_reduction(8, r_set))
     ctx.set(dut.ctl.out_bits, 16)
 
 

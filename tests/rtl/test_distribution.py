@@ -1,5 +1,5 @@
 """DistributionNetwork in Amaranth's simulator, bit-exact against
-``sw_model.accel.routing.apply_distribution``; Verilog lint."""
+``sw_model.accel.benes.apply_distribution``; Verilog lint."""
 
 import gc
 import random
@@ -12,9 +12,10 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from fetta.rtl.distribution import DistributionNetwork
-from fetta.sw_model.accel.routing import (apply_distribution, factorizations, pack_distribution,
-                              pattern_broadcast, pattern_multicast_a, pattern_multicast_b,
-                              route_distribution)
+from fetta.sw_model.accel.benes import (apply_distribution, pack_distribution,
+                                        route_distribution)
+from fetta.sw_model.accel.ce_patterns import (factorizations, pattern_broadcast,
+                                              pattern_multicast_a, pattern_multicast_b)
 
 WIDTH = 16
 

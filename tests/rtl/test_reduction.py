@@ -1,5 +1,5 @@
 """ReductionNetwork in Amaranth's simulator, bit-exact against
-``sw_model.accel.routing.apply_reduction``; latency; Verilog lint."""
+``sw_model.accel.reduction_net.apply_reduction``; latency; Verilog lint."""
 
 import gc
 import random
@@ -12,8 +12,9 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from fetta.rtl.reduction import ReductionNetwork
-from fetta.sw_model.accel.routing import (apply_reduction, factorizations, pack_reduction,
-                              pattern_k_reduction, route_reduction)
+from fetta.sw_model.accel.ce_patterns import factorizations, pattern_k_reduction
+from fetta.sw_model.accel.reduction_net import (apply_reduction, pack_reduction,
+                                                route_reduction)
 
 WIDTH = 16
 BURST = 2  # data vectors streamed back to back under one config
