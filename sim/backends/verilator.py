@@ -38,9 +38,10 @@ import time
 from pathlib import Path
 
 from fetta.sim.backends.cxxrtl import CxxrtlBackend
-from fetta.sim.compiled.cxxrtl_build import (DRIVER_TEMPLATE, BuiltModel, _compiler_identity, _status,
-                           cached_build, cached_model, fill_driver, find_compiler,
-                           pgo_setup, pgo_train_step, port_names)
+from fetta.sim.compiled.build_cache import BuiltModel, build_status, cached_build, cached_model
+from fetta.sim.compiled.driver_template import DRIVER_TEMPLATE, fill_driver, port_names
+from fetta.sim.compiled.pgo import pgo_setup, pgo_train_step
+from fetta.sim.compiled.toolchain import compiler_identity, find_compiler
 from fetta.errors import FettaError
 from fetta.sim.compiled.verilator_tool import find_verilator
 
@@ -332,7 +333,7 @@ def verilator_setup(tool, cxx: list[str], pgo: str) -> str:
     make_vars = (MAKE_VARS if pgo == "pgo off" else PGO_GEN_VARS + PGO_USE_VARS)
     return "\0".join((DRIVER_TEMPLATE.read_text(), VERILATOR_PRELUDE,
                       " ".join(VERILATOR_FLAGS), " ".join(make_vars + tool.make_vars),
-                      pgo, tool.identity, " ".join(cxx), _compiler_identity(cxx)))
+                      pgo, tool.identity, " ".join(cxx), compiler_identity(cxx)))
 
 
 def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
@@ -364,7 +365,7 @@ def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
 
     def build(top):
         names = port_names(top)
-        with _status(verbose, f"[verilator] emitting Verilog for {label} ..."):
+        with build_status(verbose, f"[verilator] emitting Verilog for {label} ..."):
             design = emit_verilog(top)
         # Verilator settles everything in eval(): every output is sampled before the edge
         # (with two evals per cycle, after the clk=0 one).

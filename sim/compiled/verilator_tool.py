@@ -166,7 +166,7 @@ def _compiler_banner(cxx: list[str]) -> str:
 
 
 def _tool(argv: list[str], origin: str, release: str = "") -> VerilatorTool:
-    from .cxxrtl_build import find_compiler
+    from .toolchain import find_compiler
     root = Path(_run(argv + ["--getenv", "VERILATOR_ROOT"], "asking for VERILATOR_ROOT"))
     version = _config_version(root)
     banner = _run(argv + ["--version"], "asking for its version")

@@ -13,7 +13,7 @@ Two layers:
 import numpy as np
 import pytest
 
-from fetta.sim.compiled.cxxrtl_build import BusFixture
+from fetta.sim.compiled.bus_fixture import BusFixture
 from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Ctrl, Reg, buffer_base
 
 N_FAST = 8

@@ -1,6 +1,6 @@
 """The compiled (CXXRTL) backend: host-bus protocol in C++, build cache, error paths.
 
-These run on ``BusFixture`` (sim/compiled/cxxrtl_build.py), a small top with the accelerator's
+These run on ``BusFixture`` (sim/compiled/bus_fixture.py), a small top with the accelerator's
 host-bus contract, so they check the backend machinery independently of the array.
 Expected cycle counts are derived by hand from the protocol: over the bus a write
 burst of n words takes n cycles, a read burst n + READ_LATENCY; a run of the fixture
@@ -15,7 +15,8 @@ import pytest
 
 from fetta.sim.backends.base import Backend
 from fetta.sim.backends.cxxrtl import CxxrtlBackend
-from fetta.sim.compiled.cxxrtl_build import BusFixture, build_model
+from fetta.sim.compiled.bus_fixture import BusFixture
+from fetta.sim.compiled.cxxrtl_build import build_model
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import MAGIC, PROG_BASE, READ_LATENCY, Reg, Status, buffer_base
 
@@ -216,7 +217,7 @@ def test_source_token_index_skips_elaboration(tmp_path):
 
 
 def test_source_token_tracks_config_and_sources():
-    from fetta.sim.compiled.cxxrtl_build import source_token
+    from fetta.sim.compiled.build_cache import source_token
     from fetta.sw_model.accel.config import get_config
     assert source_token(get_config("tiny")) == source_token(get_config("tiny"))
     assert source_token(get_config("tiny")) != source_token(get_config("large"))
@@ -229,7 +230,7 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch):
 
 
 def test_zero_memory_inits_become_fills_nonzero_kept():
-    from fetta.sim.compiled.cxxrtl_build import zero_fill_memory_inits
+    from fetta.sim.compiled.cxxrtl_emit import zero_fill_memory_inits
     zero = ("\tstatic const value<16> mem_init_1[4] {\n"
             "\t\tvalue<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u}, value<16>{0x0000u},\n"
             "\t};\n"

