@@ -1,7 +1,7 @@
 """The CPU baseline of ``fetta eval``: the same training step in NumPy float64 on this
 machine, on one core and on all cores, timed in the running process.
 
-* model workloads (``digits``, ``mnist-tt``): ``sw_model.trainer.Trainer`` in float
+* model workloads (``digits``, ``mnist-tt``): ``sw_model.train.trainer.Trainer`` in float
   mode (forward, softmax cross-entropy, backward, Adam) — the reference trainer's own
   step;
 * layer workloads: the layer's float step with the trainer's functions —

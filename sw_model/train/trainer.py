@@ -5,27 +5,14 @@ Public API
 ----------
 ``train(model, *, precision, epochs, batch, lr, seed, ..., executor, observer)`` runs a
 whole training and returns the results dict (the ``fetta train --json`` schema).
-``Trainer`` exposes the pieces (``train_step``, ``evaluate``, ``run``, state I/O).
+``Trainer`` exposes the pieces (``train_step``, ``evaluate``, ``run_epoch``, state I/O).
 
-The contraction executor (fixed/pow2 modes)
--------------------------------------------
-Every pairwise contraction goes through one callable::
-
-    executor(step, a_int, b_int, *, shift, rounding, out_bits, seed[, b_pow2]) -> int64
-
-``step`` is the ``plan.Step`` (``step.spec`` is the einsum), ``a_int``/``b_int`` int64
-arrays in the int16 range, ``shift``/``rounding``/``out_bits``/``seed`` the output stage
-of the arithmetic contract (``acc_bits`` is 32). The default is
-``default_executor`` = ``reference_contraction(step.spec, a, b, **kw)``. In ``pow2``
-mode the weight operand is passed as **B** holding ``Pow2Code`` codes with
-``b_pow2=Pow2Code(bits)``: when a plan step has the core as A and an activation as B,
-the executor receives a step with operands and spec swapped
-(``Step(out, b, a, "B,A->out")``); when both operands are cores (core-core merges of a
-joint planner) A is passed decoded (plain integers) and B as codes.
-
-The observer hook ``observer(ContractionEvent)`` is called after every contraction with
-the phase, layer, step, operands, output and output-stage parameters (lock-step
-verification compares a second backend against these).
+Number formats: the trainer owns the parameters, counters, shift controllers and the
+rank adapter, and delegates every format-specific computation (initial parameters,
+the training step, inference logits, optimizer state) to its ``PrecisionPath``
+(``sw_model.train.paths``: ``FloatPath`` for ``float``, ``FixedPath`` for ``fixed`` and
+``pow2``). The contraction executor and observer hook of the fixed/pow2 modes
+(``default_executor``, ``ContractionEvent``): ``sw_model.train.executor``.
 
 Seeds, shifts and formats: ``sw_model.train.quant_train``.
 
@@ -59,16 +46,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..arith.contraction import reference_contraction
 from .data import Dataset, load_dataset
-from ..arith.fixedpoint import Format, Pow2Code, quantize, saturate, wrap
 from ..ttm.models import ModelConfig, resolve_model
 from ..ttm.csse import csse_planner
-from ..ttm.plan import Plan, Step
-from .quant_train import (FixedAdam, FixedRecipe, ShiftController, align, derive_seed,
-                          requantize, softmax_xent_grad, weights_for_contraction)
+from ..ttm.plan import Plan
+from .executor import ContractionEvent, default_executor
+from .paths import path_for, softmax_xent
+from .quant_train import FixedRecipe, ShiftController, derive_seed
 from .rank_adapt import RankAdapter, shrink_layer
-from ..ttm.layers import init_cores, layer_plans, ttm_backward, ttm_forward
+from ..ttm.layers import init_cores
 
 __all__ = ["TrainConfig", "Trainer", "train", "default_executor", "ContractionEvent",
            "PRECISIONS", "DEFAULTS"]
@@ -85,28 +71,6 @@ DEFAULT_BATCH = 64
 RANK_THRESHOLD = 1e-3
 RANK_PRIOR = 1.0
 RANK_FINETUNE = 1 / 3
-
-
-def default_executor(step: Step, a, b, **kw) -> np.ndarray:
-    """The golden model of one contraction on the accelerator."""
-    return reference_contraction(step.spec, a, b, **kw)
-
-
-@dataclass
-class ContractionEvent:
-    phase: str          # "forward" | "backward" | "eval"
-    train_step: int     # global training step (eval: -1 - epoch)
-    layer: int
-    index: int          # contraction index within the training step / eval batch
-    step: Step          # the step as given to the executor (possibly operand-swapped)
-    a: np.ndarray
-    b: np.ndarray
-    out: np.ndarray
-    shift: int
-    rounding: str
-    out_bits: int
-    seed: int
-    b_pow2: Pow2Code | None = None
 
 
 @dataclass
@@ -159,66 +123,9 @@ class TrainConfig:
         return d
 
 
-def _xent(logits: np.ndarray, labels: np.ndarray):
-    z = logits - logits.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z).sum(axis=1))
-    loss = float(np.mean(lse - z[np.arange(len(labels)), labels]))
-    p = np.exp(z - lse[:, None])
-    return loss, p
-
-
-class _FixedContract:
-    """``contract(step, a, b)`` for execute_plan in fixed/pow2 modes: picks the shift,
-    the seed and the operand order, calls the executor, votes, tracks fracs."""
-
-    def __init__(self, tr: "Trainer", layer: int, phase: str, fracs: dict, cores: set):
-        self.tr, self.layer, self.phase, self.fracs, self.cores = tr, layer, phase, fracs, cores
-
-    def __call__(self, step: Step, a, b):
-        tr, rc = self.tr, self.tr.cfg.recipe
-        training = self.phase != "eval"
-        out_bits = rc.grad_bits if self.phase == "backward" else rc.inter_bits
-        fa, fb = self.fracs[step.a], self.fracs[step.b]
-        extra = {}
-        st = step
-        if tr.pow2 is not None:
-            a_core, b_core = step.a in self.cores, step.b in self.cores
-            if a_core and not b_core:
-                sa, sb = step.spec.split("->")[0].split(",")
-                st = Step(step.out, step.b, step.a, f"{sb},{sa}->{step.spec.split('->')[1]}",
-                          step.shape, step.macs)
-                a, b = b, a
-            elif a_core and b_core:
-                a = tr.pow2.decode(a)
-            if b_core or a_core:
-                extra["b_pow2"] = tr.pow2
-        key = f"L{self.layer}:{step.out}"
-        ctl = tr.shifts.get(key)
-        if ctl is None:
-            ctl = tr.shifts[key] = ShiftController(out_bits, rc)
-        if not ctl.ready:
-            bv = tr.pow2.decode(b) if "b_pow2" in extra else b
-            acc = wrap(np.einsum(st.spec, np.asarray(a, np.int64), np.asarray(bv, np.int64)),
-                       rc.acc_bits)
-            ctl.calibrate(int(np.abs(acc).max()) if acc.size else 0)
-        rounding = rc.rounding if training else rc.eval_rounding
-        seed = tr._next_seed() if rounding == "stochastic" else 0
-        shift = ctl.shift     # the vote below may move ctl.shift for the next step
-        out = np.asarray(tr.executor(st, a, b, shift=shift, rounding=rounding,
-                                     out_bits=out_bits, seed=seed, **extra), dtype=np.int64)
-        if training:
-            ctl.observe(int(np.abs(out).max()) if out.size else 0)
-        self.fracs[step.out] = fa + fb - shift
-        if tr.observer is not None:
-            tr.observer(ContractionEvent(self.phase, tr._event_step, self.layer,
-                                         tr._contraction_index, st, a, b, out, shift,
-                                         rounding, out_bits, seed, extra.get("b_pow2")))
-        tr._contraction_index += 1
-        return out
-
-
 class Trainer:
-    """Parameters, optimizer state and the training loop for one model."""
+    """Parameters, optimizer state and the training loop for one model; the number
+    format's computations are delegated to ``self.path`` (``paths.PrecisionPath``)."""
 
     def __init__(self, model: ModelConfig, cfg: TrainConfig, *, n_train: int,
                  executor: Callable | None = None, observer: Callable | None = None,
@@ -229,25 +136,10 @@ class Trainer:
         self.n_train = int(n_train)
         self.executor = executor or default_executor
         self.observer = observer
-        self.fixed = cfg.precision != "float"
-        self.pow2 = Pow2Code(cfg.recipe.pow2_bits) if cfg.precision == "pow2" else None
+        self.path = path_for(self)
         rng = np.random.default_rng(cfg.seed)
         cores = [init_cores(l.in_modes, l.out_modes, l.ranks, rng) for l in model.layers]
-        rc = cfg.recipe
-        if self.fixed:
-            mfmt = Format(rc.master_bits, rc.master_frac)
-            self.params = [[quantize(g, mfmt) for g in cl] for cl in cores]
-            self.bias = [np.zeros(l.n_out, np.int64) for l in model.layers]
-            self.opt = FixedAdam(cfg.lr)
-            self.opt.init([g.shape for cl in self.params for g in cl] +
-                          [b.shape for b in self.bias])
-        else:
-            self.params = cores
-            self.bias = [np.zeros(l.n_out) for l in model.layers]
-            shapes = [g.shape for cl in cores for g in cl] + [b.shape for b in self.bias]
-            self.m = [np.zeros(s) for s in shapes]
-            self.v = [np.zeros(s) for s in shapes]
-            self.t = 0
+        self.params, self.bias = self.path.init_parameters(cores)
         self.shifts: dict[str, ShiftController] = {}
         self.ranker = RankAdapter(self.real_cores(), threshold=cfg.rank_threshold) \
             if cfg.rank_adapt else None
@@ -256,15 +148,14 @@ class Trainer:
         self.history: list[dict] = []
         self.partial = self._fresh_partial()
         self._seed_index = 0
-        self._contraction_index = 0
-        self._event_step = 0
+        #: Contraction index within the current training step / eval batch, and the
+        #: step number the observer's events carry (eval: ``-1 - epoch``).
+        self.contraction_index = 0
+        self.event_step = 0
 
     # ----------------------------------------------------------------- helpers
     def real_cores(self) -> list[list[np.ndarray]]:
-        if self.fixed:
-            s = 2.0 ** -self.cfg.recipe.master_frac
-            return [[g * s for g in cl] for cl in self.params]
-        return self.params
+        return self.path.real_cores()
 
     @property
     def adapting(self) -> bool:
@@ -282,169 +173,25 @@ class Trainer:
     def tt_params(self) -> int:
         return int(sum(g.size for cl in self.params for g in cl))
 
-    def _next_seed(self) -> int:
+    def next_seed(self) -> int:
+        """The next stochastic-rounding seed of the current training step."""
         s = derive_seed(self.cfg.seed, self.step_no, self._seed_index)
         self._seed_index += 1
         return s
 
-    def _quantize_input(self, x):
-        rc = self.cfg.recipe
-        return quantize(x, Format(rc.input_bits, rc.input_frac))
-
-    # ----------------------------------------------------------------- float
-    def _float_forward(self, x, training: bool):
-        caches = []
-        h = x
-        last = len(self.model.layers) - 1
-        for l, layer in enumerate(self.model.layers):
-            parts = layer_plans(layer.in_modes, layer.out_modes, self.ranks[l], x.shape[0],
-                                need_dx=l > 0, planner=self.planner)
-            y, env = ttm_forward(self.params[l], h, layer.in_modes, layer.out_modes,
-                                 parts.forward if training else parts.inference)
-            z = y + self.bias[l]
-            caches.append((parts, {k: env[k] for k in parts.saved}, z))
-            h = np.maximum(z, 0) if l < last else z
-        return h, caches
-
     def float_gradients(self, x, labels, with_prior: bool = True):
         """Float mode: (loss, number correct, gradients) for one mini-batch, gradients
-        flat in optimizer order (every core of every layer, then every bias)."""
-        logits, caches = self._float_forward(x, True)
-        nc = self.model.n_classes
-        loss, p = _xent(logits[:, :nc], labels)
-        dz = np.zeros_like(logits)
-        dz[:, :nc] = p
-        dz[np.arange(len(labels)), labels] -= 1
-        dz /= len(labels)
-        gcores, gbias = [None] * len(caches), [None] * len(caches)
-        for l in reversed(range(len(caches))):
-            parts, saved, _ = caches[l]
-            layer = self.model.layers[l]
-            gbias[l] = dz.sum(0)
-            dx, gcores[l] = ttm_backward(self.params[l], saved, dz, layer.out_modes,
-                                         parts.backward, need_dx=l > 0)
-            if l > 0:
-                dz = dx * (caches[l - 1][2] > 0)
-        if with_prior and self.adapting:
-            prior = self.ranker.prior_grads(self.params, self.cfg.rank_prior / self.n_train)
-            gcores = [[g + p_ for g, p_ in zip(gl, pl)] for gl, pl in zip(gcores, prior)]
-        correct = int((logits[:, :nc].argmax(1) == labels).sum())
-        return loss, correct, [g for gl in gcores for g in gl] + gbias
-
-    def _float_step(self, x, labels):
-        loss, correct, grads = self.float_gradients(x, labels)
-        self._float_update(grads)
-        return loss, correct
-
-    def _float_update(self, grads):
-        flat = [g for cl in self.params for g in cl] + self.bias
-        lr = self.cfg.lr
-        self.t += 1
-        if self.cfg.optimizer == "sgd":
-            for i, (w, g) in enumerate(zip(flat, grads)):
-                self.m[i] = 0.9 * self.m[i] + g
-                w -= lr * self.m[i]
-            return
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
-        for i, (w, g) in enumerate(zip(flat, grads)):
-            self.m[i] = b1 * self.m[i] + (1 - b1) * g
-            self.v[i] = b2 * self.v[i] + (1 - b2) * g * g
-            w -= lr * (self.m[i] / c1) / (np.sqrt(self.v[i] / c2) + eps)
-
-    # ----------------------------------------------------------------- fixed
-    def _contraction_weights(self):
-        return [[weights_for_contraction(g, self.cfg.recipe, self.cfg.precision)
-                 for g in cl] for cl in self.params]
-
-    def _weight_frac(self) -> int:
-        rc = self.cfg.recipe
-        return rc.master_frac if self.pow2 is not None else rc.weight_frac
-
-    def _fixed_forward(self, xq, wc, training: bool):
-        rc = self.cfg.recipe
-        h, fh = xq, rc.input_frac
-        caches = []
-        last = len(self.model.layers) - 1
-        phase = "forward" if training else "eval"
-        rounding = rc.rounding if training else rc.eval_rounding
-        for l, layer in enumerate(self.model.layers):
-            parts = layer_plans(layer.in_modes, layer.out_modes, self.ranks[l], xq.shape[0],
-                                need_dx=l > 0, planner=self.planner)
-            d = len(layer.in_modes)
-            fracs = {"x": fh, **{f"g{k}": self._weight_frac() for k in range(1, d + 1)}}
-            contract = _FixedContract(self, l, phase, fracs,
-                                      {f"g{k}" for k in range(1, d + 1)})
-            y, env = ttm_forward(wc[l], h, layer.in_modes, layer.out_modes,
-                                 parts.forward if training else parts.inference, contract)
-            fy = fracs["y"]
-            z = saturate(y + align(self.bias[l], rc.bias_frac, fy, rc.inter_bits),
-                         rc.inter_bits)
-            caches.append((parts, {k: env[k] for k in parts.saved}, dict(fracs), z > 0))
-            if l < last:
-                r = np.maximum(z, 0)
-                key = f"L{l}:act"
-                ctl = self.shifts.get(key)
-                if ctl is None:
-                    ctl = self.shifts[key] = ShiftController(rc.act_bits, rc)
-                    ctl.calibrate(int(r.max()) if r.size else 0)
-                seed = self._next_seed() if rounding == "stochastic" else 0
-                h = requantize(r, ctl.shift, rc.act_bits, rounding, seed)
-                if training:
-                    ctl.observe(int(h.max()) if h.size else 0)
-                fh = fy - ctl.shift
-        return z, fy, caches
-
-    def _fixed_step(self, x, labels):
-        rc = self.cfg.recipe
-        wc = self._contraction_weights()
-        z, fz, caches = self._fixed_forward(self._quantize_input(x), wc, True)
-        nc = self.model.n_classes
-        loss, _ = _xent(z[:, :nc] * 2.0 ** -fz, labels)
-        dz, fdz = softmax_xent_grad(z, fz, labels, nc, rc.grad_bits)
-        gcores, gbias = [None] * len(caches), [None] * len(caches)
-        for l in reversed(range(len(caches))):
-            parts, saved, fracs, _ = caches[l]
-            layer = self.model.layers[l]
-            d = len(layer.in_modes)
-            gbias[l] = (dz.sum(0), fdz)
-            fracs["dy"] = fdz
-            contract = _FixedContract(self, l, "backward", fracs,
-                                      {f"g{k}" for k in range(1, d + 1)})
-            dx, dgs = ttm_backward(wc[l], saved, dz, layer.out_modes, parts.backward,
-                                   contract, need_dx=l > 0)
-            gcores[l] = [(g, fracs[f"dg{k}"]) for k, g in enumerate(dgs, start=1)]
-            if l > 0:
-                dz, fdz = dx * caches[l - 1][3], fracs["dx"]
-        prior = self.ranker.prior_grads(self.real_cores(), self.cfg.rank_prior / self.n_train) \
-            if self.adapting else None
-        self.opt.tick()
-        i = 0
-        for l, cl in enumerate(self.params):
-            for k in range(len(cl)):
-                g, fg = gcores[l][k]
-                seeds = (self._next_seed(), self._next_seed())
-                cl[k] = self.opt.update(i, cl[k], rc.master_frac, rc.master_bits, g, fg,
-                                        seeds, None if prior is None else prior[l][k])
-                i += 1
-        for l in range(len(self.bias)):
-            g, fg = gbias[l]
-            seeds = (self._next_seed(), self._next_seed())
-            self.bias[l] = self.opt.update(i, self.bias[l], rc.bias_frac, rc.bias_bits, g,
-                                           fg, seeds)
-            i += 1
-        return loss, int((z[:, :nc].argmax(1) == labels).sum())
+        flat in optimizer order (every core of every layer, then every bias);
+        ``ValueError`` in the other modes."""
+        return self.path.float_gradients(x, labels, with_prior)
 
     # ----------------------------------------------------------------- public
     def train_step(self, x, labels):
         """One optimizer step on a mini-batch; returns (loss, number correct)."""
         self._seed_index = 0
-        self._contraction_index = 0
-        self._event_step = self.step_no
-        if self.fixed:
-            out = self._fixed_step(x, labels)
-        else:
-            out = self._float_step(x, labels)
+        self.contraction_index = 0
+        self.event_step = self.step_no
+        out = self.path.train_step(x, labels)
         if self.adapting:
             self.ranker.update(self.real_cores())
         self.step_no += 1
@@ -455,21 +202,14 @@ class Trainer:
         outs = []
         bs = self.cfg.batch
         for i in range(0, len(x), bs):
-            xb = x[i:i + bs]
-            if self.fixed:
-                self._contraction_index = 0
-                z, fz, _ = self._fixed_forward(self._quantize_input(xb),
-                                               self._contraction_weights(), False)
-                outs.append(z * 2.0 ** -fz)
-            else:
-                outs.append(self._float_forward(xb, False)[0])
+            outs.append(self.path.logits(x[i:i + bs]))
         return np.concatenate(outs)
 
     def evaluate(self, x, labels) -> tuple[float, float]:
         """(loss, accuracy) on a dataset."""
-        self._event_step = -1 - self.epoch
+        self.event_step = -1 - self.epoch
         logits = self.predict_logits(x)[:, :self.model.n_classes]
-        loss, _ = _xent(logits, labels)
+        loss, _ = softmax_xent(logits, labels)
         return loss, float((logits.argmax(1) == labels).mean())
 
     def prune_ranks(self) -> bool:
@@ -484,14 +224,7 @@ class Trainer:
         for l, ml in enumerate(masks):
             d = len(self.params[l])
             self.params[l] = shrink_layer(self.params[l], ml)
-            if self.fixed:
-                sl = slice(flat_idx, flat_idx + d)
-                self.opt.m[sl] = shrink_layer(self.opt.m[sl], ml)
-                self.opt.v[sl] = shrink_layer(self.opt.v[sl], ml)
-            else:
-                sl = slice(flat_idx, flat_idx + d)
-                self.m[sl] = shrink_layer(self.m[sl], ml)
-                self.v[sl] = shrink_layer(self.v[sl], ml)
+            self.path.shrink_optimizer(slice(flat_idx, flat_idx + d), ml)
             flat_idx += d
         self.model = self.model.with_ranks(self.ranks)
         return True
@@ -542,14 +275,10 @@ class Trainer:
                 "epoch": self.epoch, "step_no": self.step_no, "history": self.history,
                 "partial": self.partial,
                 "shifts": {k: c.state() for k, c in self.shifts.items()}}
-        if self.fixed:
-            for i, (m, v) in enumerate(zip(self.opt.m, self.opt.v)):
-                arrays[f"opt.m{i}"], arrays[f"opt.v{i}"] = m, v
-            meta["opt"] = {"t": self.opt.t, "fm": self.opt.fm}
-        else:
-            for i, (m, v) in enumerate(zip(self.m, self.v)):
-                arrays[f"opt.m{i}"], arrays[f"opt.v{i}"] = m, v
-            meta["opt"] = {"t": self.t}
+        m, v, opt_meta = self.path.optimizer_state()
+        for i, (mi, vi) in enumerate(zip(m, v)):
+            arrays[f"opt.m{i}"], arrays[f"opt.v{i}"] = mi, vi
+        meta["opt"] = opt_meta
         if self.ranker is not None:
             arrays.update(self.ranker.state())
         return arrays, meta
@@ -564,12 +293,7 @@ class Trainer:
         n = sum(len(cl) for cl in self.params) + len(self.bias)
         m = [np.array(arrays[f"opt.m{i}"]) for i in range(n)]
         v = [np.array(arrays[f"opt.v{i}"]) for i in range(n)]
-        if self.fixed:
-            self.opt.m, self.opt.v = m, v
-            self.opt.t = int(meta["opt"]["t"])
-            self.opt.fm = [None if f is None else int(f) for f in meta["opt"]["fm"]]
-        else:
-            self.m, self.v, self.t = m, v, int(meta["opt"]["t"])
+        self.path.load_optimizer_state(m, v, meta["opt"])
         self.shifts = {k: ShiftController.from_state(s, self.cfg.recipe)
                        for k, s in meta["shifts"].items()}
         if self.ranker is not None:
@@ -624,9 +348,9 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
         {model, precision, backend, seed, epochs: [{epoch, loss, train_accuracy,
          test_accuracy, ranks, tt_params}], test_accuracy, memory, wall_seconds, ...}
 
-    ``executor``/``observer``: see the module docstring. ``checkpoint``: path written
-    atomically after every epoch; with ``resume`` an existing checkpoint is loaded
-    first (it must be for the same model, precision, batch and seed).
+    ``executor``/``observer``: see ``sw_model.train.executor``. ``checkpoint``: path
+    written atomically after every epoch; with ``resume`` an existing checkpoint is
+    loaded first (it must be for the same model, precision, batch and seed).
     ``progress(epoch, step, steps)`` is called after every step. SIGINT/SIGTERM stop
     training at the next step boundary, write the checkpoint (mid-epoch state
     included) and raise KeyboardInterrupt. Bad input raises ValueError before anything

@@ -15,7 +15,8 @@ from fetta.sw_model.arith.fixedpoint import Pow2Code
 from fetta.sw_model.ttm.plan import Plan, Step
 from fetta.sw_model.train.quant_train import (FixedAdam, FixedRecipe, ShiftController, derive_seed,
                                   isqrt, softmax_q15, softmax_xent_grad)
-from fetta.sw_model.train.trainer import TrainConfig, default_executor, train
+from fetta.sw_model.train.executor import default_executor
+from fetta.sw_model.train.trainer import TrainConfig, train
 from fetta.sw_model.ttm.layers import clear_plan_cache
 
 

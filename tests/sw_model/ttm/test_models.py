@@ -7,7 +7,8 @@ import pytest
 
 from fetta.sw_model.ttm.models import (PRESETS, LayerSpec, get_model, model_from_dict,
                              model_from_json, resolve_model)
-from fetta.sw_model.train.trainer import TrainConfig, Trainer, _xent
+from fetta.sw_model.train.paths import softmax_xent
+from fetta.sw_model.train.trainer import TrainConfig, Trainer
 
 
 def test_mnist_tt_is_the_papers_model():
@@ -88,7 +89,7 @@ def test_model_gradients_match_finite_differences(name):
     eps = 1e-6
 
     def loss():
-        return _xent(tr._float_forward(x, False)[0][:, :m.n_classes], y)[0]
+        return softmax_xent(tr.predict_logits(x)[:, :m.n_classes], y)[0]
 
     assert loss() == pytest.approx(loss0, rel=1e-12)
     for p, g in zip(params, grads):
