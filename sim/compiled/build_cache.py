@@ -69,7 +69,6 @@ def build_status(verbose: bool, message: str):
     return Console(stderr=True).status(message)
 
 
-
 def cached_build(kind: str, key_parts, files, steps, *,
                  cache_dir=None, verbose: bool = False, label: str = "design",
                  what: str = "C++ build", t0: float | None = None) -> BuiltModel:
@@ -176,6 +175,7 @@ def index_lookup(kind: str, token: str, cache_dir=None) -> BuiltModel | None:
 
 
 def index_record(kind: str, token: str, key: str, cache_dir=None) -> None:
+    """Record (atomically) that ``token`` maps to the design key ``key``."""
     path = _index_file(kind, token, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -21,7 +21,6 @@ def mangle_cxxrtl(name: str) -> str:
     return "p_" + name.replace("_", "__")
 
 
-
 def emit_rtlil(top) -> str:
     """RTLIL of the elaborated ``top`` without ``src`` attributes: the cache key's
     view of the design (stable across checkouts and line-number changes)."""
@@ -65,7 +64,6 @@ def zero_fill_memory_inits(cc: str) -> str:
         return (f"\tstd::fill(&{mem}.data[{offset}], &{mem}.data[{offset}] + {depth}, "
                 f"value<{width}>{{}});\n")
     return _MEM_INIT.sub(repl, cc)
-
 
 
 CXXRTL_PRELUDE = """\

