@@ -19,10 +19,10 @@ Where each concept lives
 * ``sw_model.accel.ce_patterns``: the CE-array mapping patterns the compiler issues
   (``factorizations``, ``pattern_*``).
 
-Re-exported here: the names ``sw_model/accel/isa.py``, ``sw_model/program/compiler.py``,
-``sw_model/program/fabric_model.py``, ``rtl/controller.py``,
-``rtl/controller_props.py``, ``rtl/top.py`` and ``rtl/ce_array.py`` read from
-``routing``.
+Re-exported here: the names ``sw_model/accel/isa.py``, ``sw_model/accel/timing.py``,
+``sw_model/program/compiler.py``, ``sw_model/program/fabric_model.py`` and
+``rtl/controller.py`` read from ``routing`` (and ``rtl/controller_props.py``,
+``rtl/top.py``, ``rtl/ce_array.py`` may).
 """
 
 from __future__ import annotations

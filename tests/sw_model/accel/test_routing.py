@@ -4,8 +4,8 @@ and nothing else is exported."""
 
 from fetta.sw_model.accel import benes, reduction_net, routing
 
-# The names the compiler, the fabric model, the ISA and the RTL top/controller read
-# from ``routing``.
+# The names the compiler, the fabric model, the ISA, the timing model and the RTL
+# controller read from ``routing``.
 READ_FROM_ROUTING = {
     "DISTRIBUTION_LATENCY", "distribution_n_switch_bits", "reduction_latency",
     "reduction_n_switch_bits", "route_distribution", "route_reduction",
