@@ -20,9 +20,9 @@ Where each concept lives
   (``factorizations``, ``pattern_*``).
 
 Re-exported here: the names ``sw_model/accel/isa.py``, ``sw_model/accel/timing.py``,
-``sw_model/program/compiler.py``, ``sw_model/program/fabric_model.py`` and
-``rtl/controller.py`` read from ``routing`` (and ``rtl/controller_props.py``,
-``rtl/top.py``, ``rtl/ce_array.py`` may).
+``sw_model/program/compiler.py``, ``sw_model/program/fabric_model.py``,
+``rtl/controller.py`` and ``rtl/fabric_control.py`` read from ``routing`` (and
+``rtl/controller_props.py``, ``rtl/top.py``, ``rtl/ce_array.py`` may).
 """
 
 from __future__ import annotations
