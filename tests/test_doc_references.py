@@ -59,3 +59,18 @@ def test_readme_layout_table_covers_the_tree():
     packages -= {"sw_model"}                 # only its sub-packages hold modules
     assert packages - named == set(), f"packages missing from README Layout: {packages - named}"
     assert named - packages - {"scripts", "docs", "tests"} == set()
+
+
+def test_readme_layout_table_names_every_module():
+    """Each package's row of the README layout table names every module of it."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Layout"):readme.index("## Tests")]
+    rows = dict(re.findall(r"^\| `([\w/]+)/` \| (.*) \|$", table, re.M))
+    missing = []
+    for folder, text in rows.items():
+        if folder in ("scripts", "docs", "tests"):
+            continue
+        for f in sorted((ROOT / folder).glob("*.py")):
+            if f.name != "__init__.py" and f"`{f.name}`" not in text and f"`{f.stem}`" not in text:
+                missing.append(f"{folder}/{f.name}")
+    assert not missing, f"modules missing from README Layout: {missing}"
