@@ -13,9 +13,8 @@ from fetta.sw_model.accel.config import PRESETS, get_config
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
                                           MAGIC, PROG_BASE, READ_LATENCY, Ctrl, ErrorCode,
                                           Reg, Status)
-from fetta.sw_model.accel.isa import (CHECK_PASSES, COUNT_BITS, CONTRACT_WORDS, CW,
-                                      N_LEVELS, Contract, Level, Mapping, Op,
-                                      config_layout, dist_bits, header)
+from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, COUNT_BITS,
+                                      CW, FIELD, Op, config_layout, dist_bits, header)
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, dither, dither_hash
 from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
 from fetta.sw_model.program.compiler import compile_contraction, mappings
@@ -39,39 +38,21 @@ def _docs(cls):
 
 # -- numbers derived from the encoders ---------------------------------------------------
 def contract_fields() -> list[tuple[int, int, int, str]]:
-    """(payload word, lsb, msb, field) of CONTRACT, found by encoding each field at its
-    extreme values against an instruction with every field 0 (the encoder is the
-    source of the layout)."""
-    zero_levels = tuple(Level(0, 0, 0, 0, 0) for _ in range(N_LEVELS))
-    zero = dict(out_bits=0, k_count=0, k_stride_a=0, k_stride_b=0, levels=zero_levels)
-    base = Contract(**zero).encode()[1:]
-    probes = {
-        "shift": [dict(shift=63)],
-        "rounding": [dict(rounding=m) for m in ROUNDING_MODES],
-        "out_bits": [dict(out_bits=31)], "seed": [dict(seed=M32)],
-        "base_a": [dict(base_a=0xFFFF)], "base_b": [dict(base_b=0xFFFF)],
-        "base_c": [dict(base_c=0xFFFF)], "k_count": [dict(k_count=0xFFFF)],
-        "k_stride_a": [dict(k_stride_a=-1)], "k_stride_b": [dict(k_stride_b=-1)],
-        "base_idx": [dict(base_idx=M32)], "row_stride_idx": [dict(row_stride_idx=M32)],
-        "acc_continue": [dict(acc_continue=True)], "acc_hold": [dict(acc_hold=True)],
-    }
-    for i in range(N_LEVELS):
-        for fname, val in (("count", 0xFFFF), ("stride_a", -1), ("stride_b", -1),
-                           ("stride_c", -1), ("stride_idx", M32)):
-            lv = list(zero_levels)
-            lv[i] = Level(**{**dict(count=0, stride_a=0, stride_b=0, stride_c=0,
-                                    stride_idx=0), fname: val})
-            probes[f"level {i} {fname}"] = [dict(levels=tuple(lv))]
+    """(payload word, lsb, msb, field) of CONTRACT, from the ISA's field table
+    (``isa.CONTRACT_FIELDS``; loop-level fields named ``level I attr``)."""
     out = []
-    for name, kws in probes.items():
-        diff = [0] * len(base)
-        for kw in kws:
-            for w, x in enumerate(Contract(**{**zero, **kw}).encode()[1:]):
-                diff[w] |= x ^ base[w]
-        for w, d in enumerate(diff):
-            if d:
-                out.append((w, (d & -d).bit_length() - 1, d.bit_length() - 1, name))
+    for f in CONTRACT_FIELDS:
+        lv, _, attr = f.name.partition(".")
+        name = f"level {lv[5:]} {attr}" if attr else f.name
+        out.append((int(f.word), f.lsb, f.lsb + f.width - 1, name))
     return sorted(out)
+
+
+def _field_kind(name: str) -> str:
+    f = FIELD[name if not name.startswith("level ") else
+              "level{}.{}".format(*name.split()[1:])]
+    return {"unsigned": "unsigned", "signed": "signed",
+            "modular": "modulo 2^32"}[f.kind]
 
 
 def dither_steps(seed: int, index: int) -> list[tuple[str, int]]:
@@ -189,8 +170,9 @@ def _isa() -> list[str]:
             "dither input).", ""]
     out += [f"### CONTRACT payload ({CONTRACT_WORDS} words; `CW` offsets " +
             ", ".join(f"{w.name} = {int(w)}" for w in CW) + ")", ""]
-    out += _table(["word", "bits", "field"],
-                  [[w, f"{hi}..{lo}", name] for w, lo, hi, name in contract_fields()])
+    out += _table(["word", "bits", "field", "kind"],
+                  [[w, f"{hi}..{lo}", name, _field_kind(name)]
+                   for w, lo, hi, name in contract_fields()])
     out += ["Signed fields (strides) are two's complement. `rounding`: " +
             ", ".join(f"{i} {m}" for i, m in enumerate(ROUNDING_MODES)) +
             f", {len(ROUNDING_MODES)} illegal. Counts are 1..{(1 << COUNT_BITS) - 1}. "
