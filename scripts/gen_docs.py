@@ -5,7 +5,9 @@
 * ``datasheet``: docs/datasheet.md (``fetta.sim.datasheet.render``);
 * ``energy``: docs/energy.md (``fetta.sw_model.accel.energy.markdown_table``);
 * ``fpga-table``: the FPGA build table in README.md between its markers
-  (``fetta.sim.fpga_table.render``, from the stored synthesis summaries).
+  (``fetta.sim.fpga_table.render``, from the stored synthesis summaries);
+* ``train-rtl``: README's "Training on the RTL" figures between their markers
+  (``fetta.sim.train_table.render``, from the stored run ``docs/train/rtl-digits-tiny.json``).
 
 With no names, all of them. ``--check`` writes nothing and exits 1 naming every
 document that differs from what the code generates.
@@ -30,17 +32,28 @@ def _energy(current: str) -> str:
     return markdown_table()
 
 
+def _splice(current: str, begin: str, end: str, block: str, what: str) -> str:
+    """``current`` with the text from ``begin`` to ``end`` (markers included) replaced."""
+    i, j = current.find(begin), current.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"README.md has no {what} markers ({begin!r} ... {end!r})")
+    return current[:i] + block + current[j + len(end) + 1:]
+
+
 def _fpga_table(current: str) -> str:
     from fetta.sim.fpga_table import BEGIN, END, render
-    start, end = current.find(BEGIN), current.find(END)
-    if start < 0 or end < start:
-        raise SystemExit(f"README.md has no FPGA table markers ({BEGIN!r} ... {END!r})")
-    return current[:start] + render() + current[end + len(END) + 1:]
+    return _splice(current, BEGIN, END, render(), "FPGA table")
+
+
+def _train_rtl(current: str) -> str:
+    from fetta.sim.train_table import BEGIN, END, load, render
+    return _splice(current, BEGIN, END, render(load(ROOT)), "RTL training")
 
 
 DOCS = {"datasheet": ("docs/datasheet.md", _datasheet),
         "energy": ("docs/energy.md", _energy),
-        "fpga-table": ("README.md", _fpga_table)}
+        "fpga-table": ("README.md", _fpga_table),
+        "train-rtl": ("README.md", _train_rtl)}
 
 
 def main(argv=None) -> int:

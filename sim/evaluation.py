@@ -26,11 +26,11 @@ paper's 292x (``sw_model.memory``), and the papers' reported ratios, quoted.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.energy import asic_energy, fpga_energy
+from fetta.sim.jsonio import source_commit
 from fetta.sw_model.accel.measured import preset_clock, synth_report
 from fetta.sw_model.train.memory import memory_report
 from fetta.sw_model.ttm.models import get_model
@@ -52,15 +52,6 @@ REPORTED = {
                                          "energy_efficiency": [1.41, 2.73]},
     "on_fpga_vs_embedded_cpu": {"speedup": 59.0, "energy": 123.0, "memory": 292.0},
 }
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=os.path.dirname(__file__),
-                              timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _accel_row(wl, cfg, batch) -> dict:
@@ -159,7 +150,7 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
         say(f"confirming {confirm_workload} on {name} in verilator ...")
         confirms.append(confirm_step(confirm_workload, cfg, "verilator", batch))
     return {
-        "batch": batch, "commit": _commit(), "machine": cpu_info(),
+        "batch": batch, "commit": source_commit(), "machine": cpu_info(),
         "presets": {c.name: {"config": c.to_dict(), "macs": c.macs,
                              "clock_mhz": preset_clock(c)[0],
                              "clock_source": preset_clock(c)[1],

@@ -1,13 +1,26 @@
-"""Atomic JSON output: every `--json` file the CLI writes goes through here."""
+"""Atomic JSON output: every `--json` file the CLI writes goes through here; and the
+source commit a report records (``source_commit``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_json_atomic"]
+__all__ = ["write_json_atomic", "source_commit"]
+
+
+def source_commit() -> str | None:
+    """Short hash of the git commit the running code comes from (a checkout or an
+    editable install); ``None`` when it is not in a git work tree."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=os.path.dirname(__file__), timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def write_json_atomic(path, obj, *, sort_keys: bool = False) -> None:

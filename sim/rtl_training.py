@@ -55,6 +55,8 @@ from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
 from fetta.sw_model.ttm.layers import backward_phases
 
+from .jsonio import source_commit
+
 from fetta.sim.backends.base import BACKENDS
 from fetta.errors import FettaError
 from .harness import Session
@@ -236,6 +238,7 @@ class RtlTraining:
         used["total"], avail["total"] = sum(used.values()), sum(avail.values())
         return {
             "accelerator": {"config": cfg.to_dict(), "sim": self.sim, "macs": cfg.macs},
+            "commit": source_commit(),
             "verify": self.verify, "contractions": self.contractions,
             "verified": self.verified, "mismatches": self.mismatches,
             "cycles": cycles, "cycles_per_step": per_step, "steps_simulated": n,

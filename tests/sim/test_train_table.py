@@ -1,0 +1,30 @@
+"""README's "Training on the RTL" figures are generated from the stored run."""
+
+import copy
+from pathlib import Path
+
+from fetta.sim.rtl_training import PHASES
+from fetta.sim.train_table import BEGIN, END, load, render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_block_is_the_stored_run():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(BEGIN):readme.index(END) + len(END)] + "\n"
+    assert block == render(load(ROOT)), "README is out of date: run python scripts/gen_docs.py"
+
+
+def test_stored_run_is_complete_and_adds_up():
+    r = load(ROOT)
+    assert r["mismatches"] == 0 and r["verified"] == r["contractions"] > 0
+    assert r["cycles"]["total"] == sum(r["cycles"][p] for p in PHASES)
+    assert len(r["cycles_per_step"]) == r["steps_simulated"]
+
+
+def test_render_follows_the_numbers():
+    r = copy.deepcopy(load(ROOT))
+    r["cycles"]["forward"] += 660 * r["steps_simulated"]
+    r["cycles"]["total"] += 660 * r["steps_simulated"]
+    a, b = render(load(ROOT)), render(r)
+    assert a != b and "| forward | " in b
