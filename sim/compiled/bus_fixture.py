@@ -10,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.rtl.host_bus import HostBusSignature
-from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE,
+from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, MAGIC, PROG_BASE,
                                           READ_LATENCY, Ctrl, ErrorCode, Reg)
 
 __all__ = ["BusFixture"]
@@ -169,7 +169,8 @@ class BusFixture(wiring.Component):
     def expected(a, b, n):
         """What the fake run leaves in C[:n] (NumPy, int64 of the sign-extended word)."""
         import numpy as np
+
+        from fetta.sw_model.arith.fixedpoint import wrap
         a = np.asarray(a, dtype=np.int64)[:n]
         b = np.asarray(b, dtype=np.int64)[:n]
-        v = (((a * b) >> 3) + np.arange(n)) & 0xFFFF
-        return np.where(v >= 0x8000, v - 0x10000, v)
+        return wrap(((a * b) >> 3) + np.arange(n), BUFFER_WORD_BITS)
