@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from fetta.errors import FettaError
+
 __all__ = ["write_json_atomic", "source_commit"]
 
 
@@ -28,8 +30,12 @@ def write_json_atomic(path, obj, *, sort_keys: bool = False) -> None:
     ``os.replace``, so an interrupted write never leaves half a file (the previous
     file, if any, stays intact)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=path.resolve().parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                   dir=path.resolve().parent)
+    except OSError as exc:
+        raise FettaError(f"cannot write {path}: {exc.strerror or exc} "
+                         f"(folder {path.resolve().parent})") from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=sort_keys)
