@@ -74,7 +74,7 @@ class _Progress:
             if self._status is not None:
                 self._status.stop()
                 self._status = None
-            print(f"  {stage:<34} {seconds:7.1f} s", file=sys.stderr, flush=True)
+            print(f"  {stage:<40} {seconds:7.1f} s", file=sys.stderr, flush=True)
         elif self.tty:
             from rich.markup import escape
             text = f"{stage} ... {seconds:.0f} s" + (f"  [dim]{escape(detail)}[/dim]"

@@ -12,6 +12,7 @@ import pytest
 
 from fetta.boards import build
 from fetta.boards.platforms import board_info, ecp5_pll_params, ice40_pll_params
+from fetta.sw_model.accel.config import PRESETS
 
 DATA = Path(__file__).parent / "data"
 
@@ -307,26 +308,36 @@ def test_synth_uart_link_on_icebreaker(tmp_path):
     assert s["resources"]["BRAMs"]["used"] >= 2
 
 
-@pytest.mark.synth
-def test_synth_ice40_config_fits_with_dsp_macs(tmp_path):
-    """The issue's iCE40 check (about 2 minutes): the ice40 preset with the UART
-    bridge places and routes on the UP5K, every multiply MAC on an SB_MAC16, the
-    board clock met, bitstream written."""
-    from fetta.sw_model.accel.config import PRESETS
-    s = build.synth("icebreaker", config="ice40", build_dir=tmp_path)
-    assert s["macs"] == PRESETS["ice40"].macs and s["resources"]["DSPs"]["used"] >= s["macs"]
-    assert s["resources"]["LCs"]["used"] <= s["resources"]["LCs"]["available"]
-    assert s["timing_met"] and s["fmax_mhz"]["sync"] >= s["sys_clk_mhz"]
-    assert Path(s["bitstream"]).stat().st_size > 100_000
+# the board each FPGA preset is built for (its ``device``), one synth test each
+DEVICE_BOARD = {"ice40up5k": "icebreaker", "ecp5-85f": "ulx3s-85f"}
+DEVICE_PRESETS = sorted(n for n, c in PRESETS.items() if c.device is not None)
+
+
+def test_every_fpga_preset_has_a_board_to_build_on():
+    assert DEVICE_PRESETS
+    for name in DEVICE_PRESETS:
+        assert PRESETS[name].device in DEVICE_BOARD, name
 
 
 @pytest.mark.synth
-def test_synth_ecp5_config_meets_50mhz_on_dsps(tmp_path):
-    """The issue's ECP5 check (about 12 minutes): >= 64 MACs on MULT18X18D, the
-    placed-and-routed design meets 50 MHz, bitstream written."""
-    s = build.synth("ulx3s-85f", config="ecp5", build_dir=tmp_path)
-    assert s["macs"] >= 64 and s["resources"]["DSPs"]["used"] >= s["macs"]
-    assert s["timing_met"] and s["fmax_mhz"]["sync"] >= 50
+@pytest.mark.parametrize("preset", DEVICE_PRESETS)
+def test_synth_preset_fits_and_meets_the_board_clock_on_3_seeds(preset, tmp_path):
+    """The issue's check per FPGA preset: synthesized once, placed and routed with
+    nextpnr seeds 1, 2 and 3 (iCE40 about 8 minutes, ECP5 about 30): every seed routes,
+    fits, puts every multiply MAC on a DSP (SB_MAC16 / MULT18X18D) and meets the
+    board's system clock (12 MHz iCEBreaker, 50 MHz ULX3S); bitstream written."""
+    board = DEVICE_BOARD[PRESETS[preset].device]
+    clock = board_info(board)["sys_clk_hz"] / 1e6
+    s = build.synth(board, config=preset, build_dir=tmp_path, seeds=[1, 2, 3])
+    assert s["macs"] == PRESETS[preset].macs
+    assert s["seed_summary"]["routed"] == 3, [r["error"] for r in s["seeds"]]
+    for r in s["seeds"]:
+        res = r["resources"]
+        assert res["DSPs"]["used"] >= s["macs"], r["seed"]
+        assert all(v["used"] <= v["available"] for v in res.values()), r["seed"]
+        assert r["target_mhz"]["sync"] == clock, r["seed"]
+        assert r["timing_met"] and r["fmax_mhz"]["sync"] >= clock, r["seed"]
+        assert (tmp_path / r["bitstream"]).stat().st_size > 100_000
     assert Path(s["bitstream"]).stat().st_size > 100_000
 
 
