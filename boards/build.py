@@ -477,11 +477,11 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
             on_seed(rec, i, len(runs))
     if seeds is None and not records[0]["routed"]:
         raise FettaError(f"{records[0]['error']} [log: {build_dir / records[0]['log']}]")
-    agg = summarize_seeds(records)
-    if agg["reported_seed"] is None:
+    routed = [r for r in records if r["routed"]]
+    if not routed:
         raise FettaError("no seed routed: " + "; ".join(
             f"seed {r['seed']}: {r['error']}" for r in records))
-    rep = next(r for r in records if r["routed"] and r["seed"] == agg["reported_seed"])
+    rep = min(routed, key=_worst_fmax)          # summarize_seeds' reported seed
     if seeds is not None:
         shutil.copyfile(build_dir / rep["bitstream"], build_dir / info["bitstream"])
 
@@ -505,6 +505,6 @@ def synth(board: str, *, config=None, design: str = "accelerator", build_dir=Non
     if seeds is not None:
         summary["seeds"] = [{k: v for k, v in r.items() if k != "utilization"}
                             for r in records]
-        summary["seed_summary"] = agg
+        summary["seed_summary"] = summarize_seeds(records)
     (build_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -103,7 +103,8 @@ def format_seed(r: dict) -> str:
             f"{100 * cp['routing_share']:.0f} % routing" if cp else "")
     pnr = next(v for k, v in r["tool_seconds"].items() if k.startswith("nextpnr"))
     return (f"  seed {r['seed']}: {fmax} (timing {'met' if r['timing_met'] else 'NOT met'})"
-            f", {logic}, DSPs {res['DSPs']['used']}, BRAMs {res['BRAMs']['used']}{path}; "
+            f", {logic}, FFs {res['FFs']['used'] if 'FFs' in res else '?'}, DSPs "
+            f"{res['DSPs']['used']}, BRAMs {res['BRAMs']['used']}{path}; "
             f"nextpnr {pnr:.0f} s")
 
 

@@ -268,8 +268,11 @@ def test_a_design_too_big_stops_every_seed(fake_tools):
 
 
 def test_single_seed_build_keeps_its_files_and_keys(fake_tools):
+    s = build.synth("icebreaker", design="memory", build_dir=fake_tools)
+    assert "--seed" not in _calls(fake_tools)[1]                       # nextpnr's default
+    assert s["fmax_mhz"] == {"sync": 34.0} and "seeds" not in s and "seed_summary" not in s
     s = build.synth("icebreaker", design="memory", build_dir=fake_tools, seed=4)
-    assert "--timing-allow-fail --seed 4 " in _calls(fake_tools)[1]     # build script
+    assert "--timing-allow-fail --seed 4 " in _calls(fake_tools)[-2]    # build script
     assert "seeds" not in s and "seed_summary" not in s
     assert s["fmax_mhz"] == {"sync": 36.5}
     assert (fake_tools / "top.bin").read_text() == "asc of seed 4"
@@ -285,8 +288,8 @@ def test_synth_command_prints_a_line_per_seed(fake_tools, capsys):
                  str(fake_tools), "--seeds", "1,2,3", "--json", str(out)]) == 0
     text, err = capsys.readouterr()
     lines = text.splitlines()
-    assert lines[1].startswith("  seed 1: sync 35.2 MHz (timing met), LCs 870/5280, DSPs 0, "
-                               "BRAMs 4; path 28.")
+    assert lines[1].startswith("  seed 1: sync 35.2 MHz (timing met), LCs 870/5280, FFs 368, "
+                               "DSPs 0, BRAMs 4; path 28.")
     assert lines[2].startswith("  seed 2: FAILED: nextpnr-ice40 failed (exit 1): ERROR")
     assert lines[3].startswith("  seed 3: sync 33.0 MHz")
     assert lines[4] == ("  seeds 1,2,3: 2/3 routed, timing met on 2; sync min 33.0 / "
