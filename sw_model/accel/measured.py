@@ -8,9 +8,11 @@ command to run when there is none); a preset without one is an ASIC-class array 
 the stated clock of the energy model (``energy.ASIC_TECH``, not a measurement).
 
 Measured FPGA build figures are read from the synthesis summaries stored in
-``sw_model/accel/synth_reports/<preset>.json`` — exactly the JSON ``fetta synth --board B
---config PRESET --json PATH`` writes (YoWASP yosys + nextpnr). Nothing here is typed
-by hand: to refresh a figure, re-run that command and copy its JSON over the file.
+``sw_model/accel/synth_reports/<preset>.json`` — the JSON ``fetta synth --board B
+--config PRESET --seeds 1,2,3 --json PATH`` writes (YoWASP yosys + nextpnr; the single-run
+keys are the slowest routed seed's), with the machine-local ``bitstream``/``build_dir``
+keys removed and ``rtl_commit`` added. Nothing here is typed by hand: to refresh a
+figure, re-run that command and store its JSON (CONTRIBUTING.md, "A preset").
 
 ``synth_report(preset)`` -> ``{"fmax_mhz": float (the system clock domain's achieved
 Fmax), "resources": {"LUTs", "FFs", "DSPs", "BRAMs": used count}, "board", "source",
