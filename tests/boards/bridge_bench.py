@@ -32,7 +32,7 @@ Members: ``bus: In(HostBusSignature())``, ``busy: Out(1)``.
 
 import enum
 
-from amaranth import *
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import EnableInserter
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
