@@ -46,7 +46,8 @@ class PysimBackend(Backend):
         self.sim.add_clock(1e-8)
         self._cmds: list = []
         self._results: list = []
-        self.sim.add_testbench(self._server, background=True)
+        self._started = False       # the command server is added on first use (a
+                                    # backend never used leaves no unstarted coroutine)
         self._vcd_ctx = contextlib.ExitStack()
         if vcd:
             traces = self._traces()
@@ -121,6 +122,9 @@ class PysimBackend(Backend):
                 self._results.append(spent if not ctx.get(self.top.busy) else -1)
 
     def _call(self, op, *args):
+        if not self._started:
+            self.sim.add_testbench(self._server, background=True)
+            self._started = True
         self._cmds.append((op, args))
         n = len(self._results)
         while len(self._results) == n:
