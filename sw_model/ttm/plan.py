@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Step", "Plan", "ttm_tensors", "ttm_shapes", "networks", "step_spec",
+__all__ = ["Step", "Plan", "ttm_tensors", "ttm_shapes", "check_layer_shape", "networks", "step_spec",
            "chain_plan", "execute_plan", "pairwise_macs"]
 
 _BATCH = "z"
@@ -52,9 +52,10 @@ def ttm_tensors(d: int) -> dict[str, str]:
     return t
 
 
-def ttm_shapes(in_modes, out_modes, ranks, batch: int) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape. ``ranks`` are the d-1 inner ranks (r_1..r_{d-1})."""
-    in_modes, out_modes, ranks = list(in_modes), list(out_modes), list(ranks)
+def check_layer_shape(in_modes, out_modes, ranks, batch) -> None:
+    """The one check of a TTM layer's shape (integer lists and batch): as many out modes
+    as in modes, one rank per inner bond, every entry and the batch >= 1. One-line
+    ``ValueError``s naming the value and what is allowed."""
     d = len(in_modes)
     if len(out_modes) != d:
         raise ValueError(f"out modes {out_modes} have {len(out_modes)} entries; in modes "
@@ -65,9 +66,16 @@ def ttm_shapes(in_modes, out_modes, ranks, batch: int) -> dict[str, tuple[int, .
     for name, vals in (("in mode", in_modes), ("out mode", out_modes), ("rank", ranks)):
         for v in vals:
             if int(v) < 1:
-                raise ValueError(f"{name} {v} invalid; allowed >= 1")
+                raise ValueError(f"{name} {v} in {vals} invalid; allowed >= 1")
     if int(batch) < 1:
         raise ValueError(f"batch {batch} invalid; allowed >= 1")
+
+
+def ttm_shapes(in_modes, out_modes, ranks, batch: int) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape. ``ranks`` are the d-1 inner ranks (r_1..r_{d-1})."""
+    in_modes, out_modes, ranks = list(in_modes), list(out_modes), list(ranks)
+    d = len(in_modes)
+    check_layer_shape(in_modes, out_modes, ranks, batch)
     r = [1] + [int(v) for v in ranks] + [1]
     s = {"x": (batch, *in_modes), "dx": (batch, *in_modes),
          "y": (batch, *out_modes), "dy": (batch, *out_modes)}

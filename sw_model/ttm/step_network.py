@@ -72,18 +72,7 @@ def validate_layer(in_modes, out_modes, ranks, batch) -> tuple[list[int], list[i
     d = len(in_modes)
     if not 1 <= d <= MAX_CORES:
         raise ValueError(f"in modes {in_modes} give {d} TT cores; allowed 1..{MAX_CORES}")
-    if len(out_modes) != d:
-        raise ValueError(f"out modes {out_modes} have {len(out_modes)} entries; in modes "
-                         f"{in_modes} have {d}; they must match")
-    if len(ranks) != d - 1:
-        raise ValueError(f"ranks {ranks} have {len(ranks)} entries; allowed exactly "
-                         f"{d - 1} (one per inner bond) for {d} cores")
-    for name, vals in (("in mode", in_modes), ("out mode", out_modes), ("rank", ranks)):
-        for v in vals:
-            if v < 1:
-                raise ValueError(f"{name} {v} in {vals} invalid; allowed >= 1")
-    if batch < 1:
-        raise ValueError(f"batch {batch} invalid; allowed >= 1")
+    _plan.check_layer_shape(in_modes, out_modes, ranks, batch)
     return in_modes, out_modes, ranks, batch
 
 
