@@ -228,7 +228,9 @@ class Contract:
     @classmethod
     def decode(cls, payload) -> "Contract":
         """The CONTRACT whose payload words are ``payload`` (``CONTRACT_WORDS`` of
-        them); signed fields sign-extended, modular fields as unsigned 32-bit."""
+        them); signed fields sign-extended, modular fields as unsigned 32-bit. An
+        illegal rounding code (3) stays an integer (the controller halts such an
+        instruction with ``BAD_CONFIG``; ``encode`` refuses it)."""
         if len(payload) != CONTRACT_WORDS:
             raise ValueError(f"CONTRACT payload of {len(payload)} words; the ISA has "
                              f"exactly {CONTRACT_WORDS}")
