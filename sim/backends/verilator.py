@@ -31,6 +31,7 @@ scheduler (``SCHEDULERS``). Verilator's make compiles with ``$CXX`` (default ``g
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -216,9 +217,26 @@ def drop_fast_objects(tmp: Path) -> None:
         names = [f.stem for f in obj.glob("*.o")]
     for name in names:
         (obj / f"{name}.o").unlink(missing_ok=True)
-    for f in [*obj.glob("*.a"), *obj.glob("*.fast.gch")]:
+    # A small design is verilated into one ``Vtop__ALL.cpp`` holding the fast classes
+    # too: its object must be recompiled with the profile as well (left instrumented,
+    # the library would not load: undefined ``__gcov_*`` symbols).
+    for f in [*obj.glob("*__ALL.o"), *obj.glob("*.a"), *obj.glob("*.fast.gch")]:
         f.unlink()
     (tmp / "model.so").unlink(missing_ok=True)
+
+
+def check_model_loads(tmp: Path) -> None:
+    """Last build step: the library loads (in a subprocess, so a bad library cannot
+    take this process down); otherwise the build fails and nothing is cached."""
+    import subprocess
+    import sys
+    so = tmp / "model.so"
+    r = subprocess.run([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])",
+                        str(so)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        raise FettaError(f"Verilator build produced a library that does not load ({why}); "
+                         f"nothing was cached")
 
 
 # Verilator's scheduler, two generations the driver knows: the clock edge detector's
@@ -331,9 +349,11 @@ def verilator_setup(tool, cxx: list[str], pgo: str) -> str:
     Verilator's flags and identity (its version; not its path, so the same Verilator in
     two virtual environments shares builds), the make variables and the compiler."""
     make_vars = (MAKE_VARS if pgo == "pgo off" else PGO_GEN_VARS + PGO_USE_VARS)
+    # the profile-guided recipe's object handling is part of what a build is
+    recipe = "" if pgo == "pgo off" else inspect.getsource(drop_fast_objects)
     return "\0".join((DRIVER_TEMPLATE.read_text(), VERILATOR_PRELUDE,
                       " ".join(VERILATOR_FLAGS), " ".join(make_vars + tool.make_vars),
-                      pgo, tool.identity, " ".join(cxx), compiler_identity(cxx)))
+                      pgo, recipe, tool.identity, " ".join(cxx), compiler_identity(cxx)))
 
 
 def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
@@ -355,12 +375,13 @@ def build_verilator_model(top, *, token: str | None = None, cache_dir=None,
     pgo = pgo_setup(train)
     fix = list(tool.make_vars)     # repairs of this Verilator's verilated.mk, if any
     if pgo == "pgo off":
-        compile_steps = [make_base + list(MAKE_VARS) + fix]
+        compile_steps = [make_base + list(MAKE_VARS) + fix, check_model_loads]
     else:
         compile_steps = [make_base + list(PGO_GEN_VARS) + fix,
                          pgo_train_step("verilator", train, verbose, label),
                          drop_fast_objects,
-                         make_base + list(PGO_USE_VARS) + fix]
+                         make_base + list(PGO_USE_VARS) + fix,
+                         check_model_loads]
     setup = verilator_setup(tool, cxx, pgo)
 
     def build(top):

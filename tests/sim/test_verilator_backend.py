@@ -214,3 +214,30 @@ def test_drop_fast_objects_keeps_slow_objects_and_profiles(tmp_path):
     (obj / "Vtop_classes.mk").write_text("VM_SOMETHING_ELSE += \\\n\tVtop \\\n")
     drop_fast_objects(tmp_path)
     assert not list(obj.glob("*.o"))
+
+
+def test_pgo_recompiles_the_merged_all_object(tmp_path):
+    """A small design is verilated into one Vtop__ALL.cpp holding the per-cycle classes:
+    its instrumented object must go before the profile-using compile (left in place,
+    the library had undefined __gcov symbols and did not load)."""
+    from fetta.sim.backends.verilator import drop_fast_objects
+    obj = tmp_path / "obj"
+    obj.mkdir()
+    (obj / "Vtop_classes.mk").write_text(
+        "VM_CLASSES_FAST += \\\n\tVtop \\\n\tVtop___024root \\\n\n"
+        "VM_SUPPORT_FAST += \\\n\n")
+    for name in ("Vtop__ALL.o", "verilated.o", "driver.o", "Vtop__ALL.a", "Vtop__ALL.gcda"):
+        (obj / name).write_text("x")
+    (tmp_path / "model.so").write_text("x")
+    drop_fast_objects(tmp_path)
+    left = sorted(p.name for p in obj.iterdir())
+    assert left == ["Vtop__ALL.gcda", "Vtop_classes.mk", "verilated.o"], left
+    assert not (tmp_path / "model.so").exists()
+
+
+def test_a_library_that_does_not_load_is_not_cached(tmp_path):
+    from fetta.errors import FettaError
+    from fetta.sim.backends.verilator import check_model_loads
+    (tmp_path / "model.so").write_bytes(b"\x7fELF not really")
+    with pytest.raises(FettaError, match="does not load .*nothing was cached"):
+        check_model_loads(tmp_path)
