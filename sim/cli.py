@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from fetta.sw_model import __version__
@@ -57,7 +58,17 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        rc = int(args._run(args) or 0)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        # The reader closed the pipe (e.g. ``| head``): stop quietly with the shell's
+        # SIGPIPE status; whatever the command had not finished is not claimed done.
+        try:    # later writes (the interpreter's final flush) go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):       # stdout is not a file descriptor
+            pass
+        return 141
     except (FettaError, ValueError, FileNotFoundError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"fetta {args.command}: error: {msg}", file=sys.stderr)

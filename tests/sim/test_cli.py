@@ -80,3 +80,20 @@ def test_bad_argument_is_one_line_and_nonzero(args, message):
     assert lines[0].startswith("fetta demo: error: ")
     assert message in lines[0]
     assert proc.stdout == ""
+
+
+def test_closed_stdout_is_a_quiet_sigpipe_status(monkeypatch, capsys):
+    """A reader that closes the pipe (``fetta ... | head``) ends the command with the
+    shell's SIGPIPE status and no traceback."""
+    import os
+
+    from fetta.sim import cli
+    from fetta.sim.commands import verilog
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(verilog, "run", broken)
+    rc = cli.main(["verilog", "-o", os.devnull])     # stdout is pytest's capture here
+    assert rc == 141
+    assert "Traceback" not in capsys.readouterr().err
