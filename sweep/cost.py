@@ -3,13 +3,15 @@ compiler's exact cycle model (no simulation).
 
 ``cost_workload(cfg, name, order)`` plans the layer's training step for ``cfg``
 (``sw_model.workloads.scaled_plan``: the largest batch whose every step fits the
-buffers), then for every pairwise contraction calls the compiler's public cycle model,
-``kchunk.predict_total`` (split as the harness runs it: output chunks, or K chunks
-when the reduction alone does not fit), and compiles each distinct program once
-(``compile_contraction``) for what the cycle total does not say:
-buffer rows, program words and host-bus words. The chunks' own predicted cycles must
-add up to ``predict_total``'s; a difference raises ``ValueError`` naming the contraction
-and both values.
+buffers), splits every pairwise contraction into programs as the harness runs it (one
+program; output chunks, ``compiler.chunk_plan``; or K chunks, ``kchunk.kchunk_plan``,
+when the reduction alone does not fit), groups the programs by shape (and K-chunk
+flags) and compiles each distinct one once (``compile_contraction``): its predicted
+cycles times its count are the contraction's cycles (what the compiler's public cycle
+model ``kchunk.predict_total`` computes; ``check=True`` also calls it and raises
+``ValueError`` naming the contraction and both values on a difference — the tests do,
+a sweep does not, since it would plan every contraction twice), and its buffer rows,
+program words and host-bus words the rest of the cost.
 
 Result (JSON-serialisable dict):
 
@@ -26,9 +28,11 @@ Result (JSON-serialisable dict):
   (``sim.harness.transfer_words``; a ``Session`` skips rows that are already resident,
   so measured training runs move at most this).
 
-Latency: milliseconds per workload on the small layers, about a second on the layers
-that run at batch 1 in many chunks (``order="macs"``); ``order="cycles"`` adds a CSSE
-search per configuration (tens of seconds to minutes per layer).
+Latency (CPU, ``scripts/sweep_point_cost.py``): about 0.2 s for all 8 workloads of a
+point of the presets' neighbourhood once the plans are cached, plus about 0.3 s of CSSE
+plan searches per process (``order="macs"``: one search per layer and batch serves
+every configuration); ``order="cycles"`` adds a CSSE search per configuration (tens of
+seconds to minutes per layer).
 """
 
 from __future__ import annotations
@@ -46,30 +50,42 @@ PHASES = ("forward", "input_gradient", "core_gradients")
 
 
 def _programs(sp, shape_a, shape_b, cfg):
-    """(shape of A, shape of B, compile options, read out) of every program the
-    harness runs for one contraction: one; output chunks (``compiler.chunk_plan``); or
-    K chunks (``kchunk.kchunk_plan``) when the reduction alone does not fit."""
+    """``[(count, shape of A, shape of B, compile options, read out)]``: every distinct
+    program the harness runs for one contraction and how many times it runs it: one
+    program; output chunks (``compiler.chunk_plan``, a few distinct shapes); or K
+    chunks (``kchunk.kchunk_plan``) when the reduction alone does not fit (per shape,
+    first, middle and last box of a tile apart: they differ in their K-chunk flags)."""
     sizes = sp.sizes(shape_a, shape_b)
     if fits(sp, shape_a, shape_b, cfg):
-        yield tuple(shape_a), tuple(shape_b), {}, True
-    elif needs_kchunks(sp, sizes, cfg):
+        return [(1, tuple(shape_a), tuple(shape_b), {}, True)]
+    groups: dict = {}
+    if needs_kchunks(sp, sizes, cfg):
         kp = kchunk_plan(sp, shape_a, shape_b, cfg)
         for tile, box, first, last in kp.runs():
             pa, pb = kp.shapes(tile, box)
-            yield tuple(pa), tuple(pb), dict(
-                mapping=kp.mapping, lanes=(kp.im, kp.in_), idx_strides=kp.idx_strides,
-                acc_continue=not first, acc_hold=not last), last
-    else:
-        for ranges, _ in chunk_plan(sp, shape_a, shape_b, cfg):
-            yield (tuple(ranges[i][1] - ranges[i][0] if i in ranges else sizes[i]
-                         for i in sp.a),
-                   tuple(ranges[i][1] - ranges[i][0] if i in ranges else sizes[i]
-                         for i in sp.b), {}, True)
+            key = (tuple(pa), tuple(pb), first, last)
+            groups[key] = groups.get(key, 0) + 1
+        # mapping, lanes and the output's strides are those of the whole contraction
+        return [(n, pa, pb, dict(mapping=kp.mapping, lanes=(kp.im, kp.in_),
+                                 idx_strides=kp.idx_strides, acc_continue=not first,
+                                 acc_hold=not last), last)
+                for (pa, pb, first, last), n in groups.items()]
+    for ranges, _ in chunk_plan(sp, shape_a, shape_b, cfg):
+        key = tuple((i, b - a) for i, (a, b) in ranges.items())
+        groups[key] = groups.get(key, 0) + 1
+    out = []
+    for key, n in groups.items():
+        sz = {**sizes, **dict(key)}
+        out.append((n, tuple(sz[i] for i in sp.a), tuple(sz[i] for i in sp.b), {}, True))
+    return out
 
 
-def cost_workload(cfg: AccelConfig, name: str, order: str = "macs") -> dict:
+def cost_workload(cfg: AccelConfig, name: str, order: str = "macs",
+                  check: bool = False) -> dict:
     """Cost of workload ``name`` (a ``workloads.LAYERS`` key) on ``cfg``; see the module
-    docstring. Raises ``ValueError`` (one line) when a contraction cannot run at all."""
+    docstring. Raises ``ValueError`` (one line) when a contraction cannot run at all,
+    or, with ``check``, when a contraction's programs do not add up to
+    ``kchunk.predict_total``."""
     i, o, r = get_layer(name)
     batch, plan, shapes = scaled_plan(i, o, r, cfg, order)
     phase_of = step_phases(plan, len(i))
@@ -81,31 +97,31 @@ def cost_workload(cfg: AccelConfig, name: str, order: str = "macs") -> dict:
     compiled: dict = {}
     for st, sa, sb in steps_of(plan, shapes):
         sp = parse_spec(st.spec)
-        total, _ = predict_total(sp, sa, sb, cfg)
-        chunk_cycles = n = 0
-        for pa, pb, kw, read_out in _programs(sp, sa, sb, cfg):
+        total = n = 0
+        for count, pa, pb, kw, read_out in _programs(sp, sa, sb, cfg):
             # a contraction's K-chunk programs share mapping, lanes and strides
             key = (st.spec, pa, pb, bool(kw), kw.get("acc_continue"), kw.get("acc_hold"))
             cc = compiled.get(key)
             if cc is None:
                 cc = compiled[key] = compile_contraction(sp, pa, pb, cfg, **kw)
-            chunk_cycles += cc.predicted_cycles
-            n += 1
+            total += count * cc.predicted_cycles
+            n += count
             tw = transfer_words(cc, read_out)
-            words["written"] += tw["written"]
-            words["read"] += tw["read"]
+            words["written"] += count * tw["written"]
+            words["read"] += count * tw["read"]
             peak["a"] = max(peak["a"], cc.a_rows)
             peak["b"] = max(peak["b"], cc.b_rows)
             peak["c"] = max(peak["c"], cc.c_rows)
             peak["program"] = max(peak["program"], len(cc.program))
-        parts = range(n)
-        if chunk_cycles != total:
-            raise ValueError(f"cycle model disagrees with itself on '{st.spec}' "
-                             f"{tuple(sa)} x {tuple(sb)}: predict_total {total}, sum of "
-                             f"{len(parts)} compiled chunks {chunk_cycles}")
+        if check:
+            want, programs = predict_total(sp, sa, sb, cfg)
+            if (total, n) != (want, programs):
+                raise ValueError(f"cycle model disagrees with itself on '{st.spec}' "
+                                 f"{tuple(sa)} x {tuple(sb)}: predict_total {want} in "
+                                 f"{programs} programs, compiled {total} in {n}")
         cycles[phase_of[st.out]] += total
         macs += st.macs
-        n_chunks += len(parts)
+        n_chunks += n
         contractions += 1
         utils.append(st.macs / (cfg.macs * total))
     compute = sum(cycles[p] for p in PHASES)

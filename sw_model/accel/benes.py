@@ -26,6 +26,8 @@ are merged by the last stage; the last stage writes output lanes ``2s``/``2s + 1
 
 from __future__ import annotations
 
+import functools
+
 from .switch_settings import check_settings, lanes_log2, pack_settings, unpack_settings
 
 __all__ = [
@@ -184,10 +186,12 @@ def route_distribution(lanes: int, mapping) -> list[list[int]]:
     needs its two values from different halves, an input switch can feed each half
     one value); ``route_distribution(8, [0, 1, 1, 2, 2, 0, 3, 3])`` is a minimal
     example. Returns
-    ``settings[t][s]``; raises ``ValueError`` naming the output lane that could not be
-    routed, or on a malformed request.
+    ``settings[t][s]`` (a new list on every call; the routing of a request is computed
+    once per process, ``_route``: the compiler asks for the same few mappings over and
+    over); raises ``ValueError`` naming the output lane that could not be routed, or on
+    a malformed request.
     """
-    n = lanes_log2(lanes)
+    lanes_log2(lanes)                   # a power of two, else ValueError
     if len(mapping) != lanes:
         raise ValueError(f"distribution mapping has {len(mapping)} entries; expected "
                          f"lanes={lanes}")
@@ -200,9 +204,16 @@ def route_distribution(lanes: int, mapping) -> list[list[int]]:
             raise ValueError(f"distribution mapping[{dst}]={src!r} is not an input lane; "
                              f"allowed 0..{lanes - 1} or None")
         req.append(src)
+    return [list(row) for row in _route(lanes, tuple(req))]
+
+
+@functools.lru_cache(maxsize=1024)
+def _route(lanes: int, req: tuple) -> tuple:
+    """Settings (a tuple of stage tuples) for a validated request ``req``."""
+    n = lanes_log2(lanes)
     settings = [[0] * (lanes // 2) for _ in range(2 * n - 1)]
     try:
-        _route_block(lanes, req, list(range(lanes)), 0, 0, settings, n,
+        _route_block(lanes, list(req), list(range(lanes)), 0, 0, settings, n,
                      _Budget(_SEARCH_BUDGET))
     except _Unroutable as e:
         if e.gave_up:
@@ -212,7 +223,7 @@ def route_distribution(lanes: int, mapping) -> list[list[int]]:
         raise ValueError(f"distribution mapping unroutable: output lane {e.lane} cannot "
                          f"receive input lane {req[e.lane]} (conflict at Benes stage {e.stage} "
                          f"for lanes={lanes})") from None
-    return settings
+    return tuple(tuple(row) for row in settings)
 
 
 def _route_block(m, req, reps, depth, block, settings, n, budget):

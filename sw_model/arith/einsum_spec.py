@@ -12,6 +12,7 @@ A pairwise contraction ``A, B -> C`` has four kinds of index:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Spec", "parse_spec"]
 
@@ -27,19 +28,19 @@ class Spec:
     def __str__(self):
         return f"{self.a},{self.b}->{self.out}"
 
-    @property
+    @cached_property
     def batch(self) -> tuple[str, ...]:
         return tuple(i for i in self.out if i in self.a and i in self.b)
 
-    @property
+    @cached_property
     def m(self) -> tuple[str, ...]:
         return tuple(i for i in self.out if i in self.a and i not in self.b)
 
-    @property
+    @cached_property
     def n(self) -> tuple[str, ...]:
         return tuple(i for i in self.out if i in self.b and i not in self.a)
 
-    @property
+    @cached_property
     def k(self) -> tuple[str, ...]:
         seen = []
         for i in self.a + self.b:

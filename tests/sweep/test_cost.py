@@ -17,7 +17,7 @@ from fetta.sweep.tasks import cost_task
                                           ("fc2 (on-FPGA 512->16)", "ice40")])
 def test_cost_adds_up_the_cycle_model(name, config):
     cfg = get_config(config)
-    r = cost_workload(cfg, name, "macs")
+    r = cost_workload(cfg, name, "macs", check=True)
     i, o, ranks = get_layer(name)
     batch, plan, shapes = scaled_plan(i, o, ranks, cfg, "macs")
     assert r["batch"] == batch
@@ -78,12 +78,77 @@ def test_infeasible_workload_is_a_result_not_a_crash():
 
 def test_k_chunked_contractions_are_costed():
     """With 16-row buffers one fc2 step's reduction is run as K chunks (the others as
-    output chunks); the cost's programs still add up to the cycle model (cost_workload
-    raises otherwise)."""
+    output chunks); the cost's programs still add up to the cycle model (``check``:
+    cost_workload raises otherwise)."""
     cfg = get_config("tiny").replace(bank_depth=16)
     i, o, ranks = get_layer("fc2 (on-FPGA 512->16)")
     _, plan, shapes = scaled_plan(i, o, ranks, cfg, "macs")
     assert any(needs_kchunks(parse_spec(st.spec), parse_spec(st.spec).sizes(sa, sb), cfg)
                for st, sa, sb in steps_of(plan, shapes))
-    r = cost_workload(cfg, "fc2 (on-FPGA 512->16)", "macs")
+    r = cost_workload(cfg, "fc2 (on-FPGA 512->16)", "macs", check=True)
     assert r["chunks"] > r["contractions"] and r["peak_rows"]["a"] <= 16
+
+
+def _ungrouped_cost(cfg, name):
+    """Cycles, programs and host words of a workload counted program by program, every
+    run compiled on its own (the oracle for the grouped count)."""
+    from fetta.sw_model.program.compiler import chunk_plan, fits
+    from fetta.sw_model.program.kchunk import kchunk_plan
+    i, o, ranks = get_layer(name)
+    _, plan, shapes = scaled_plan(i, o, ranks, cfg, "macs")
+    cycles = programs = written = read = 0
+    for st, sa, sb in steps_of(plan, shapes):
+        sp = parse_spec(st.spec)
+        sizes = sp.sizes(sa, sb)
+        runs = []
+        if fits(sp, sa, sb, cfg):
+            runs = [(sa, sb, {}, True)]
+        elif needs_kchunks(sp, sizes, cfg):
+            kp = kchunk_plan(sp, sa, sb, cfg)
+            for tile, box, first, last in kp.runs():
+                pa, pb = kp.shapes(tile, box)
+                runs.append((pa, pb, dict(mapping=kp.mapping, lanes=(kp.im, kp.in_),
+                                          idx_strides=kp.idx_strides,
+                                          acc_continue=not first, acc_hold=not last), last))
+        else:
+            for ranges, off in chunk_plan(sp, sa, sb, cfg):
+                sz = {k: (ranges[k][1] - ranges[k][0]) if k in ranges else v
+                      for k, v in sizes.items()}
+                runs.append(([sz[k] for k in sp.a], [sz[k] for k in sp.b],
+                             dict(index_offset=off), True))
+        for pa, pb, kw, read_out in runs:
+            cc = compile_contraction(sp, pa, pb, cfg, **kw)
+            tw = transfer_words(cc, read_out)
+            cycles += cc.predicted_cycles
+            programs += 1
+            written += tw["written"]
+            read += tw["read"]
+    return cycles, programs, written, read
+
+
+@pytest.mark.parametrize("name, changes", [
+    ("fc2 (on-FPGA 512->16)", dict(bank_depth=16)),          # K chunks
+    ("digits L1 64->128", dict(bank_depth=64)),              # output chunks
+    ("digits L2 128->16", dict(n_ce=8, pe_rows=1, pe_cols=2, out_share=2))])
+def test_grouped_programs_equal_every_program_counted(name, changes):
+    """Programs are grouped by shape and K-chunk flags and each group compiled once;
+    the totals equal compiling and counting every program run on its own."""
+    cfg = get_config("tiny").replace(**changes)
+    r = cost_workload(cfg, name, "macs", check=True)
+    cycles, programs, written, read = _ungrouped_cost(cfg, name)
+    assert r["cycles"]["compute"] == cycles
+    assert r["chunks"] == programs
+    assert r["host_words"] == {"written": written, "read": read}
+
+
+def test_check_names_a_disagreement(monkeypatch):
+    """``check=True`` compares each contraction with ``kchunk.predict_total``."""
+    from fetta.sweep import cost
+    real = cost.predict_total
+    monkeypatch.setattr(cost, "predict_total",
+                        lambda *a, **k: (real(*a, **k)[0] + 1, real(*a, **k)[1]))
+    cfg = get_config("tiny")
+    cost_workload(cfg, "digits L2 128->16", "macs")          # no check: not called
+    with pytest.raises(ValueError, match=r"cycle model disagrees with itself on '.*' .*: "
+                                         r"predict_total \d+ in \d+ programs"):
+        cost_workload(cfg, "digits L2 128->16", "macs", check=True)

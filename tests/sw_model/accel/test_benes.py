@@ -138,3 +138,16 @@ def test_bad_settings():
         apply_distribution(4, [[0, 0]], [0, 1, 2, 3])
     with pytest.raises(ValueError, match="stage 0 switch 1 is 4"):
         pack_distribution(4, [[0, 4], [0, 0], [0, 0]])
+
+
+def test_routing_is_remembered_but_every_call_gets_its_own_settings():
+    """A request's routing is computed once per process; each call returns a new list
+    (a caller may modify it), and a bool lane is still refused after the int request
+    it equals was routed."""
+    mapping = [1, 0, 3, 2, 5, 4, 7, 6]
+    first = route_distribution(8, mapping)
+    first[0][0] ^= 1
+    again = route_distribution(8, mapping)
+    assert again != first and _delivers(8, again, mapping)
+    with pytest.raises(ValueError, match=r"mapping\[1\]=True is not an input lane"):
+        route_distribution(8, [1, True, 3, 2, 5, 4, 7, 6])
