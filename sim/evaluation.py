@@ -34,7 +34,7 @@ from fetta.sim.jsonio import source_commit
 from fetta.sw_model.accel.measured import preset_clock, synth_report
 from fetta.sw_model.train.memory import memory_report
 from fetta.sw_model.ttm.models import get_model
-from fetta.sw_model.ttm.step_events import PHASES, step_events
+from fetta.sw_model.ttm.step_events import PHASES, elementwise_cycles, step_events
 from fetta.sw_model.ttm.workloads import DEFAULT_BATCH, WORKLOADS, get_workload
 
 from .cpu_baseline import cpu_info, cpu_step
@@ -60,7 +60,7 @@ def _accel_row(wl, cfg, batch) -> dict:
     tot = st["total"].to_dict()
     cyc = {p: st["phases"][p].cycles for p in PHASES}
     cyc["host_transfer"] = tot["host_words"]
-    cyc["elementwise_estimate"] = -(-st["elementwise_ops"] // cfg.out_lanes)
+    cyc["elementwise_estimate"] = elementwise_cycles(st["elementwise_ops"], cfg)
     compute = sum(cyc[p] for p in PHASES)
     cyc["total"] = compute + cyc["host_transfer"] + cyc["elementwise_estimate"]
     latency = cyc["total"] / (clock * 1e6)

@@ -17,6 +17,11 @@ figure, re-run that command and store its JSON (CONTRIBUTING.md, "A preset").
 ``synth_report(preset)`` -> ``{"fmax_mhz": float (the system clock domain's achieved
 Fmax), "resources": {"LUTs", "FFs", "DSPs", "BRAMs": used count}, "board", "source",
 "raw": the stored summary}``; ``ValueError`` for a preset with no stored report.
+
+``used_resources(resources)``: the used count of every resource of a summary's
+``resources`` (``{name: {"used", "available"}}``, as ``fetta synth`` and ``fetta
+sweep --synth`` record them); an iCE40 build's logic cells (one LUT4 each) count as
+its ``LUTs``, the name the FPGA energy model prices.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-__all__ = ["synth_report", "measured_presets", "preset_clock"]
+__all__ = ["synth_report", "measured_presets", "preset_clock", "used_resources"]
 
 _DIR = "synth_reports"
 
@@ -43,11 +48,19 @@ def synth_report(preset: str) -> dict:
     raw = json.loads(path.read_text())
     fmax = raw["fmax_mhz"]
     clock = fmax.get("sync", min(fmax.values()))
-    used = {k: v["used"] for k, v in raw["resources"].items() if isinstance(v, dict)}
-    return {"fmax_mhz": float(clock), "resources": used, "board": raw.get("board"),
+    return {"fmax_mhz": float(clock), "resources": used_resources(raw["resources"]),
+            "board": raw.get("board"),
             "source": f"fetta synth --board {raw.get('board')} --config {preset}: "
                       f"sw_model/accel/{_DIR}/{preset}.json",
             "raw": raw}
+
+
+def used_resources(resources: dict) -> dict:
+    """Resource name -> used count (module doc)."""
+    used = {k: v["used"] for k, v in resources.items() if isinstance(v, dict)}
+    if "LUTs" not in used and "LCs" in used:
+        used["LUTs"] = used["LCs"]
+    return used
 
 
 def preset_clock(cfg) -> tuple[float, str]:

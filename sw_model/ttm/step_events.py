@@ -1,8 +1,11 @@
 """Event counts of one training step on one accelerator configuration, from the
-compiler (``compile_contraction``, ``chunk_plan``) — the numbers the energy model
-(``sw_model.accel.energy``) prices and ``fetta eval`` reports.
+compiler (``compile_contraction``, ``chunk_plan``, ``kchunk_plan``) — the numbers the
+energy model (``sw_model.accel.energy``) prices, ``fetta eval`` reports and ``fetta
+sweep`` records.
 
-Per contraction (``contraction_events``), each program chunk counted as compiled:
+Per program (``program_events(cc, read_out)``; ``contraction_events`` adds up a
+contraction's programs, ``contraction_programs``, as compiled; ``fetta sweep``'s cost
+counts its steps with it):
 
 * ``cycles``: the compiler's cycle model (equal to the RTL's CYCLES counter, tested);
 * ``mac_active_cycles``: cycles the PE array issues (``tiles x ksteps``; the RTL's
@@ -22,6 +25,11 @@ Per contraction (``contraction_events``), each program chunk counted as compiled
   a fresh session (tested); a session that keeps rows resident moves at most this;
 * ``program_words``, ``instructions`` (CONFIG + CONTRACTs + HALT), ``chunks``.
 
+A K chunk that holds its sums (``kchunk``: every box of a tile but the last,
+``read_out=False``) issues as any program but drains nothing: no reduction-network or
+output-stage operation, no C write, no result words read back. ``Events`` multiply by
+an integer (a program run ``n`` times).
+
 Per training step (``step_events``): the hardware-aware CSSE plan of every layer
 (``csse.search(cost="cycles")`` on the configuration), split as the trainer splits
 it (``ttm.split_plan``), contractions attributed to ``forward``, ``input_gradient``
@@ -29,11 +37,12 @@ it (``ttm.split_plan``), contractions attributed to ``forward``, ``input_gradien
 elementwise work (bias, ReLU, requantization, loss gradient, bias gradients, Adam),
 which runs on the host today (counted, priced by the energy model as on-chip ALU
 operations, and given an *estimated* cycle cost of one op per output lane per cycle,
-reported apart as ``elementwise_estimate``).
+reported apart as ``elementwise_estimate``, ``elementwise_cycles``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -41,14 +50,15 @@ from ..accel import reduction_net
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import parse_spec
 from ..program.compiler import chunk_plan, compile_contraction, fits
-from ..program.kchunk import needs_kchunks
+from ..program.kchunk import kchunk_plan, needs_kchunks
 from . import csse
 from .layers import backward_phases, split_plan
 from .plan import ttm_shapes
 from .workloads import Workload
 
-__all__ = ["Events", "contraction_events", "step_events", "PHASES", "ADAM_OPS",
-           "CONTROL_WRITES", "control_reads"]
+__all__ = ["Events", "program_events", "contraction_programs", "contraction_events",
+           "step_events", "PHASES", "ADAM_OPS", "CONTROL_WRITES", "control_reads",
+           "elementwise_ops", "elementwise_cycles"]
 
 PHASES = ("forward", "input_gradient", "core_gradients")
 
@@ -93,6 +103,13 @@ class Events:
         return Events(**{f.name: getattr(self, f.name) + getattr(other, f.name)
                          for f in fields(self)})
 
+    def __mul__(self, n: int) -> "Events":
+        if isinstance(n, bool) or not isinstance(n, int):
+            return NotImplemented
+        return Events(**{f.name: getattr(self, f.name) * n for f in fields(self)})
+
+    __rmul__ = __mul__
+
     @property
     def host_words(self) -> int:
         return self.host_written + self.host_read
@@ -107,34 +124,69 @@ def _dist_stages(lanes: int) -> int:
     return 2 * (lanes.bit_length() - 1) - 1
 
 
-_CACHE: dict = {}
+def contraction_programs(sp, shape_a, shape_b, cfg: AccelConfig) -> list[tuple]:
+    """``[(count, shape of A, shape of B, compile options, read out)]``: every distinct
+    program ``sim.harness.Session`` runs for one contraction (``sp`` a parsed spec) and
+    how many times: one program; output chunks (``compiler.chunk_plan``, a few distinct
+    shapes); or K chunks (``kchunk.kchunk_plan``) when the reduction alone does not fit
+    (per shape, the first, middle and last box of a tile apart: their K-chunk flags
+    differ; ``read out`` is False for the boxes that hold their sums)."""
+    sizes = sp.sizes(shape_a, shape_b)
+    if fits(sp, shape_a, shape_b, cfg):
+        return [(1, tuple(shape_a), tuple(shape_b), {}, True)]
+    groups: dict = {}
+    if needs_kchunks(sp, sizes, cfg):
+        kp = kchunk_plan(sp, shape_a, shape_b, cfg)
+        for tile, box, first, last in kp.runs():
+            pa, pb = kp.shapes(tile, box)
+            key = (tuple(pa), tuple(pb), first, last)
+            groups[key] = groups.get(key, 0) + 1
+        # mapping, lanes and the output's strides are those of the whole contraction
+        return [(n, pa, pb, dict(mapping=kp.mapping, lanes=(kp.im, kp.in_),
+                                 idx_strides=kp.idx_strides, acc_continue=not first,
+                                 acc_hold=not last), last)
+                for (pa, pb, first, last), n in groups.items()]
+    for ranges, _ in chunk_plan(sp, shape_a, shape_b, cfg):
+        key = tuple((i, b - a) for i, (a, b) in ranges.items())
+        groups[key] = groups.get(key, 0) + 1
+    out = []
+    for key, n in groups.items():
+        sz = {**sizes, **dict(key)}
+        out.append((n, tuple(sz[i] for i in sp.a), tuple(sz[i] for i in sp.b), {}, True))
+    return out
 
 
-def _compiled(sp, shape_a, shape_b, cfg: AccelConfig):
-    key = (str(sp), tuple(shape_a), tuple(shape_b), cfg)
-    cc = _CACHE.get(key)
-    if cc is None:
-        cc = _CACHE[key] = compile_contraction(sp, shape_a, shape_b, cfg)
-    return cc
+def _options_key(kw: dict) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                        for k, v in kw.items()))
 
 
-def _one(cc, cfg: AccelConfig) -> Events:
-    mp = cc.mapping
+@functools.lru_cache(maxsize=1024)
+def _compiled(sp, shape_a, shape_b, cfg: AccelConfig, options: tuple):
+    kw = {k: dict(v) if k == "idx_strides" else v for k, v in options}
+    return compile_contraction(sp, shape_a, shape_b, cfg, **kw)
+
+
+def program_events(cc, read_out: bool = True) -> Events:
+    """Events of one run of the compiled program ``cc`` (``read_out=False``: a K chunk
+    that holds its sums, see the module doc)."""
+    cfg, mp = cc.config, cc.mapping
     active = cc.tiles * cc.ksteps
+    drained = cc.c_rows if read_out else 0
     return Events(
         cycles=cc.predicted_cycles, mac_active_cycles=active,
         array_mac_ops=active * cfg.macs, useful_macs=cc.useful_macs,
         a_reads=active * cfg.a_lanes, b_reads=active * cfg.b_lanes,
-        c_writes=cc.c_rows * cfg.c_lanes,
+        c_writes=drained * cfg.c_lanes,
         dist_switch_ops=active * (cfg.a_lanes // 2 * _dist_stages(cfg.a_lanes) +
                                   cfg.b_lanes // 2 * _dist_stages(cfg.b_lanes)),
-        red_switch_ops=cc.c_rows * (cfg.c_lanes // 2) *
+        red_switch_ops=drained * (cfg.c_lanes // 2) *
         reduction_net.reduction_stages(cfg.c_lanes),
-        output_ops=cc.c_rows * cfg.c_lanes,
+        output_ops=drained * cfg.c_lanes,
         host_written=(cc.a_rows * mp.ga * mp.gk * cfg.pe_rows +
                       cc.b_rows * mp.gb * mp.gk * cfg.pe_cols + len(cc.program) +
                       CONTROL_WRITES),
-        host_read=cc.c_rows * mp.ga * mp.gb * cfg.pe_cols + control_reads(),
+        host_read=drained * mp.ga * mp.gb * cfg.pe_cols + control_reads(),
         program_words=len(cc.program),
         instructions=2 + (cc.tiles // max(1, _tiles_per_instruction(cc))),
         chunks=1, contractions=0)
@@ -147,33 +199,21 @@ def _tiles_per_instruction(cc) -> int:
 
 
 def contraction_events(spec, shape_a, shape_b, config="tiny") -> tuple[Events, dict]:
-    """Events of one contraction (chunked as ``sim.harness.Session`` chunks it) and
-    the peak buffer rows / program words it occupies (``{"a", "b", "c", "program"}``)."""
+    """Events of one contraction (its programs as ``sim.harness.Session`` runs them,
+    ``contraction_programs``; each distinct program compiled once per process, the
+    last 1,024 kept) and the peak buffer rows / program words it occupies
+    (``{"a", "b", "c", "program"}``)."""
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
-    sizes = sp.sizes(shape_a, shape_b)
-    if fits(sp, shape_a, shape_b, cfg):
-        parts = [(list(shape_a), list(shape_b))]
-    elif needs_kchunks(sp, sizes, cfg):
-        raise ValueError(f"contraction '{sp}' {tuple(shape_a)} x {tuple(shape_b)} needs "
-                         f"K chunks on '{cfg.name}'; its events are not counted yet "
-                         f"(allowed: contractions whose reduction fits the buffers)")
-    else:
-        parts = []
-        for ranges, _ in chunk_plan(sp, shape_a, shape_b, cfg):
-            parts.append(([ranges[i][1] - ranges[i][0] if i in ranges else sizes[i]
-                           for i in sp.a],
-                          [ranges[i][1] - ranges[i][0] if i in ranges else sizes[i]
-                           for i in sp.b]))
     ev = Events(contractions=1)
     peak = {"a": 0, "b": 0, "c": 0, "program": 0}
-    for sa, sb in parts:
-        cc = _compiled(sp, sa, sb, cfg)
-        ev = ev + _one(cc, cfg)
+    for count, sa, sb, kw, read_out in contraction_programs(sp, shape_a, shape_b, cfg):
+        cc = _compiled(sp, sa, sb, cfg, _options_key(kw))
+        ev = ev + count * program_events(cc, read_out)
         for k, v in (("a", cc.a_rows), ("b", cc.b_rows), ("c", cc.c_rows),
                      ("program", len(cc.program))):
             peak[k] = max(peak[k], v)
-    ev.useful_macs = math.prod(sizes.values())
+    ev.useful_macs = math.prod(sp.sizes(shape_a, shape_b).values())
     return ev, peak
 
 
@@ -196,6 +236,12 @@ def elementwise_ops(workload: Workload, batch: int) -> int:
         ops += 4 * batch * workload.layers[-1].n_out    # softmax-xent gradient
     ops += ADAM_OPS * (workload.tt_params + workload.bias_params)
     return ops
+
+
+def elementwise_cycles(ops: int, cfg: AccelConfig) -> int:
+    """*Estimated* cycles of ``ops`` elementwise operations on the accelerator (they run
+    on the host today): one operation per output lane per cycle."""
+    return -(-ops // cfg.out_lanes)
 
 
 def step_events(workload: Workload, config="tiny", batch: int = 64) -> dict:

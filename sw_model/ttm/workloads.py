@@ -21,6 +21,8 @@ Members:
   ``fetta train --backend rtl``'s per-phase cycles.
 * ``workload_key(name, order)``: a stable description of a workload (its shapes, the
   batch policy and the order), which ``fetta sweep`` hashes to detect stale results.
+* ``layer_workload(key)``: a suite layer as a one-layer ``Workload`` (what ``fetta
+  sweep`` prices the elementwise work of with ``step_events.elementwise_ops``).
 * ``WORKLOADS`` (``Workload``, ``get_workload``): what ``fetta eval`` measures, one
   training step each at ``DEFAULT_BATCH``: the ``digits`` and ``mnist-tt`` models of
   ``models`` (every layer's forward and core gradients, the input gradient for every
@@ -44,7 +46,7 @@ from .plan import ttm_shapes
 
 __all__ = ["LAYERS", "ORDERS", "BATCHES", "scaled_plan", "steps_of", "step_phases",
            "workload_key", "get_layer", "Workload", "WORKLOADS", "get_workload",
-           "DEFAULT_BATCH"]
+           "layer_workload", "DEFAULT_BATCH"]
 
 LAYERS = {
     "fc1 (on-FPGA 896->512)": ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16]),
@@ -166,9 +168,13 @@ class Workload:
         return sum(l.n_in * l.n_out + l.n_out for l in self.layers)
 
 
-def _layer(name: str, key: str, title: str) -> "Workload":
-    i, o, r = LAYERS[key]
-    return Workload(name, title, (LayerSpec(i, o, r),), dx_first=True)
+def layer_workload(key: str, name: str | None = None,
+                   title: str | None = None) -> "Workload":
+    """Suite layer ``key`` (a ``LAYERS`` name) as a one-layer workload inside a network
+    (its input gradient computed, as ``step_phases`` attributes it)."""
+    i, o, r = get_layer(key)
+    return Workload(name or key, title or f"TTM suite layer {key}",
+                    (LayerSpec(i, o, r),), dx_first=True)
 
 
 def _model(name: str, title: str) -> Workload:
@@ -180,14 +186,14 @@ WORKLOADS = {
     "digits": _model("digits", "digits TTM MLP 64-128-16 (sw_model.models)"),
     "mnist-tt": _model("mnist-tt", "on-FPGA paper's fc1 896->512 + fc2 512->16 "
                                    "(REFERENCES.md §2)"),
-    "novikov": _layer("novikov", "Novikov 1024->625", "Novikov et al. 2015 MNIST layer, "
-                                                      "1024->625, ranks 2"),
-    "hawkins": _layer("hawkins", "Hawkins 784->625", "Hawkins & Zhang layer, 784->625, "
-                                                     "ranks 20"),
-    "bayesian": _layer("bayesian", "Bayesian 784->512", "Bayesian rank determination "
-                                                        "layer, 784->512, ranks 20"),
-    "comera": _layer("comera", "CoMERA 768->768", "CoMERA-style transformer layer, "
-                                                  "768->768, ranks 30"),
+    "novikov": layer_workload("Novikov 1024->625", "novikov",
+                              "Novikov et al. 2015 MNIST layer, 1024->625, ranks 2"),
+    "hawkins": layer_workload("Hawkins 784->625", "hawkins",
+                              "Hawkins & Zhang layer, 784->625, ranks 20"),
+    "bayesian": layer_workload("Bayesian 784->512", "bayesian",
+                               "Bayesian rank determination layer, 784->512, ranks 20"),
+    "comera": layer_workload("CoMERA 768->768", "comera",
+                             "CoMERA-style transformer layer, 768->768, ranks 30"),
 }
 
 

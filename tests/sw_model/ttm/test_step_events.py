@@ -90,3 +90,47 @@ def test_workloads_are_the_models_and_layers():
     assert [list(layer.in_modes), list(layer.out_modes), list(layer.ranks)] == [list(i), list(o), list(r)]
     with pytest.raises(ValueError, match="workload 'nope' unknown; allowed digits"):
         get_workload("nope")
+
+
+def test_k_chunked_contraction_drains_only_its_last_box():
+    """A reduction longer than the buffers runs as K chunks: every box issues, only the
+    last box of each tile drains (C writes, output stage, reduction network, results
+    read back); cycles and programs are the cycle model's."""
+    from fetta.sw_model.accel.hostmap import COUNTERS
+    from fetta.sw_model.arith.einsum_spec import parse_spec
+    from fetta.sw_model.program.kchunk import kchunk_plan
+    from fetta.sw_model.ttm.step_events import contraction_programs, program_events
+    cfg = get_config("tiny").replace(bank_depth=16)
+    spec, sa, sb = "ak,kb->ab", (3, 600), (600, 5)
+    ev, peak = contraction_events(spec, sa, sb, cfg)
+    cyc, programs = predict_total(spec, sa, sb, cfg)
+    assert (ev.cycles, ev.chunks) == (cyc, programs) and programs > 2
+    assert ev.useful_macs == 3 * 600 * 5 and ev.contractions == 1
+    kp = kchunk_plan(spec, sa, sb, cfg)
+    drained = issued = 0
+    for tile, box, first, last in kp.runs():
+        pa, pb = kp.shapes(tile, box)
+        cc = compile_contraction(spec, pa, pb, cfg, mapping=kp.mapping,
+                                 lanes=(kp.im, kp.in_), idx_strides=kp.idx_strides,
+                                 acc_continue=not first, acc_hold=not last)
+        issued += cc.tiles * cc.ksteps
+        drained += cc.c_rows * cfg.c_lanes if last else 0
+    assert ev.mac_active_cycles == issued and ev.c_writes == ev.output_ops == drained
+    assert 0 < drained < programs * cfg.c_lanes
+    # a held box's events: as the drained one, less everything the drain does
+    sp = parse_spec(spec)
+    held = next(g for g in contraction_programs(sp, sa, sb, cfg) if not g[4])
+    cc = compile_contraction(sp, held[1], held[2], cfg, **held[3])
+    h, d = program_events(cc, read_out=False), program_events(cc)
+    assert (h.c_writes, h.output_ops, h.red_switch_ops) == (0, 0, 0)
+    assert d.c_writes > 0
+    assert h.host_read == 2 + 2 * len(COUNTERS) < d.host_read
+    assert (h.cycles, h.mac_active_cycles, h.a_reads, h.host_written) == \
+        (d.cycles, d.mac_active_cycles, d.a_reads, d.host_written)
+
+
+def test_events_times_a_count():
+    e = Events(cycles=3, host_read=2)
+    assert 4 * e == e * 4 == Events(cycles=12, host_read=8)
+    with pytest.raises(TypeError):
+        e * 1.5
