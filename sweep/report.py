@@ -9,24 +9,34 @@ A point's cost on a workload (``cost.cost_workload``) is set against an area mea
 * ``luts``: LUTs (iCE40 logic cells) of the point's ``--synth`` build (points without
   one, or that do not fit, are left out);
 
-and a speed measure ``y``: ``cycles_per_sample`` (training-step cycles including host
-transfer / batch; smaller is better) or ``samples_per_s`` (at the point's synthesized
-Fmax; larger is better). A point is on the front when no other point of the same
-workload is at least as good in both and better in one.
+and a measure ``y``: ``cycles_per_sample`` (training-step cycles including host
+transfer / batch; smaller is better), ``samples_per_s`` (at the point's synthesized
+Fmax; larger is better) or ``energy_per_sample`` (microjoules per sample of the
+training step: the FPGA model from the point's own ``--synth`` build when it has one
+that fits, ``cost.fpga_point``, else the ASIC model the cost row stores,
+``cost.asic_point``; each point names its model; smaller is better). A point is on the front when no other point of the same workload is at
+least as good in both and better in one.
 
-Members: ``load(store)`` (fresh rows joined per point), ``pareto(points, x, y)``,
-``build_report(store, x, y)`` (the JSON-able report), ``format_report``, ``plot``.
+Members: ``pareto(points, x, y)``, ``build_report(store, x, y)`` (the JSON-able
+report: fresh rows joined per point, the front per workload), ``format_report``,
+``plot``; ``AXES_X``, ``AXES_Y``, ``UNITS``.
 """
 
 from __future__ import annotations
 
+from fetta.sw_model.accel.config import AccelConfig
+
+from .cost import fpga_point
 from .store import Store
 from .tasks import fingerprint
 
-__all__ = ["AXES_X", "AXES_Y", "build_report", "format_report", "pareto", "plot"]
+__all__ = ["AXES_X", "AXES_Y", "UNITS", "build_report", "format_report", "pareto", "plot"]
 
 AXES_X = ("macs", "dsps", "buffer_kbits", "luts")
-AXES_Y = ("cycles_per_sample", "samples_per_s")
+AXES_Y = ("cycles_per_sample", "samples_per_s", "energy_per_sample")
+UNITS = {"macs": "MACs", "dsps": "DSPs", "buffer_kbits": "kbit", "luts": "LUTs",
+         "cycles_per_sample": "cycles", "samples_per_s": "samples/s",
+         "energy_per_sample": "uJ"}
 
 
 def _config_measures(cfg: dict) -> dict:
@@ -37,8 +47,8 @@ def _config_measures(cfg: dict) -> dict:
 
 
 def pareto(points: list[dict], x: str, y: str) -> list[dict]:
-    """The non-dominated points (minimise ``x``; minimise ``cycles_per_sample`` or
-    maximise ``samples_per_s``), sorted by ``x``."""
+    """The non-dominated points (minimise ``x``; maximise ``samples_per_s``, minimise
+    any other ``y``), sorted by ``x``."""
     sign = -1 if y == "samples_per_s" else 1
     pts = [p for p in points if p.get(x) is not None and p.get(y) is not None]
     pts.sort(key=lambda p: (p[x], sign * p[y]))
@@ -86,7 +96,7 @@ def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample",
             checks[r["point_id"]] = r
         else:
             per_wl.setdefault(r["task"], []).append(r)
-    report = {"store": str(store_path), "x": x, "y": y, "counts": counts,
+    report = {"store": str(store_path), "x": x, "y": y, "units": UNITS, "counts": counts,
               "include_stale": include_stale,
               "invalid_examples": invalid_examples, "workloads": {}}
     if checks:
@@ -107,10 +117,16 @@ def build_report(store_path, x: str = "macs", y: str = "cycles_per_sample",
                  "occupancy": res["occupancy"], "host_words": res["host_words"],
                  "luts": None, "fmax_mhz": None, "samples_per_s": None}
             s = synth.get(r["point_id"])
+            energy = res.get("energy")            # None on a stale row from older code
             if s and s.get("fits"):
                 p["luts"], p["fmax_mhz"] = s["luts"], s["fmax_mhz"]
                 p["samples_per_s"] = res["batch"] * s["fmax_mhz"] * 1e6 / \
                     res["cycles"]["total"]
+                if "events" in res:
+                    energy = fpga_point(res, AccelConfig(**cfg), s)
+            p["energy"] = energy
+            p["energy_per_sample"] = energy["pj_per_sample"] * 1e-6 if energy else None
+            p["energy_model"] = energy["model"] if energy else None
             pts.append(p)
         report["workloads"][wl] = {"points": len(pts), "front": pareto(pts, x, y),
                                    "all": pts}
@@ -142,9 +158,12 @@ def format_report(rep: dict) -> str:
         lines.append(f"## {wl}: {len(w['front'])} of {w['points']} points on the front "
                      f"({y} vs {x})")
         lines.append("| point | MACs | buffer kbit | batch | cycles/sample | utilization "
-                     "(compute / with transfer) | LUTs | Fmax MHz | samples/s |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "(compute / with transfer) | LUTs | Fmax MHz | samples/s | "
+                     "energy/sample uJ (model) |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for p in w["front"]:
+            e = (f"{p['energy_per_sample']:.4g} ({p['energy_model']})"
+                 if p["energy_per_sample"] is not None else "-")
             lines.append(
                 f"| {_fmt_over(p['overrides'])} | {p['macs']} | {p['buffer_kbits']:g} | "
                 f"{p['batch']} | {p['cycles_per_sample']:,.0f} | "
@@ -152,7 +171,16 @@ def format_report(rep: dict) -> str:
                 f"{100 * p['mac_utilization_with_transfer']:.1f}% | "
                 f"{p['luts'] if p['luts'] is not None else '-'} | "
                 f"{p['fmax_mhz'] if p['fmax_mhz'] is not None else '-'} | "
-                f"{format(p['samples_per_s'], ',.0f') if p['samples_per_s'] else '-'} |")
+                f"{format(p['samples_per_s'], ',.0f') if p['samples_per_s'] else '-'} | "
+                f"{e} |")
+        by_model: dict = {}
+        for p in w["front"]:
+            if p["energy"]:
+                by_model.setdefault(p["energy_model"], []).append(p["energy"]["basis"])
+        for model, bases in sorted(by_model.items()):
+            more = " (and the like for the others)" if len(set(bases)) > 1 else ""
+            lines.append(f"energy, {model} model on {len(bases)} of these points: "
+                         f"{bases[0]}{more}")
     return "\n".join(lines)
 
 
@@ -180,8 +208,8 @@ def plot(rep: dict, path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(wl, fontsize="small")
-        ax.set_xlabel(x.replace("_", " "))
-        ax.set_ylabel(y.replace("_", " "))
+        ax.set_xlabel(f"{x.replace('_', ' ')} ({UNITS[x]})")
+        ax.set_ylabel(f"{y.replace('_', ' ')} ({UNITS[y]})")
     for ax in list(axes.flat)[len(wls):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize="small")

@@ -3,9 +3,9 @@ configuration as ``AccelConfig.to_dict()``), needs nothing but the installed pac
 (no shared filesystem: build directories are temporary and only a summary travels
 back) and returns a dict ``{status, reason, result, seconds, worker}``:
 
-* ``cost_task(config, workload, order)``: the cycle-model cost (``cost.cost_workload``);
-  ``infeasible`` with the compiler's one-line reason when a contraction cannot run;
-  milliseconds to ~1 s per workload.
+* ``cost_task(config, workload, order)``: the cycle-model cost and the ASIC model's
+  energy (``cost.cost_workload``); ``infeasible`` with the compiler's one-line reason
+  when a contraction cannot run; milliseconds to ~0.1 s of CPU per workload.
 * ``rtl_check_task(config, workloads, order, k, seed)``: ``k`` contractions sampled from
   the workloads' training steps run on the Verilator backend; records for each whether
   the output equals the golden model and the measured cycles equal the cycle model
@@ -14,9 +14,11 @@ back) and returns a dict ``{status, reason, result, seconds, worker}``:
 * ``synth_task(config, board, seed)``: the YoWASP flow (``boards.build.synth``):
   LUTs/FFs/DSPs/BRAMs, Fmax, fit. iCE40 a few minutes, ECP5 ~6-10 minutes.
 
-``fingerprint(kind)`` hashes the source files a kind of result depends on; the store
-keeps it with each row, so that a change to the cycle model (or the RTL, for synthesis
-and RTL checks) makes old rows stale and they are recomputed.
+``fingerprint(kind)`` hashes the source files a kind of result depends on
+(``sources(kind)``: for a cost, every ``sw_model`` source — the compiler, the event
+counts, the energy model — and the sweep's cost and task modules); the store
+keeps it with each row, so that a change to the cycle or energy model (or the RTL, for
+synthesis and RTL checks) makes old rows stale and they are recomputed.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import numpy as np
 
 from fetta.sw_model.accel.config import AccelConfig
 
-__all__ = ["cost_task", "rtl_check_task", "synth_task", "fingerprint", "DEPENDS"]
+__all__ = ["cost_task", "rtl_check_task", "synth_task", "fingerprint", "sources",
+           "DEPENDS"]
 
 # What each kind of result depends on: whole packages, single modules, and tools.
 DEPENDS = {
-    "cost": (["fetta.sw_model"], ["fetta.sweep.cost", "fetta.sweep.tasks",
-                                   "fetta.sim.harness"], []),
+    "cost": (["fetta.sw_model"], ["fetta.sweep.cost", "fetta.sweep.tasks"], []),
     "rtl-check": (["fetta.sw_model", "fetta.rtl"],
                   ["fetta.sweep.tasks", "fetta.sim.harness", "fetta.sim.backends.verilator",
                    "fetta.sim.compiled.cxxrtl_build", "fetta.sim.compiled.build_cache",
@@ -49,16 +51,22 @@ DEPENDS = {
 _FP: dict = {}
 
 
+def sources(kind: str) -> list[Path]:
+    """The source files a ``kind`` of result depends on (``DEPENDS``)."""
+    packages, modules, _ = DEPENDS[kind]
+    files = []
+    for p in packages:
+        files += sorted(Path(import_module(p).__file__).parent.rglob("*.py"))
+    files += [Path(import_module(m).__file__) for m in modules]
+    return files
+
+
 def fingerprint(kind: str) -> str:
-    """sha256 (16 hex digits) over the sources of ``DEPENDS[kind]`` and tool versions."""
+    """sha256 (16 hex digits) over ``sources(kind)`` and the tool versions."""
     if kind not in _FP:
-        packages, modules, tools = DEPENDS[kind]
-        files = []
-        for p in packages:
-            files += sorted(Path(import_module(p).__file__).parent.rglob("*.py"))
-        files += [Path(import_module(m).__file__) for m in modules]
+        tools = DEPENDS[kind][2]
         h = hashlib.sha256()
-        for f in files:
+        for f in sources(kind):
             h.update(f.name.encode())
             h.update(f.read_bytes())
         for t in tools:

@@ -3,6 +3,7 @@
     fetta sweep SPACE.toml [--workloads NAME ...] [--scheduler ADDRESS | --workers N]
                 [--store PATH] [--synth BOARD] [--rtl-check K]
     fetta sweep --report STORE [--png PATH] [--json] [--x macs|dsps|buffer_kbits|luts]
+                [--y cycles_per_sample|samples_per_s|energy_per_sample]
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import sys
 
 HELP = ("design-space sweep of accelerator configurations on Dask (resumable store, "
-        "exact cycle model, optional Verilator check and synthesis); --report: Pareto front")
+        "exact cycle model, energy model, optional Verilator check and synthesis); "
+        "--report: Pareto front")
 
 
 def add_arguments(p):
@@ -46,8 +48,10 @@ def add_arguments(p):
                    help="print the Pareto front per workload of STORE (no sweep)")
     p.add_argument("--x", default="macs", help="--report area axis: macs, dsps, "
                    "buffer_kbits, luts (default macs)")
-    p.add_argument("--y", default="cycles_per_sample", help="--report speed axis: "
-                   "cycles_per_sample or samples_per_s (needs --synth results)")
+    p.add_argument("--y", default="cycles_per_sample", help="--report cost axis: "
+                   "cycles_per_sample, samples_per_s (needs --synth results) or "
+                   "energy_per_sample (uJ; the FPGA model with --synth results, else "
+                   "the ASIC model)")
     p.add_argument("--png", metavar="PATH", help="--report: write the plots")
     p.add_argument("--stale", action="store_true",
                    help="--report: include results computed by other code (another "

@@ -12,6 +12,8 @@ from fetta.sw_model.ttm.workloads import get_layer, scaled_plan, step_phases, st
 from fetta.sweep.cost import cost_workload
 from fetta.sweep.tasks import cost_task
 
+from stored_builds import stored_synth
+
 
 @pytest.mark.parametrize("name, config", [("digits L2 128->16", "tiny"),
                                           ("fc2 (on-FPGA 512->16)", "ice40")])
@@ -152,3 +154,49 @@ def test_check_names_a_disagreement(monkeypatch):
     with pytest.raises(ValueError, match=r"cycle model disagrees with itself on '.*' .*: "
                                          r"predict_total \d+ in \d+ programs"):
         cost_workload(cfg, "digits L2 128->16", "macs", check=True)
+
+
+def test_energy_is_fetta_evals_for_the_same_step():
+    """Planned as fetta eval plans (CSSE on cycles, the same batch), a point's events
+    and ASIC energy are the ones ``fetta eval`` reports for that layer."""
+    from fetta.sim.evaluation import _accel_row
+    from fetta.sw_model.ttm.step_events import step_events
+    from fetta.sw_model.ttm.workloads import layer_workload
+    cfg = get_config("tiny")
+    name = "digits L2 128->16"
+    r = cost_workload(cfg, name, "cycles", check=True)
+    wl = layer_workload(name)
+    st = step_events(wl, cfg, r["batch"])
+    assert r["events"] == st["total"].to_dict()
+    assert r["events"]["cycles"] == r["cycles"]["compute"]
+    assert r["events"]["host_words"] == r["cycles"]["host_transfer"]
+    assert r["elementwise_ops"] == st["elementwise_ops"] > 0
+    row = _accel_row(wl, cfg, r["batch"])
+    assert row["energy_model"] == r["energy"]["model"] == "asic"
+    assert r["energy"]["pj_per_step"] == row["energy_pj"]
+    assert r["energy"]["pj_per_sample"] == pytest.approx(row["joules_per_sample"] * 1e12)
+    assert "ASIC model (45 nm" in r["energy"]["basis"]
+    assert "synthesis" not in r["energy"]["basis"]
+
+
+def test_fpga_energy_from_the_points_own_build_is_fetta_evals():
+    """The ice40 preset with its measured build as the point's --synth result: the FPGA
+    model's energy is the one fetta eval computes for the preset; without the build the
+    cost row's ASIC energy says so."""
+    from fetta.sim.evaluation import _accel_row
+    from fetta.sweep.cost import fpga_point
+    from fetta.sw_model.ttm.workloads import layer_workload
+    cfg = get_config("ice40")
+    name = "digits L2 128->16"
+    r = cost_workload(cfg, name, "cycles")
+    assert r["energy"]["model"] == "asic"
+    assert "no synthesis results for this point" in r["energy"]["basis"]
+    synth = stored_synth("ice40")
+    e = fpga_point(r, cfg, synth)
+    row = _accel_row(layer_workload(name), cfg, r["batch"])
+    assert row["energy_model"] == e["model"] == "fpga"
+    assert e["pj_per_step"] == pytest.approx(row["energy_pj"])
+    assert e["pj_per_step"]["logic"] > 0          # iCE40 logic cells priced as LUTs
+    assert e["resources"]["LUTs"] == synth["luts"] > 0 and e["fmax_mhz"] == synth["fmax_mhz"]
+    assert "applied to iCE40UP5K as is" in e["basis"]
+    assert e["pj_per_sample"] == pytest.approx(e["pj_per_step"]["total"] / r["batch"])

@@ -38,3 +38,30 @@ def test_synth_task_ice40_preset():
     r = out["result"]
     assert r["fits"] and r["luts_available"] == 5280 and 0 < r["luts"] <= 5280
     assert r["fmax_mhz"] > 12 and r["resources"]["DSPs"]["used"] == 4
+
+
+def test_cost_fingerprint_changes_with_the_energy_model(tmp_path, monkeypatch):
+    """A cost row depends on the cycle model, the event counts, the energy model and the
+    sweep's cost code: a change to any of them makes stored rows stale."""
+    from fetta.sweep import tasks
+    files = tasks.sources("cost")
+    paths = [f.as_posix() for f in files]
+    for want in ("sw_model/accel/energy.py", "sw_model/ttm/step_events.py",
+                 "sw_model/accel/measured.py", "sw_model/program/compiler.py",
+                 "sweep/cost.py", "sweep/tasks.py"):
+        assert any(p.endswith(want) for p in paths), want
+    copies = []
+    for i, f in enumerate(files):
+        c = tmp_path / f"{i}" / f.name
+        c.parent.mkdir()
+        c.write_bytes(f.read_bytes())
+        copies.append(c)
+    real = fingerprint("cost")
+    monkeypatch.setattr(tasks, "sources", lambda kind: copies)
+    monkeypatch.setattr(tasks, "_FP", {})
+    same = tasks.fingerprint("cost")
+    assert same == real              # same names, same bytes
+    energy = next(c for c, p in zip(copies, paths) if p.endswith("accel/energy.py"))
+    energy.write_text(energy.read_text().replace("0.03", "0.031", 1))
+    monkeypatch.setattr(tasks, "_FP", {})
+    assert tasks.fingerprint("cost") != same
