@@ -34,31 +34,30 @@ def _ce_index(ia, ib, ik, gb, gk):
     return (ia * gk + ik) * gb + ib
 
 
-def pattern_multicast_a(n_ce, per_ce, ga, gb, gk) -> list[int]:
-    """Distribution mapping "A": output lane ``o = c*P + p`` of CE ``c = (ia*gk + ik)*gb
-    + ib`` takes source ``(ia*gk + ik)*P + p`` (each A tile copied to the ``gb`` CEs
-    that differ in ``ib``)."""
+def _multicast(n_ce, per_ce, ga, gb, gk, tile) -> list[int]:
+    """Lane ``o = c*P + p`` of CE ``c = (ia*gk + ik)*gb + ib`` takes source
+    ``tile(ia, ib, ik)*P + p``."""
     mapping = [0] * (n_ce * per_ce)
     for ia in range(ga):
         for ib in range(gb):
             for ik in range(gk):
                 c = _ce_index(ia, ib, ik, gb, gk)
                 for p in range(per_ce):
-                    mapping[c * per_ce + p] = (ia * gk + ik) * per_ce + p
+                    mapping[c * per_ce + p] = tile(ia, ib, ik) * per_ce + p
     return mapping
+
+
+def pattern_multicast_a(n_ce, per_ce, ga, gb, gk) -> list[int]:
+    """Distribution mapping "A": output lane ``o = c*P + p`` of CE ``c = (ia*gk + ik)*gb
+    + ib`` takes source ``(ia*gk + ik)*P + p`` (each A tile copied to the ``gb`` CEs
+    that differ in ``ib``)."""
+    return _multicast(n_ce, per_ce, ga, gb, gk, lambda ia, ib, ik: ia * gk + ik)
 
 
 def pattern_multicast_b(n_ce, per_ce, ga, gb, gk) -> list[int]:
     """Distribution mapping "B": lane ``o = c*P + p`` takes source ``(ib*gk + ik)*P + p``
     (each B tile copied across ``ia``)."""
-    mapping = [0] * (n_ce * per_ce)
-    for ia in range(ga):
-        for ib in range(gb):
-            for ik in range(gk):
-                c = _ce_index(ia, ib, ik, gb, gk)
-                for p in range(per_ce):
-                    mapping[c * per_ce + p] = (ib * gk + ik) * per_ce + p
-    return mapping
+    return _multicast(n_ce, per_ce, ga, gb, gk, lambda ia, ib, ik: ib * gk + ik)
 
 
 def pattern_broadcast(n_ce, per_ce) -> list[int]:
