@@ -10,6 +10,7 @@ from fetta.sw_model.accel.hostmap import ErrorCode
 from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, FIELD,
                           N_LEVELS, Op,
                           config_layout, config_words)
+from fetta.sw_model.accel.move import MOVE_CHECK_CYCLES, MOVE_TAIL, MOVE_WORDS
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.timing import Timing
 
@@ -17,13 +18,15 @@ from .bound_check import BoundCheck
 from .fabric_control import FabricControlSignature
 from .isa_layout import word_layout, word_view
 from .loop_nest import LoopNest
+from .move_unit import MoveUnit
 
 __all__ = ["Controller", "CONTROLLER_STATES"]
 
 # Encoding of ``ctrl_state_code`` in waveforms (asserted equal to the FSM's own).
 # (Amaranth numbers states by first mention: every busy state can abort into TAIL.)
 CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "TAIL", "LOAD_CONFIG", "LOAD_CONTRACT",
-                     "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN")
+                     "LOAD_MOVE", "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN",
+                     "MOVE_VALIDATE", "MOVE_CHECK", "MOVE_RUN", "MOVE_TAIL")
 
 
 class Controller(wiring.Component):
@@ -49,6 +52,11 @@ class Controller(wiring.Component):
       MODE's K-chunk flags only mask ``in_first`` (continue: the accumulators keep
       their sums) and ``in_last`` (hold: no capture, no drain, nothing written);
       the timing is unchanged;
+    * MOVE (configurations with ``move_unit``; otherwise an illegal opcode): the
+      payload goes into the move unit (``rtl.move_unit.MoveUnit``) as it loads; 1
+      validation cycle; the unit's range check (``MOVE_CHECK_CYCLES``; halt with
+      ``ADDRESS_RANGE``, nothing written, when it fails); one element per cycle
+      (counted as ``move``); ``MOVE_TAIL`` cycle for the last write;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -106,7 +114,10 @@ class Controller(wiring.Component):
             "cnt_cycles": Out(cb), "cnt_busy": Out(cb),
             "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
-            "cnt_instructions": Out(cb),
+            "cnt_instructions": Out(cb), "cnt_move": Out(cb),
+            "mv": Out(wiring.Signature({
+                "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
+                "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1)})),
         })
 
     def elaborate(self, platform):
@@ -179,7 +190,8 @@ class Controller(wiring.Component):
         err_pc = Signal.like(pc)
         error = Signal(8)
         done = Signal()
-        length = Signal(range(max(self.n_config, self.timing.contract_words) + 1))
+        length = Signal(range(max(self.n_config, self.timing.contract_words,
+                                  MOVE_WORDS) + 1))
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
@@ -192,7 +204,7 @@ class Controller(wiring.Component):
 
         counters = {name: getattr(self, f"cnt_{name}") for name in
                     ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
-                     "stall_config", "instructions")}
+                     "stall_config", "instructions", "move")}
         inc = {name: Signal(name=f"inc_{name}") for name in counters}
         clear = Signal()
         m.d.comb += clear.eq(self.clear & ~self.busy)
@@ -216,6 +228,19 @@ class Controller(wiring.Component):
 
         def set_pc(value):
             return [pc.eq(value), room.eq(cfg.prog_depth - 1 - value)]
+
+        # MOVE: the move unit checks and walks; the controller sequences it.
+        mv = None
+        if cfg.move_unit:
+            mv = MoveUnit(cfg)
+            m.submodules.move_unit = mv
+            assert mv.W <= 32
+            m.d.comb += [mv.data.eq(self.prog_data), mv.check_cancel.eq(self.abort),
+                         self.mv.rd_en.eq(mv.rd_en), self.mv.rd_buf.eq(mv.rd_buf),
+                         self.mv.rd_addr.eq(mv.rd_addr), self.mv.wr_en.eq(mv.wr_en),
+                         self.mv.wr_buf.eq(mv.wr_buf), self.mv.wr_addr.eq(mv.wr_addr),
+                         self.mv.wr_fill.eq(mv.wr_fill)]
+        move_wait = Signal(range(MOVE_TAIL + 1))
 
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
@@ -275,6 +300,16 @@ class Controller(wiring.Component):
                             m.next = "IDLE"
                         with m.Else():
                             m.next = "LOAD_CONTRACT"
+                    if mv is not None:
+                        with m.Case(Op.MOVE):
+                            with m.If(plen != MOVE_WORDS):
+                                m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                                m.next = "IDLE"
+                            with m.Elif(plen > room):
+                                m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
+                                m.next = "IDLE"
+                            with m.Else():
+                                m.next = "LOAD_MOVE"
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"
@@ -389,6 +424,51 @@ class Controller(wiring.Component):
                         m.d.sync += tail.eq(0)
                         m.next = "TAIL"
                 on_abort()
+            if mv is not None:
+                with m.State("LOAD_MOVE"):
+                    m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
+                                 inc["stall_config"].eq(1), mv.load.eq(1),
+                                 mv.load_word.eq(widx)]
+                    m.d.sync += widx.eq(widx + 1)
+                    with m.If(widx == length - 1):
+                        m.next = "MOVE_VALIDATE"
+                    on_abort()
+                with m.State("MOVE_VALIDATE"):
+                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
+                                 inc["stall_fill"].eq(1), self.prog_addr.eq(pc + 1 + mv.word)]
+                    with m.If(mv.bad):
+                        m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += mv.check_start.eq(~self.abort)
+                        m.next = "MOVE_CHECK"
+                    on_abort()
+                with m.State("MOVE_CHECK"):
+                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
+                                 inc["stall_fill"].eq(1), self.prog_addr.eq(pc + 1 + mv.word)]
+                    with m.If(mv.check_done):
+                        with m.If(mv.check_ok):
+                            m.d.comb += mv.run_start.eq(1)
+                            m.next = "MOVE_RUN"
+                        with m.Else():
+                            m.d.sync += fail(ErrorCode.ADDRESS_RANGE)
+                            m.next = "IDLE"
+                    on_abort()
+                with m.State("MOVE_RUN"):
+                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["move"].eq(1),
+                                 mv.step.eq(1)]
+                    with m.If(mv.last):
+                        m.d.sync += move_wait.eq(0)
+                        m.next = "MOVE_TAIL"
+                    on_abort()
+                with m.State("MOVE_TAIL"):
+                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
+                                 inc["stall_fill"].eq(1)]
+                    m.d.sync += move_wait.eq(move_wait + 1)
+                    with m.If(move_wait == MOVE_TAIL - 1):
+                        m.d.sync += set_pc(pc + 1 + length)
+                        m.next = "FETCH"
+                    on_abort()
             with m.State("TAIL"):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + CW.SEED)]

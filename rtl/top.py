@@ -123,6 +123,13 @@ class Accelerator(wiring.Component):
             m.d.comb += prog_rd.addr.eq(addr - PROG_BASE)
         m.d.comb += ctl.prog_data.eq(prog_rd.data)
 
+        # MOVE's read data: the source word of the element read the previous cycle
+        mv = ctl.mv
+        mv_src_lane = {}
+        mv_src_buf = Signal(2)
+        mv_word = Signal(WORD_BITS)
+        with m.If(mv.rd_en):
+            m.d.sync += mv_src_buf.eq(mv.rd_buf)
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -130,28 +137,44 @@ class Accelerator(wiring.Component):
             host_row = word >> lane_bits
             host_lane = word[:lane_bits] if lane_bits else C(0, 1)
             host_wr = bus.write & is_buf & (buf_sel == i) & ~running
-            if name == "c":
-                with m.If(running):
+            # MOVE (rtl/move_unit.py): a word address is row (high bits) and lane
+            mv_rd = mv.rd_en & (mv.rd_buf == i)
+            mv_wr = mv.wr_en & (mv.wr_buf == i)
+            mv_rd_row, mv_wr_row = mv.rd_addr >> lane_bits, mv.wr_addr >> lane_bits
+            mv_wr_lane = mv.wr_addr[:lane_bits] if lane_bits else C(0, 1)
+            mv_src_lane[name] = Signal(max(1, lane_bits), name=f"mv_src_lane_{name}")
+            with m.If(mv_rd):
+                m.d.sync += mv_src_lane[name].eq(mv.rd_addr[:lane_bits] if lane_bits else 0)
+            with m.If(mv_wr):
+                m.d.comb += [buf.wr_en.eq(1), buf.wr_addr.eq(mv_wr_row),
+                             buf.wr_mask.eq(Mux(mv.wr_fill, (1 << lanes) - 1,
+                                                1 << mv_wr_lane))]
+                for d in range(lanes):
+                    m.d.comb += buf.wr_data[d].eq(Mux(mv.wr_fill, 0, mv_word))
+            if name == "c":         # C: the output stages' writes while running
+                with m.Elif(running):
                     m.d.comb += [buf.wr_en.eq(fab.out_valid), buf.wr_addr.eq(fab.out_addr),
                                  buf.wr_mask.eq(fab.out_mask)]
                     for d in range(lanes):
                         m.d.comb += buf.wr_data[d].eq(fab.out[d])
-                with m.Else():
-                    m.d.comb += [buf.wr_en.eq(host_wr), buf.wr_addr.eq(host_row),
-                                 buf.wr_mask.eq(1 << host_lane)]
-                    for d in range(lanes):
-                        m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
-                m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
-            else:
+            with m.Else():
                 m.d.comb += [buf.wr_en.eq(host_wr), buf.wr_addr.eq(host_row),
                              buf.wr_mask.eq(1 << host_lane)]
                 for d in range(lanes):
                     m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
-                with m.If(running):
+            with m.If(mv_rd):
+                m.d.comb += [buf.rd_addr.eq(mv_rd_row), buf.rd_en.eq(1)]
+            if name != "c":         # A and B: the CONTRACT's row reads while running
+                with m.Elif(running):
                     m.d.comb += [buf.rd_addr.eq(ctl.a_addr if name == "a" else ctl.b_addr),
                                  buf.rd_en.eq(ctl.rd_en)]
-                with m.Else():
-                    m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
+            with m.Else():
+                m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
+
+        with m.Switch(mv_src_buf):
+            for i, name in enumerate("abc"):
+                with m.Case(i):
+                    m.d.comb += mv_word.eq(Array(bufs[name].rd_data)[mv_src_lane[name]])
 
         # Read pipeline: cycle 1 memories answer, cycle 2 rdata/rvalid.
         r_valid1 = Signal()
@@ -171,7 +194,8 @@ class Accelerator(wiring.Component):
                          (Reg.STALL_DRAIN, ctl.cnt_stall_drain),
                          (Reg.STALL_FILL, ctl.cnt_stall_fill),
                          (Reg.STALL_CONFIG, ctl.cnt_stall_config),
-                         (Reg.INSTRUCTIONS, ctl.cnt_instructions)):
+                         (Reg.INSTRUCTIONS, ctl.cnt_instructions),
+                         (Reg.MOVE, ctl.cnt_move)):
             regs[reg] = sig[:32]
             if cfg.counter_bits > 32:
                 regs[reg + 1] = sig[32:]

@@ -60,6 +60,7 @@ class ChainResult:
     backend: str
     steps: list = field(default_factory=list, repr=False)
     wall_seconds: float = 0.0
+    resident: object = field(default=None, repr=False)   # sim.resident.ResidentRun
 
     def to_dict(self) -> dict:
         return {"config": self.config, "backend": self.backend,
@@ -120,9 +121,11 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
 
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
-              session=None, **backend_options) -> ChainResult:
+              session=None, resident: bool = False, **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
-    ``session`` reuses an open ``harness.Session`` (its config and backend win)."""
+    ``session`` reuses an open ``harness.Session`` (its config and backend win).
+    ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
+    outputs returned are then the ones no step consumes."""
     from .harness import Session
 
     t0 = time.perf_counter()
@@ -130,6 +133,24 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     cfg = get_config(config)
     own = session is None
     sess = Session(cfg, backend, **backend_options) if own else session
+    if resident:
+        from .resident import run_resident
+        try:
+            run = run_resident(plan, tensors, sess)
+        finally:
+            if own:
+                sess.close()
+        cfg = sess.config
+        cyc = run.cycles
+        busy = cyc["compute"] + cyc["on_chip_moves"]
+        return ChainResult(
+            outputs=run.outputs, cycles={k: cyc[k] for k in ("compute", "on_chip_moves",
+                                                             "host_transfer", "total")},
+            host_words=run.host_words, useful_macs=run.useful_macs,
+            mac_utilization=run.useful_macs / (cfg.macs * busy) if busy else 0.0,
+            mac_utilization_with_transfer=run.useful_macs / (cfg.macs * cyc["total"]),
+            config=cfg.name, backend=sess.backend.name, steps=[],
+            wall_seconds=time.perf_counter() - t0, resident=run)
     try:
         values = {k: np.asarray(v) for k, v in tensors.items()}
         results = []

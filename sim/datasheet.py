@@ -10,6 +10,8 @@ import numpy as np
 
 from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.config import PRESETS, get_config
+from fetta.sw_model.accel.move import (MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
+                                       MOVE_TAIL, MOVE_WORDS, MW)
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
                                           MAGIC, PROG_BASE, READ_LATENCY, Ctrl, ErrorCode,
                                           Reg, Status)
@@ -182,6 +184,24 @@ def _isa() -> list[str]:
             "written to C, the sums stay in the accumulators). Neither changes the "
             "timing; the compiler uses them for reductions longer than the buffers "
             "hold, one one-tile CONTRACT per K chunk (`sw_model/program/kchunk.py`).", ""]
+    out += [f"### MOVE payload ({MOVE_WORDS} words; `MW` offsets " +
+            ", ".join(f"{w.name} = {int(w)}" for w in MW) + ")", ""]
+    rows = []
+    for f in MOVE_FIELDS:
+        if f.name.startswith("level") and not f.name.startswith("level0."):
+            continue
+        name = f.name.replace("level0.", f"level i (0..{MOVE_LEVELS - 1}).")
+        word = f"{f.word} + 3i" if f.name.startswith("level") else str(f.word)
+        rows.append([word, f"{f.lsb + f.width - 1}..{f.lsb}", name, f.kind])
+    out += _table(["word", "bits", "field", "kind"], rows)
+    out += ["`src`, `dst`: 0 A, 1 B, 2 C (3 illegal; a copy needs two different "
+            "buffers). Word address `w` of a buffer = bank `w % lanes`, row "
+            "`w // lanes`. For every point of the nest (level 0 outermost): "
+            "`dst[dst_base + sum c_i dst_stride_i] = src[src_base + sum c_i "
+            "src_stride_i]`; with `fill` the destination word's whole row is cleared "
+            "and nothing is read. Presets without the unit (`move_unit` false: " +
+            (", ".join(p for p in PRESETS if not get_config(p).move_unit) or "none") +
+            ") treat MOVE as an illegal opcode (`sw_model/accel/move.py`).", ""]
     return out
 
 
@@ -191,7 +211,10 @@ def _timing() -> list[str]:
             f"{CONTRACT_WORDS} + 1 + {len(CHECK_PASSES)} x ({COUNT_BITS} + 1) + 1` "
             "(fetch, payload, validate, bound check) + one issue per (tile, k step) + "
             "drain stalls + tail; a drain stall of `drain_cycles - ksteps` is added per "
-            "tile after the first when `ksteps < drain_cycles`. SYNC and HALT: 2 "
+            "tile after the first when `ksteps < drain_cycles`. MOVE: `2 + "
+            f"{MOVE_WORDS} + 1 + {len(MOVE_CHECK_PASSES)} x ({COUNT_BITS} + 1) + 1` "
+            f"(fetch, payload, validate, range check) + one cycle per element + "
+            f"{MOVE_TAIL} (the last write). SYNC and HALT: 2 "
             "cycles. Per-preset constants: section 1. The compiler's "
             "`predict_cycles` is this model; tests compare it with the RTL's CYCLES "
             "counter on every random contraction.", ""]
@@ -310,7 +333,7 @@ def _control() -> list[str]:
            "",
            "Counters (read lo then hi word; cleared by CLEAR only, never by START, so "
            "they accumulate over programs until cleared). `cycles = stall_config + "
-           "stall_fill + mac_active + stall_drain`:", ""]
+           "stall_fill + mac_active + stall_drain + move`:", ""]
     out += _table(["counter", "register", "counts"],
                   [[n, f"0x{int(r):02x}", cnt[r.name]] for n, r in COUNTERS.items()])
     out += ["Errors 1-4 halt at once: STATUS.ERROR set, the code in STATUS bits 15..8, "
@@ -321,11 +344,12 @@ def _control() -> list[str]:
             "idle. CLEAR (while idle) zeroes the code, DONE, bit 3 and the counters.", ""]
     err_pc = {
         "ILLEGAL_OPCODE": "the header's address",
-        "ADDRESS_RANGE": "the CONTRACT's header (raised by the bound check, before "
-                         "any read or write)",
-        "BAD_CONFIG": "the header of the CONFIG/CONTRACT with a wrong payload length, "
-                      "a mapping that does not cover the CEs, or a field out of range "
-                      "(out_bits, shift, rounding 3, a count of 0)",
+        "ADDRESS_RANGE": "the CONTRACT's or MOVE's header (raised by the bound or "
+                         "range check, before any read or write)",
+        "BAD_CONFIG": "the header of the CONFIG/CONTRACT/MOVE with a wrong payload "
+                      "length, a mapping that does not cover the CEs, or a field out "
+                      "of range (out_bits, shift, rounding 3, a count of 0, a buffer "
+                      "code 3 or a copy within one buffer)",
         "PROGRAM_RANGE": "the header whose payload would pass the last program word, "
                          f"or the program depth when fetch runs past the end",
         "BUS_WHILE_BUSY": "the instruction running when the write was dropped",

@@ -67,6 +67,10 @@ class AccelConfig:
         counter_bits:  width of the performance counters, 32..48 (read as two 32-bit
                        words; the high word reads 0 below 33 bits). 32 bits wrap after
                        2**32 cycles (~86 s at 50 MHz).
+        move_unit:     the MOVE instruction's unit (``rtl.move_unit``: on-chip copies
+                       between buffers, the resident dataflow's path from one
+                       contraction's result to the next one's operand); without it
+                       MOVE is an illegal opcode and results travel through the host.
     """
 
     name: str = "custom"
@@ -84,6 +88,7 @@ class AccelConfig:
     dist_pipeline: int = 0
     mac_pipeline: int = 0
     counter_bits: int = 48
+    move_unit: bool = True
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -111,6 +116,9 @@ class AccelConfig:
         need_int("dist_pipeline", 0, min(2, 2 * (narrow.bit_length() - 1) - 2))
         need_int("mac_pipeline", 0, 1 if self.mac_kind == "multiply" else 0)
         need_int("counter_bits", 32, 48)
+        if not isinstance(self.move_unit, bool):
+            raise ValueError(f"config field move_unit={self.move_unit!r} is not a bool; "
+                             f"allowed true, false")
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")
@@ -179,10 +187,11 @@ PRESETS = {
     # iCE40UP5K: 2 CEs x 2x1 PEs, 4 multiply MACs on SB_MAC16 DSPs. Fits the part's
     # 5,280 logic cells with the UART bridge; 2 C lanes keep the 32-bit reduction
     # network small; one output stage serves both lanes; 32-bit counters. (2 x 4x1,
-    # all 8 DSPs, needs 5,928 cells: README "FPGA builds".)
+    # all 8 DSPs, needs 5,928 cells: README "FPGA builds".) No MOVE unit: it does not
+    # fit beside the array (results travel through the host).
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=1, bank_depth=256,
                          prog_depth=256, device="ice40up5k", out_share=2,
-                         counter_bits=32),
+                         counter_bits=32, move_unit=False),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
     # reduction network of 4 CEs x 4 columns did not route: README "FPGA builds"),
     # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network
@@ -234,6 +243,10 @@ def with_overrides(config, settings=()) -> AccelConfig:
                 changes[field] = int(raw, 0)
             except ValueError:
                 raise ValueError(f"--set {item!r}: {field} takes an integer") from None
+        elif kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {item!r}: {field} takes true or false")
+            changes[field] = raw.lower() in ("true", "1")
         elif raw.lower() == "none" and "None" in kind:
             changes[field] = None
         else:

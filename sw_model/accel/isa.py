@@ -8,6 +8,8 @@ Every instruction starts with a header word: ``opcode`` in bits 7..0, payload le
 * ``CONTRACT`` (0x02): one contraction, ``CONTRACT_WORDS`` payload words.
 * ``SYNC`` (0x03): wait until all previous work has drained (no payload).
 * ``HALT`` (0x04): stop; STATUS.DONE set.
+* ``MOVE`` (0x05): on-chip copy between buffers along a loop nest, ``move.MOVE_WORDS``
+  payload words (``sw_model/accel/move.py``).
 
 Any other opcode halts with ``ErrorCode.ILLEGAL_OPCODE``.
 """
@@ -39,6 +41,7 @@ class Op(enum.IntEnum):
     CONTRACT = 0x02
     SYNC = 0x03
     HALT = 0x04
+    MOVE = 0x05       # on-chip copy between buffers (sw_model.accel.move)
 
 
 def header(op: Op, length: int = 0) -> int:

@@ -23,7 +23,8 @@ Latencies (cycles):
   and the shadows taking the registered sums a cycle after the last step).
 
 Fixed instruction costs: ``fetch`` (FETCH + DECODE), ``config_words`` and
-``contract_words`` (payload words, one load cycle each).
+``contract_words`` (payload words, one load cycle each); a MOVE's cycles
+(``move_cycles``) are fixed but for one cycle per element.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 from .config import AccelConfig
 from .isa import CONTRACT_WORDS, check_cycles, config_words
+from .move import move_cycles
 from .routing import DISTRIBUTION_LATENCY, reduction_latency, reduction_n_switch_bits
 
 __all__ = ["Timing", "timing", "OUTPUT_STAGE_LATENCY", "FETCH_CYCLES"]
@@ -59,6 +61,10 @@ class Timing:
     def config_cycles(self) -> int:
         """Cycles of one CONFIG instruction: fetch, payload, commit."""
         return self.fetch + self.config_words + 1
+
+    def move_cycles(self, elements: int) -> int:
+        """Cycles of one MOVE of ``elements`` elements (``sw_model.accel.move``)."""
+        return move_cycles(elements, self.fetch)
 
     def contract_fixed(self) -> int:
         """Fixed cycles of one CONTRACT besides its issues and stalls: fetch,

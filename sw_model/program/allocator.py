@@ -51,7 +51,8 @@ finely rewrites the cores and rereads the gradients once per micro-batch, which 
 cost more than spilling at a larger micro-batch.
 
 Members: ``Placement``, ``Spill``, ``BankUse``, ``Allocation``, ``allocate``,
-``StepFit``, ``fit_batch``, ``STRATEGIES``, ``POLICIES``.
+``StepFit``, ``fit_batch``, ``STRATEGIES``, ``POLICIES``, ``Piece`` and
+``place_pieces`` (the placement rule alone, for other planners).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from .memory_model import (BANKS, Contraction, Home, Layout, Tensor, contraction
                            segment_bounds, tensor_table)
 
 __all__ = ["STRATEGIES", "POLICIES", "Placement", "Spill", "BankUse", "Allocation",
-           "allocate", "StepFit", "fit_batch"]
+           "allocate", "StepFit", "fit_batch", "Piece", "place_pieces"]
 
 STRATEGIES = ("first", "best")
 POLICIES = ("micro-batch", "host-words")
@@ -352,6 +353,17 @@ def _place(pieces: list[_Piece], depth: int, strategy: str):
                 fail = i
             active.append(i)
     return bases, fail
+
+
+# The placement rule for other planners (the resident chain runner, ``sim.resident``):
+# ``Piece(tensor, bank, start, end, rows)`` live ranges in, bases out.
+Piece = _Piece
+
+
+def place_pieces(pieces: list[_Piece], depth: int, strategy: str = "first"):
+    """Bases of ``pieces`` (by index) under the allocator's rule (module docstring),
+    and the first piece that ends above ``depth`` (None: all fit)."""
+    return _place(pieces, depth, strategy)
 
 
 def _bank_use(placements: list[Placement], cfg: AccelConfig, n: int) -> dict[str, BankUse]:

@@ -17,6 +17,7 @@ from ..accel import routing
 from ..accel.config import AccelConfig
 from ..arith.fixedpoint import Pow2Code, output_stage, wrap
 from ..accel.isa import Contract, Op, config_layout, decode_header
+from ..accel.move import Move, run_move
 
 __all__ = ["run_program"]
 
@@ -33,7 +34,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     ``state`` (a dict, updated in place) carries the PE accumulators (``"acc"``,
     ``n_ce x pe_rows x pe_cols`` wrap-around sums) from one program to the next, as
     the hardware keeps them: a CONTRACT with ``acc_continue`` starts its tiles from
-    them, one with ``acc_hold`` leaves its last tile in them and writes nothing."""
+    them, one with ``acc_hold`` leaves its last tile in them and writes nothing.
+    MOVE instructions copy between the buffers (``sw_model.accel.move.run_move``);
+    after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
     red_bits = routing.reduction_n_switch_bits(cfg.c_lanes)
@@ -51,6 +54,7 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
         op, n = decode_header(program[pc])
         payload = program[pc + 1: pc + 1 + n]
         if op == Op.HALT:
+            state["A"], state["B"] = a_buf, b_buf
             return c_buf
         if op == Op.SYNC:
             pc += 1
@@ -101,6 +105,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                                                  rounding=rnd,
                                                  out_bits=out_bits, seed=seed,
                                                  acc_bits=cfg.acc_bits, index=index)
+        elif op == Op.MOVE and cfg.move_unit:
+            run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         else:
             raise ValueError(f"illegal opcode {op:#x} at program word {pc}")
         pc += 1 + n

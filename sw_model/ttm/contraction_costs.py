@@ -26,8 +26,15 @@ __all__ = ["CostFn", "cycles_cost", "SplitTable"]
 CostFn = Callable[[str, tuple, tuple], float]
 
 
-def cycles_cost(config="tiny") -> CostFn:
+def cycles_cost(config="tiny", resident: bool = False) -> CostFn:
     """The accelerator cycle model as a CSSE cost, for preset/config ``config``.
+
+    ``resident=True`` costs the resident dataflow: every intermediate (a node that is
+    not a network's root) is moved on chip from C into its consumer's layout, costed
+    as one MOVE of its elements (``cost.move_cost(elements)``:
+    ``timing.move_cycles``; a lower bound: the exact relayout may take more MOVEs and
+    a fill of the padding, ``sw_model.program.moves``), added by ``SplitTable``, so the
+    search weighs a plan's moves against its compute.
 
     Calls ``sw_model.program.compiler.predict_cycles(spec, shape_a, shape_b, config)`` (imported
     lazily; ValueError if the compiler is not importable). A contraction that does not
@@ -89,6 +96,13 @@ def cycles_cost(config="tiny") -> CostFn:
             from ..program.kchunk import kchunk_plan
             return kchunk_plan(sp, *shapes(sizes), cfg).predicted_cycles
         return total(sizes, 0)
+    if resident:
+        if not cfg.move_unit:
+            raise ValueError(f"cost 'cycles' with resident=True needs a MOVE unit; config "
+                             f"'{cfg.name}' has move_unit=False")
+        from ..accel.timing import timing
+        tm = timing(cfg)
+        cost.move_cost = tm.move_cycles
     return cost
 
 
@@ -119,7 +133,12 @@ class SplitTable:
                     c = cache[key] = cost_fn(*key)
                 if best is None or c < best[0]:
                     best = (c, p, q)
-            return None if best[0] == math.inf else best
+            if best[0] == math.inf:
+                return None
+            move = getattr(cost_fn, "move_cost", None)
+            if move is not None and (a | b) not in roots:
+                best = (best[0] + move(net.elements(a | b)), best[1], best[2])
+            return best
 
         self.splits: dict[int, list[tuple[float, int, int]]] = {}
         for s in range(1, net.full):

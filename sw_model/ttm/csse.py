@@ -143,13 +143,16 @@ def _largest_intermediate(net: StepNetwork, plan: Plan) -> int:
 
 def search(in_modes, out_modes, ranks, batch, cost: str = "macs", config="tiny",
            cycle_cost: CostFn | None = None, memory_budget: int | None = None,
-           elem_bytes: int = 2, share: bool = True, proof_nodes: int = 4000) -> Plan:
+           elem_bytes: int = 2, share: bool = True, proof_nodes: int = 4000,
+           resident: bool = False) -> Plan:
     """Search contraction orders for one layer's training step; return the joint Plan.
 
     ``cost``: ``"macs"``, ``"memory"`` (smallest largest-intermediate of the step, then
     MACs) or ``"cycles"`` (``cycle_cost(spec, shape_a, shape_b)``, default the compiler's
     ``predict_cycles`` on preset/config ``config``). ``share=False`` gives the independent
-    per-network optima with nothing kept across networks.
+    per-network optima with nothing kept across networks. ``resident=True`` (with
+    ``"cycles"``) adds each intermediate's on-chip MOVE into its consumer's layout to
+    the cost (``contraction_costs.cycles_cost``), the resident dataflow's cost.
 
     ``memory_budget`` (bytes, ``elem_bytes`` per element) bounds ``peak_bytes`` of the
     plan. Search space under a budget: for each cap L on intermediate size (descending
@@ -173,7 +176,7 @@ def search(in_modes, out_modes, ranks, batch, cost: str = "macs", config="tiny",
     net = StepNetwork(in_modes, out_modes, ranks, batch)
     cost_fn = None
     if cost == "cycles":
-        cost_fn = cycle_cost if cycle_cost is not None else cycles_cost(config)
+        cost_fn = cycle_cost if cycle_cost is not None else cycles_cost(config, resident)
     cache: dict = {}
 
     # Independent optima, one network at a time.

@@ -297,6 +297,27 @@ def test_cycles_cost_matches_predict_total():
             kchunk.predict_total(spec, net.shape(a), net.shape(b), "tiny")[0]
 
 
+def test_resident_cycles_cost_adds_one_move_per_intermediate():
+    """With the resident cost every non-root node's splits cost one MOVE of its
+    elements more; roots (read by the host) cost nothing more."""
+    from fetta.sw_model.accel.timing import timing
+    from fetta.sw_model.ttm.contraction_costs import SplitTable
+    net = StepNetwork((4, 4, 2), (2, 4, 4), (4, 4), 8)
+    plain = SplitTable(net, cycles_cost("tiny"), None)
+    res = SplitTable(net, cycles_cost("tiny", resident=True), None)
+    roots = set(net.roots.values())
+    from fetta.sw_model.accel.config import get_config
+    tm = timing(get_config("tiny"))
+    checked = 0
+    for s, lst in plain.splits.items():
+        extra = 0 if s in roots else tm.move_cycles(net.elements(s))
+        assert [c + extra for c, _, _ in lst] == sorted(c for c, _, _ in res.splits[s])
+        checked += s not in roots
+    assert checked > 0
+    with pytest.raises(ValueError, match="move_unit=False"):
+        cycles_cost("ice40", resident=True)
+
+
 # ---- memory ------------------------------------------------------------------------
 
 def test_memory_cost_minimizes_largest_intermediate():

@@ -1,0 +1,179 @@
+"""The MOVE unit: range check and address walk of a MOVE instruction
+(``sw_model/accel/move.py``), the on-chip copy between buffers."""
+
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from fetta.sw_model.accel.config import AccelConfig
+from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
+from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_CYCLES, MOVE_CHECK_PASSES,
+                                       MOVE_FIELD, MOVE_LEVELS, MOVE_WORDS, MW)
+
+from .loop_nest import LoopNest
+
+__all__ = ["MoveUnit"]
+
+_X = 50     # range-check arithmetic: |(count-1) * stride| < 2**44, 8 of them + a base
+
+
+class MoveUnit(wiring.Component):
+    """Range check and address generation of one MOVE at a time.
+
+    The controller streams the payload in (``load``, ``load_word``, ``data``); then
+    ``check_start`` runs the serial range check, which reads every stride word back
+    through ``word``/``data`` (the controller puts the program memory's read port on
+    ``word``) and, with ``n_t = count_t - 1``, computes::
+
+        P[s][t]     = n_t * stride[s][t]                 (13 Horner steps, one adder)
+        lo_s, hi_s  = base_s + sum_t min(0, P) , base_s + sum_t max(0, P)
+        delta[s][t] = stride[s][t] - sum_{j inner to t} P[s][j]
+
+    for the source and destination streams (``sw_model.accel.move.MOVE_CHECK_PASSES``:
+    source levels innermost first, then destination). ``check_done`` is high
+    ``MOVE_CHECK_CYCLES`` cycles after ``check_start``, with ``check_ok``: the
+    destination range inside its buffer and, unless ``fill``, the source range inside
+    its buffer. The deltas go into the address walk's tables (``rtl.loop_nest``).
+
+    ``run_start`` starts the walk; every cycle with ``step`` issues one element: a
+    source word read (``rd_en``, ``rd_buf``, ``rd_addr``; the buffer's read data comes
+    back the next cycle on ``rd_word``, selected by the top) and, one cycle later, the
+    destination write (``wr_en``, ``wr_buf``, ``wr_addr``, ``wr_fill``: with ``fill``
+    the whole destination row is cleared, nothing is read). ``last``: the element
+    being issued is the final one. Latency: the write of an element is 1 cycle after
+    its issue (``MOVE_TAIL``).
+
+    ``bad``: the loaded payload has a buffer code 3, a copy whose source and
+    destination are the same buffer, or a loop count of 0 or above ``COUNT_MAX``
+    (the controller halts with ``BAD_CONFIG``).
+
+    Addresses are word addresses (``row * lanes + lane`` of the buffer), ``W`` bits:
+    enough for the largest buffer.
+    """
+
+    def __init__(self, config: AccelConfig):
+        self.config = cfg = config
+        self.words = {"A": cfg.a_lanes * cfg.bank_depth, "B": cfg.b_lanes * cfg.bank_depth,
+                      "C": cfg.c_lanes * cfg.bank_depth}
+        self.W = W = (max(self.words.values()) - 1).bit_length()
+        super().__init__({
+            "load": In(1), "load_word": In(range(MOVE_WORDS)), "data": In(32),
+            "word": Out(8), "check_start": In(1), "check_cancel": In(1),
+            "check_done": Out(1), "check_ok": Out(1), "bad": Out(1),
+            "run_start": In(1), "step": In(1), "last": Out(1),
+            "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(W),
+            "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(W), "wr_fill": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        B, W, L = COUNT_BITS, self.W, MOVE_LEVELS
+        fs = MOVE_FIELD
+
+        # -- payload registers ------------------------------------------------------
+        src = Signal(2)
+        dst = Signal(2)
+        fill = Signal()
+        base = {"src": Signal(32, name="base_src"), "dst": Signal(32, name="base_dst")}
+        n = [Signal(B, name=f"mn{i}") for i in range(L)]
+        bad_count = Signal()
+        d = self.data
+        assert fs["src"].word == fs["dst"].word == fs["fill"].word == MW.MODE
+        with m.If(self.load):
+            with m.Switch(self.load_word):
+                with m.Case(MW.MODE):
+                    m.d.sync += [src.eq(d[fs["src"].lsb:][:2]), dst.eq(d[fs["dst"].lsb:][:2]),
+                                 fill.eq(d[fs["fill"].lsb]), bad_count.eq(0)]
+                with m.Case(MW.SRC_BASE):
+                    m.d.sync += base["src"].eq(d)
+                with m.Case(MW.DST_BASE):
+                    m.d.sync += base["dst"].eq(d)
+                for i in range(L):
+                    f = fs[f"level{i}.count"]
+                    with m.Case(f.word):
+                        count = d[f.lsb:f.lsb + f.width]
+                        m.d.sync += n[i].eq(count - 1)
+                        with m.If((count == 0) | (count > COUNT_MAX)):
+                            m.d.sync += bad_count.eq(1)
+        m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count)
+
+        # -- range check + deltas (serial, one Horner adder) ----------------------------
+        passes = MOVE_CHECK_PASSES
+        NP = len(passes)
+        assert [ps.stream for ps in passes] == ["src"] * L + ["dst"] * L
+
+        def table(values, shape):
+            return Array(Const(v, shape) for v in values)
+
+        word_of = table([ps.word for ps in passes], 8)
+        word_next = table([ps.word for ps in passes[1:]] + [passes[0].word], 8)
+        level_of = table([ps.level for ps in passes], range(L))
+        p = Signal(range(NP))
+        hd = Signal(range(B), init=B - 1)
+        acc_phase = Signal()
+        busy = Signal()
+        P = Signal(signed(_X))
+        S = Signal(signed(_X))
+        lo, hi = Signal(signed(_X)), Signal(signed(_X))
+        slo, shi = Signal(signed(_X)), Signal(signed(_X))     # the source's, kept
+        m.d.comb += self.word.eq(Mux(acc_phase, word_next[p], word_of[p]))
+        stride = Signal(signed(_X))
+        m.d.comb += stride.eq(d.as_signed())
+        bit = Array(n)[level_of[p]].bit_select(hd, 1)
+        dst_pass = p >= L
+
+        m.d.sync += self.check_done.eq(0)
+        with m.If(self.check_start):
+            m.d.sync += [busy.eq(1), p.eq(0), hd.eq(B - 1), acc_phase.eq(0), S.eq(0),
+                         lo.eq(base["src"]), hi.eq(base["src"])]
+        with m.Elif(self.check_cancel):
+            m.d.sync += [busy.eq(0), p.eq(0), hd.eq(B - 1), acc_phase.eq(0)]
+        with m.Elif(busy & ~acc_phase):
+            prev = Mux(hd == B - 1, 0, P << 1)
+            m.d.sync += P.eq(prev + Mux(bit, stride, 0))
+            with m.If(hd == 0):
+                m.d.sync += acc_phase.eq(1)
+            with m.Else():
+                m.d.sync += hd.eq(hd - 1)
+            with m.If((hd == B - 1) & (p == L)):
+                # the destination stream's first pass: keep the source's extremes
+                m.d.sync += [slo.eq(lo), shi.eq(hi), S.eq(0), lo.eq(base["dst"]),
+                             hi.eq(base["dst"])]
+        with m.Elif(busy):
+            m.d.sync += S.eq(S + P)
+            with m.If(P < 0):
+                m.d.sync += lo.eq(lo + P)
+            with m.Else():
+                m.d.sync += hi.eq(hi + P)
+            m.d.sync += [acc_phase.eq(0), hd.eq(B - 1)]
+            with m.If(p == NP - 1):
+                m.d.sync += [busy.eq(0), p.eq(0), self.check_done.eq(1)]
+            with m.Else():
+                m.d.sync += p.eq(p + 1)
+
+        limits = Array(Const(self.words[b], _X) for b in BUFS + ("A",))
+        dst_ok = (lo >= 0) & (hi < limits[dst])
+        src_ok = (slo >= 0) & (shi < limits[src])
+        m.d.comb += self.check_ok.eq(dst_ok & (fill | src_ok))
+
+        # -- the address walk -----------------------------------------------------------
+        walk = LoopNest(L, {"src": W, "dst": W}, count_bits=B)
+        m.submodules.walk = walk
+        m.d.comb += [walk.wr_en.eq(busy & acc_phase), walk.wr_stream.eq(dst_pass),
+                     walk.wr_level.eq(level_of[p]), walk.wr_data.eq((stride - S)[:32]),
+                     walk.base_src.eq(base["src"][:W]), walk.base_dst.eq(base["dst"][:W]),
+                     walk.start.eq(self.run_start), walk.step.eq(self.step),
+                     self.last.eq(walk.last)]
+        for i in range(L):
+            m.d.comb += walk.n[i].eq(n[i])
+        assert MOVE_CHECK_CYCLES == NP * (B + 1) + 1
+
+        # issue: the source read now, the destination write one cycle later
+        pending = Signal()
+        wr_addr = Signal(W)
+        m.d.comb += [self.rd_en.eq(self.step & ~fill), self.rd_buf.eq(src),
+                     self.rd_addr.eq(walk.addr_src),
+                     self.wr_en.eq(pending), self.wr_buf.eq(dst), self.wr_addr.eq(wr_addr),
+                     self.wr_fill.eq(fill)]
+        m.d.sync += [pending.eq(self.step), wr_addr.eq(walk.addr_dst)]
+        return m

@@ -1,0 +1,107 @@
+"""MOVE on the RTL (Amaranth simulator): copies and fills equal the ISA's semantics
+(``sw_model.accel.move.run_move``), the cycle count equals ``move_cycles``, and a
+refused MOVE halts with its error code and writes nothing."""
+
+import numpy as np
+import pytest
+
+from fetta.sim.backends.pysim import PysimBackend
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status, buffer_base
+from fetta.sw_model.accel.isa import HALT
+from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes, run_move
+from fetta.sw_model.accel.timing import timing
+
+CFG = get_config("tiny")
+ROWS = 48          # rows of each buffer the tests write and compare
+
+
+@pytest.fixture(scope="module")
+def be():
+    b = PysimBackend(CFG)
+    yield b
+    b.close()
+
+
+def _load(be, rng):
+    bufs = {}
+    for i, name in enumerate(BUFS):
+        lanes = buffer_lanes(CFG, name)
+        rows = np.zeros((CFG.bank_depth, lanes), dtype=np.int64)
+        rows[:ROWS] = rng.integers(-32768, 32768, (ROWS, lanes))
+        be.write(buffer_base(i), (rows[:ROWS].reshape(-1) & 0xFFFF).tolist())
+        bufs[name] = rows
+    return bufs
+
+
+def _contents(be, name):
+    i, lanes = BUFS.index(name), buffer_lanes(CFG, name)
+    words = np.array(be.read(buffer_base(i), ROWS * lanes), dtype=np.int64) & 0xFFFF
+    return (((words + 32768) & 0xFFFF) - 32768).reshape(ROWS, lanes)
+
+
+def _random_move(rng):
+    src, dst = rng.choice(BUFS, 2, replace=False)
+    fill = bool(rng.random() < 0.2)
+    levels = []
+    for _ in range(int(rng.integers(1, 4))):
+        levels.append(MoveLevel(int(rng.integers(1, 5)), int(rng.integers(-3, 9)),
+                                int(rng.integers(-3, 9))))
+    # bases far enough from 0 that negative strides stay in range
+    return Move(str(src), str(dst), int(rng.integers(40, 120)), int(rng.integers(40, 120)),
+                tuple(levels), fill)
+
+
+def test_random_moves_match_the_isa_semantics_and_cycle_model(be):
+    rng = np.random.default_rng(7)
+    tm = timing(CFG)
+    for trial in range(4):
+        bufs = _load(be, rng)
+        moves = [_random_move(rng) for _ in range(3)]
+        be.clear()
+        be.write(PROG_BASE, [w for mv in moves for w in mv.encode()] + [HALT])
+        st = be.run(100_000)
+        assert st.ok, hex(st.status)
+        for mv in moves:
+            run_move(CFG, mv, bufs)
+        for name in BUFS:
+            got, want = _contents(be, name), bufs[name][:ROWS]
+            bad = np.argwhere(got != want)
+            assert not len(bad), (f"trial {trial} buffer {name} row/lane "
+                                  f"{tuple(bad[0])}: RTL {got[tuple(bad[0])]}, model "
+                                  f"{want[tuple(bad[0])]} ({moves})")
+        c = st.counters
+        assert c["cycles"] == sum(tm.move_cycles(mv.elements) for mv in moves) + tm.fetch
+        assert c["move_cycles"] == sum(mv.elements for mv in moves)
+        assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
+                               + c["stall_drain"] + c["move_cycles"])
+
+
+@pytest.mark.parametrize("move, code", [
+    # destination past the end of A
+    (Move("C", "A", 0, CFG.a_lanes * CFG.bank_depth - 2, (MoveLevel(3, 1, 1),)),
+     ErrorCode.ADDRESS_RANGE),
+    # source below 0
+    (Move("B", "A", 1, 0, (MoveLevel(3, -1, 1),)), ErrorCode.ADDRESS_RANGE),
+    # a copy within one buffer
+    (Move("A", "A", 0, 100, (MoveLevel(3, 1, 1),)), ErrorCode.BAD_CONFIG),
+])
+def test_refused_move_halts_and_writes_nothing(be, move, code):
+    rng = np.random.default_rng(1)
+    bufs = _load(be, rng)
+    good = Move("C", "B", 0, 0, (MoveLevel(4, 1, 1),))
+    be.clear()
+    be.write(PROG_BASE, move.encode() + good.encode() + [HALT])
+    st = be.run(100_000)
+    assert st.status & Status.ERROR and (st.status >> 8) & 0xFF == code
+    assert st.counters["move_cycles"] == 0
+    for name in BUFS:
+        assert np.array_equal(_contents(be, name), bufs[name][:ROWS]), name
+
+
+def test_move_is_an_illegal_opcode_without_the_unit():
+    cfg = CFG.replace(name="tiny-nomove", move_unit=False)
+    with PysimBackend(cfg) as b:
+        b.write(PROG_BASE, Move("C", "A", 0, 0).encode() + [HALT])
+        st = b.run(10_000)
+        assert (st.status >> 8) & 0xFF == ErrorCode.ILLEGAL_OPCODE
