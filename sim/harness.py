@@ -45,6 +45,7 @@ from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
 
 from fetta.api_checks import check_contract_args
 from fetta.sim.backends.base import Backend, get_backend
+from fetta.sim.onchip import OnChipResults, contract_onchip
 from fetta.errors import FettaError
 
 __all__ = ["ContractionResult", "Session", "run_contraction", "transfer_words"]
@@ -78,6 +79,7 @@ class ContractionResult:
     compiled: CompiledContraction | None = field(default=None, repr=False)
     host_words: dict = field(default_factory=lambda: {"written": 0, "read": 0,
                                                       "skipped": 0})
+    move_cycles: int = 0          # cycles of MOVEs bringing on-chip operands (sim.onchip)
 
     @property
     def host_cycles(self) -> int:
@@ -163,13 +165,19 @@ class Session:
     """One accelerator instance (a backend) that runs many contractions.
 
     ``residency=False`` rewrites every operand row and program word on every call.
+    ``resident=True`` keeps results in C and moves them on chip into the next
+    contraction that reads them (``sim.onchip``).
     ``stats`` accumulates over the session: contractions, chunks, compile cache
     hits/misses, host words written/read/skipped and the peak rows used per buffer
     and program words (on-chip memory high-water marks)."""
 
     def __init__(self, config="tiny", backend: str | Backend = "pysim", *,
-                 residency: bool = True, **backend_options):
+                 residency: bool = True, resident: bool = False, **backend_options):
         self.config: AccelConfig = get_config(config)
+        if resident and not self.config.move_unit:
+            raise FettaError(f"resident results need the MOVE unit; config "
+                             f"'{self.config.name}' has move_unit=False")
+        self.onchip = OnChipResults(self.config.bank_depth) if resident else None
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -184,8 +192,11 @@ class Session:
         self.invalidate()
 
     def invalidate(self) -> None:
-        """Forget what is resident: the next contraction rewrites everything."""
+        """Forget what is resident: the next contraction rewrites everything (and
+        no kept result is moved from C)."""
         cfg = self.config
+        if getattr(self, "onchip", None) is not None:
+            self.onchip.drop()
         self._resident = {0: _Resident(cfg.bank_depth, cfg.a_lanes),
                           1: _Resident(cfg.bank_depth, cfg.b_lanes),
                           "prog": _Resident(cfg.prog_depth, 1)}
@@ -261,6 +272,7 @@ class Session:
         after each output chunk."""
         cfg = self.config
         t0 = time.perf_counter()
+        a_obj, b_obj = a, b
         args = check_contract_args(cfg, spec, a, b, shift=shift, rounding=rounding,
                                    out_bits=out_bits, seed=seed, mapping=mapping,
                                    max_cycles=max_cycles)
@@ -270,9 +282,17 @@ class Session:
         kw = dict(shift=args["shift"], rounding=args["rounding"],
                   out_bits=args["out_bits"], seed=args["seed"], mapping=mapping)
         if needs_kchunks(sp, sizes, cfg, mapping):
+            if self.onchip is not None:
+                self.onchip.drop()
             total = self._contract_kchunked(sp, a, b, max_cycles=max_cycles, **kw)
             return self._finish(total, sp, a, b, t0)
         parts = self._chunk_plan(sp, a.shape, b.shape, mapping)
+        if self.onchip is not None:
+            if parts == [({}, 0)]:
+                res = ContractionResult(**contract_onchip(
+                    self, sp, a, b, a_obj, b_obj, max_cycles=max_cycles, **kw))
+                return self._finish(res, sp, a, b, t0)
+            self.onchip.drop()      # the chunks' programs write C from row 0
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
         for done, (ranges, offset) in enumerate(parts, 1):
@@ -315,6 +335,7 @@ class Session:
             return res
         total.cycles += res.cycles
         total.predicted_cycles += res.predicted_cycles
+        total.move_cycles += res.move_cycles
         total.counters = {k: v + res.counters[k] for k, v in total.counters.items()}
         total.host_words = {k: v + res.host_words[k] for k, v in total.host_words.items()}
         return total

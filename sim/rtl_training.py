@@ -20,9 +20,9 @@ Accounting (the ``finish`` hook adds it to the results JSON):
   ``forward``; ``input_gradient`` (backward contractions only the layer's ``dx``
   needs); ``core_gradients`` (every other backward contraction, including ones the
   joint plan shares between ``dx`` and the ``dg``); ``host_transfer`` (host-bus words
-  moved, at one word per cycle — see ``sim/harness.py``); ``on_chip_moves`` (layout
-  passes on chip: always 0, the compiler emits none; tensors go through the host);
-  ``total``. Evaluation contractions are counted apart under ``eval``.
+  moved, at one word per cycle — see ``sim/harness.py``); ``on_chip_moves`` (the
+  MOVE instructions that bring kept results from C into the next contraction's
+  layout, with ``resident=True``, ``sim/onchip.py``; 0 otherwise); ``total``. Evaluation contractions are counted apart under ``eval``.
 * ``host_words_per_step``: host-bus words written and read per training step (mean).
 * ``mac_utilization``: useful MACs / (array MACs x compute cycles) over training
   contractions (``mac_utilization_with_transfer`` counts host-transfer cycles too).
@@ -34,10 +34,11 @@ Accounting (the ``finish`` hook adds it to the results JSON):
 Residency: the compiler places every contraction's operands at row 0 of buffers A and
 B in that contraction's own lane layout, so the buffers hold one contraction at a time;
 the session skips only rows that are already there with the same contents (e.g. a
-chunked contraction's shared operand, repeated programs). Keeping weights and saved
-activations resident across contractions would need per-operand base offsets in the
-compiler and an on-chip relayout (C buffer -> A/B); on ``tiny`` host transfer is the
-largest phase of a digits step.
+chunked contraction's shared operand, repeated programs). With ``resident=True``
+(``--resident``) results stay in C and the next contraction that reads one gets it by
+MOVE instructions instead of the host writing it back (``sim/onchip.py``); the host
+still reads every result (the adaptive-shift votes and the elementwise work run on
+the host).
 
 Clock: ``--clock-mhz`` or the preset's clock (``sw_model.accel.measured.preset_clock``:
 the measured Fmax of an FPGA preset's stored ``fetta synth --json`` summary, the stated
@@ -103,10 +104,12 @@ class RtlTraining:
              or pass ``session=``.
         verify: ``all`` | ``sample`` | ``off``.
         clock_mhz: clock for simulated time (default: the preset's, ``clock_for``).
+        resident: keep results on chip (``sim.onchip``; needs the MOVE unit).
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
-                 clock_mhz: float | None = None, session: Session | None = None):
+                 clock_mhz: float | None = None, session: Session | None = None,
+                 resident: bool = False):
         self.config = get_config(config)
         if verify not in VERIFY_MODES:
             raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
@@ -116,13 +119,15 @@ class RtlTraining:
         self.verify = verify
         self.sim = session.backend.name if session is not None else sim
         t0 = time.perf_counter()
-        self.session = session or Session(self.config, sim)
+        self.session = session or Session(self.config, sim, resident=resident)
+        self.resident = self.session.onchip is not None
         self.setup_seconds = time.perf_counter() - t0
         self._pending = []          # results of executor calls not yet observed
         self._group = None          # (train_step, layer) of buffered backward contractions
         self._group_rows = []       # [(out, a, b, compute cycles)]
         self.steps: dict[int, dict] = {}
-        self.eval = {"compute": 0, "host_transfer": 0, "contractions": 0}
+        self.eval = {"compute": 0, "on_chip_moves": 0, "host_transfer": 0,
+                     "contractions": 0}
         self.useful_macs = 0
         self.compute_cycles = 0
         self.host_cycles = 0
@@ -151,8 +156,10 @@ class RtlTraining:
         if self._should_verify(ev):
             self._check(ev)
         self.contractions += 1
+        compute = res.cycles - res.move_cycles
         if ev.phase == "eval":
-            self.eval["compute"] += res.cycles
+            self.eval["compute"] += compute
+            self.eval["on_chip_moves"] += res.move_cycles
             self.eval["host_transfer"] += res.host_cycles
             self.eval["contractions"] += 1
             return
@@ -161,15 +168,16 @@ class RtlTraining:
         self.host_cycles += res.host_cycles
         rec = self.steps.setdefault(ev.train_step, dict.fromkeys(PHASES, 0))
         rec["host_transfer"] += res.host_cycles
+        rec["on_chip_moves"] += res.move_cycles
         if ev.phase == "forward":
             self._flush()
-            rec["forward"] += res.cycles
+            rec["forward"] += compute
             return
         key = (ev.train_step, ev.layer)
         if key != self._group:
             self._flush()
             self._group = key
-        self._group_rows.append((ev.step.out, ev.step.a, ev.step.b, res.cycles))
+        self._group_rows.append((ev.step.out, ev.step.a, ev.step.b, compute))
 
     def _flush(self) -> None:
         """Attribute a finished layer's backward contractions to input_gradient (only
@@ -226,7 +234,7 @@ class RtlTraining:
         cycles = {p: sum(s[p] for s in per_step) for p in PHASES}
         cycles["total"] = sum(cycles.values())
         cycles["eval"] = dict(self.eval, total=self.eval["compute"] +
-                              self.eval["host_transfer"])
+                              self.eval["on_chip_moves"] + self.eval["host_transfer"])
         n = len(per_step)
         mean = cycles["total"] / n if n else 0.0
         hz = self.clock_mhz * 1e6
@@ -240,6 +248,8 @@ class RtlTraining:
             "accelerator": {"config": cfg.to_dict(), "sim": self.sim, "macs": cfg.macs},
             "commit": source_commit(),
             "verify": self.verify, "contractions": self.contractions,
+            "resident": self.resident,
+            "on_chip_results": dict(self.session.onchip.stats) if self.resident else None,
             "verified": self.verified, "mismatches": self.mismatches,
             "cycles": cycles, "cycles_per_step": per_step, "steps_simulated": n,
             "mac_utilization": self.useful_macs / (cfg.macs * self.compute_cycles)

@@ -19,7 +19,7 @@ from .options import add_config
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
 
-RTL_ONLY = ("sim", "config", "verify", "clock_mhz")
+RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident")
 
 
 def _numpy_backend(args) -> dict:
@@ -66,7 +66,8 @@ def _rtl_backend(args) -> dict:
     verify = args.verify or "all"
     if verify not in VERIFY_MODES:
         raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
-    rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz)
+    rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz,
+                     resident=bool(args.resident))
     return {"executor": rt.executor, "observer": rt.observer, "finish": rt.finish,
             "plot": plot_cycles, "close": rt.close}
 
@@ -120,6 +121,10 @@ def add_arguments(p) -> None:
     rtl.add_argument("--verify", default=None,
                      help="lock-step check of every contraction against the golden model: "
                           "all, sample (a deterministic subset) or off [default all]")
+    rtl.add_argument("--resident", action="store_const", const=True, default=None,
+                     help="keep results on chip: a result stays in buffer C and MOVE "
+                          "instructions copy it into the next contraction that reads it "
+                          "(sim/onchip.py); needs a preset with the MOVE unit")
     rtl.add_argument("--clock-mhz", type=float, default=None,
                      help="clock for simulated time [default: the preset's clock: the "
                           "measured Fmax of an FPGA preset, the stated ASIC clock "

@@ -162,7 +162,7 @@ def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
     chosen = []
 
     class Recorder:
-        def __init__(self, config, *, sim, verify, clock_mhz):
+        def __init__(self, config, *, sim, verify, clock_mhz, resident):
             chosen.append(sim)
             raise FettaError("stopped after choosing the simulator")
 

@@ -1,0 +1,187 @@
+"""On-chip results for a ``Session``: results stay in buffer C and reach the next
+contraction by MOVE instructions instead of the host bus (``Session(resident=True)``,
+``fetta train --backend rtl --resident``).
+
+Each contraction that compiles into one program writes its result to C at rows of its
+own (``OnChipResults.place``: a bump pointer over C; when C is full every kept result
+is dropped and the pointer restarts at row 0). When a later contraction's operand is
+the very array a kept result returned, unchanged (``OnChipResults.find``: by
+identity, and its contents compared with a copy taken when it was returned, so a
+caller that changes a result in place gets it written by the host), the program copies it from C into the
+operand's A or B layout with MOVEs (``sw_model.program.moves.relayout``) placed
+after CONFIG, instead of the host writing it; the session's record of what A/B hold
+is updated with the moved rows, so the host also skips what is already there.
+Operands that are not kept results are written by the host as usual.
+
+The host still reads every result (the trainer's adaptive-shift votes take the
+largest magnitude of each, and the next layer's elementwise work runs on the host);
+what the resident flow saves is writing results back as operands. A contraction
+that needs several programs (output or K chunks), or a configuration without the
+MOVE unit, runs the host path and drops the kept results (its programs write C from
+row 0).
+
+Cycles: the run's CYCLES counter; ``move_cycles`` of the result is the MOVEs' share
+(``MovePlan.cycles``, exact), reported as the ``on_chip_moves`` phase.
+
+Members: ``OnChipResults``, ``contract_onchip``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fetta.errors import FettaError
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, PROG_BASE, ErrorCode, Status,
+                                         buffer_base)
+from fetta.sw_model.accel.isa import Contract, Op, decode_header
+from fetta.sw_model.arith.fixedpoint import wrap
+from fetta.sw_model.program.moves import relayout
+from fetta.sw_model.ttm.step_events import CONTROL_WRITES, control_reads
+
+__all__ = ["OnChipResults", "contract_onchip"]
+
+
+@dataclasses.dataclass
+class _Kept:
+    array: np.ndarray             # the result as returned (identity is the key)
+    snapshot: np.ndarray          # its contents then (a caller may change it in place)
+    compiled: object              # its producer's CompiledContraction (C layout)
+    c_row: int                    # first C row
+
+
+class OnChipResults:
+    """Results kept in C (module docstring). ``stats``: operands moved, elements
+    moved, results dropped because C was full."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.kept: dict[int, _Kept] = {}
+        self.next_row = 0
+        self.stats = {"moved_operands": 0, "moved_elements": 0, "dropped": 0}
+
+    def find(self, x) -> _Kept | None:
+        """The kept result ``x`` is, if its contents are still what C holds."""
+        k = self.kept.get(id(x))
+        if k is None or k.array is not x or not np.array_equal(k.snapshot, x):
+            return None
+        return k
+
+    def place(self, rows: int, keep_rows=()) -> int:
+        """First C row for a result of ``rows`` rows; drops every kept result when C
+        is full, except that it never places over ``keep_rows`` (``(first, rows)`` of
+        the operands this contraction still moves): then it returns -1."""
+        if self.next_row + rows > self.depth:
+            if any(True for _ in keep_rows):
+                return -1
+            self.drop()
+        base = self.next_row
+        self.next_row += rows
+        return base
+
+    def keep(self, array, compiled, c_row: int) -> None:
+        self.kept[id(array)] = _Kept(array, array.copy(), compiled, c_row)
+
+    def drop(self) -> None:
+        self.stats["dropped"] += len(self.kept)
+        self.kept.clear()
+        self.next_row = 0
+
+
+def _rebased_c(program, c_row: int) -> list[int]:
+    out, pc = [], 0
+    while pc < len(program):
+        op, n = decode_header(program[pc])
+        words = list(program[pc:pc + 1 + n])
+        if op == Op.CONTRACT:
+            k = Contract.decode(words[1:])
+            words = dataclasses.replace(k, base_c=k.base_c + c_row).encode()
+        out += words
+        pc += 1 + n
+    return out
+
+
+def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, **kw):
+    """One contraction of ``session`` with on-chip operands and a kept result (module
+    docstring); ``a_obj``/``b_obj`` are the operands as the caller passed them (their
+    identity finds kept results). It must compile into one program. Returns the
+    fields of the ``harness.ContractionResult`` (a dict)."""
+    cfg = session.config
+    onchip: OnChipResults = session.onchip
+    cc = session._compiled_for(sp, a.shape, b.shape, kw.pop("mapping"), index_offset=0,
+                               **kw)
+    sources = {role: onchip.find(obj) for role, obj in (("a", a_obj), ("b", b_obj))}
+    c_row = onchip.place(cc.c_rows, [(k.c_row, k.compiled.c_rows)
+                                     for k in sources.values() if k is not None])
+    if c_row < 0:                 # C is full: move nothing, start C afresh
+        onchip.drop()
+        sources = {"a": None, "b": None}
+        c_row = onchip.place(cc.c_rows)
+    be = session.backend
+    if not be.known_idle:
+        be.abort()
+        session.invalidate()
+    be.clear()
+    mp = cc.mapping
+    moves, move_cycles, written, skipped = [], 0, 0, 0
+    for role, x, region in (("a", a, 0), ("b", b, 1)):
+        pack = cc.pack_a(x) if role == "a" else cc.pack_b(x)
+        used = mp.ga * mp.gk * cfg.pe_rows if role == "a" else mp.gb * mp.gk * cfg.pe_cols
+        src = sources[role]
+        if src is None:
+            w, s = session._load(region, buffer_base(region), pack, used)
+            written, skipped = written + w, skipped + s
+            continue
+        plan = relayout(src.compiled, cc, role, x.shape, src_row=src.c_row, dst_row=0)
+        moves += plan.program()
+        move_cycles += plan.cycles
+        session._resident[region].store(0, pack)    # what the MOVEs leave in A/B
+        onchip.stats["moved_operands"] += 1
+        onchip.stats["moved_elements"] += plan.elements
+    prog = _rebased_c(cc.program, c_row)
+    n_cfg = 1 + decode_header(prog[0])[1] if decode_header(prog[0])[0] == Op.CONFIG else 0
+    prog = prog[:n_cfg] + moves + prog[n_cfg:]
+    if len(prog) > cfg.prog_depth:
+        raise FettaError(f"'{sp}' with its MOVEs needs {len(prog)} program words; "
+                         f"program depth {cfg.prog_depth} on '{cfg.name}'")
+    prog_rows = np.asarray(prog, dtype=np.int64).reshape(-1, 1)
+    runs = session._resident["prog"].runs(prog_rows)
+    wp = 0
+    if runs:                      # program words that differ from what is there
+        lo, hi = runs[0][0], runs[-1][1]
+        be.write(PROG_BASE + lo, prog[lo:hi])
+        session._resident["prog"].store(lo, prog_rows[lo:hi])
+        wp = hi - lo
+    predicted = cc.predicted_cycles + move_cycles
+    try:
+        st = be.run(max_cycles or (4 * predicted + 10_000))
+    except BaseException:
+        session.invalidate()
+        onchip.drop()
+        raise
+    if st.error != ErrorCode.NONE or not st.status & Status.DONE:
+        session.invalidate()
+        onchip.drop()
+        what = (f"error {st.error.name} at program word {st.err_pc}"
+                if st.error != ErrorCode.NONE else f"STATUS 0x{st.status:08x} without DONE")
+        raise FettaError(f"accelerator halted with {what} running '{cc.spec}' with "
+                         f"on-chip operands; no result returned")
+    n_out = cc.c_rows * cfg.c_lanes
+    raw = np.array(be.read(buffer_base(2) + c_row * cfg.c_lanes, n_out), dtype=np.int64)
+    out = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(cc.c_rows, cfg.c_lanes))
+    onchip.keep(out, cc, c_row)
+    peak = session.stats["peak_rows"]
+    for k, rows in (("a", cc.a_rows), ("b", cc.b_rows), ("c", c_row + cc.c_rows)):
+        peak[k] = max(peak[k], rows)
+    session.stats["peak_program_words"] = max(session.stats["peak_program_words"],
+                                              len(prog))
+    words = {"written": written + wp + CONTROL_WRITES,
+             "read": cc.c_rows * mp.ga * mp.gb * cfg.pe_cols + control_reads(),
+             "skipped": skipped + len(prog) - wp}
+    cycles = st.counters["cycles"]
+    return dict(output=out, cycles=cycles, predicted_cycles=predicted,
+                mac_utilization=cc.useful_macs / (cfg.macs * cycles) if cycles else 0.0,
+                counters=st.counters, mapping=mp, useful_macs=cc.useful_macs,
+                spec=str(cc.spec), config=cfg.name, backend=be.name, compiled=cc,
+                host_words=words, move_cycles=move_cycles)

@@ -1,0 +1,68 @@
+"""Results kept on chip (``Session(resident=True)``, ``sim.onchip``): operands that are
+earlier results are MOVEd from C instead of written by the host; outputs equal the
+golden model, counted cycles equal the model, and every fallback is exact."""
+
+import numpy as np
+import pytest
+
+from fetta.errors import FettaError
+from fetta.sim.harness import Session
+from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.arith.contraction import reference_contraction
+
+RNG = np.random.default_rng(0)
+X = RNG.integers(-100, 100, (8, 12))
+W1 = RNG.integers(-100, 100, (12, 10))
+W2 = RNG.integers(-100, 100, (6, 10))
+
+
+def _chain(sess, mutate=False):
+    """y = x w1; z = w2 y^T (y as B); g = y z^T (y as A, z as B)."""
+    y = sess.contract("bi,ij->bj", X, W1, shift=6, rounding="stochastic", seed=3)
+    if mutate:
+        y.output[0, 0] += 1                 # the caller changes the result in place
+    z = sess.contract("kj,bj->kb", W2, y.output, shift=5)
+    g = sess.contract("bj,kb->jk", y.output, z.output, shift=5)
+    ry = reference_contraction("bi,ij->bj", X, W1, shift=6, rounding="stochastic", seed=3)
+    if mutate:
+        ry[0, 0] += 1
+    rz = reference_contraction("kj,bj->kb", W2, ry, shift=5)
+    rg = reference_contraction("bj,kb->jk", ry, rz, shift=5)
+    for got, want, name in ((y.output, ry, "y"), (z.output, rz, "z"), (g.output, rg, "g")):
+        bad = np.argwhere(got != want)
+        assert not len(bad), f"{name} element {tuple(bad[0])}: {got[tuple(bad[0])]} != " \
+                             f"{want[tuple(bad[0])]}"
+    return y, z, g
+
+
+def test_kept_results_move_on_chip_and_stay_exact():
+    with Session("tiny", "pysim") as s:
+        plain = _chain(s)
+    with Session("tiny", "pysim", resident=True) as s:
+        res = _chain(s)
+        assert s.onchip.stats["moved_operands"] == 3      # y twice, z once
+    for r in res:
+        assert r.cycles == r.predicted_cycles
+    assert res[0].move_cycles == 0 and res[1].move_cycles > 0 and res[2].move_cycles > 0
+    for p, r in zip(plain[1:], res[1:]):                 # the moved operands are not written
+        assert r.host_words["written"] < p.host_words["written"]
+
+
+def test_a_result_changed_in_place_is_written_by_the_host():
+    with Session("tiny", "pysim", resident=True) as s:
+        _chain(s, mutate=True)
+        assert s.onchip.stats["moved_operands"] == 1      # y no longer matches; z does
+
+
+def test_full_c_drops_kept_results_and_stays_exact():
+    cfg = get_config("tiny").replace(name="tiny-64", bank_depth=64)
+    with Session(cfg, "pysim", resident=True) as s:
+        for _ in range(3):
+            _chain(s)
+        assert s.onchip.stats["dropped"] > 0
+
+
+def test_resident_needs_the_move_unit():
+    with pytest.raises(FettaError, match="move_unit=False") as exc:
+        Session("ice40", "pysim", resident=True)
+    assert "\n" not in str(exc.value)
