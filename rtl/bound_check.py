@@ -30,18 +30,23 @@ class BoundCheck(wiring.Component):
     Schedule: ``sw_model.accel.isa.CHECK_PASSES``, stream by stream, innermost level first;
     one pass per (stream, level). A pass reads its stride field from the CONTRACT
     payload word ``word`` (the controller puts the program memory's read port on it:
-    ``data`` is the word addressed the previous cycle), runs ``count_bits`` Horner
-    steps ``P <- 2 P + (bit of n_t ? stride : 0)``, most significant bit first, on one
-    32-bit adder, then one accumulate cycle: ``delta = stride - S`` is written out,
-    ``S += P`` (the stream's inner suffix sum) and ``P`` goes into ``lo`` or ``hi``
-    by its sign (``delta`` leaves on the ``delta_*`` write port). The first step of a
-    stream's first pass compares the previous stream's ``lo``/``hi`` and restarts
-    ``S = 0``, ``lo = hi = base``. Four 32-bit
-    adders in all; |P| < 2**28 and the sums stay below 2**31, so the 32-bit signed
-    arithmetic is exact for ``a``, ``b``, ``c``.
+    ``data`` is the word addressed the previous cycle), runs one Horner step
+    ``P <- 2 P + (bit of n_t ? stride : 0)`` per bit of ``n_t`` from its highest set
+    bit down (none when ``n_t = 0``; ``P`` starts at 0) on one 32-bit adder, then one
+    accumulate cycle: ``delta = stride - S`` leaves on the ``delta_*`` write port,
+    ``S += P`` (the stream's inner suffix sum) and ``P`` goes into ``lo`` or ``hi`` by
+    its sign. A stream's first pass starts ``S`` at 0 and ``lo``/``hi`` at the
+    stream's base, and in that accumulate cycle the previous stream's ``lo``/``hi``
+    are compared. Four 32-bit adders in all; |P| < 2**28 and the sums stay below
+    2**31, so the 32-bit signed arithmetic is exact for ``a``, ``b``, ``c``.
 
-    Latency: ``done`` is high ``CYCLES = len(CHECK_PASSES) * (count_bits + 1) + 1``
-    cycles after ``start`` (fixed; ``sw_model.accel.isa.check_cycles``).
+    Latency: ``done`` is high ``sw_model.accel.isa.check_cycles(counts)`` =
+    ``1 + sum over passes (bit_length(n_t) + 1)`` cycles after ``start``, known to
+    the compiler from the instruction's counts: ``len(CHECK_PASSES) + 1`` when every
+    count is 1, at most ``CYCLES = len(CHECK_PASSES) * (count_bits + 1) + 1`` (every
+    count ``COUNT_MAX``). The per-pass selections (stride field, Horner bit) are
+    registered from the next state, so a Horner step's path is read data -> field
+    multiplexer -> adder.
 
     Members:
         start:        one-cycle strobe; ``n`` and ``base`` must be steady until ``done``.
@@ -63,7 +68,7 @@ class BoundCheck(wiring.Component):
         self.count_bits, self.addr_bits = count_bits, addr_bits
         self.then_word = CHECK_PASSES[0].word if then_word is None else then_word
         self.depth, self.c_span = depth, c_span
-        self.CYCLES = check_cycles()
+        self.CYCLES = check_cycles()             # the longest (every count COUNT_MAX)
         assert self.CYCLES == len(CHECK_PASSES) * (count_bits + 1) + 1
         members = {
             "start": In(1), "cancel": In(1), "word": Out(8), "data": In(32),
@@ -84,7 +89,7 @@ class BoundCheck(wiring.Component):
         assert passes[-1].stream not in checked   # the last verdict is taken before it
 
         p = Signal(range(NP))                 # current pass
-        hd = Signal(range(B), init=B - 1)     # Horner bit, counting down
+        hd = Signal(range(B))                 # Horner bit, counting down
         acc_phase = Signal()                  # the pass's accumulate cycle
         busy = Signal()
         P = Signal(signed(32))
@@ -104,7 +109,7 @@ class BoundCheck(wiring.Component):
         first_of = [i == 0 or passes[i - 1].stream != ps.stream
                     for i, ps in enumerate(passes)]
         stream_first = table([int(f) for f in first_of], 1)
-        # the stream whose verdict a stream's first pass takes (-1: none)
+        # the stream whose verdict a stream's first pass takes (len(checked): none)
         prev_checked = []
         for i, ps in enumerate(passes):
             prev = passes[i - 1].stream if i else None
@@ -117,55 +122,81 @@ class BoundCheck(wiring.Component):
 
         m.d.comb += self.word.eq(Mux(acc_phase, word_next[p], word_of[p]))
 
+        # Next state. A pass starts at the highest set bit of its n (straight to the
+        # accumulate cycle when n = 0); the per-pass selections are registered from
+        # the next state, so a Horner step's path is read data -> field mux -> adder.
+        p_n = Signal.like(p)
+        hd_n = Signal.like(hd)
+        acc_n = Signal()
+        enter = Signal()                # a pass starts next cycle
+        m.d.comb += [p_n.eq(p), hd_n.eq(hd), acc_n.eq(acc_phase)]
+        with m.If(self.start):
+            m.d.comb += [enter.eq(1), p_n.eq(0)]
+        with m.Elif(self.cancel):
+            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
+        with m.Elif(busy & ~acc_phase):
+            with m.If(hd == 0):
+                m.d.comb += acc_n.eq(1)
+            with m.Else():
+                m.d.comb += hd_n.eq(hd - 1)
+        with m.Elif(busy & (p != NP - 1)):
+            m.d.comb += [enter.eq(1), p_n.eq(p + 1)]
+        with m.Elif(busy):
+            m.d.comb += [p_n.eq(0), acc_n.eq(0)]     # done: idle on pass 0's word
+        n_next = Signal(B)
+        m.d.comb += n_next.eq(Array(self.n)[level_of[p_n]])
+        with m.If(enter):
+            m.d.comb += acc_n.eq(n_next == 0)
+            for k in range(B):                       # the highest set bit wins
+                with m.If(n_next[k]):
+                    m.d.comb += hd_n.eq(k)
+        field = Signal(2)               # field_of[p]
+        bit = Signal()                  # bit hd of n[level_of[p]]
+        m.d.sync += [p.eq(p_n), hd.eq(hd_n), acc_phase.eq(acc_n),
+                     field.eq(field_of[p_n]), bit.eq(n_next.bit_select(hd_n, 1))]
+
         # The stride field of the word on the read port, sign-extended to 32 bits.
         d = self.data
         stride = Signal(signed(32))
-        with m.Switch(field_of[p]):
+        with m.Switch(field):
             with m.Case(0):
                 m.d.comb += stride.eq(d[0:16].as_signed())
             with m.Case(1):
                 m.d.comb += stride.eq(d[16:32].as_signed())
             with m.Default():
                 m.d.comb += stride.eq(d.as_signed())
-        n_sel = Array(self.n)[level_of[p]]
-        bit = n_sel.bit_select(hd, 1)
         bases = Array([self.base_a, self.base_b, self.base_c])
         limits = [self.depth, self.depth, self.depth - self.c_span]
 
         m.d.sync += self.done.eq(0)
         with m.If(self.start):
-            m.d.sync += [busy.eq(1), p.eq(0), hd.eq(B - 1), acc_phase.eq(0), ok.eq(1)]
+            m.d.sync += [busy.eq(1), ok.eq(1), P.eq(0)]
         with m.Elif(self.cancel):
-            m.d.sync += [busy.eq(0), p.eq(0), hd.eq(B - 1), acc_phase.eq(0)]
+            m.d.sync += busy.eq(0)
         with m.Elif(busy & ~acc_phase):
-            # Horner step; the first step of a pass starts from 0.
-            prev = Mux(hd == B - 1, 0, P << 1)
-            m.d.sync += P.eq(prev + Mux(bit, stride, 0))
-            with m.If(hd == 0):
-                m.d.sync += acc_phase.eq(1)
-            with m.Else():
-                m.d.sync += hd.eq(hd - 1)
-            with m.If((hd == B - 1) & stream_first[p]):
-                # a new stream: the previous one's verdict, then restart the sums
+            m.d.sync += P.eq((P << 1) + Mux(bit, stride, 0))          # Horner step
+        with m.Elif(busy):
+            # accumulate: a stream's first pass starts S at 0 and lo/hi at its base
+            # (after the previous stream's verdict); delta, suffix sum, range sums
+            first = stream_first[p]
+            with m.If(first):
                 for k, lim in enumerate(limits):
                     with m.If(verdict_of[p] == k):
                         with m.If((lo < 0) | (hi >= lim)):
                             m.d.sync += ok.eq(0)
-                sbase = bases[Mux(stream_idx[p] < 3, stream_idx[p], 0)]
-                m.d.sync += [S.eq(0), lo.eq(sbase), hi.eq(sbase)]
-        with m.Elif(busy):
-            # accumulate: delta, suffix sum, range sums
-            m.d.sync += S.eq(S + P)
+            s_in = Mux(first, 0, S)
+            sbase = bases[Mux(stream_idx[p] < 3, stream_idx[p], 0)]
+            lo_in = Mux(first, sbase, lo)
+            hi_in = Mux(first, sbase, hi)
+            m.d.sync += [S.eq(s_in + P), P.eq(0)]
             with m.If(is_checked[p]):
                 with m.If(P < 0):
-                    m.d.sync += lo.eq(lo + P)
+                    m.d.sync += [lo.eq(lo_in + P), hi.eq(hi_in)]
                 with m.Else():
-                    m.d.sync += hi.eq(hi + P)
+                    m.d.sync += [lo.eq(lo_in), hi.eq(hi_in + P)]
             m.d.comb += [self.delta_wr.eq(1), self.delta_stream.eq(stream_idx[p]),
-                         self.delta_level.eq(level_of[p]), self.delta_data.eq(stride - S)]
-            m.d.sync += [acc_phase.eq(0), hd.eq(B - 1)]
+                         self.delta_level.eq(level_of[p]),
+                         self.delta_data.eq(stride - s_in)]
             with m.If(p == NP - 1):
-                m.d.sync += [busy.eq(0), p.eq(0), self.done.eq(1)]
-            with m.Else():
-                m.d.sync += p.eq(p + 1)
+                m.d.sync += [busy.eq(0), self.done.eq(1)]
         return m

@@ -10,7 +10,7 @@ from fetta.sw_model.accel.hostmap import ErrorCode
 from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, FIELD,
                           N_LEVELS, Op,
                           config_layout, config_words)
-from fetta.sw_model.accel.move import MOVE_CHECK_CYCLES, MOVE_TAIL, MOVE_WORDS
+from fetta.sw_model.accel.move import MOVE_TAIL, MOVE_WORDS
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.timing import Timing
 
@@ -32,8 +32,9 @@ CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "TAIL", "LOAD_CONFIG", "LOAD_CON
 class Controller(wiring.Component):
     """Executes a program from program memory (``sw_model/accel/isa.py``).
 
-    Per instruction (cycles, all fixed so the compiler's cycle model predicts them;
-    the fixed costs come from ``timing``, ``sw_model.accel.timing.timing(config)``):
+    Per instruction (cycles, all known from the instruction so the compiler's cycle
+    model predicts them; the costs come from ``timing``,
+    ``sw_model.accel.timing.timing(config)``):
 
     * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
     * CONFIG: the payload goes straight into the configuration registers;
@@ -41,7 +42,8 @@ class Controller(wiring.Component):
       index stride go into registers as the words load (the strides, SEED and
       BASE_IDX stay in program memory: the address generator starts from BASE_IDX on
       the read port, and during RUN and TAIL the read port holds SEED, the output
-      stages' ``seed``); 1 validation cycle; ``BoundCheck.CYCLES`` in which the bound
+      stages' ``seed``); 1 validation cycle; ``timing.check_cycles(counts)`` (one
+      pass per stride of ``bit_length(count - 1)`` Horner steps + 1) in which the bound
       check reads the strides back, proves every A/B read and C write in range (else
       halt, nothing written) and leaves the address generator's deltas; then one issue
       per cycle: each issue reads one A row and one B row; a tile's last step waits
@@ -54,8 +56,8 @@ class Controller(wiring.Component):
       the timing is unchanged;
     * MOVE (configurations with ``move_unit``; otherwise an illegal opcode): the
       payload goes into the move unit (``rtl.move_unit.MoveUnit``) as it loads; 1
-      validation cycle; the unit's range check (``MOVE_CHECK_CYCLES``; halt with
-      ``ADDRESS_RANGE``, nothing written, when it fails); one element per cycle
+      validation cycle; the unit's range check (``move.move_check_cycles(counts)``;
+      halt with ``ADDRESS_RANGE``, nothing written, when it fails); one element per cycle
       (counted as ``move``); ``MOVE_TAIL`` cycle for the last write;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
@@ -101,7 +103,6 @@ class Controller(wiring.Component):
         self.n_config = config_words(cfg, self.red_bits)
         assert self.n_config == timing.config_words
         self.tail_cycles = timing.tail
-        self.check_cycles = timing.check
         lay = self.layout
         cb = cfg.counter_bits
         super().__init__({
@@ -168,7 +169,6 @@ class Controller(wiring.Component):
         # A and B rows step every issue; the C row and the flat index per tile.
         check = BoundCheck(COUNT_BITS, AB, cfg.bank_depth, cfg.pe_rows - 1,
                            then_word=CW.BASE_IDX)
-        assert check.CYCLES == self.timing.check
         m.submodules.bound_check = check
         issue = LoopNest(K + 1, {"a": AB, "b": AB, "c": AB, "idx": 32},
                          count_bits=COUNT_BITS, still={"c": [K], "idx": [K]})

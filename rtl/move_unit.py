@@ -7,8 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
-from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_CYCLES, MOVE_CHECK_PASSES,
-                                       MOVE_FIELD, MOVE_LEVELS, MOVE_WORDS, MW)
+from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
+                                       MOVE_WORDS, MW, move_check_cycles)
 
 from .loop_nest import LoopNest
 
@@ -25,15 +25,22 @@ class MoveUnit(wiring.Component):
     through ``word``/``data`` (the controller puts the program memory's read port on
     ``word``) and, with ``n_t = count_t - 1``, computes::
 
-        P[s][t]     = n_t * stride[s][t]                 (13 Horner steps, one adder)
+        P[s][t]     = n_t * stride[s][t]           (Horner steps on one adder)
         lo_s, hi_s  = base_s + sum_t min(0, P) , base_s + sum_t max(0, P)
         delta[s][t] = stride[s][t] - sum_{j inner to t} P[s][j]
 
     for the source and destination streams (``sw_model.accel.move.MOVE_CHECK_PASSES``:
-    source levels innermost first, then destination). ``check_done`` is high
-    ``MOVE_CHECK_CYCLES`` cycles after ``check_start``, with ``check_ok``: the
-    destination range inside its buffer and, unless ``fill``, the source range inside
-    its buffer. The deltas go into the address walk's tables (``rtl.loop_nest``).
+    source levels innermost first, then destination), one pass per (stream, level):
+    one Horner step ``P <- 2 P + (bit of n_t ? stride : 0)`` per bit of ``n_t`` from
+    its highest set bit down (none when ``n_t = 0``), then one accumulate cycle
+    (``S += P``, ``P`` into ``lo`` or ``hi``, the delta out; the destination's first
+    pass keeps the source's extremes and restarts from the destination base). The
+    per-pass selections (level, Horner bit) are registered from the next state.
+    ``check_done`` is high ``move_check_cycles(counts)`` = ``1 + sum over passes
+    (bit_length(n_t) + 1)`` cycles after ``check_start`` (17 to 225), with
+    ``check_ok``: the destination range inside its buffer and, unless ``fill``, the
+    source range inside its buffer. The deltas go into the address walk's tables
+    (``rtl.loop_nest``).
 
     ``run_start`` starts the walk; every cycle with ``step`` issues one element: a
     source word read (``rd_en``, ``rd_buf``, ``rd_addr``; the buffer's read data comes
@@ -109,7 +116,7 @@ class MoveUnit(wiring.Component):
         word_next = table([ps.word for ps in passes[1:]] + [passes[0].word], 8)
         level_of = table([ps.level for ps in passes], range(L))
         p = Signal(range(NP))
-        hd = Signal(range(B), init=B - 1)
+        hd = Signal(range(B))                 # Horner bit, counting down
         acc_phase = Signal()
         busy = Signal()
         P = Signal(signed(_X))
@@ -119,37 +126,63 @@ class MoveUnit(wiring.Component):
         m.d.comb += self.word.eq(Mux(acc_phase, word_next[p], word_of[p]))
         stride = Signal(signed(_X))
         m.d.comb += stride.eq(d.as_signed())
-        bit = Array(n)[level_of[p]].bit_select(hd, 1)
         dst_pass = p >= L
 
+        # Next state: a pass starts at the highest set bit of its n (straight to the
+        # accumulate cycle when n = 0); the Horner bit is registered from it.
+        p_n = Signal.like(p)
+        hd_n = Signal.like(hd)
+        acc_n = Signal()
+        enter = Signal()
+        m.d.comb += [p_n.eq(p), hd_n.eq(hd), acc_n.eq(acc_phase)]
+        with m.If(self.check_start):
+            m.d.comb += [enter.eq(1), p_n.eq(0)]
+        with m.Elif(self.check_cancel):
+            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
+        with m.Elif(busy & ~acc_phase):
+            with m.If(hd == 0):
+                m.d.comb += acc_n.eq(1)
+            with m.Else():
+                m.d.comb += hd_n.eq(hd - 1)
+        with m.Elif(busy & (p != NP - 1)):
+            m.d.comb += [enter.eq(1), p_n.eq(p + 1)]
+        with m.Elif(busy):
+            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
+        n_next = Signal(B)
+        m.d.comb += n_next.eq(Array(n)[level_of[p_n]])
+        with m.If(enter):
+            m.d.comb += acc_n.eq(n_next == 0)
+            for k in range(B):                       # the highest set bit wins
+                with m.If(n_next[k]):
+                    m.d.comb += hd_n.eq(k)
+        bit = Signal()                  # bit hd of n[level_of[p]]
+        m.d.sync += [p.eq(p_n), hd.eq(hd_n), acc_phase.eq(acc_n),
+                     bit.eq(n_next.bit_select(hd_n, 1))]
+
+        first_dst = p == L              # the destination's first pass
+        s_in = Mux(first_dst, 0, S)
+        lo_in = Mux(first_dst, base["dst"], lo)
+        hi_in = Mux(first_dst, base["dst"], hi)
         m.d.sync += self.check_done.eq(0)
         with m.If(self.check_start):
-            m.d.sync += [busy.eq(1), p.eq(0), hd.eq(B - 1), acc_phase.eq(0), S.eq(0),
-                         lo.eq(base["src"]), hi.eq(base["src"])]
+            m.d.sync += [busy.eq(1), P.eq(0), S.eq(0), lo.eq(base["src"]),
+                         hi.eq(base["src"])]
         with m.Elif(self.check_cancel):
-            m.d.sync += [busy.eq(0), p.eq(0), hd.eq(B - 1), acc_phase.eq(0)]
+            m.d.sync += busy.eq(0)
         with m.Elif(busy & ~acc_phase):
-            prev = Mux(hd == B - 1, 0, P << 1)
-            m.d.sync += P.eq(prev + Mux(bit, stride, 0))
-            with m.If(hd == 0):
-                m.d.sync += acc_phase.eq(1)
-            with m.Else():
-                m.d.sync += hd.eq(hd - 1)
-            with m.If((hd == B - 1) & (p == L)):
-                # the destination stream's first pass: keep the source's extremes
-                m.d.sync += [slo.eq(lo), shi.eq(hi), S.eq(0), lo.eq(base["dst"]),
-                             hi.eq(base["dst"])]
+            m.d.sync += P.eq((P << 1) + Mux(bit, stride, 0))          # Horner step
         with m.Elif(busy):
-            m.d.sync += S.eq(S + P)
+            # accumulate: suffix sum, range sums (the destination's first pass keeps
+            # the source's extremes and starts from the destination base)
+            with m.If(first_dst):
+                m.d.sync += [slo.eq(lo), shi.eq(hi)]
+            m.d.sync += [S.eq(s_in + P), P.eq(0)]
             with m.If(P < 0):
-                m.d.sync += lo.eq(lo + P)
+                m.d.sync += [lo.eq(lo_in + P), hi.eq(hi_in)]
             with m.Else():
-                m.d.sync += hi.eq(hi + P)
-            m.d.sync += [acc_phase.eq(0), hd.eq(B - 1)]
+                m.d.sync += [lo.eq(lo_in), hi.eq(hi_in + P)]
             with m.If(p == NP - 1):
-                m.d.sync += [busy.eq(0), p.eq(0), self.check_done.eq(1)]
-            with m.Else():
-                m.d.sync += p.eq(p + 1)
+                m.d.sync += [busy.eq(0), self.check_done.eq(1)]
 
         limits = Array(Const(self.words[b], _X) for b in BUFS + ("A",))
         dst_ok = (lo >= 0) & (hi < limits[dst])
@@ -160,13 +193,13 @@ class MoveUnit(wiring.Component):
         walk = LoopNest(L, {"src": W, "dst": W}, count_bits=B)
         m.submodules.walk = walk
         m.d.comb += [walk.wr_en.eq(busy & acc_phase), walk.wr_stream.eq(dst_pass),
-                     walk.wr_level.eq(level_of[p]), walk.wr_data.eq((stride - S)[:32]),
+                     walk.wr_level.eq(level_of[p]), walk.wr_data.eq((stride - s_in)[:32]),
                      walk.base_src.eq(base["src"][:W]), walk.base_dst.eq(base["dst"][:W]),
                      walk.start.eq(self.run_start), walk.step.eq(self.step),
                      self.last.eq(walk.last)]
         for i in range(L):
             m.d.comb += walk.n[i].eq(n[i])
-        assert MOVE_CHECK_CYCLES == NP * (B + 1) + 1
+        assert move_check_cycles([COUNT_MAX] * L) == NP * (B + 1) + 1
 
         # issue: the source read now, the destination write one cycle later
         pending = Signal()

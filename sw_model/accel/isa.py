@@ -27,7 +27,8 @@ __all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MO
            "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
            "encode_config", "decode_header", "SYNC", "HALT",
-           "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "check_cycles", "loop_deltas"]
+           "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "pass_cycles", "check_cycles",
+           "loop_deltas"]
 
 N_LEVELS = 4          # outer (tile) loop levels of the address generators
 COUNT_BITS = 13       # loop counts are 1..COUNT_MAX
@@ -201,6 +202,12 @@ class Contract:
     levels: tuple = field(default_factory=lambda: tuple(Level() for _ in range(N_LEVELS)))
     acc_continue: bool = False
     acc_hold: bool = False
+
+    @property
+    def counts(self) -> tuple:
+        """The loop counts: levels 0..N_LEVELS-1 (outermost first), then ``k_count``
+        (the bound check's timing, ``check_cycles``)."""
+        return tuple(lv.count for lv in self.levels) + (self.k_count,)
 
     def values(self) -> dict[str, int]:
         """Field name (``CONTRACT_FIELDS``) -> integer value as encoded."""
@@ -382,7 +389,26 @@ def _check_passes() -> tuple:
 CHECK_PASSES = _check_passes()
 
 
-def check_cycles() -> int:
-    """Cycles of the bound check, start strobe to done: ``COUNT_BITS`` Horner steps
-    and one accumulate cycle per pass, plus the done register."""
-    return len(CHECK_PASSES) * (COUNT_BITS + 1) + 1
+def pass_cycles(count: int) -> int:
+    """Cycles of one serial range-check pass (``CheckPass`` here, ``move.MovePass`` for
+    MOVE) over a loop level of ``count`` iterations: one Horner step per bit of
+    ``count - 1`` from its highest set bit down (``(count - 1).bit_length()``, none
+    when ``count`` is 1), then one accumulate cycle."""
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"loop count={count} out of range; allowed 1..{COUNT_MAX}")
+    return (count - 1).bit_length() + 1
+
+
+def check_cycles(counts=None) -> int:
+    """Cycles of the bound check, start strobe to done, of a CONTRACT whose loop
+    counts are ``counts`` (``Contract.counts``: levels 0..N_LEVELS-1, then
+    ``k_count``; default every count ``COUNT_MAX``, the longest): ``pass_cycles`` of
+    each pass's level summed over ``CHECK_PASSES``, plus the done register. From
+    ``len(CHECK_PASSES) + 1`` (every count 1) to ``len(CHECK_PASSES) * (COUNT_BITS +
+    1) + 1``."""
+    counts = (COUNT_MAX,) * (N_LEVELS + 1) if counts is None else tuple(counts)
+    if len(counts) != N_LEVELS + 1:
+        raise ValueError(f"{len(counts)} loop counts; the bound check takes exactly "
+                         f"{N_LEVELS + 1} (levels, then k_count)")
+    return 1 + sum(pass_cycles(counts[ps.level]) for ps in CHECK_PASSES)

@@ -34,14 +34,15 @@ two address ranges disjoint; otherwise the program halts with ``ADDRESS_RANGE``.
 A source or destination code 3 or a loop count of 0 halts with ``BAD_CONFIG``.
 
 Timing (``move_cycles``): fetch 2 + ``MOVE_WORDS`` payload + 1 validate +
-``MOVE_CHECK_CYCLES`` (the serial range check: ``MOVE_CHECK_PASSES`` passes of
-``COUNT_BITS`` Horner steps + 1 accumulate cycle, + 1) + one cycle per element + 1
-(the last element's write). The element cycles count as ``move_cycles`` (counter
+``move_check_cycles`` (the serial range check: one pass per ``MOVE_CHECK_PASSES``
+entry of ``bit_length(count - 1)`` Horner steps + 1 accumulate cycle
+(``isa.pass_cycles`` of the pass's level), + 1) + one cycle per element + 1 (the
+last element's write). Both depend only on the loop counts (``Move.counts``). The element cycles count as ``move_cycles`` (counter
 ``Reg.MOVE``); the rest as ``stall_config`` (fetch, payload) and ``stall_fill``.
 
 Members: ``MOVE_LEVELS``, ``MOVE_WORDS``, ``MW``, ``BUFS``, ``MoveLevel``, ``Move``,
 ``MOVE_FIELDS``, ``MOVE_FIELD``, ``MovePass``, ``MOVE_CHECK_PASSES``,
-``MOVE_CHECK_CYCLES``, ``move_cycles``, ``move_check``, ``run_move``.
+``move_check_cycles``, ``move_cycles``, ``move_check``, ``run_move``.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import AccelConfig
-from .isa import COUNT_BITS, COUNT_MAX, Field, Op, header
+from .isa import COUNT_MAX, Field, Op, header, pass_cycles
 
 __all__ = ["MOVE_LEVELS", "MOVE_WORDS", "MW", "BUFS", "MoveLevel", "Move", "MOVE_FIELDS",
-           "MOVE_FIELD", "MovePass", "MOVE_CHECK_PASSES", "MOVE_CHECK_CYCLES",
+           "MOVE_FIELD", "MovePass", "MOVE_CHECK_PASSES", "move_check_cycles",
            "MOVE_TAIL", "move_cycles", "move_check", "run_move", "buffer_lanes"]
 
 MOVE_LEVELS = 8
@@ -121,6 +122,11 @@ class Move:
             if v not in BUFS:
                 raise ValueError(f"MOVE {role}={v!r} unknown; allowed {', '.join(BUFS)}")
         object.__setattr__(self, "levels", _pad_levels(self.levels))
+
+    @property
+    def counts(self) -> tuple:
+        """The loop counts, outermost first (``MOVE_LEVELS`` of them)."""
+        return tuple(lv.count for lv in self.levels)
 
     @property
     def elements(self) -> int:
@@ -195,13 +201,34 @@ def _move_passes() -> tuple:
 
 
 MOVE_CHECK_PASSES = _move_passes()
-MOVE_CHECK_CYCLES = len(MOVE_CHECK_PASSES) * (COUNT_BITS + 1) + 1
 
 
-def move_cycles(elements: int, fetch: int = 2) -> int:
-    """Cycles of one MOVE of ``elements`` elements: fetch, payload, validate, range
-    check, one cycle per element, the last write."""
-    return fetch + MOVE_WORDS + 1 + MOVE_CHECK_CYCLES + elements + MOVE_TAIL
+def _counts(counts) -> tuple:
+    counts = tuple(int(c) for c in counts)
+    if len(counts) > MOVE_LEVELS:
+        raise ValueError(f"{len(counts)} loop counts; a MOVE has at most {MOVE_LEVELS}")
+    return (1,) * (MOVE_LEVELS - len(counts)) + counts
+
+
+def move_check_cycles(counts) -> int:
+    """Cycles of the MOVE range check, start strobe to done, for loop ``counts``
+    (``Move.counts``, outermost first; fewer are padded outside with 1s):
+    ``isa.pass_cycles`` of each pass's level summed over ``MOVE_CHECK_PASSES``, plus
+    the done register. From ``len(MOVE_CHECK_PASSES) + 1`` (every count 1) to
+    ``len(MOVE_CHECK_PASSES) * (COUNT_BITS + 1) + 1``."""
+    counts = _counts(counts)
+    return 1 + sum(pass_cycles(counts[ps.level]) for ps in MOVE_CHECK_PASSES)
+
+
+def move_cycles(counts, fetch: int = 2) -> int:
+    """Cycles of one MOVE with loop ``counts`` (``Move.counts``): fetch, payload,
+    validate, range check (``move_check_cycles``), one cycle per element (the
+    product of the counts), the last write."""
+    counts = _counts(counts)
+    elements = 1
+    for c in counts:
+        elements *= c
+    return fetch + MOVE_WORDS + 1 + move_check_cycles(counts) + elements + MOVE_TAIL
 
 
 def buffer_lanes(cfg: AccelConfig, buf: str) -> int:

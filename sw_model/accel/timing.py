@@ -3,10 +3,10 @@ cycle cost, computed once from ``AccelConfig``.
 
 This is the one place these numbers are derived. The compiler's cycle model
 (``sw_model.program.compiler``) reads them to predict cycles; the RTL is built from
-them: ``rtl.top.Top`` passes ``timing(cfg)`` to the controller (its TAIL length and
-bound-check wait) and the fabric asserts that its own pipeline (distribution
-network, PE product register, reduction network, output stages) has exactly these
-latencies, so the hardware and the model cannot drift apart silently.
+them: ``rtl.top.Top`` passes ``timing(cfg)`` to the controller (its TAIL length)
+and the fabric asserts that its own pipeline (distribution network, PE product
+register, reduction network, output stages) has exactly these latencies, so the
+hardware and the model cannot drift apart silently.
 
 Latencies (cycles):
 
@@ -17,14 +17,17 @@ Latencies (cycles):
 * ``red``: reduction network, one register per stage (``5*log2(N) - 2``, 1 for N=2);
 * ``output``: output stage (shift, round, saturate, write), ``OUTPUT_STAGE_LATENCY``;
 * ``drain``: one tile's shadow accumulators drain in ``pe_rows * out_share`` cycles;
-* ``check``: the serial bound check (``isa.check_cycles``);
 * ``tail``: after a CONTRACT's final issue the last tile drains in
   ``1 + dist + 1 + drain + red + output`` cycles (the +1s: the issue's own cycle,
   and the shadows taking the registered sums a cycle after the last step).
 
 Fixed instruction costs: ``fetch`` (FETCH + DECODE), ``config_words`` and
-``contract_words`` (payload words, one load cycle each); a MOVE's cycles
-(``move_cycles``) are fixed but for one cycle per element.
+``contract_words`` (payload words, one load cycle each).
+
+Costs that depend on an instruction's loop counts (methods): ``check_cycles``, the
+CONTRACT's serial bound check (``isa.check_cycles``); ``contract_fixed``, a
+CONTRACT's cycles besides its issues and drain stalls; ``move_cycles``, a whole
+MOVE (``move.move_cycles``: its range check and one cycle per element).
 """
 
 from __future__ import annotations
@@ -55,21 +58,26 @@ class Timing:
     fetch: int              # FETCH + DECODE of any instruction
     config_words: int       # CONFIG payload words
     contract_words: int     # CONTRACT payload words
-    check: int              # bound check, start to done
     tail: int               # last tile's drain after a CONTRACT's final issue
 
     def config_cycles(self) -> int:
         """Cycles of one CONFIG instruction: fetch, payload, commit."""
         return self.fetch + self.config_words + 1
 
-    def move_cycles(self, elements: int) -> int:
-        """Cycles of one MOVE of ``elements`` elements (``sw_model.accel.move``)."""
-        return move_cycles(elements, self.fetch)
+    def move_cycles(self, counts) -> int:
+        """Cycles of one MOVE with loop ``counts`` (``Move.counts``;
+        ``sw_model.accel.move.move_cycles``)."""
+        return move_cycles(counts, self.fetch)
 
-    def contract_fixed(self) -> int:
-        """Fixed cycles of one CONTRACT besides its issues and stalls: fetch,
-        payload, validate, bound check, tail."""
-        return self.fetch + self.contract_words + 1 + self.check + self.tail
+    def check_cycles(self, counts) -> int:
+        """Bound check of a CONTRACT with loop ``counts`` (``Contract.counts``: levels,
+        then ``k_count``), start to done (``isa.check_cycles``)."""
+        return check_cycles(counts)
+
+    def contract_fixed(self, counts) -> int:
+        """Cycles of one CONTRACT with loop ``counts`` besides its issues and drain
+        stalls: fetch, payload, validate, bound check, tail."""
+        return self.fetch + self.contract_words + 1 + self.check_cycles(counts) + self.tail
 
 
 def timing(cfg: AccelConfig) -> Timing:
@@ -79,5 +87,5 @@ def timing(cfg: AccelConfig) -> Timing:
     return Timing(dist=dist, red=red, output=OUTPUT_STAGE_LATENCY, drain=cfg.drain_cycles,
                   fetch=FETCH_CYCLES,
                   config_words=config_words(cfg, reduction_n_switch_bits(cfg.c_lanes)),
-                  contract_words=CONTRACT_WORDS, check=check_cycles(),
+                  contract_words=CONTRACT_WORDS,
                   tail=1 + dist + 1 + cfg.drain_cycles + red + OUTPUT_STAGE_LATENCY)

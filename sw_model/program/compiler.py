@@ -225,9 +225,12 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     outer = [c for _, c in others + [("#m", mt), ("#n", nt)] if c > 1]
     # Levels beyond N_LEVELS become separate CONTRACT instructions.
     n_instr = math.prod(outer[:-N_LEVELS]) if len(outer) > N_LEVELS else 1
-    tiles_per = math.prod(outer[-N_LEVELS:]) if outer else 1
+    hw = outer[-N_LEVELS:]
+    tiles_per = math.prod(hw)
     stall = max(0, cfg.drain_cycles - ksteps) * (tiles_per - 1)
-    per = tm.contract_fixed() + tiles_per * ksteps + stall
+    # every CONTRACT has these counts (Contract.counts); its bound check depends on them
+    counts = (1,) * (N_LEVELS - len(hw)) + tuple(hw) + (ksteps,)
+    per = tm.contract_fixed(counts) + tiles_per * ksteps + stall
     total = tm.config_cycles() + n_instr * per + tm.fetch
     a_rows = math.prod(c for i, c in others if i in sp.a) * mt * ksteps
     b_rows = math.prod(c for i, c in others if i in sp.b) * nt * ksteps

@@ -13,9 +13,10 @@ padding (lanes or rows the consumer reads as 0: padded reduction steps, unused
 lanes) is cleared first by one ``fill`` MOVE over its rows, since the rows may hold
 an earlier tensor.
 
-Cost (``MovePlan.cycles``): the MOVEs' cycles (``timing.move_cycles``: a fixed part
-per instruction plus one cycle per element or cleared row); CSSE counts it when it
-costs a plan in cycles (``sw_model.ttm.csse``).
+Cost (``MovePlan.cycles``): the MOVEs' cycles (``timing.move_cycles`` of each MOVE's
+loop counts: fetch, payload and a range check whose length grows with the bits of
+its counts, plus one cycle per element or cleared row); CSSE counts it when it costs
+a plan in cycles (``sw_model.ttm.csse``).
 
 Members: ``operand_words``, ``result_words``, ``nests``, ``MovePlan``, ``relayout``.
 """
@@ -145,7 +146,7 @@ def relayout(producer: CompiledContraction, consumer: CompiledContraction, role:
         mv = Move(src, dst, s0 + s_off, d0 + d_off, lv)
         n_el += mv.elements
         moves.append(mv)
-    cycles = sum(tm.move_cycles(mv.elements) for mv in moves)
+    cycles = sum(tm.move_cycles(mv.counts) for mv in moves)
     return MovePlan(tuple(moves), n_el, cycles)
 
 

@@ -31,10 +31,11 @@ def cycles_cost(config="tiny", resident: bool = False) -> CostFn:
 
     ``resident=True`` costs the resident dataflow: every intermediate (a node that is
     not a network's root) is moved on chip from C into its consumer's layout, costed
-    as one MOVE of its elements (``cost.move_cost(elements)``:
-    ``timing.move_cycles``; a lower bound: the exact relayout may take more MOVEs and
-    a fill of the padding, ``sw_model.program.moves``), added by ``SplitTable``, so the
-    search weighs a plan's moves against its compute.
+    as one MOVE of its elements in one loop level (``cost.move_cost(elements)``:
+    ``timing.move_cycles((elements,))``; a lower bound: the range check of any nest
+    of that many elements takes at least as many Horner steps, and the exact relayout
+    may take more MOVEs and a fill of the padding, ``sw_model.program.moves``), added
+    by ``SplitTable``, so the search weighs a plan's moves against its compute.
 
     Calls ``sw_model.program.compiler.predict_cycles(spec, shape_a, shape_b, config)`` (imported
     lazily; ValueError if the compiler is not importable). A contraction that does not
@@ -102,7 +103,7 @@ def cycles_cost(config="tiny", resident: bool = False) -> CostFn:
                              f"'{cfg.name}' has move_unit=False")
         from ..accel.timing import timing
         tm = timing(cfg)
-        cost.move_cost = tm.move_cycles
+        cost.move_cost = lambda elements: tm.move_cycles((elements,))
     return cost
 
 

@@ -1,5 +1,6 @@
 """BoundCheck: the serial range check and the deltas it derives, against a brute-force
-walk of the nest and ``sw_model.accel.isa.loop_deltas``, reading a real CONTRACT payload."""
+walk of the nest and ``sw_model.accel.isa.loop_deltas``, reading a real CONTRACT payload;
+its length equals ``sw_model.accel.isa.check_cycles`` of the CONTRACT's counts."""
 
 import itertools
 
@@ -7,8 +8,8 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from fetta.rtl.bound_check import BoundCheck
-from fetta.sw_model.accel.isa import CHECK_STREAMS, COUNT_BITS, COUNT_MAX, N_LEVELS, Contract, Level, \
-    check_cycles, loop_deltas
+from fetta.sw_model.accel.isa import (CHECK_PASSES, CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW,
+                                      N_LEVELS, Contract, Level, check_cycles, loop_deltas)
 
 DEPTH, ADDR_BITS, C_SPAN = 256, 8, 3
 
@@ -70,17 +71,28 @@ def boundary_contracts():
                        levels=(one, one, one, one))
 
 
+# Counts all 1: every pass is its accumulate cycle alone. Mixed counts: outer levels
+# 1, 2, 5, COUNT_MAX (count - 1 of 0, 1, 3, 13 bits; 4 passes each: a, b, c, idx) and
+# k_count 3 (2 bits; 2 passes: a, b): 18 accumulate cycles + 4 * 17 + 2 * 2 Horner
+# steps + 1.
+SHORT = {Contract(k_stride_a=0, k_stride_b=0): len(CHECK_PASSES) + 1,
+         Contract(k_count=3, k_stride_a=1, k_stride_b=0,
+                  levels=(Level(1, 0, 0, 0, 0), Level(2, 1, 3, 4, 7), Level(5, 2, 0, 0, 1),
+                          Level(COUNT_MAX, 0, 0, 0, 5))): 18 + 4 * 17 + 2 * 2 + 1}
+
+
 def test_bound_check_matches_brute_force_and_deltas():
     rng = np.random.default_rng(7)
-    contracts = list(boundary_contracts()) + [random_contract(rng) for _ in range(40)]
-    dut = BoundCheck(COUNT_BITS, ADDR_BITS, DEPTH, C_SPAN)
-    assert dut.CYCLES == check_cycles()
+    contracts = list(boundary_contracts()) + list(SHORT) + \
+        [random_contract(rng) for _ in range(40)]
+    dut = BoundCheck(COUNT_BITS, ADDR_BITS, DEPTH, C_SPAN, then_word=CW.BASE_IDX)
+    assert dut.CYCLES == check_cycles() == check_cycles([COUNT_MAX] * (N_LEVELS + 1))
     results = []
 
     async def tb(ctx):
         for ins in contracts:
             payload = ins.encode()[1:]
-            counts = [lv.count for lv in ins.levels] + [ins.k_count]
+            counts = ins.counts
             for t, c in enumerate(counts):
                 ctx.set(dut.n[t], c - 1)
             ctx.set(dut.base_a, ins.base_a)
@@ -89,6 +101,7 @@ def test_bound_check_matches_brute_force_and_deltas():
             ctx.set(dut.start, 1)
             waited = 0
             deltas = {s: {} for s in CHECK_STREAMS}
+            assert ctx.get(dut.word) == CHECK_PASSES[0].word    # idle: the first pass's
             while True:
                 word = ctx.get(dut.word)
                 if ctx.get(dut.delta_wr):
@@ -101,6 +114,7 @@ def test_bound_check_matches_brute_force_and_deltas():
                 ctx.set(dut.data, payload[word])     # a synchronous read port
                 waited += 1
                 if ctx.get(dut.done):
+                    assert word == CW.BASE_IDX      # then_word, its data in the done cycle
                     break
                 assert waited <= 2 * check_cycles(), "BoundCheck never raised done"
             widths = {"a": ADDR_BITS, "b": ADDR_BITS, "c": ADDR_BITS, "idx": 32}
@@ -113,7 +127,9 @@ def test_bound_check_matches_brute_force_and_deltas():
     sim.add_testbench(tb)
     sim.run()
     for ins, (waited, ok, deltas) in zip(contracts, results):
-        assert waited == dut.CYCLES, (ins, waited)
+        assert waited == check_cycles(ins.counts) <= dut.CYCLES, (ins, waited)
+        if ins in SHORT:
+            assert waited == SHORT[ins], (ins, waited)
         want_ok, want_deltas = expected(ins)
         assert bool(ok) == want_ok, (ins, ok, want_ok)
         for s in want_deltas:

@@ -17,11 +17,11 @@ from fetta.sw_model.arith.fixedpoint import wrap
 
 def test_timing_matches_rtl():
     """sw_model.accel.timing is what the RTL is built with: the fabric's pipeline
-    latencies, the bound check's length, the controller's tail."""
+    latencies, the bound check's longest run, the controller's tail."""
     from fetta.rtl.bound_check import BoundCheck
     from fetta.rtl.controller import Controller
     from fetta.rtl.reduction import ReductionNetwork
-    from fetta.sw_model.accel.isa import COUNT_BITS
+    from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX, N_LEVELS
     assert OUTPUT_STAGE_LATENCY == OutputStage.LATENCY
     shared = {"tiny-share4": PRESETS["tiny"].replace(out_share=4),
               "tiny-dist2": PRESETS["tiny"].replace(dist_pipeline=2),
@@ -35,7 +35,7 @@ def test_timing_matches_rtl():
         assert arr.dist_latency == 1 + cfg.dist_pipeline + cfg.mac_pipeline, name
         assert arr.red_latency == ReductionNetwork(cfg.c_lanes, cfg.acc_bits).LATENCY, name
         check = BoundCheck(COUNT_BITS, cfg.addr_bits, cfg.bank_depth, cfg.pe_rows - 1, then_word=5)
-        assert tm.check == check.CYCLES == ctl.check_cycles, name
+        assert check.CYCLES == tm.check_cycles((COUNT_MAX,) * (N_LEVELS + 1)), name
         assert tm.tail == ctl.tail_cycles == (1 + tm.dist + 1 + cfg.drain_cycles + tm.red
                                               + OutputStage.LATENCY), name
 

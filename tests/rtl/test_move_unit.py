@@ -1,6 +1,6 @@
 """MOVE on the RTL (Amaranth simulator): copies and fills equal the ISA's semantics
-(``sw_model.accel.move.run_move``), the cycle count equals ``move_cycles``, and a
-refused MOVE halts with its error code and writes nothing."""
+(``sw_model.accel.move.run_move``), the cycle count equals ``move_cycles`` of the
+MOVEs' counts, and a refused MOVE halts with its error code and writes nothing."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,9 @@ import pytest
 from fetta.sim.backends.pysim import PysimBackend
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status, buffer_base
-from fetta.sw_model.accel.isa import HALT
-from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes, run_move
+from fetta.sw_model.accel.isa import COUNT_MAX, HALT
+from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_TAIL, MOVE_WORDS, Move,
+                                       MoveLevel, buffer_lanes, run_move)
 from fetta.sw_model.accel.timing import timing
 
 CFG = get_config("tiny")
@@ -71,10 +72,39 @@ def test_random_moves_match_the_isa_semantics_and_cycle_model(be):
                                   f"{tuple(bad[0])}: RTL {got[tuple(bad[0])]}, model "
                                   f"{want[tuple(bad[0])]} ({moves})")
         c = st.counters
-        assert c["cycles"] == sum(tm.move_cycles(mv.elements) for mv in moves) + tm.fetch
+        assert c["cycles"] == sum(tm.move_cycles(mv.counts) for mv in moves) + tm.fetch
         assert c["move_cycles"] == sum(mv.elements for mv in moves)
         assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
                                + c["stall_drain"] + c["move_cycles"])
+
+
+# (MOVE, range-check cycles): every count 1, each pass its accumulate cycle alone;
+# counts 2, 1, 20: count - 1 of 1, 0, 5 bits, each level in a source and a
+# destination pass; count 4097, the fewest elements whose count - 1 has all 13 bits
+CHECK_CASES = [
+    (Move("C", "A", 7, 9), len(MOVE_CHECK_PASSES) + 1),
+    (Move("C", "B", 40, 50, (MoveLevel(2, 40, 40), MoveLevel(1, 5, 5), MoveLevel(20, 1, 1))),
+     len(MOVE_CHECK_PASSES) + 2 * (1 + 5) + 1),
+    (Move("C", "A", 0, 0, (MoveLevel((COUNT_MAX + 1) // 2 + 1, 0, 1),), fill=True),
+     len(MOVE_CHECK_PASSES) + 2 * 13 + 1),
+]
+
+
+@pytest.mark.parametrize("move, check", CHECK_CASES)
+def test_range_check_cycles_follow_the_counts(be, move, check):
+    """The RTL's cycles of one MOVE: fetch, payload, validate, the range check of
+    its counts, its elements, the last write (+ the HALT's fetch)."""
+    rng = np.random.default_rng(2)
+    bufs = _load(be, rng)
+    be.clear()
+    be.write(PROG_BASE, move.encode() + [HALT])
+    st = be.run(100_000)
+    assert st.ok, hex(st.status)
+    run_move(CFG, move, bufs)
+    for name in BUFS:
+        assert np.array_equal(_contents(be, name), bufs[name][:ROWS]), name
+    want = 2 + MOVE_WORDS + 1 + check + move.elements + MOVE_TAIL
+    assert st.counters["cycles"] == want + 2 == timing(CFG).move_cycles(move.counts) + 2
 
 
 @pytest.mark.parametrize("move, code", [

@@ -155,6 +155,36 @@ def test_counters_add_up():
     assert res.mac_utilization == pytest.approx(5 * 3 * 7 / (16 * c["cycles"]))
 
 
+@pytest.mark.parametrize("m, k, n, counts, check", [
+    # every count 1: each of the 18 passes is its accumulate cycle alone, + 1
+    (1, 1, 1, (1, 1, 1, 1, 1), 18 + 1),
+    # count 3 (2 bits; passes a, b, c, idx), k_count 5 (3 bits; passes a, b)
+    (6, 5, 6, (1, 1, 1, 3, 5), 18 + 4 * 2 + 2 * 3 + 1),
+])
+def test_bound_check_cycles_follow_the_contract_counts(m, k, n, counts, check):
+    """The CONTRACT's bound check takes bit_length(count - 1) Horner steps + 1 per
+    pass, + 1; the RTL counts exactly what the model predicts."""
+    from fetta.sw_model.accel.config import get_config
+    from fetta.sw_model.accel.isa import CONTRACT_WORDS, Contract, Op, decode_header
+    from fetta.sw_model.accel.timing import timing
+    from fetta.sw_model.program.compiler import compile_contraction
+    rng = np.random.default_rng(m)
+    a, b = rng.integers(-9, 9, (m, k)), rng.integers(-9, 9, (k, n))
+    cc = compile_contraction("mk,kn->mn", a.shape, b.shape, "tiny")
+    at = len(cc.program) - 2 - CONTRACT_WORDS          # the one CONTRACT, then HALT
+    assert decode_header(cc.program[at]) == (Op.CONTRACT, CONTRACT_WORDS)
+    assert Contract.decode(cc.program[at + 1:-1]).counts == counts
+    cfg, tm = get_config("tiny"), timing(get_config("tiny"))
+    assert tm.check_cycles(counts) == check
+    tiles, ksteps = int(np.prod(counts[:-1])), counts[-1]
+    stall = max(0, cfg.drain_cycles - ksteps) * (tiles - 1)
+    want = tm.config_cycles() + (tm.fetch + CONTRACT_WORDS + 1 + check + tiles * ksteps
+                                 + stall + tm.tail) + tm.fetch
+    res = run_contraction("mk,kn->mn", a, b)
+    np.testing.assert_array_equal(res.output, reference_contraction("mk,kn->mn", a, b))
+    assert res.cycles == res.predicted_cycles == want
+
+
 def test_operand_out_of_range_rejected():
     with pytest.raises(ValueError, match="operand A value 40000 out of range"):
         run_contraction("mk,kn->mn", np.full((2, 2), 40000), np.ones((2, 2), int))

@@ -4,9 +4,10 @@ bound-check schedule all follow it."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, CW,
-                                      FIELD, MODE_BITS, MODE_CONTINUE, MODE_HOLD, N_LEVELS,
-                                      Contract, Level, Op, decode_header)
+from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS,
+                                      COUNT_MAX, CW, FIELD, MODE_BITS, MODE_CONTINUE,
+                                      MODE_HOLD, N_LEVELS, Contract, Level, Op,
+                                      check_cycles, decode_header)
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
 
 
@@ -81,3 +82,16 @@ def test_check_passes_read_the_table():
 def test_decode_rejects_wrong_length():
     with pytest.raises(ValueError, match="CONTRACT payload of 3 words"):
         Contract.decode([0, 0, 0])
+
+
+def test_check_cycles_follow_the_counts():
+    """A pass takes bit_length(count - 1) Horner steps + 1 accumulate cycle, + 1."""
+    assert check_cycles((1,) * (N_LEVELS + 1)) == len(CHECK_PASSES) + 1 == 19
+    assert check_cycles() == check_cycles((COUNT_MAX,) * (N_LEVELS + 1)) == 18 * 14 + 1
+    # level 0 count 2 (1 bit) in passes a, b, c, idx; k_count 9 (4 bits) in a, b
+    assert check_cycles((2, 1, 1, 1, 9)) == 18 + 4 * 1 + 2 * 4 + 1
+    assert Contract(k_count=9, levels=(Level(2),) + (Level(),) * 3).counts == (2, 1, 1, 1, 9)
+    with pytest.raises(ValueError, match="4 loop counts; the bound check takes exactly 5"):
+        check_cycles((1,) * 4)
+    with pytest.raises(ValueError, match="count=0 out of range; allowed 1..8191"):
+        check_cycles((1, 1, 0, 1, 1))

@@ -6,9 +6,9 @@ from hypothesis import given, settings, strategies as st
 
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.isa import COUNT_MAX, Op, decode_header
-from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_CYCLES, MOVE_CHECK_PASSES,
-                                       MOVE_FIELDS, MOVE_LEVELS, MOVE_WORDS, Move,
-                                       MoveLevel, move_check, move_cycles, run_move)
+from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
+                                       MOVE_WORDS, Move, MoveLevel, move_check,
+                                       move_check_cycles, move_cycles, run_move)
 from fetta.sw_model.accel.timing import timing
 
 CFG = get_config("tiny")
@@ -82,7 +82,18 @@ def test_run_move_copies_and_fills():
 
 
 def test_timing_and_check_schedule():
+    """A range-check pass takes bit_length(count - 1) Horner steps + 1 accumulate
+    cycle; every level has a source and a destination pass; + 1 for done."""
     assert len(MOVE_CHECK_PASSES) == 2 * MOVE_LEVELS
-    assert MOVE_CHECK_CYCLES == 2 * MOVE_LEVELS * 14 + 1
-    assert move_cycles(10) == 2 + MOVE_WORDS + 1 + MOVE_CHECK_CYCLES + 10 + 1
-    assert timing(CFG).move_cycles(10) == move_cycles(10)
+    assert move_check_cycles(()) == move_check_cycles((1,) * MOVE_LEVELS) == 2 * MOVE_LEVELS + 1
+    assert move_check_cycles((COUNT_MAX,) * MOVE_LEVELS) == 2 * MOVE_LEVELS * 14 + 1
+    # counts 2, 5, 10: count - 1 of 1, 3, 4 bits, padded outside with count-1 levels
+    assert move_check_cycles((2, 1, 5, 10)) == 2 * MOVE_LEVELS + 2 * (1 + 3 + 4) + 1
+    mv = Move("C", "A", 0, 0, (MoveLevel(2, 1, 1), MoveLevel(5, 2, 2)))
+    assert mv.counts == (1,) * (MOVE_LEVELS - 2) + (2, 5)
+    assert move_cycles(mv.counts) == 2 + MOVE_WORDS + 1 + (2 * MOVE_LEVELS + 2 * 4 + 1) + 10 + 1
+    assert timing(CFG).move_cycles(mv.counts) == move_cycles(mv.counts)
+    with pytest.raises(ValueError, match="count=0 out of range"):
+        move_check_cycles((3, 0))
+    with pytest.raises(ValueError, match="9 loop counts; a MOVE has at most 8"):
+        move_cycles((1,) * 9)

@@ -310,7 +310,7 @@ def test_resident_cycles_cost_adds_one_move_per_intermediate():
     tm = timing(get_config("tiny"))
     checked = 0
     for s, lst in plain.splits.items():
-        extra = 0 if s in roots else tm.move_cycles(net.elements(s))
+        extra = 0 if s in roots else tm.move_cycles((net.elements(s),))
         assert [c + extra for c, _, _ in lst] == sorted(c for c, _, _ in res.splits[s])
         checked += s not in roots
     assert checked > 0
