@@ -16,7 +16,8 @@ from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTER
                                           MAGIC, PROG_BASE, READ_LATENCY, Ctrl, ErrorCode,
                                           Reg, Status)
 from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, COUNT_BITS,
-                                      CW, FIELD, Op, config_layout, dist_bits, header)
+                                      COUNT_MAX, CW, FIELD, N_LEVELS, Op, config_layout,
+                                      dist_bits, header)
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, dither, dither_hash
 from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
 from fetta.sw_model.program.compiler import compile_contraction, mappings
@@ -109,7 +110,9 @@ def _presets() -> list[str]:
     row("reduction latency", lambda c: reduction_net.reduction_latency(c.c_lanes))
     row("output stage latency", lambda c: OUTPUT_STAGE_LATENCY)
     row("CONTRACT tail (cycles)", lambda c: timing(c).tail)
-    row("CONTRACT fixed cycles", lambda c: timing(c).contract_fixed())
+    row("CONTRACT fixed cycles (counts all 1 / all COUNT_MAX)",
+        lambda c: f"{timing(c).contract_fixed((1,) * (N_LEVELS + 1))} / "
+                  f"{timing(c).contract_fixed((COUNT_MAX,) * (N_LEVELS + 1))}")
     row("CONFIG cycles", lambda c: timing(c).config_cycles())
     return out + _table(head, rows)
 
@@ -208,13 +211,19 @@ def _isa() -> list[str]:
 def _timing() -> list[str]:
     return ["## 4. Timing", "",
             "CONFIG: `2 + payload + 1` cycles. CONTRACT: `2 + "
-            f"{CONTRACT_WORDS} + 1 + {len(CHECK_PASSES)} x ({COUNT_BITS} + 1) + 1` "
-            "(fetch, payload, validate, bound check) + one issue per (tile, k step) + "
-            "drain stalls + tail; a drain stall of `drain_cycles - ksteps` is added per "
-            "tile after the first when `ksteps < drain_cycles`. MOVE: `2 + "
-            f"{MOVE_WORDS} + 1 + {len(MOVE_CHECK_PASSES)} x ({COUNT_BITS} + 1) + 1` "
-            f"(fetch, payload, validate, range check) + one cycle per element + "
-            f"{MOVE_TAIL} (the last write). SYNC and HALT: 2 "
+            f"{CONTRACT_WORDS} + 1 + check` (fetch, payload, validate, bound check) + "
+            "one issue per (tile, k step) + drain stalls + tail; a drain stall of "
+            "`drain_cycles - ksteps` is added per tile after the first when `ksteps < "
+            "drain_cycles`. The bound check is `1 + sum over its "
+            f"{len(CHECK_PASSES)} passes of (bit_length(count - 1) + 1)`, the count "
+            "being the pass's loop level's (`isa.check_cycles`): "
+            f"{len(CHECK_PASSES)} + 1 when every count is 1, at most "
+            f"{len(CHECK_PASSES)} x ({COUNT_BITS} + 1) + 1. MOVE: `2 + {MOVE_WORDS} + 1 "
+            "+ check` (fetch, payload, validate, range check) + one cycle per element + "
+            f"{MOVE_TAIL} (the last write), the range check over its "
+            f"{len(MOVE_CHECK_PASSES)} passes by the same rule (`move.move_check_cycles`: "
+            f"{len(MOVE_CHECK_PASSES)} + 1 to {len(MOVE_CHECK_PASSES)} x ({COUNT_BITS} + "
+            "1) + 1). SYNC and HALT: 2 "
             "cycles. Per-preset constants: section 1. The compiler's "
             "`predict_cycles` is this model; tests compare it with the RTL's CYCLES "
             "counter on every random contraction.", ""]
