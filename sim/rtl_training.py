@@ -25,7 +25,8 @@ Accounting (the ``finish`` hook adds it to the results JSON):
   layout, with ``resident=True``, ``sim/onchip.py``; 0 otherwise); ``total``. Evaluation contractions are counted apart under ``eval``.
 * ``host_words_per_step``: host-bus words written and read per training step (mean).
 * ``mac_utilization``: useful MACs / (array MACs x compute cycles) over training
-  contractions (``mac_utilization_with_transfer`` counts host-transfer cycles too).
+  contractions (``mac_utilization_with_transfer`` counts on-chip move and
+  host-transfer cycles too).
 * ``clock_mhz`` and simulated time and samples/s per step at that clock.
 * ``on_chip_memory``: peak buffer rows and program words used vs available;
   ``peak_buffer_occupancy``: the peak rows of A, B and C as a fraction of
@@ -130,6 +131,7 @@ class RtlTraining:
                      "contractions": 0}
         self.useful_macs = 0
         self.compute_cycles = 0
+        self.move_cycles = 0
         self.host_cycles = 0
         self.contractions = 0
         self.verified = 0
@@ -164,7 +166,8 @@ class RtlTraining:
             self.eval["contractions"] += 1
             return
         self.useful_macs += res.useful_macs
-        self.compute_cycles += res.cycles
+        self.compute_cycles += compute
+        self.move_cycles += res.move_cycles
         self.host_cycles += res.host_cycles
         rec = self.steps.setdefault(ev.train_step, dict.fromkeys(PHASES, 0))
         rec["host_transfer"] += res.host_cycles
@@ -255,7 +258,7 @@ class RtlTraining:
             "mac_utilization": self.useful_macs / (cfg.macs * self.compute_cycles)
             if self.compute_cycles else 0.0,
             "mac_utilization_with_transfer": self.useful_macs / (
-                cfg.macs * (self.compute_cycles + self.host_cycles))
+                cfg.macs * (self.compute_cycles + self.move_cycles + self.host_cycles))
             if self.compute_cycles else 0.0,
             "clock_mhz": self.clock_mhz,
             "simulated_seconds_per_step": mean / hz,
