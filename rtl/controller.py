@@ -84,6 +84,7 @@ class Controller(wiring.Component):
     ``ADDRESS_RANGE`` from the bound check; ``PROGRAM_RANGE`` running off program memory.
 
     Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
+    (code), ``used_c_lanes`` (result lanes of the configured mapping, ``ga*gb*pe_cols``);
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
     buffer reads ``rd_en``/``a_addr``/``b_addr``; ``fabric``, the CE array's control
     (``rtl.fabric_control.FabricControlSignature``: issue steps, network and output
@@ -116,6 +117,7 @@ class Controller(wiring.Component):
             "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
             "cnt_instructions": Out(cb), "cnt_move": Out(cb),
+            "used_c_lanes": Out(range(cfg.c_lanes + 1)),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
                 "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1)})),
@@ -137,6 +139,11 @@ class Controller(wiring.Component):
         m.d.comb += [self.fabric.a_net_cfg.eq(cfg_field("a_net")),
                      self.fabric.b_net_cfg.eq(cfg_field("b_net")),
                      self.fabric.red_cfg.eq(cfg_field("red_net"))]
+        # result lanes of the configured mapping: ga * gb * pe_cols (rtl/max_abs.py)
+        mapping = cfg_regs[0]
+        m.d.comb += self.used_c_lanes.eq(
+            (Const(cfg.pe_cols, range(cfg.c_lanes + 1)) << (mapping[0:4] + mapping[4:8]))
+            [:len(self.used_c_lanes)])
         li_first = self.layout["lane_index"][0]
         for d in range(cfg.c_lanes):
             m.d.comb += self.fabric.lane_index[d].eq(cfg_regs[li_first + d])

@@ -16,6 +16,7 @@ from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
 from .controller import Controller
 from .host_bus import HostBusSignature
+from .max_abs import MaxAbs
 
 __all__ = ["Accelerator", "config_hash"]
 
@@ -89,6 +90,13 @@ class Accelerator(wiring.Component):
         for i in range(cfg.b_lanes):
             m.d.comb += fab.b_vec[i].eq(bufs["b"].rd_data[i])
 
+        # Largest |result| of the program's CONTRACTs (Reg.MAX_ABS; rtl/max_abs.py).
+        m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
+        m.d.comb += [max_abs.valid.eq(fab.out_valid & running), max_abs.mask.eq(fab.out_mask),
+                     max_abs.used.eq(ctl.used_c_lanes)]
+        for d in range(cfg.c_lanes):
+            m.d.comb += max_abs.data[d].eq(fab.out[d])
+
         # Host bus decode.
         bus = self.bus
         addr = bus.addr
@@ -107,6 +115,9 @@ class Accelerator(wiring.Component):
                          ctl.abort.eq(bus.wdata[2])]
             with m.If(bus.wdata[1] & ~running):
                 m.d.sync += bus_violation.eq(0)
+            # a START the controller takes (idle, no CLEAR or ABORT with it)
+            m.d.comb += max_abs.clear.eq(bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] &
+                                         ~running)
         dropped = bus.write & (is_prog | is_buf) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
@@ -188,6 +199,7 @@ class Accelerator(wiring.Component):
                             ctl.error),
             Reg.PC: ctl.pc, Reg.ERR_PC: ctl.err_pc,
             Reg.CONFIG_HASH: config_hash(cfg),
+            Reg.MAX_ABS: max_abs.max,
         }
         for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
                          (Reg.MAC_ACTIVE, ctl.cnt_mac_active),

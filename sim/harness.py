@@ -263,13 +263,15 @@ class Session:
 
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
                  mapping: Mapping | None = None, max_cycles: int | None = None,
-                 progress=None) -> ContractionResult:
+                 progress=None, read_back: bool = True) -> ContractionResult:
         """Run one contraction. One that does not fit the buffers in one program is
         split into contiguous output chunks (``compiler.chunk_plan``), run one after
         the other, or, when the reduction alone is longer than the buffers hold, into
         K chunks accumulated in the array (``sw_model.program.kchunk``); cycles, counters and
         host words are summed over the programs. ``progress(done, total)`` is called
-        after each output chunk."""
+        after each output chunk. ``read_back=False`` (with ``resident=True``): the
+        caller needs the result only as a later operand; the host reads one word
+        (``Reg.MAX_ABS``) instead of the result (``sim.onchip``)."""
         cfg = self.config
         t0 = time.perf_counter()
         a_obj, b_obj = a, b
@@ -290,7 +292,8 @@ class Session:
         if self.onchip is not None:
             if parts == [({}, 0)]:
                 res = ContractionResult(**contract_onchip(
-                    self, sp, a, b, a_obj, b_obj, max_cycles=max_cycles, **kw))
+                    self, sp, a, b, a_obj, b_obj, max_cycles=max_cycles,
+                    read_back=read_back, **kw))
                 return self._finish(res, sp, a, b, t0)
             self.onchip.drop()      # the chunks' programs write C from row 0
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
@@ -321,6 +324,8 @@ class Session:
         total.mac_utilization = total.useful_macs / (self.config.macs * total.cycles)
         total.spec = str(sp)
         total.wall_seconds = time.perf_counter() - t0
+        if self.onchip is not None:     # unread results that left C: read them now
+            total.host_words["read"] += self.onchip.take_pending_reads()
         st = self.stats
         st["contractions"] += 1
         st["chunks"] += total.chunks

@@ -13,9 +13,13 @@ after CONFIG, instead of the host writing it; the session's record of what A/B h
 is updated with the moved rows, so the host also skips what is already there.
 Operands that are not kept results are written by the host as usual.
 
-The host still reads every result (the trainer's adaptive-shift votes take the
-largest magnitude of each, and the next layer's elementwise work runs on the host);
-what the resident flow saves is writing results back as operands. A contraction
+What the host reads: a result it needs (``read_back=True``, the default) in full; an
+intermediate only the next contractions need (``read_back=False``) as one word, the
+largest magnitude of the program's results (``Reg.MAX_ABS``, ``rtl/max_abs.py``: the
+adaptive-shift vote's input). The simulator still hands the caller the whole result
+(read without bus cycles) for its bookkeeping; a result that is not read back is
+counted as read when it leaves C unread (C full, or the host path overwriting it),
+since the host would have to save it then. A contraction
 that needs several programs (output or K chunks), or a configuration without the
 MOVE unit, runs the host path and drops the kept results (its programs write C from
 row 0).
@@ -49,6 +53,7 @@ class _Kept:
     snapshot: np.ndarray          # its contents then (a caller may change it in place)
     compiled: object              # its producer's CompiledContraction (C layout)
     c_row: int                    # first C row
+    unread: int = 0               # host words still to read if it leaves C (0: read)
 
 
 class OnChipResults:
@@ -59,7 +64,9 @@ class OnChipResults:
         self.depth = depth
         self.kept: dict[int, _Kept] = {}
         self.next_row = 0
-        self.stats = {"moved_operands": 0, "moved_elements": 0, "dropped": 0}
+        self.pending_reads = 0        # words of unread results that left C
+        self.stats = {"moved_operands": 0, "moved_elements": 0, "dropped": 0,
+                      "not_read_back": 0, "read_when_dropped": 0}
 
     def find(self, x) -> _Kept | None:
         """The kept result ``x`` is, if its contents are still what C holds."""
@@ -80,13 +87,22 @@ class OnChipResults:
         self.next_row += rows
         return base
 
-    def keep(self, array, compiled, c_row: int) -> None:
-        self.kept[id(array)] = _Kept(array, array.copy(), compiled, c_row)
+    def keep(self, array, compiled, c_row: int, unread: int = 0) -> None:
+        self.kept[id(array)] = _Kept(array, array.copy(), compiled, c_row, unread)
 
     def drop(self) -> None:
+        """Forget every kept result; the unread ones count as read now
+        (``pending_reads``, taken by the next contraction's host words)."""
         self.stats["dropped"] += len(self.kept)
+        unread = sum(k.unread for k in self.kept.values())
+        self.pending_reads += unread
+        self.stats["read_when_dropped"] += unread
         self.kept.clear()
         self.next_row = 0
+
+    def take_pending_reads(self) -> int:
+        n, self.pending_reads = self.pending_reads, 0
+        return n
 
 
 def _rebased_c(program, c_row: int) -> list[int]:
@@ -102,7 +118,8 @@ def _rebased_c(program, c_row: int) -> list[int]:
     return out
 
 
-def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, **kw):
+def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=True,
+                    **kw):
     """One contraction of ``session`` with on-chip operands and a kept result (module
     docstring); ``a_obj``/``b_obj`` are the operands as the caller passed them (their
     identity finds kept results). It must compile into one program. Returns the
@@ -170,14 +187,17 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, **kw):
     n_out = cc.c_rows * cfg.c_lanes
     raw = np.array(be.read(buffer_base(2) + c_row * cfg.c_lanes, n_out), dtype=np.int64)
     out = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(cc.c_rows, cfg.c_lanes))
-    onchip.keep(out, cc, c_row)
+    result_words = cc.c_rows * mp.ga * mp.gb * cfg.pe_cols
+    onchip.keep(out, cc, c_row, 0 if read_back else result_words)
+    if not read_back:
+        onchip.stats["not_read_back"] += 1
     peak = session.stats["peak_rows"]
     for k, rows in (("a", cc.a_rows), ("b", cc.b_rows), ("c", c_row + cc.c_rows)):
         peak[k] = max(peak[k], rows)
     session.stats["peak_program_words"] = max(session.stats["peak_program_words"],
                                               len(prog))
     words = {"written": written + wp + CONTROL_WRITES,
-             "read": cc.c_rows * mp.ga * mp.gb * cfg.pe_cols + control_reads(),
+             "read": (result_words if read_back else 1) + control_reads(),
              "skipped": skipped + len(prog) - wp}
     cycles = st.counters["cycles"]
     return dict(output=out, cycles=cycles, predicted_cycles=predicted,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from fetta.sw_model.accel import hostmap
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import (BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, PROG_BASE,
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, PROG_BASE,
                                     REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
 
@@ -145,6 +145,11 @@ def register_model(config="tiny") -> dict:
             regs.append(reg("CONFIG_HASH", word, "r", doc, [field(
                 "HASH", 0, 32, "r", config_hash(cfg),
                 f"value for this preset ({cfg.name}): sha256 of its JSON, low 32 bits")]))
+        elif r == Reg.MAX_ABS:
+            regs.append(reg("MAX_ABS", word, "r", doc, [field(
+                "MAX", 0, BUFFER_WORD_BITS, "r", 0,
+                "largest |result word| written by the program's CONTRACTs "
+                "(rtl/max_abs.py); 0 after START")]))
         elif word in counter_regs:
             key = counter_regs[word]
             what = f"counter {key} ({cb} bits)"

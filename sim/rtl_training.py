@@ -38,8 +38,9 @@ the session skips only rows that are already there with the same contents (e.g. 
 chunked contraction's shared operand, repeated programs). With ``resident=True``
 (``--resident``) results stay in C and the next contraction that reads one gets it by
 MOVE instructions instead of the host writing it back (``sim/onchip.py``); the host
-still reads every result (the adaptive-shift votes and the elementwise work run on
-the host).
+reads the layer results it works on (``y``, ``dx``, the core gradients:
+``layers.is_root``) and, of every intermediate, one word: the largest magnitude the
+adaptive-shift vote needs (``Reg.MAX_ABS``).
 
 Clock: ``--clock-mhz`` or the preset's clock (``sw_model.accel.measured.preset_clock``:
 the measured Fmax of an FPGA preset's stored ``fetta synth --json`` summary, the stated
@@ -55,7 +56,7 @@ import numpy as np
 from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
-from fetta.sw_model.ttm.layers import backward_phases
+from fetta.sw_model.ttm.layers import backward_phases, is_root
 
 from .jsonio import source_commit
 
@@ -144,8 +145,10 @@ class RtlTraining:
             raise FettaError(f"power-of-two weights need a shift-MAC config; "
                              f"{self.config.name!r} has mac_kind {self.config.mac_kind!r}")
         t0 = time.perf_counter()
+        # resident: an intermediate stays on chip; the host reads its MAX_ABS only
         res = self.session.contract(step.spec, a, b, shift=shift, rounding=rounding,
-                                    out_bits=out_bits, seed=seed)
+                                    out_bits=out_bits, seed=seed,
+                                    read_back=is_root(step.out) or not self.resident)
         self.sim_seconds += time.perf_counter() - t0
         self._pending.append(res)
         return res.output

@@ -28,7 +28,7 @@ import numpy as np
 from .csse import csse_planner
 from .plan import Plan, Step, execute_plan
 
-__all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan", "backward_phases",
+__all__ = ["init_cores", "to_dense", "network_cores", "get_plan", "split_plan", "backward_phases", "is_root",
            "PlanParts", "layer_plans", "float_contract", "ttm_forward", "ttm_backward",
            "core_shapes", "clear_plan_cache"]
 
@@ -118,6 +118,13 @@ class PlanParts:
     backward: Plan         # dy-dependent steps for dg{k} (and dx when wanted)
     inference: Plan        # only what y needs
     saved: tuple[str, ...]  # forward-phase tensors (incl. x, cores) the backward reads
+
+
+def is_root(name: str) -> bool:
+    """A layer plan's result the trainer uses on the host: ``y``, ``dx`` or a core
+    gradient ``dg{k}``; every other plan tensor is an intermediate that only later
+    contractions read."""
+    return name in ("y", "dx") or (name.startswith("dg") and name[2:].isdigit())
 
 
 def backward_phases(steps) -> dict[str, str]:
