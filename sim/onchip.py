@@ -3,8 +3,9 @@ contraction by MOVE instructions instead of the host bus (``Session(resident=Tru
 ``fetta train --backend rtl --resident``).
 
 Each contraction that compiles into one program writes its result to C at rows of its
-own (``OnChipResults.place``: a bump pointer over C; when C is full every kept result
-is dropped and the pointer restarts at row 0). When a later contraction's operand is
+own (``OnChipResults.place``: the lowest gap between kept results; when none holds
+it, the oldest kept results leave C, never the operands the contraction is about to
+move). When a later contraction's operand is
 the very array a kept result returned, unchanged (``OnChipResults.find``: by
 identity, and its contents compared with a copy taken when it was returned, so a
 caller that changes a result in place gets it written by the host), the program copies it from C into the
@@ -63,7 +64,6 @@ class OnChipResults:
     def __init__(self, depth: int):
         self.depth = depth
         self.kept: dict[int, _Kept] = {}
-        self.next_row = 0
         self.pending_reads = 0        # words of unread results that left C
         self.stats = {"moved_operands": 0, "moved_elements": 0, "dropped": 0,
                       "not_read_back": 0, "read_when_dropped": 0}
@@ -75,17 +75,30 @@ class OnChipResults:
             return None
         return k
 
-    def place(self, rows: int, keep_rows=()) -> int:
-        """First C row for a result of ``rows`` rows; drops every kept result when C
-        is full, except that it never places over ``keep_rows`` (``(first, rows)`` of
-        the operands this contraction still moves): then it returns -1."""
-        if self.next_row + rows > self.depth:
-            if any(True for _ in keep_rows):
-                return -1
-            self.drop()
-        base = self.next_row
-        self.next_row += rows
-        return base
+    def place(self, rows: int, protect=()) -> int:
+        """First C row for a result of ``rows`` rows: the lowest gap between kept
+        results that holds it; when none does, the oldest kept results leave (their
+        unread words counted, ``_evict``) until one does, the ones in ``protect``
+        (this contraction's operands) last: their MOVEs run before the CONTRACT
+        writes C, so the result may take their rows."""
+        while True:
+            spans = sorted((k.c_row, k.compiled.c_rows) for k in self.kept.values())
+            cursor = 0
+            for base, n in spans:
+                if base - cursor >= rows:
+                    return cursor
+                cursor = max(cursor, base + n)
+            if self.depth - cursor >= rows:
+                return cursor
+            victims = [key for key, k in self.kept.items()
+                       if not any(k is p for p in protect)] or list(self.kept)
+            self._evict(victims[0])       # the oldest (dicts keep insertion order)
+
+    def _evict(self, key) -> None:
+        k = self.kept.pop(key)
+        self.stats["dropped"] += 1
+        self.pending_reads += k.unread
+        self.stats["read_when_dropped"] += k.unread
 
     def keep(self, array, compiled, c_row: int, unread: int = 0) -> None:
         self.kept[id(array)] = _Kept(array, array.copy(), compiled, c_row, unread)
@@ -93,12 +106,8 @@ class OnChipResults:
     def drop(self) -> None:
         """Forget every kept result; the unread ones count as read now
         (``pending_reads``, taken by the next contraction's host words)."""
-        self.stats["dropped"] += len(self.kept)
-        unread = sum(k.unread for k in self.kept.values())
-        self.pending_reads += unread
-        self.stats["read_when_dropped"] += unread
-        self.kept.clear()
-        self.next_row = 0
+        for key in list(self.kept):
+            self._evict(key)
 
     def take_pending_reads(self) -> int:
         n, self.pending_reads = self.pending_reads, 0
@@ -129,12 +138,7 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     cc = session._compiled_for(sp, a.shape, b.shape, kw.pop("mapping"), index_offset=0,
                                **kw)
     sources = {role: onchip.find(obj) for role, obj in (("a", a_obj), ("b", b_obj))}
-    c_row = onchip.place(cc.c_rows, [(k.c_row, k.compiled.c_rows)
-                                     for k in sources.values() if k is not None])
-    if c_row < 0:                 # C is full: move nothing, start C afresh
-        onchip.drop()
-        sources = {"a": None, "b": None}
-        c_row = onchip.place(cc.c_rows)
+    c_row = onchip.place(cc.c_rows, [k for k in sources.values() if k is not None])
     be = session.backend
     if not be.known_idle:
         be.abort()
