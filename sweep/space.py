@@ -153,6 +153,9 @@ def _values(name: str, spec, where: str) -> list:
         if kind == "int":
             if isinstance(v, bool) or not isinstance(v, int):
                 raise SpaceError(f"{where}: value {v!r} is not an integer")
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                raise SpaceError(f"{where}: value {v!r} is not a boolean (true, false)")
         elif "None" in kind:
             if not isinstance(v, str):
                 raise SpaceError(f"{where}: value {v!r} is not a string (\"none\" for "

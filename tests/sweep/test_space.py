@@ -37,12 +37,19 @@ def test_expansion_and_validation():
     assert len({p.id for p in sp.points}) == len(sp.points)
 
 
+def test_boolean_field_values():
+    sp = parse_space("[fields]\nmove_unit = [true, false]\nn_ce = 4", "b.toml")
+    assert sorted(p.config.move_unit for p in sp.points) == [False, True]
+
+
 @pytest.mark.parametrize("text, message", [
     ("[fields\nn_ce = 2", "bad.toml: not valid TOML: "),
     ("[fields]\nn_cee = [2]", "bad.toml: fields.n_cee is not an AccelConfig field; "
                               "allowed n_ce, pe_rows"),
     ("[fields]\nn_ce = [2, 'x']", "bad.toml: fields.n_ce: value 'x' is not an integer"),
     ("[fields]\nn_ce = []", "bad.toml: fields.n_ce: no values"),
+    ("[fields]\nmove_unit = ['yes']",
+     "bad.toml: fields.move_unit: value 'yes' is not a boolean (true, false)"),
     ("[fields]\nn_ce = {start = 8, stop = 2, factor = 2}",
      "bad.toml: fields.n_ce: range stop=2 below start=8"),
     ("[fields]\nn_ce = {start = 2, end = 8}", "bad.toml: fields.n_ce: range "),
