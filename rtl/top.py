@@ -90,12 +90,15 @@ class Accelerator(wiring.Component):
         for i in range(cfg.b_lanes):
             m.d.comb += fab.b_vec[i].eq(bufs["b"].rd_data[i])
 
-        # Largest |result| of the program's CONTRACTs (Reg.MAX_ABS; rtl/max_abs.py).
-        m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
-        m.d.comb += [max_abs.valid.eq(fab.out_valid & running), max_abs.mask.eq(fab.out_mask),
-                     max_abs.used.eq(ctl.used_c_lanes)]
-        for d in range(cfg.c_lanes):
-            m.d.comb += max_abs.data[d].eq(fab.out[d])
+        # Largest |result| of the program's CONTRACTs (Reg.MAX_ABS; rtl/max_abs.py):
+        # with the MOVE unit only (the resident flow's vote input; reads 0 without)
+        max_abs = None
+        if cfg.move_unit:
+            m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
+            m.d.comb += [max_abs.valid.eq(fab.out_valid & running),
+                         max_abs.mask.eq(fab.out_mask), max_abs.used.eq(ctl.used_c_lanes)]
+            for d in range(cfg.c_lanes):
+                m.d.comb += max_abs.data[d].eq(fab.out[d])
 
         # Host bus decode.
         bus = self.bus
@@ -115,9 +118,10 @@ class Accelerator(wiring.Component):
                          ctl.abort.eq(bus.wdata[2])]
             with m.If(bus.wdata[1] & ~running):
                 m.d.sync += bus_violation.eq(0)
-            # a START the controller takes (idle, no CLEAR or ABORT with it)
-            m.d.comb += max_abs.clear.eq(bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] &
-                                         ~running)
+            if max_abs is not None:
+                # a START the controller takes (idle, no CLEAR or ABORT with it)
+                m.d.comb += max_abs.clear.eq(bus.wdata[0] & ~bus.wdata[1] &
+                                             ~bus.wdata[2] & ~running)
         dropped = bus.write & (is_prog | is_buf) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
@@ -199,7 +203,7 @@ class Accelerator(wiring.Component):
                             ctl.error),
             Reg.PC: ctl.pc, Reg.ERR_PC: ctl.err_pc,
             Reg.CONFIG_HASH: config_hash(cfg),
-            Reg.MAX_ABS: max_abs.max,
+            Reg.MAX_ABS: max_abs.max if max_abs is not None else C(0, 16),
         }
         for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
                          (Reg.MAC_ACTIVE, ctl.cnt_mac_active),

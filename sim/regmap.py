@@ -149,7 +149,7 @@ def register_model(config="tiny") -> dict:
             regs.append(reg("MAX_ABS", word, "r", doc, [field(
                 "MAX", 0, BUFFER_WORD_BITS, "r", 0,
                 "largest |result word| written by the program's CONTRACTs "
-                "(rtl/max_abs.py); 0 after START")]))
+                "(rtl/max_abs.py); 0 after START; reads 0 without the MOVE unit")]))
         elif word in counter_regs:
             key = counter_regs[word]
             what = f"counter {key} ({cb} bits)"

@@ -83,7 +83,7 @@ class Reg(enum.IntEnum):
     STALL_CONFIG = 26 # fetch, decode and payload-loading cycles of every instruction
     INSTRUCTIONS = 28 # instructions executed (fetched and decoded)
     MOVE = 30         # MOVE element cycles: one word copied (or row cleared) each
-    MAX_ABS = 32      # read: largest |result word| the program's CONTRACTs wrote to C
+    MAX_ABS = 32      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
 
 
 COUNTERS = {
