@@ -29,6 +29,29 @@ stochastic rounding matches the golden model whatever the tiling.
 
 The analytic cycle model (``predict_cycles``) mirrors the controller exactly; the
 mapping search minimises it.
+
+Footprint-aware choice
+----------------------
+Every candidate ``(mapping, im, in)`` that fits the buffers and program memory
+(``candidates`` lists them) fixes the rows its operands take: ``a_rows``, ``b_rows``
+and ``c_rows`` (a buffer row is the unit of allocation, however many of its lanes the
+layout uses). By default the candidate with the fewest predicted cycles is chosen
+(ties: the smaller ``gk``, then the larger ``ga``). Two options of
+``compile_contraction``, ``predict_cycles`` and ``fits`` change the choice, never
+the cycle model:
+
+* ``max_rows``: a row budget, an int (for A, B and C alike) or a dict with any of
+  ``"a"``, ``"b"``, ``"c"``; candidates whose rows exceed it are left out, and the
+  fastest of the others is chosen;
+* ``slack``: a cycles tolerance ``s >= 0`` (``math.inf``: any); among the candidates
+  within the budget whose cycles are at most ``(1 + s)`` times the fewest, the one
+  with the smallest footprint ``a_rows + b_rows + c_rows`` is chosen (ties: fewer
+  cycles, then the default order).
+
+With neither (the default) the choice is the cycle-optimal one. When no candidate is
+within the budget, ``compile_contraction`` raises a one-line ValueError naming the
+budget and the fewest rows each operand can take. Resident chains
+(``sim.resident``) use them to fit a chain's homes in the banks.
 """
 
 from __future__ import annotations
@@ -49,7 +72,7 @@ from ..accel.isa import (COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPay
 from ..accel.timing import Timing, timing
 
 __all__ = ["CompiledContraction", "compile_contraction", "predict_cycles", "fits",
-           "chunk_plan", "mappings"]
+           "chunk_plan", "mappings", "Candidate", "candidates"]
 
 
 def mappings(cfg: AccelConfig):
@@ -69,6 +92,25 @@ class _Choice:
     tiles: int = 0
     ksteps: int = 0
     n_instr: int = 0
+    rows: tuple = (0, 0, 0)         # A, B, C rows
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ``(mapping, im, in)`` that fits: its predicted cycles and the buffer rows of
+    its A, B and C layouts (``candidates``)."""
+    mapping: Mapping
+    im: str | None
+    in_: str | None
+    cycles: int
+    a_rows: int
+    b_rows: int
+    c_rows: int
+
+    @property
+    def rows(self) -> int:
+        """The footprint the ``slack`` choice minimises: A + B + C rows."""
+        return self.a_rows + self.b_rows + self.c_rows
 
 
 @dataclass
@@ -239,45 +281,117 @@ def _evaluate(sp: Spec, sizes, cfg: AccelConfig, mp: Mapping, im, in_, tm: Timin
     return total, n_instr * tiles_per, ksteps, n_instr, (a_rows, b_rows, c_rows, words)
 
 
-def _fits(cfg: AccelConfig, rows, ksteps) -> bool:
+def _fits(cfg: AccelConfig, rows, ksteps, limits=None) -> bool:
     a, b, c, words = rows
-    return max(a, b, c) <= cfg.bank_depth and words <= cfg.prog_depth and \
+    la, lb, lc = limits or (cfg.bank_depth,) * 3
+    return a <= la and b <= lb and c <= lc and words <= cfg.prog_depth and \
         ksteps <= COUNT_MAX
 
 
-def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None):
-    """Predicted cycles of the best (or the given) mapping, program included."""
+def _row_limits(cfg: AccelConfig, max_rows) -> tuple[int, int, int]:
+    """(A, B, C) row limits: the bank depth, lowered by ``max_rows`` (an int or a dict
+    with any of 'a', 'b', 'c')."""
+    depth = cfg.bank_depth
+    if max_rows is None:
+        return depth, depth, depth
+    allowed = "allowed a positive int or a dict of 'a', 'b', 'c' to positive ints"
+    if isinstance(max_rows, dict):
+        bad = [k for k in max_rows if k not in ("a", "b", "c")]
+        if bad:
+            raise ValueError(f"max_rows key {bad[0]!r} unknown; {allowed}")
+        lim = dict(max_rows)
+    else:
+        lim = dict.fromkeys("abc", max_rows)
+    out = []
+    for k in "abc":
+        v = lim.get(k)
+        if v is None:
+            out.append(depth)
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"max_rows={max_rows!r} invalid; {allowed}")
+        out.append(min(int(v), depth))
+    return tuple(out)
+
+
+def _check_slack(slack):
+    if slack is None:
+        return None
+    if isinstance(slack, bool) or not isinstance(slack, (int, float, np.integer,
+                                                         np.floating)) \
+            or not slack >= 0:
+        raise ValueError(f"slack={slack!r} invalid; allowed None or a number >= 0 "
+                         f"(math.inf: any cycles)")
+    return float(slack)
+
+
+def predict_cycles(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None,
+                   *, max_rows=None, slack=None):
+    """Predicted cycles of the best (or the given) mapping, program included;
+    ``max_rows``/``slack`` as in ``compile_contraction``."""
     return compile_contraction(spec, shape_a, shape_b, config, mapping=mapping,
-                               plan_only=True).predicted_cycles
+                               plan_only=True, max_rows=max_rows,
+                               slack=slack).predicted_cycles
 
 
-def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing,
-             lanes: tuple | None = None):
-    """The candidate with the fewest predicted cycles among those that fit the
-    buffers and program memory, or None. ``lanes = (im, in)`` forces the lane
-    indices."""
+def _candidates(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing,
+                lanes: tuple | None = None, limits=None):
+    """[(default order key, _Choice)] of every candidate that fits the buffers (or
+    ``limits``, (A, B, C) rows) and program memory. ``lanes = (im, in)`` forces the
+    lane indices."""
     ims = list(sp.m) or [None]
     ins = list(sp.n) or [None]
     if lanes is not None:
         ims, ins = [lanes[0]], [lanes[1]]
     maps = [mapping.check(cfg)] if mapping is not None else list(mappings(cfg))
-    best = None
+    out = []
     for mp, im, in_ in itertools.product(maps, ims, ins):
         cyc, tiles, ksteps, n_instr, rows = _evaluate(sp, sizes, cfg, mp, im, in_, tm)
-        if not _fits(cfg, rows, ksteps):
+        if not _fits(cfg, rows, ksteps, limits):
             continue
-        key = (cyc, mp.gk, -mp.ga)
-        if best is None or key < best[0]:
-            best = (key, _Choice(mp, im, in_, cyc, tiles, ksteps, n_instr))
-    return None if best is None else best[1]
+        out.append(((cyc, mp.gk, -mp.ga),
+                    _Choice(mp, im, in_, cyc, tiles, ksteps, n_instr, rows[:3])))
+    return out
 
 
-def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None) -> bool:
-    """Whether the contraction compiles into one program for ``config``."""
+def _choices(sp: Spec, sizes, cfg: AccelConfig, mapping: Mapping | None, tm: Timing,
+             lanes: tuple | None = None, limits=None, slack: float | None = None):
+    """The chosen candidate (module docstring: the fewest predicted cycles, or with
+    ``slack`` the smallest footprint within the tolerance) among those that fit the
+    buffers (or ``limits``) and program memory, or None."""
+    cands = _candidates(sp, sizes, cfg, mapping, tm, lanes, limits)
+    if not cands:
+        return None
+    best = min(cands, key=lambda c: c[0])
+    if slack is None:
+        return best[1]
+    bound = best[1].cycles * (1 + slack)
+    pool = [c for c in cands if c[1].cycles <= bound]
+    return min(pool, key=lambda c: (sum(c[1].rows), c[0]))[1]
+
+
+def candidates(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None,
+               *, max_rows=None) -> list[Candidate]:
+    """Every ``(mapping, im, in)`` of the contraction that fits ``config`` (and
+    ``max_rows``), fewest predicted cycles first (the default order: the first is
+    what ``compile_contraction`` chooses by default). Compile one with
+    ``compile_contraction(..., mapping=c.mapping, lanes=(c.im, c.in_))``."""
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
-    return _choices(sp, sp.sizes(shape_a, shape_b), cfg, mapping,
-                    timing(cfg)) is not None
+    cands = _candidates(sp, sp.sizes(shape_a, shape_b), cfg, mapping, timing(cfg),
+                        limits=_row_limits(cfg, max_rows))
+    return [Candidate(ch.mapping, ch.im, ch.in_, ch.cycles, *ch.rows)
+            for _, ch in sorted(cands, key=lambda c: c[0])]
+
+
+def fits(spec, shape_a, shape_b, config="tiny", mapping: Mapping | None = None, *,
+         max_rows=None) -> bool:
+    """Whether the contraction compiles into one program for ``config`` (with every
+    operand within ``max_rows``, as in ``compile_contraction``)."""
+    cfg = get_config(config)
+    sp = parse_spec(spec) if isinstance(spec, str) else spec
+    return _choices(sp, sp.sizes(shape_a, shape_b), cfg, mapping, timing(cfg),
+                    limits=_row_limits(cfg, max_rows)) is not None
 
 
 def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
@@ -285,7 +399,8 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
                         mapping: Mapping | None = None, plan_only=False,
                         index_offset: int = 0, lanes: tuple | None = None,
                         idx_strides: dict | None = None, acc_continue: bool = False,
-                        acc_hold: bool = False) -> CompiledContraction:
+                        acc_hold: bool = False, max_rows=None,
+                        slack: float | None = None) -> CompiledContraction:
     """Compile ``spec`` for ``config``. ``mapping`` forces a mapping (e.g. a fixed
     baseline); by default the one with the fewest predicted cycles is chosen.
     ``index_offset`` is added to every flat output index (the dither input) when this
@@ -294,7 +409,9 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     not contiguous in the larger output (a K-chunked tile, ``sw_model.program.kchunk``) feeds
     the dither the larger output's indices. ``lanes = (im, in)`` forces the indices on
     the lanes; ``acc_continue``/``acc_hold`` set the CONTRACTs' K-chunk flags
-    (``isa.Contract``)."""
+    (``isa.Contract``). ``max_rows`` (a row budget for A, B and C: an int or a dict
+    with any of 'a', 'b', 'c') and ``slack`` (a cycles tolerance: the smallest
+    footprint within it) make the choice footprint-aware (module docstring)."""
     cfg = get_config(config)
     sp = parse_spec(spec) if isinstance(spec, str) else spec
     sizes = sp.sizes(shape_a, shape_b)
@@ -303,8 +420,20 @@ def compile_contraction(spec, shape_a, shape_b, config="tiny", *, shift=0,
     check_out_bits(out_bits)
     if not 0 <= int(seed) < (1 << 32):
         raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
+    limits = _row_limits(cfg, max_rows)
+    slack = _check_slack(slack)
     tm = timing(cfg)
-    ch = _choices(sp, sizes, cfg, mapping, tm, lanes)
+    ch = _choices(sp, sizes, cfg, mapping, tm, lanes, limits, slack)
+    if ch is None and max_rows is not None:
+        free = _candidates(sp, sizes, cfg, mapping, tm, lanes)
+        if free:
+            least = [min(c.rows[r] for _, c in free) for r in range(3)]
+            budget = ", ".join(f"{n} {v}" for n, v in zip("ABC", limits))
+            raise ValueError(
+                f"contraction '{sp}' with shapes {tuple(shape_a)} x {tuple(shape_b)} has "
+                f"no layout within max_rows={max_rows!r} on '{cfg.name}' (at most {budget} "
+                f"rows): the fewest rows each operand can take are A {least[0]},"
+                f" B {least[1]}, C {least[2]}")
     if ch is None:
         ims, ins = list(sp.m) or [None], list(sp.n) or [None]
         maps = [mapping] if mapping is not None else list(mappings(cfg))
