@@ -11,8 +11,9 @@ Operands are random integers; the outputs of both runs must be equal bit for bit
 the host computes it between the forward and the backward (same words).
 
 Reported per layer: cycles by phase (compute, on-chip moves, host transfer), host words
-and the programs of the resident run; the resident run's counted cycles equal its
-model (asserted).
+and the programs of the resident run, its segments and (JSON) the steps laid out
+footprint-aware to fit the banks (``sim.resident``); the resident run's counted cycles
+equal its model (asserted).
 
     python scripts/resident_report.py --workload digits --config tiny --batch 8
         [--backend pysim|verilator|cxxrtl] [--json PATH]
@@ -82,6 +83,10 @@ def main(argv=None) -> int:
                  "resident": {"cycles": res.cycles, "host_words": res.host_words,
                               "segments": [[s.lo, s.hi, "resident" if s.plan else "job"]
                                            for s in run.segments],
+                              # steps laid out footprint-aware (not cycle-optimal)
+                              "footprint_steps": [s.lo + i for s in run.segments
+                                                  if s.plan is not None
+                                                  for i in s.plan.footprint_steps],
                               "programs": sum(len(p.programs) for p in plans),
                               "moves": sum(len(mp.moves) for p in plans
                                            for _, _, _, mp in p.moves),

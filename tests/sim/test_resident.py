@@ -10,6 +10,7 @@ from fetta.sim.chain import run_chain
 from fetta.sim.resident import plan_resident, plan_segments
 from fetta.sim.chain import check_chain
 from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.program.compiler import compile_contraction
 
 RNG = np.random.default_rng(0)
 TENSORS = {"x": RNG.integers(-100, 100, (8, 12)), "w1": RNG.integers(-100, 100, (12, 10)),
@@ -34,6 +35,7 @@ def _check(backend):
     run = res.resident
     assert len(run.segments) == 1
     rp = run.segments[0].plan
+    assert rp.footprint_steps == []         # fits with the cycle-optimal layouts
     # cycle model exact: the programs' CYCLES counters = compute + moves predicted
     assert run.cycles["counted"] == run.cycles["predicted"] == rp.predicted_cycles
     assert res.cycles["compute"] + res.cycles["on_chip_moves"] == rp.predicted_cycles
@@ -92,3 +94,102 @@ def test_refusals_are_one_line():
     with pytest.raises(FettaError, match=r"does not (fit|compile)") as exc:
         plan_resident(plan, shapes, small)
     assert "\n" not in str(exc.value)
+
+
+# 16-row banks: these shapes fit resident only with footprint-aware layouts
+TINY16 = get_config("tiny").replace(name="tiny-16", bank_depth=16)
+FP_SHAPES = {"x": (4, 12), "w1": (12, 4), "w2": (6, 4), "w3": (6, 3)}
+
+
+def _run_both(steps, tensors, cfg):
+    """The chain resident on ``cfg`` and on the host path; outputs equal, counted
+    cycles equal to the model's."""
+    res = run_chain(steps, tensors, config=cfg, backend="pysim", resident=True)
+    ref = run_chain(steps, tensors, config="tiny", backend="pysim")
+    assert set(res.outputs) == {"g"}
+    got, want = res.outputs["g"], ref.outputs["g"]
+    bad = np.argwhere(got != want)
+    assert not len(bad), (f"output g element {tuple(bad[0])}: resident "
+                          f"{got[tuple(bad[0])]}, host path {want[tuple(bad[0])]}")
+    run = res.resident
+    assert len(run.segments) == 1
+    rp = run.segments[0].plan
+    assert run.cycles["counted"] == run.cycles["predicted"] == rp.predicted_cycles
+    assert res.host_words["read"] < ref.host_words["read"]
+    return rp
+
+
+def _cycle_optimal(cc):
+    sizes = cc.sizes
+    return compile_contraction(cc.spec, [sizes[i] for i in cc.spec.a],
+                               [sizes[i] for i in cc.spec.b], cc.config, plan_only=True)
+
+
+def test_a_chain_that_fits_only_with_footprint_aware_layouts_is_bit_exact():
+    """With the cycle-optimal layouts the homes do not fit 16-row banks (refused, or
+    cut into segments); with footprint-aware layouts the whole chain stays resident in
+    one program, within the banks, its outputs bit-identical to the host path's and
+    its counted cycles equal to the model's on the Amaranth simulator."""
+    rng = np.random.default_rng(5)
+    tensors = {k: rng.integers(-100, 100, v) for k, v in FP_SHAPES.items()}
+    plan = check_chain(STEPS, tensors)
+    with pytest.raises(FettaError, match="does not fit 'tiny-16' with cycle-optimal "
+                                         "layouts") as exc:
+        plan_resident(plan, FP_SHAPES, TINY16, footprint=False)
+    assert "\n" not in str(exc.value)
+    assert len(plan_segments(plan, FP_SHAPES, TINY16, footprint=False)) > 1
+    rp = _run_both(STEPS, tensors, TINY16)
+    assert rp.footprint_steps and max(rp.peak_rows.values()) <= 16
+    for i, cc in enumerate(rp.compiled):
+        best = _cycle_optimal(cc)
+        changed = (cc.mapping, cc.im, cc.in_) != (best.mapping, best.im, best.in_)
+        assert changed == (i in rp.footprint_steps)
+        assert cc.predicted_cycles >= best.predicted_cycles
+
+
+def test_readers_of_one_tensor_share_a_home_when_it_must_fit():
+    """y is read as B by two steps whose cycle-optimal layouts differ (two homes, two
+    MOVEs); on 16-row banks the second reader takes the first's layout, so one home
+    and one MOVE serve both, and the chain fits in one program."""
+    steps = [("bi,ij->bj", "x", "w1", "y", {"shift": 6}),
+             ("kb,bj->kj", "w2", "y", "z", {"shift": 5}),
+             ("mb,bj->mj", "w3", "y", "u", {"shift": 4, "rounding": "stochastic"}),
+             ("kj,mj->km", "z", "u", "g", {"shift": 3})]
+    shapes = {"x": (8, 2), "w1": (2, 10), "w2": (4, 8), "w3": (2, 8)}
+    rng = np.random.default_rng(6)
+    tensors = {k: rng.integers(-100, 100, v) for k, v in shapes.items()}
+    plan = check_chain(steps, tensors)
+    wide = get_config("tiny")
+    apart = plan_resident(plan, shapes, wide)
+    assert [(i, o, b) for i, o, b, _ in apart.moves if o == "y"] == [(0, "y", "B")] * 2
+    with pytest.raises(FettaError, match="cycle-optimal"):
+        plan_resident(plan, shapes, TINY16, footprint=False)
+    rp = _run_both(steps, tensors, TINY16)
+    assert [(i, o, b) for i, o, b, _ in rp.moves if o == "y"] == [(0, "y", "B")]
+    assert [h.tensor for h in rp.homes.values()].count("y") == 1
+    assert len(rp.moves) == len(apart.moves) - 1
+
+
+def test_training_layer_stays_resident_with_footprint_aware_layouts():
+    """digits layer 1 at batch 8 on tiny: three segments with the cycle-optimal
+    layouts, one with footprint-aware layouts, at the same compute cycles."""
+    from fetta.sw_model.ttm.step_memory import step_contractions
+    from fetta.sw_model.ttm.workloads import get_workload
+    cfg = get_config("tiny")
+    steps, shapes = [], {}
+    for c in step_contractions(get_workload("digits"), 8, cfg)[0]:
+        if c.label.split()[0] != "L1":
+            continue
+        for name, shape in ((c.a, c.shape_a), (c.b, c.shape_b)):
+            if name not in {s[3] for s in steps}:
+                shapes.setdefault(name, tuple(shape))
+        steps.append((c.spec, c.a, c.b, c.out, {"shift": 6}))
+    assert len(steps) == 6
+    plan = check_chain(steps, {k: np.zeros(v, np.int64) for k, v in shapes.items()})
+    before = plan_segments(plan, shapes, cfg, footprint=False)
+    after = plan_segments(plan, shapes, cfg)
+    assert len(before) == 3 and len(after) == 1
+    rp = after[0].plan
+    assert rp.footprint_steps and max(rp.peak_rows.values()) <= cfg.bank_depth
+    assert sum(cc.predicted_cycles for cc in rp.compiled) == \
+        sum(_cycle_optimal(cc).predicted_cycles for cc in rp.compiled)
