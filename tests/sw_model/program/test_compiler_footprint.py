@@ -11,8 +11,8 @@ import pytest
 
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.arith.einsum_spec import parse_spec
-from fetta.sw_model.program.compiler import (candidates, compile_contraction, fits, mappings,
-                                             predict_cycles)
+from fetta.sw_model.program.compiler import (candidates, compile_contraction, fits,
+                                             mappings, predict_cycles)
 
 # a training-layer contraction (digits layer 0, batch 8) with many candidates of equal
 # and of different cycles, and a small one
