@@ -178,6 +178,7 @@ class Session:
             raise FettaError(f"resident results need the MOVE unit; config "
                              f"'{self.config.name}' has move_unit=False")
         self.onchip = OnChipResults(self.config.bank_depth) if resident else None
+        self._c_rows_written = 0        # C rows a host-path contraction's programs wrote
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -295,9 +296,11 @@ class Session:
                     self, sp, a, b, a_obj, b_obj, max_cycles=max_cycles,
                     read_back=read_back, **kw))
                 return self._finish(res, sp, a, b, t0)
-            self.onchip.drop()      # the chunks' programs write C from row 0
+            for obj in (a_obj, b_obj):      # the host path needs its operands
+                self.onchip.read_now(obj)
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
+        self._c_rows_written = 0
         for done, (ranges, offset) in enumerate(parts, 1):
             if ranges:
                 sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
@@ -316,6 +319,8 @@ class Session:
                 progress(done, len(parts))
         total.output = out
         total.chunks = len(parts)
+        if self.onchip is not None:     # the chunks' programs wrote C from row 0
+            self.onchip.evict_rows(self._c_rows_written)
         return self._finish(total, sp, a, b, t0)
 
     def _finish(self, total, sp, a, b, t0) -> ContractionResult:
@@ -434,6 +439,7 @@ class Session:
             raise FettaError(f"accelerator stopped without DONE (STATUS "
                              f"0x{st.status:08x}) running '{cc.spec}'; no result returned")
         n_out = cc.c_rows * cfg.c_lanes
+        self._c_rows_written = max(self._c_rows_written, cc.c_rows)
         read_array = getattr(be, "read_array", None)
         if not read_out:
             out = None

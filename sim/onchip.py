@@ -3,9 +3,9 @@ contraction by MOVE instructions instead of the host bus (``Session(resident=Tru
 ``fetta train --backend rtl --resident``).
 
 Each contraction that compiles into one program writes its result to C at rows of its
-own (``OnChipResults.place``: the lowest gap between kept results; when none holds
-it, the oldest kept results leave C, never the operands the contraction is about to
-move). When a later contraction's operand is
+own (``OnChipResults.place``: the highest gap between kept results; when none holds
+it, the oldest kept results leave C, the operands the contraction is about to move
+last). When a later contraction's operand is
 the very array a kept result returned, unchanged (``OnChipResults.find``: by
 identity, and its contents compared with a copy taken when it was returned, so a
 caller that changes a result in place gets it written by the host), the program copies it from C into the
@@ -66,7 +66,8 @@ class OnChipResults:
         self.kept: dict[int, _Kept] = {}
         self.pending_reads = 0        # words of unread results that left C
         self.stats = {"moved_operands": 0, "moved_elements": 0, "dropped": 0,
-                      "not_read_back": 0, "read_when_dropped": 0}
+                      "not_read_back": 0, "read_when_dropped": 0,
+                      "read_for_host_path": 0}
 
     def find(self, x) -> _Kept | None:
         """The kept result ``x`` is, if its contents are still what C holds."""
@@ -76,23 +77,39 @@ class OnChipResults:
         return k
 
     def place(self, rows: int, protect=()) -> int:
-        """First C row for a result of ``rows`` rows: the lowest gap between kept
-        results that holds it; when none does, the oldest kept results leave (their
-        unread words counted, ``_evict``) until one does, the ones in ``protect``
-        (this contraction's operands) last: their MOVEs run before the CONTRACT
-        writes C, so the result may take their rows."""
+        """First C row for a result of ``rows`` rows: the highest gap between kept
+        results that holds it (results fill C from the top, away from row 0, where a
+        chunked contraction's host path writes); when none does, the oldest kept
+        results leave (their unread words counted, ``_evict``) until one does, the
+        ones in ``protect`` (this contraction's operands) last: their MOVEs run
+        before the CONTRACT writes C, so the result may take their rows."""
         while True:
-            spans = sorted((k.c_row, k.compiled.c_rows) for k in self.kept.values())
-            cursor = 0
+            spans = sorted(((k.c_row, k.compiled.c_rows) for k in self.kept.values()),
+                           reverse=True)
+            top = self.depth
             for base, n in spans:
-                if base - cursor >= rows:
-                    return cursor
-                cursor = max(cursor, base + n)
-            if self.depth - cursor >= rows:
-                return cursor
+                if top - (base + n) >= rows:
+                    return top - rows
+                top = min(top, base)
+            if top >= rows:
+                return top - rows
             victims = [key for key, k in self.kept.items()
                        if not any(k is p for p in protect)] or list(self.kept)
             self._evict(victims[0])       # the oldest (dicts keep insertion order)
+
+    def evict_rows(self, rows: int) -> None:
+        """The host path wrote C rows ``0 .. rows - 1``: the kept results there leave."""
+        for key in [key for key, k in self.kept.items() if k.c_row < rows]:
+            self._evict(key)
+
+    def read_now(self, x) -> None:
+        """The host path takes ``x`` as an operand: a kept result not read back yet is
+        read now (counted), and stays kept."""
+        k = self.find(x)
+        if k is not None and k.unread:
+            self.pending_reads += k.unread
+            self.stats["read_for_host_path"] += k.unread
+            k.unread = 0
 
     def _evict(self, key) -> None:
         k = self.kept.pop(key)

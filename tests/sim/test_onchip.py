@@ -81,6 +81,30 @@ def test_an_intermediate_not_read_back_costs_one_word_until_it_leaves_c():
         assert s.onchip.stats["read_when_dropped"] == full
 
 
+def test_a_chunked_contraction_between_keeps_results_it_does_not_overwrite():
+    """Kept results fill C from the top; a contraction that needs output chunks (the
+    host path, writing C from row 0) evicts only the kept results in the rows it
+    wrote, so y survives it and is still moved on chip afterwards."""
+    cfg = get_config("tiny").replace(name="tiny-128", bank_depth=128)
+    # a long reduction: A and B bind, each chunk writes only a few C rows
+    big_a, big_b = RNG.integers(-9, 9, (40, 300)), RNG.integers(-9, 9, (300, 2))
+    with Session(cfg, "pysim", resident=True) as s:
+        y = s.contract("bi,ij->bj", X, W1, shift=6, read_back=False)
+        big = s.contract("mk,kn->mn", big_a, big_b)
+        assert big.chunks > 1
+        assert np.array_equal(big.output, reference_contraction("mk,kn->mn", big_a, big_b))
+        assert s.onchip.find(y.output) is not None and s.onchip.stats["dropped"] == 0
+        z = s.contract("kj,bj->kb", W2, y.output, shift=5)
+        assert s.onchip.stats["moved_operands"] == 1 and z.move_cycles > 0
+        ry = reference_contraction("bi,ij->bj", X, W1, shift=6)
+        assert np.array_equal(z.output, reference_contraction("kj,bj->kb", W2, ry, shift=5))
+        # the host path taking a kept, unread result as operand reads it (counted)
+        cc = y.compiled
+        words = cc.c_rows * cc.mapping.ga * cc.mapping.gb * cfg.pe_cols
+        s.contract("bj,jn->bn", y.output, RNG.integers(-9, 9, (10, 600)))
+        assert s.onchip.stats["read_for_host_path"] == words
+
+
 def test_resident_needs_the_move_unit():
     with pytest.raises(FettaError, match="move_unit=False") as exc:
         Session("ice40", "pysim", resident=True)
