@@ -9,6 +9,9 @@
 * ``train-rtl``: README's "Training on the RTL" figures between their markers
   (``fetta.sim.train_table.render``, from the stored runs ``docs/train/rtl-digits-tiny.json``
   and ``docs/train/rtl-digits-tiny-resident.json``);
+* ``resident-chains``: README's resident-chain table between its markers
+  (``fetta.sim.resident_table.render``, from the stored runs ``docs/resident/*.json`` of
+  ``scripts/resident_report.py``);
 * ``eval``: README's evaluation tables between their markers
   (``fetta.sim.evaluation.markdown``, from the stored run ``docs/eval/eval.json``).
 
@@ -67,10 +70,16 @@ def _eval(current: str) -> str:
     return _splice(current, EVAL_BEGIN, EVAL_END, block, "evaluation")
 
 
+def _resident_chains(current: str) -> str:
+    from fetta.sim.resident_table import BEGIN, END, load, render
+    return _splice(current, BEGIN, END, render(load(ROOT)), "resident chains")
+
+
 DOCS = {"datasheet": ("docs/datasheet.md", _datasheet),
         "energy": ("docs/energy.md", _energy),
         "fpga-table": ("README.md", _fpga_table),
         "train-rtl": ("README.md", _train_rtl),
+        "resident-chains": ("README.md", _resident_chains),
         "eval": ("README.md", _eval)}
 
 

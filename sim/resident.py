@@ -50,8 +50,8 @@ layout is not the cycle-optimal one.
 Cycles by phase: ``compute`` (CONFIG/CONTRACT cycles: all counted cycles but the
 MOVEs'), ``on_chip_moves`` (the MOVE instructions' cycles, each predicted by
 ``timing.move_cycles``), ``host_transfer`` (host-bus words, one per cycle, as the
-harness counts them: data words of the lanes a layout uses, program words and
-two control writes per program).
+harness counts them: data words of the lanes a layout uses, program words, two
+control writes and the status/counter reads per program).
 
 Refusals (``FettaError``, one line): a configuration without the MOVE unit, a step
 that does not compile into one program, homes that do not fit a bank (naming the
@@ -89,7 +89,7 @@ from fetta.sw_model.program.allocator import Piece, place_pieces
 from fetta.sw_model.program.compiler import (CompiledContraction, candidates,
                                             compile_contraction)
 from fetta.sw_model.program.moves import MovePlan, operand_words, relayout
-from fetta.sw_model.ttm.step_events import CONTROL_WRITES
+from fetta.sw_model.ttm.step_events import CONTROL_WRITES, control_reads
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments", "run_resident",
            "ResidentRun"]
@@ -548,6 +548,7 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
         be.clear()
         be.write(PROG_BASE, prog)
         counts["written"] += len(prog) + CONTROL_WRITES
+        counts["read"] += control_reads()       # STATUS, ERR_PC, counters (as the harness)
         st = be.run(4 * rp.predicted_cycles + 10_000)
         if st.error != ErrorCode.NONE:
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
