@@ -12,7 +12,7 @@ the host computes it between the forward and the backward (same words).
 
 Reported per layer: cycles by phase (compute, on-chip moves, host transfer), host words
 and the programs of the resident run, its segments and (JSON) the steps laid out
-footprint-aware to fit the banks (``sim.resident``); the resident run's counted cycles
+footprint-aware to fit the banks (``sw_model.program.resident_plan``); the resident run's counted cycles
 equal its model (asserted).
 
     python scripts/resident_report.py --workload digits --config tiny --batch 8

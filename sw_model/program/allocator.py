@@ -355,7 +355,7 @@ def _place(pieces: list[_Piece], depth: int, strategy: str):
     return bases, fail
 
 
-# The placement rule for other planners (the resident chain runner, ``sim.resident``):
+# The placement rule for other planners (the resident-chain planner, ``resident_plan``):
 # ``Piece(tensor, bank, start, end, rows)`` live ranges in, bases out.
 Piece = _Piece
 

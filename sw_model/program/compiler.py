@@ -51,7 +51,7 @@ the cycle model:
 With neither (the default) the choice is the cycle-optimal one. When no candidate is
 within the budget, ``compile_contraction`` raises a one-line ValueError naming the
 budget and the fewest rows each operand can take. Resident chains
-(``sim.resident``) use them to fit a chain's homes in the banks.
+(``sw_model.program.resident_plan``) use them to fit a chain's homes in the banks.
 """
 
 from __future__ import annotations

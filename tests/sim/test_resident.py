@@ -7,7 +7,7 @@ import pytest
 
 from fetta.errors import FettaError
 from fetta.sim.chain import run_chain
-from fetta.sim import resident
+from fetta.sw_model.program import resident_plan
 from fetta.sim.resident import plan_resident, plan_segments
 from fetta.sim.chain import check_chain
 from fetta.sw_model.accel.config import get_config
@@ -176,7 +176,7 @@ def test_readers_of_one_tensor_share_a_home_when_it_must_fit(monkeypatch):
     assert len(rp.moves) == len(apart.moves) - 1
     assert rp.footprint_steps == [2]        # the later reader took the earlier's layout
     # the merge is what makes it fit: shrinking alone gives up
-    monkeypatch.setattr(resident._Planner, "_merge", lambda self, *args: False)
+    monkeypatch.setattr(resident_plan._Planner, "_merge", lambda self, *args: False)
     with pytest.raises(FettaError, match="even with footprint-aware layouts"):
         plan_resident(plan, shapes, TINY16)
 

@@ -1,0 +1,521 @@
+"""Plans of resident chains: a chain of contractions whose intermediates never leave
+the chip, compiled, placed and cut into programs (run by ``sim.resident``).
+
+``plan_resident(plan, shapes, cfg)`` plans a checked chain (``sim.chain.check_chain``)
+as few programs as program memory allows:
+
+* every step is compiled once (``compile_contraction``) and its CONTRACTs are rebased
+  to the rows where its operands and result live;
+* a step's result is written to C in its producer's layout, then MOVEd
+  (``sw_model.program.moves.relayout``) into the A or B layout of every later step
+  that reads it (one home per distinct layout), right after the producer;
+* the host writes only the chain's inputs (in the layouts of their consumers) before
+  the first program and reads only the outputs nothing consumes, after the last;
+* homes are placed by live range with the allocator's rule
+  (``sw_model.program.allocator.place_pieces``; first fit, then best fit) at half-step
+  positions: step ``i`` computes at ``2i`` and MOVEs its result at ``2i + 1`` (a MOVE
+  starts only after the CONTRACT before it has drained, so the rows of operands
+  whose last reader has run are free for it). An input's home lives from the start to
+  its last reader's compute, a moved result's home from its producer's MOVEs to its
+  last reader's compute, a result's C rows from its producer's compute to its MOVEs
+  (or to the end, for an output);
+* the program is cut at step boundaries where it would exceed ``prog_depth``; the
+  buffers keep their contents between programs (the host writes the next program
+  and START, no data).
+
+Layouts. Every step is first compiled cycle-optimal (``compile_contraction``'s
+default); when those homes do not fit the banks (and ``footprint``, the default), the
+layouts are made footprint-aware, step by step, at the first piece that does not fit
+(its bank, its position):
+
+1. merge: when a tensor has several homes in one bank (its readers use different
+   layouts) and one of them overlaps the failure, its later readers take the fastest
+   layout whose words coincide with the earliest reader's, so one home (and one MOVE)
+   serves them all;
+2. shrink: otherwise the largest piece overlapping the failure that can take fewer
+   rows does: its step (every reader of a shared home) is recompiled within a row
+   budget one below its rows for that operand (``max_rows``, ``slack=0``: the fastest
+   layout within the budget, the smallest footprint among equally fast ones); a
+   step's budgets only go down;
+3. until the placement fits or nothing merges or shrinks (or a choice of layouts
+   comes back); then the same from every step's smallest footprint
+   (``slack=math.inf``) before giving up;
+4. relax: once it fits, each step that lost cycles (most first) takes the fastest
+   layout that still fits and lowers the predicted cycles of the steps and MOVEs.
+
+Only the choice among the compiler's candidates changes, never the cycle model:
+every program is an ordinary compiled contraction, so the predicted cycles stay
+exact. ``ResidentPlan.footprint_steps`` lists the steps (within the plan) whose
+layout is not the cycle-optimal one.
+
+Predicted cycles (``ResidentPlan.predicted_cycles``): the steps' less their HALTs,
+the MOVEs' (``MovePlan.cycles``), one HALT per program; equal to the programs'
+CYCLES counters.
+
+Refusals (``ValueError``, one line; ``sim.resident`` raises them as ``FettaError``):
+a configuration without the MOVE unit, a step that does not compile into one
+program, homes that do not fit a bank (naming the bank, the rows needed and the
+depth).
+
+When the chain does not fit at once (even with footprint-aware layouts) it is cut
+into segments (``plan_segments``): from the front, the longest run of steps that fits
+(tried longest first: a shorter run can fail where a longer one fits, since a result
+a later segment reads stays in C to the end of its own); a tensor crossing a cut is
+read by the host at the end of its segment and written at the start of the next that
+reads it (host words, counted), and a step that does not compile into one program
+runs as a separate job (the harness chunks it).
+
+Members: ``ResidentPlan``, ``plan_resident``, ``Segment``, ``plan_segments``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+from ..accel.config import AccelConfig
+from ..accel.isa import HALT, Contract, Op, decode_header
+from ..arith.einsum_spec import parse_spec
+from .allocator import Piece, place_pieces
+from .compiler import CompiledContraction, candidates, compile_contraction
+from .moves import MovePlan, operand_words, relayout
+
+__all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
+
+_BANK = {"a": "A", "b": "B"}
+
+
+@dataclass
+class _Home:
+    tensor: str
+    bank: str
+    key: str              # hash of the element-per-word map (one home per layout)
+    rows: int
+    start: int
+    end: int
+    step: int             # the first step reading it (its layout's compiler)
+    role: str
+    base: int = 0
+
+
+@dataclass
+class ResidentPlan:
+    """Programs and placement of a resident chain (``plan_resident``)."""
+    config: AccelConfig
+    compiled: list                      # CompiledContraction per step
+    homes: dict                         # (tensor, bank, key) -> _Home
+    c_base: dict                        # step -> C row of its result
+    programs: list                      # lists of words, each ending in HALT
+    moves: list                         # (step, tensor, bank, MovePlan)
+    outputs: list                       # tensor names the host reads
+    peak_rows: dict = field(default_factory=dict)
+    step_outputs: list = field(default_factory=list)   # result name per step
+    footprint_steps: list = field(default_factory=list)   # steps not cycle-optimal
+
+    @property
+    def predicted_cycles(self) -> int:
+        """Cycles of all programs (the CYCLES counters' sum): every step's predicted
+        cycles less its HALT, the MOVEs, one HALT per program."""
+        halt = 2
+        return (sum(cc.predicted_cycles - halt for cc in self.compiled) +
+                self.move_cycles + halt * len(self.programs))
+
+    @property
+    def move_cycles(self) -> int:
+        return sum(mp.cycles for _, _, _, mp in self.moves)
+
+
+def _layout_key(cc: CompiledContraction, role: str, shape) -> str:
+    held = operand_words(cc, role, shape)
+    return hashlib.sha1(held.tobytes()).hexdigest()[:16]
+
+
+def _rebased(cc: CompiledContraction, a: int, b: int, c: int) -> list[int]:
+    """``cc``'s program without its HALT, every CONTRACT's A/B/C bases moved by rows."""
+    prog, out, pc = list(cc.program), [], 0
+    while pc < len(prog):
+        op, n = decode_header(prog[pc])
+        if op == Op.HALT:
+            break
+        words = prog[pc:pc + 1 + n]
+        if op == Op.CONTRACT:
+            k = Contract.decode(words[1:])
+            words = dataclasses.replace(k, base_a=k.base_a + a, base_b=k.base_b + b,
+                                        base_c=k.base_c + c).encode()
+        out += words
+        pc += 1 + n
+    return out
+
+
+def _compile_step(i: int, step, shapes: dict, cfg: AccelConfig, **opts):
+    """Step ``i`` compiled with compiler options ``opts`` (a ValueError when it does
+    not compile into one program at all)."""
+    spec, a, b, _, p = step
+    try:
+        return compile_contraction(spec, shapes[a], shapes[b], cfg, **p, **opts)
+    except ValueError as exc:
+        raise ValueError(f"step {i} '{spec}' does not compile into one program on "
+                         f"'{cfg.name}' ({str(exc).split(';')[0]}); a resident chain "
+                         f"needs every step in one program") from None
+
+
+def _choice(cc: CompiledContraction) -> tuple:
+    return cc.mapping, cc.im, cc.in_
+
+
+@dataclass
+class _Placed:
+    """One placement of a chain's homes and results (``_Planner.place``)."""
+    homes: dict
+    home_of: dict
+    pieces: list
+    bases: dict
+    fail: int | None
+
+
+class _Planner:
+    """Layout choice and placement of one resident chain (module docstring)."""
+
+    def __init__(self, plan, shapes: dict, cfg: AccelConfig, keep):
+        self.plan, self.cfg, self.n = plan, cfg, len(plan)
+        self.shapes = dict(shapes)
+        self.default = []
+        self.producer = {}
+        for i, (spec, a, b, o, p) in enumerate(plan):
+            cc = _compile_step(i, plan[i], self.shapes, cfg, plan_only=True)
+            self.default.append(cc)
+            self.shapes[o] = cc.spec.output_shape(self.shapes[a], self.shapes[b])
+            self.producer[o] = i
+        readers = {x for _, a, b, _, _ in plan for x in (a, b)}
+        self.outputs = [o for _, _, _, o, _ in plan if o not in readers or o in keep]
+        self._cc: dict = {}
+        self._keys: dict = {}
+        self._moves: dict = {}
+        self._cands: dict = {}
+
+    # -- compiled layouts, cached by step and choice --------------------------------
+    def compiled(self, i: int, **opts) -> CompiledContraction | None:
+        """Step ``i`` compiled (plan only) with compiler options, or None when no
+        candidate satisfies them."""
+        try:
+            cc = _compile_step(i, self.plan[i], self.shapes, self.cfg, plan_only=True,
+                               **opts)
+        except ValueError:
+            return None
+        return self._cc.setdefault((i, _choice(cc)), cc)
+
+    def forced(self, i: int, choice: tuple) -> CompiledContraction:
+        cc = self._cc.get((i, choice))
+        if cc is None:
+            mp, im, in_ = choice
+            cc = self._cc[i, choice] = _compile_step(i, self.plan[i], self.shapes,
+                                                      self.cfg, plan_only=True,
+                                                      mapping=mp, lanes=(im, in_))
+        return cc
+
+    def choices(self, i: int) -> list:
+        """Every (mapping, im, in) of step ``i``, fewest cycles first."""
+        if i not in self._cands:
+            spec, a, b, _, _ = self.plan[i]
+            self._cands[i] = candidates(spec, self.shapes[a], self.shapes[b], self.cfg)
+        return self._cands[i]
+
+    def key(self, i: int, role: str, cc: CompiledContraction) -> str:
+        k = (i, role, _choice(cc))
+        if k not in self._keys:
+            name = self.plan[i][1 if role == "a" else 2]
+            self._keys[k] = _layout_key(cc, role, self.shapes[name])
+        return self._keys[k]
+
+    def move_cycles(self, prod: CompiledContraction, cons: CompiledContraction,
+                    role: str, name: str) -> int:
+        k = (name, _choice(prod), _choice(cons), role)
+        if k not in self._moves:
+            self._moves[k] = relayout(prod, cons, role, self.shapes[name]).cycles
+        return self._moves[k]
+
+    # -- placement -----------------------------------------------------------------
+    def place(self, layout: list) -> _Placed:
+        """Homes of every operand (one per tensor, bank and layout) and the results'
+        C rows, placed by live range. Positions: step ``i`` computes at ``2i`` and
+        moves its result at ``2i + 1``; an input's home lives from 0, a moved
+        result's from its producer's moves, both to their last reader's compute; a
+        result's C rows from its producer's compute to its moves (outputs: to the
+        end). First fit, then best fit when first fit does not fit."""
+        homes: dict = {}
+        home_of: dict = {}
+        for i, (spec, a, b, o, p) in enumerate(self.plan):
+            cc = layout[i]
+            for role, name in (("a", a), ("b", b)):
+                key = (name, _BANK[role], self.key(i, role, cc))
+                home_of[i, role] = key
+                if key in homes:
+                    homes[key].end = 2 * i
+                    continue
+                rows = cc.a_rows if role == "a" else cc.b_rows
+                start = 2 * self.producer[name] + 1 if name in self.producer else 0
+                homes[key] = _Home(name, _BANK[role], key[2], rows, start, 2 * i, i, role)
+        last = 2 * self.n - 1
+        pieces = [Piece(f"{h.tensor}@{h.key}", h.bank, h.start, h.end, h.rows)
+                  for h in homes.values()]
+        pieces += [Piece(self.plan[i][3], "C", 2 * i,
+                         last if self.plan[i][3] in self.outputs else 2 * i + 1,
+                         layout[i].c_rows) for i in range(self.n)]
+        first = None
+        for strategy in ("first", "best"):
+            bases, fail = place_pieces(pieces, self.cfg.bank_depth, strategy)
+            placed = _Placed(homes, home_of, pieces, bases, fail)
+            if fail is None:
+                return placed
+            first = first or placed
+        return first
+
+    def cycles(self, layout: list, placed: _Placed) -> int:
+        """Predicted cycles of the steps and their MOVEs (HALTs left out)."""
+        total = sum(cc.predicted_cycles for cc in layout)
+        for h in placed.homes.values():
+            i = self.producer.get(h.tensor)
+            if i is not None:
+                total += self.move_cycles(layout[i], layout[h.step], h.role, h.tensor)
+        return total
+
+    # -- footprint-aware layouts ---------------------------------------------------
+    def _targets(self, placed: _Placed) -> list:
+        """The pieces that overlap the piece that failed, in its bank, largest first:
+        ``(rows, [(step, role), ...])``, every consumer of a shared home."""
+        f = placed.pieces[placed.fail]
+        live = [k for k, pc in enumerate(placed.pieces) if pc.bank == f.bank and
+                pc.start <= f.start <= pc.end]
+        homes = list(placed.homes.values())
+        out = []
+        for k in live:
+            pc = placed.pieces[k]
+            if k < len(homes):
+                h = homes[k]
+                users = [(i, r) for (i, r), key in placed.home_of.items()
+                         if key == (h.tensor, h.bank, h.key)]
+            else:
+                users = [(k - len(homes), "c")]
+            out.append((pc.rows, users))
+        return sorted(out, key=lambda t: -t[0])
+
+    def _merge(self, layout: list, placed: _Placed, budgets: list) -> bool:
+        """Give the readers of one tensor the same layout in one bank, so one home
+        serves them: among the tensors with more than one home in a bank, one of them
+        overlapping the failure, the later readers take the fastest layout (within
+        their budgets) whose key equals the earliest reader's. True when one merge
+        was made."""
+        live = {u for _, users in self._targets(placed) for u in users}
+        by_home: dict = {}
+        for (i, role), (name, bank, key) in sorted(placed.home_of.items()):
+            by_home.setdefault((name, bank), []).append((i, role, key))
+        for users in by_home.values():
+            target = users[0][2]
+            others = [(i, r) for i, r, key in users if key != target]
+            if not others or not any((i, r) in live for i, r, _ in users):
+                continue
+            new = {}
+            for i, role in others:
+                for c in self.choices(i):
+                    rows = dict(zip("abc", (c.a_rows, c.b_rows, c.c_rows)))
+                    if any(rows[r] > lim for r, lim in budgets[i].items()):
+                        continue
+                    cc = self.forced(i, (c.mapping, c.im, c.in_))
+                    if self.key(i, role, cc) == target:
+                        new[i] = cc
+                        break
+                else:
+                    break
+            else:
+                for i, cc in new.items():
+                    layout[i] = cc
+                return True
+        return False
+
+    def _shrink(self, layout: list, placed: _Placed, budgets: list) -> bool:
+        """Lower the rows of the largest piece overlapping the failure that can take
+        fewer (the fastest layout within the lower budget, smallest footprint among
+        equally fast ones). True when one piece was shrunk."""
+        for rows, users in self._targets(placed):
+            new = {}
+            for i, role in users:
+                lim = {**budgets[i], role: rows - 1}
+                cc = self.compiled(i, max_rows=lim, slack=0)
+                if cc is None:
+                    break
+                new[i] = (cc, lim)
+            else:
+                for i, (cc, lim) in new.items():
+                    layout[i], budgets[i] = cc, lim
+                return True
+        return False
+
+    def fit(self, layout: list):
+        """From ``layout``, merge homes and shrink pieces at the failure until the
+        placement fits: ``(layout, placed)``, or ``(None, last placement)``."""
+        layout = list(layout)
+        budgets = [{} for _ in layout]
+        seen = set()
+        while True:
+            placed = self.place(layout)
+            if placed.fail is None:
+                return layout, placed
+            state = tuple(_choice(cc) for cc in layout)
+            if state in seen:
+                return None, placed
+            seen.add(state)
+            if not (self._merge(layout, placed, budgets) or
+                    self._shrink(layout, placed, budgets)):
+                return None, placed
+
+    def relax(self, layout: list, placed: _Placed):
+        """Faster layouts back where the placement still fits and the predicted cycles
+        (steps and MOVEs) go down: steps that lost the most cycles first, each its
+        fastest such layout."""
+        layout = list(layout)
+        best = self.cycles(layout, placed)
+        lost = sorted(range(self.n), key=lambda i: (self.default[i].predicted_cycles -
+                                                    layout[i].predicted_cycles, i))
+        # (most cycles lost first: the difference is <= 0)
+        for i in lost:
+            for c in self.choices(i):
+                if c.cycles >= layout[i].predicted_cycles:
+                    break
+                trial = list(layout)
+                trial[i] = self.forced(i, (c.mapping, c.im, c.in_))
+                pl = self.place(trial)
+                if pl.fail is None:
+                    cyc = self.cycles(trial, pl)
+                    if cyc < best:
+                        layout, placed, best = trial, pl, cyc
+                        break
+        return layout, placed
+
+
+def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
+                  footprint: bool = True) -> ResidentPlan:
+    """Compile and place a checked chain (``check_chain``'s list) whose inputs have
+    ``shapes``; see the module docstring. ``keep``: results the host reads even if a
+    step of the chain consumes them (a later segment needs them). ``footprint``:
+    retry with footprint-aware layouts when the cycle-optimal ones do not fit (False:
+    cycle-optimal layouts or a refusal)."""
+    if not cfg.move_unit:
+        raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
+                         f"resident chain needs it; run the chain without resident")
+    pl = _Planner(plan, shapes, cfg, keep)
+    layout, placed = pl.default, pl.place(pl.default)
+    if placed.fail is not None:
+        smallest = [pl.compiled(i, slack=math.inf) for i in range(pl.n)]
+        for start in (pl.default, smallest) if footprint else ():
+            got, tried = pl.fit(start)
+            if got is not None:
+                layout, placed = pl.relax(got, tried)
+                break
+            placed = tried
+        else:
+            pc = placed.pieces[placed.fail]
+            base = placed.bases[placed.fail]
+            how = "even with footprint-aware layouts" if footprint else \
+                "with cycle-optimal layouts"
+            raise ValueError(f"resident chain does not fit '{cfg.name}' {how}: tensor "
+                             f"'{pc.tensor.split('@')[0]}' needs rows {base}.."
+                             f"{base + pc.rows - 1} of bank {pc.bank}, bank depth "
+                             f"{cfg.bank_depth}")
+    shapes = pl.shapes
+    changed = [i for i in range(pl.n) if _choice(layout[i]) != _choice(pl.default[i])]
+    compiled = [_compile_step(i, plan[i], shapes, cfg, mapping=layout[i].mapping,
+                              lanes=(layout[i].im, layout[i].in_))
+                for i in range(pl.n)]
+    assert [cc.predicted_cycles for cc in compiled] == \
+        [cc.predicted_cycles for cc in layout]
+    homes, home_of = placed.homes, placed.home_of
+    bases, allp = placed.bases, placed.pieces
+    for h, k in zip(homes.values(), range(len(homes))):
+        h.base = bases[k]
+    c_base = {i: bases[len(homes) + i] for i in range(len(plan))}
+    peak = {bk: max([bases[k] + allp[k].rows for k in range(len(allp))
+                     if allp[k].bank == bk] or [0]) for bk in ("A", "B", "C")}
+
+    # programs: each step, then the MOVEs of its result into every home that needs it
+    chunks, moves = [], []
+    for i, (spec, a, b, o, p) in enumerate(plan):
+        cc = compiled[i]
+        ha, hb = homes[home_of[i, "a"]], homes[home_of[i, "b"]]
+        words = _rebased(cc, ha.base, hb.base, c_base[i])
+        for h in homes.values():
+            if h.tensor != o:
+                continue
+            mp = relayout(cc, compiled[h.step], h.role, shapes[o], src_row=c_base[i],
+                          dst_row=h.base)
+            moves.append((i, o, h.bank, mp))
+            words += mp.program()
+        chunks.append(words)
+    programs, cur = [], []
+    for i, words in enumerate(chunks):
+        if len(words) + 1 > cfg.prog_depth:
+            raise ValueError(f"step {i} '{plan[i][0]}' with its MOVEs needs "
+                             f"{len(words) + 1} program words; program depth "
+                             f"{cfg.prog_depth} on '{cfg.name}'")
+        if cur and len(cur) + len(words) + 1 > cfg.prog_depth:
+            programs.append(cur + [HALT])
+            cur = []
+        cur += words
+    programs.append(cur + [HALT])
+    return ResidentPlan(cfg, compiled, homes, c_base, programs, moves, pl.outputs, peak,
+                        [o for _, _, _, o, _ in plan], changed)
+
+
+@dataclass
+class Segment:
+    """Steps ``lo..hi`` of a chain: one resident plan (``plan``), or one step run as a
+    separate job (``plan`` None: it does not compile into one program)."""
+    lo: int
+    hi: int
+    plan: ResidentPlan | None
+
+
+def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
+                  footprint: bool = True) -> list[Segment]:
+    """Cut a checked chain into resident segments: the whole chain if it fits, else,
+    greedily from the front, the longest run of steps that fits (tried longest first);
+    a tensor produced in one segment and read in a later one is read by the host at
+    the end of its segment and written at the start of the reader's. A step that does
+    not compile into one program is a segment of its own, run as a separate job (the
+    harness splits it into chunks). ``footprint`` as in ``plan_resident``."""
+    if not cfg.move_unit:
+        raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
+                         f"resident chain needs it; run the chain without resident")
+    shapes = dict(shapes)
+    all_shapes = dict(shapes)
+    for spec, a, b, o, _ in plan:
+        all_shapes[o] = parse_spec(spec).output_shape(all_shapes[a], all_shapes[b])
+
+    def attempt(lo, hi):
+        sub = plan[lo:hi + 1]
+        made = {o for _, _, _, o, _ in sub}
+        later = {x for _, a, b, _, _ in plan[hi + 1:] for x in (a, b)}
+        ins = {x for _, a, b, _, _ in sub for x in (a, b) if x not in made}
+        try:
+            return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
+                                 keep=made & later, footprint=footprint)
+        except ValueError:
+            return None
+
+    segs, lo, n = [], 0, len(plan)
+    while lo < n:
+        # longest first: a shorter run can fail where a longer one fits (a result a
+        # later segment reads stays in C to the end of its segment)
+        for hi in range(n - 1, lo - 1, -1):
+            rp = attempt(lo, hi)
+            if rp is not None:
+                segs.append(Segment(lo, hi, rp))
+                lo = hi + 1
+                break
+        else:
+            segs.append(Segment(lo, lo, None))      # a separate job
+            lo += 1
+    return segs
+
+
