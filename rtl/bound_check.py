@@ -7,6 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.isa import CHECK_PASSES, CHECK_STREAMS, N_LEVELS, check_cycles
 
+from .horner_passes import pass_sequencer
+
 __all__ = ["BoundCheck"]
 
 _FIELDS = {"lo": 0, "hi": 1, "full": 2}
@@ -125,31 +127,11 @@ class BoundCheck(wiring.Component):
         # Next state. A pass starts at the highest set bit of its n (straight to the
         # accumulate cycle when n = 0); the per-pass selections are registered from
         # the next state, so a Horner step's path is read data -> field mux -> adder.
-        p_n = Signal.like(p)
-        hd_n = Signal.like(hd)
-        acc_n = Signal()
-        enter = Signal()                # a pass starts next cycle
-        m.d.comb += [p_n.eq(p), hd_n.eq(hd), acc_n.eq(acc_phase)]
-        with m.If(self.start):
-            m.d.comb += [enter.eq(1), p_n.eq(0)]
-        with m.Elif(self.cancel):
-            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
-        with m.Elif(busy & ~acc_phase):
-            with m.If(hd == 0):
-                m.d.comb += acc_n.eq(1)
-            with m.Else():
-                m.d.comb += hd_n.eq(hd - 1)
-        with m.Elif(busy & (p != NP - 1)):
-            m.d.comb += [enter.eq(1), p_n.eq(p + 1)]
-        with m.Elif(busy):
-            m.d.comb += [p_n.eq(0), acc_n.eq(0)]     # done: idle on pass 0's word
         n_next = Signal(B)
+        p_n, hd_n, acc_n = pass_sequencer(
+            m, start=self.start, cancel=self.cancel, busy=busy, acc_phase=acc_phase, p=p,
+            hd=hd, n_passes=NP, n_next=n_next)
         m.d.comb += n_next.eq(Array(self.n)[level_of[p_n]])
-        with m.If(enter):
-            m.d.comb += acc_n.eq(n_next == 0)
-            for k in range(B):                       # the highest set bit wins
-                with m.If(n_next[k]):
-                    m.d.comb += hd_n.eq(k)
         field = Signal(2)               # field_of[p]
         bit = Signal()                  # bit hd of n[level_of[p]]
         m.d.sync += [p.eq(p_n), hd.eq(hd_n), acc_phase.eq(acc_n),

@@ -10,6 +10,7 @@ from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
                                        MOVE_WORDS, MW, move_check_cycles)
 
+from .horner_passes import pass_sequencer
 from .loop_nest import LoopNest
 
 __all__ = ["MoveUnit"]
@@ -130,31 +131,11 @@ class MoveUnit(wiring.Component):
 
         # Next state: a pass starts at the highest set bit of its n (straight to the
         # accumulate cycle when n = 0); the Horner bit is registered from it.
-        p_n = Signal.like(p)
-        hd_n = Signal.like(hd)
-        acc_n = Signal()
-        enter = Signal()
-        m.d.comb += [p_n.eq(p), hd_n.eq(hd), acc_n.eq(acc_phase)]
-        with m.If(self.check_start):
-            m.d.comb += [enter.eq(1), p_n.eq(0)]
-        with m.Elif(self.check_cancel):
-            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
-        with m.Elif(busy & ~acc_phase):
-            with m.If(hd == 0):
-                m.d.comb += acc_n.eq(1)
-            with m.Else():
-                m.d.comb += hd_n.eq(hd - 1)
-        with m.Elif(busy & (p != NP - 1)):
-            m.d.comb += [enter.eq(1), p_n.eq(p + 1)]
-        with m.Elif(busy):
-            m.d.comb += [p_n.eq(0), acc_n.eq(0)]
         n_next = Signal(B)
+        p_n, hd_n, acc_n = pass_sequencer(
+            m, start=self.check_start, cancel=self.check_cancel, busy=busy,
+            acc_phase=acc_phase, p=p, hd=hd, n_passes=NP, n_next=n_next)
         m.d.comb += n_next.eq(Array(n)[level_of[p_n]])
-        with m.If(enter):
-            m.d.comb += acc_n.eq(n_next == 0)
-            for k in range(B):                       # the highest set bit wins
-                with m.If(n_next[k]):
-                    m.d.comb += hd_n.eq(k)
         bit = Signal()                  # bit hd of n[level_of[p]]
         m.d.sync += [p.eq(p_n), hd.eq(hd_n), acc_phase.eq(acc_n),
                      bit.eq(n_next.bit_select(hd_n, 1))]
