@@ -256,6 +256,19 @@ class Controller(wiring.Component):
         def mapping_ok(word):       # ga * gb * gk == n_ce
             return (word[0:4] + word[4:8] + word[8:12]) == lg
 
+        def payload_instruction(words, load_state):
+            """DECODE of an instruction with a payload: a length other than ``words``
+            halts with BAD_CONFIG, one past program memory with PROGRAM_RANGE; else
+            the payload loads in ``load_state``."""
+            with m.If(plen != words):
+                m.d.sync += fail(ErrorCode.BAD_CONFIG)
+                m.next = "IDLE"
+            with m.Elif(plen > room):
+                m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
+                m.next = "IDLE"
+            with m.Else():
+                m.next = load_state
+
         def on_abort():
             """At the end of every busy state but TAIL: abort -> drain in TAIL."""
             with m.If(self.abort):
@@ -290,33 +303,12 @@ class Controller(wiring.Component):
                         m.d.sync += set_pc(pc + 1)
                         m.next = "FETCH"
                     with m.Case(Op.CONFIG):
-                        with m.If(plen != self.n_config):
-                            m.d.sync += fail(ErrorCode.BAD_CONFIG)
-                            m.next = "IDLE"
-                        with m.Elif(plen > room):
-                            m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "LOAD_CONFIG"
+                        payload_instruction(self.n_config, "LOAD_CONFIG")
                     with m.Case(Op.CONTRACT):
-                        with m.If(plen != self.timing.contract_words):
-                            m.d.sync += fail(ErrorCode.BAD_CONFIG)
-                            m.next = "IDLE"
-                        with m.Elif(plen > room):
-                            m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.next = "LOAD_CONTRACT"
+                        payload_instruction(self.timing.contract_words, "LOAD_CONTRACT")
                     if mv is not None:
                         with m.Case(Op.MOVE):
-                            with m.If(plen != MOVE_WORDS):
-                                m.d.sync += fail(ErrorCode.BAD_CONFIG)
-                                m.next = "IDLE"
-                            with m.Elif(plen > room):
-                                m.d.sync += fail(ErrorCode.PROGRAM_RANGE)
-                                m.next = "IDLE"
-                            with m.Else():
-                                m.next = "LOAD_MOVE"
+                            payload_instruction(MOVE_WORDS, "LOAD_MOVE")
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"

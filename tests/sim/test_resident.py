@@ -26,29 +26,6 @@ STEPS = [("bi,ij->bj", "x", "w1", "y", {"shift": 6, "rounding": "stochastic",
          ("bj,bl->jl", "y", "u", "g", {"shift": 3})]
 
 
-def _check(backend):
-    ref = run_chain(STEPS, TENSORS, config="tiny", backend=backend)
-    res = run_chain(STEPS, TENSORS, config="tiny", backend=backend, resident=True)
-    assert set(res.outputs) == {"g"}
-    got, want = res.outputs["g"], ref.outputs["g"]
-    bad = np.argwhere(got != want)
-    assert not len(bad), (f"output g element {tuple(bad[0])}: resident "
-                          f"{got[tuple(bad[0])]}, host path {want[tuple(bad[0])]}")
-    run = res.resident
-    assert len(run.segments) == 1
-    rp = run.segments[0].plan
-    assert rp.footprint_steps == []         # fits with the cycle-optimal layouts
-    # cycle model exact: the programs' CYCLES counters = compute + moves predicted
-    assert run.cycles["counted"] == run.cycles["predicted"] == rp.predicted_cycles
-    assert res.cycles["compute"] + res.cycles["on_chip_moves"] == rp.predicted_cycles
-    assert res.cycles["on_chip_moves"] == rp.move_cycles > 0
-    assert [(i, o, b) for i, o, b, _ in rp.moves] == [(0, "y", "B"), (0, "y", "A"),
-                                                       (1, "z", "A"), (2, "u", "B")]
-    # the host reads only g; it writes only x, w1, w2, w3 (and the program)
-    assert res.host_words["read"] < ref.host_words["read"]
-    return res
-
-
 def test_resident_chain_equals_host_path_on_pysim():
     res = _check("pysim")
     assert len(res.resident.segments[0].plan.programs) == 1
@@ -103,11 +80,12 @@ TINY16 = get_config("tiny").replace(name="tiny-16", bank_depth=16)
 FP_SHAPES = {"x": (4, 12), "w1": (12, 4), "w2": (6, 4), "w3": (6, 3)}
 
 
-def _run_both(steps, tensors, cfg):
-    """The chain resident on ``cfg`` and on the host path; outputs equal, counted
-    cycles equal to the model's."""
-    res = run_chain(steps, tensors, config=cfg, backend="pysim", resident=True)
-    ref = run_chain(steps, tensors, config="tiny", backend="pysim")
+def _run_both(steps, tensors, cfg, backend="pysim"):
+    """The chain resident on ``cfg`` and on the host path (``tiny``); outputs equal, one
+    segment, counted cycles equal to the model's, fewer host reads (the host reads
+    only g)."""
+    res = run_chain(steps, tensors, config=cfg, backend=backend, resident=True)
+    ref = run_chain(steps, tensors, config="tiny", backend=backend)
     assert set(res.outputs) == {"g"}
     got, want = res.outputs["g"], ref.outputs["g"]
     bad = np.argwhere(got != want)
@@ -118,7 +96,17 @@ def _run_both(steps, tensors, cfg):
     rp = run.segments[0].plan
     assert run.cycles["counted"] == run.cycles["predicted"] == rp.predicted_cycles
     assert res.host_words["read"] < ref.host_words["read"]
-    return rp
+    return res, rp
+
+
+def _check(backend):
+    res, rp = _run_both(STEPS, TENSORS, "tiny", backend)
+    assert rp.footprint_steps == []         # fits with the cycle-optimal layouts
+    assert res.cycles["compute"] + res.cycles["on_chip_moves"] == rp.predicted_cycles
+    assert res.cycles["on_chip_moves"] == rp.move_cycles > 0
+    assert [(i, o, b) for i, o, b, _ in rp.moves] == [(0, "y", "B"), (0, "y", "A"),
+                                                       (1, "z", "A"), (2, "u", "B")]
+    return res
 
 
 def _cycle_optimal(cc):
@@ -140,7 +128,7 @@ def test_a_chain_that_fits_only_with_footprint_aware_layouts_is_bit_exact():
         plan_resident(plan, FP_SHAPES, TINY16, footprint=False)
     assert "\n" not in str(exc.value)
     assert len(plan_segments(plan, FP_SHAPES, TINY16, footprint=False)) > 1
-    rp = _run_both(STEPS, tensors, TINY16)
+    _, rp = _run_both(STEPS, tensors, TINY16)
     assert rp.footprint_steps and max(rp.peak_rows.values()) <= 16
     for i, cc in enumerate(rp.compiled):
         best = _cycle_optimal(cc)
@@ -169,7 +157,7 @@ def test_readers_of_one_tensor_share_a_home_when_it_must_fit(monkeypatch):
     assert [(i, o, b) for i, o, b, _ in apart.moves if o == "y"] == [(0, "y", "B")] * 2
     with pytest.raises(FettaError, match="cycle-optimal"):
         plan_resident(plan, shapes, TINY16, footprint=False)
-    rp = _run_both(steps, tensors, TINY16)
+    _, rp = _run_both(steps, tensors, TINY16)
     assert len(rp.programs) == 1 and max(rp.peak_rows.values()) <= 16
     assert [(i, o, b) for i, o, b, _ in rp.moves if o == "y"] == [(0, "y", "B")]
     assert [h.tensor for h in rp.homes.values()].count("y") == 1

@@ -66,12 +66,11 @@ def cxx():
     rt.close()
 
 
-def test_pysim_two_full_steps_bit_exact(digits):
-    """Two full training steps (forward, input gradient, core gradients of both
-    layers) on Amaranth's simulator: every contraction verified, and the parameters,
-    optimizer state and shift controllers equal the numpy fixed trainer's."""
+def _two_steps(digits, resident):
+    """Two training steps of SMALL (batch 4) on pysim, every contraction verified,
+    ending in the numpy fixed trainer's state; returns the RTL report."""
     cfg = TrainConfig(precision="fixed", batch=4, seed=3)
-    rt = RtlTraining("tiny", sim="pysim", verify="all")
+    rt = RtlTraining("tiny", sim="pysim", verify="all", resident=resident)
     hw = Trainer(SMALL, cfg, n_train=len(digits.x_train), executor=rt.executor,
                  observer=rt.observer)
     ref = Trainer(SMALL, cfg, n_train=len(digits.x_train))
@@ -80,8 +79,16 @@ def test_pysim_two_full_steps_bit_exact(digits):
         assert hw.train_step(x, y) == ref.train_step(x, y)
     rep = rt.report()
     rt.close()
-    assert rep["mismatches"] == 0 and rep["verified"] == rep["contractions"] == 22
     assert_same_state(trainer_state(hw), trainer_state(ref))
+    return rep
+
+
+def test_pysim_two_full_steps_bit_exact(digits):
+    """Two full training steps (forward, input gradient, core gradients of both
+    layers) on Amaranth's simulator: every contraction verified, and the parameters,
+    optimizer state and shift controllers equal the numpy fixed trainer's."""
+    rep = _two_steps(digits, resident=False)
+    assert rep["mismatches"] == 0 and rep["verified"] == rep["contractions"] == 22
     assert rep["steps_simulated"] == 2
     assert all(rep["cycles_per_step"][s][p] > 0 for s in range(2) for p in PHASES
                if p != "on_chip_moves")
@@ -96,20 +103,7 @@ def test_pysim_two_resident_steps_bit_exact(digits):
     """The same two steps with results kept on chip (``resident=True``): every
     contraction verified, the same trainer state as the numpy fixed trainer, MOVEs
     counted as on-chip moves, fewer host words than without residency."""
-    cfg = TrainConfig(precision="fixed", batch=4, seed=3)
-    reps = {}
-    for resident in (False, True):
-        rt = RtlTraining("tiny", sim="pysim", verify="all", resident=resident)
-        hw = Trainer(SMALL, cfg, n_train=len(digits.x_train), executor=rt.executor,
-                     observer=rt.observer)
-        ref = Trainer(SMALL, cfg, n_train=len(digits.x_train))
-        for s in range(2):
-            x, y = digits.x_train[4 * s:4 * s + 4], digits.y_train[4 * s:4 * s + 4]
-            assert hw.train_step(x, y) == ref.train_step(x, y)
-        reps[resident] = rt.report()
-        rt.close()
-        assert_same_state(trainer_state(hw), trainer_state(ref))
-    rep, plain = reps[True], reps[False]
+    rep, plain = _two_steps(digits, resident=True), _two_steps(digits, resident=False)
     assert rep["resident"] and rep["mismatches"] == 0 and rep["verified"] == 22
     assert rep["on_chip_results"]["moved_operands"] > 0
     assert all(s["on_chip_moves"] > 0 for s in rep["cycles_per_step"])
