@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from fetta.sim.chain import run_chain
-from fetta.sim.jsonio import write_json_atomic
+from fetta.sim.jsonio import source_commit, write_json_atomic
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.ttm.step_memory import step_contractions
 from fetta.sw_model.ttm.workloads import get_workload
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     wl = get_workload(args.workload)
     rng = np.random.default_rng(0)
     rows, doc = [], {"workload": wl.name, "config": cfg.name, "batch": args.batch,
-                     "backend": args.backend, "layers": []}
+                     "backend": args.backend, "commit": source_commit(), "layers": []}
     for layer, (steps, shapes) in sorted(layer_chains(wl, args.batch, cfg).items()):
         tensors = {k: rng.integers(-64, 64, v) for k, v in shapes.items()}
         t0 = time.perf_counter()

@@ -29,9 +29,10 @@ def load(root: Path) -> list[dict]:
 
 def render(runs: list[dict]) -> str:
     batches = ", ".join(str(r["batch"]) for r in runs)
+    commits = ", ".join(dict.fromkeys(str(r.get("commit") or "unknown") for r in runs))
     lines = [BEGIN, "",
-             f"`{COMMAND}` (B = {batches}; {runs[0]['backend'] if runs else '-'}; outputs "
-             f"equal bit for bit to the separate jobs'; cycles):", "",
+             f"`{COMMAND}` (B = {batches}; {runs[0]['backend'] if runs else '-'}; RTL of "
+             f"{commits}; outputs equal bit for bit to the separate jobs'; cycles):", "",
              "| batch | layer | segments | separate jobs: compute / transfer / total | "
              "resident: compute / moves / transfer / total | host words |",
              "|---:|---:|---:|---:|---:|---:|"]

@@ -18,6 +18,7 @@ def test_stored_runs_are_bit_exact_and_add_up():
     runs = load(ROOT)
     assert [r["batch"] for r in runs] == sorted(r["batch"] for r in runs) and runs
     for r in runs:
+        assert r["commit"]                  # the code each run measured
         for lay in r["layers"]:
             assert lay["outputs_equal"]
             for kind in ("separate_jobs", "resident"):
