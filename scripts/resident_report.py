@@ -1,7 +1,7 @@
 """Resident dataflow vs separate jobs, per TTM layer, measured on the RTL.
 
 For each layer of a workload, its training step's contractions (the CSSE plan's
-forward then backward steps, ``sw_model.ttm.step_memory.step_contractions``) run as
+forward then backward steps, ``sw_model.ttm.resident_step.layer_chains``) run as
 one chain twice on the same backend: as separate jobs (every result read back and
 rewritten by the host) and resident (``run_chain(..., resident=True)``: results moved
 on chip by MOVE instructions, the host writing only the layer's inputs - x, the cores,
@@ -30,23 +30,8 @@ import numpy as np
 from fetta.sim.chain import run_chain
 from fetta.sim.jsonio import source_commit, write_json_atomic
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.ttm.step_memory import step_contractions
+from fetta.sw_model.ttm.resident_step import layer_chains
 from fetta.sw_model.ttm.workloads import get_workload
-
-
-def layer_chains(workload, batch: int, config):
-    """{layer: (steps, input shapes)} of one training step."""
-    contractions, _ = step_contractions(workload, batch, config)
-    out: dict[int, tuple[list, dict]] = {}
-    for c in contractions:
-        layer = int(c.label.split()[0][1:])
-        steps, shapes = out.setdefault(layer, ([], {}))
-        produced = {s[3] for s in steps}
-        for name, shape in ((c.a, c.shape_a), (c.b, c.shape_b)):
-            if name not in produced:
-                shapes.setdefault(name, tuple(shape))
-        steps.append((c.spec, c.a, c.b, c.out, {"shift": 6}))
-    return out
 
 
 def main(argv=None) -> int:
@@ -62,7 +47,10 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     rows, doc = [], {"workload": wl.name, "config": cfg.name, "batch": args.batch,
                      "backend": args.backend, "commit": source_commit(), "layers": []}
-    for layer, (steps, shapes) in sorted(layer_chains(wl, args.batch, cfg).items()):
+    # the CSSE plans by MACs, as the stored runs docs/resident/*.json were measured
+    for layer, (steps, shapes, _) in sorted(layer_chains(wl, args.batch, cfg,
+                                                          order="macs").items()):
+        steps = [(spec, a, b, o, {"shift": 6}) for spec, a, b, o, _ in steps]
         tensors = {k: rng.integers(-64, 64, v) for k, v in shapes.items()}
         t0 = time.perf_counter()
         jobs = run_chain(steps, tensors, config=cfg, backend=args.backend)

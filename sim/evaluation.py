@@ -12,6 +12,11 @@ For each workload (``sw_model.ttm.workloads.WORKLOADS``) and preset:
   ``sw_model.accel.energy`` (ASIC model, or the FPGA model for presets with a device);
   energy-delay product (energy per step x step latency); on-chip memory used and
   available;
+* the same step with resident chains (``DATAFLOWS``; presets with the MOVE unit):
+  ``sw_model.ttm.resident_step.resident_step_events``, every layer's contractions one
+  chain whose intermediates stay on chip (on-chip MOVE cycles a phase of their own,
+  host words only the layer's inputs and results; cut into segments where the banks
+  are too small, a step that does not compile into one program a separate job);
 * CPU: ``sim.cpu_baseline.cpu_step`` on one core and on all cores, measured now;
 * ratios accelerator/CPU: speedup (samples/s) and energy per sample.
 
@@ -34,15 +39,20 @@ from fetta.sim.jsonio import source_commit
 from fetta.sw_model.accel.measured import preset_clock, synth_report
 from fetta.sw_model.train.memory import memory_report
 from fetta.sw_model.ttm.models import get_model
+from fetta.sw_model.ttm.resident_step import resident_step_events
 from fetta.sw_model.ttm.step_events import PHASES, elementwise_cycles, step_events
 from fetta.sw_model.ttm.workloads import DEFAULT_BATCH, WORKLOADS, get_workload
 
 from .cpu_baseline import cpu_info, cpu_step
 
-__all__ = ["evaluate", "DEFAULT_PRESETS", "REPORTED", "preset_clock", "markdown",
+__all__ = ["evaluate", "DEFAULT_PRESETS", "DATAFLOWS", "REPORTED", "preset_clock", "markdown",
            "plot"]
 
 DEFAULT_PRESETS = ("tiny", "large", "asic")
+# How a step's contractions run: "separate" jobs (every operand written and every
+# result read by the host, ``step_events``) and, on presets with the MOVE unit,
+# "resident" chains (intermediates kept on chip, ``resident_step_events``).
+DATAFLOWS = ("separate", "resident")
 
 # Quoted from the papers as reported (REFERENCES.md §1, §2); not measured here.
 REPORTED = {
@@ -54,15 +64,20 @@ REPORTED = {
 }
 
 
-def _accel_row(wl, cfg, batch) -> dict:
+def _accel_row(wl, cfg, batch, dataflow: str = "separate") -> dict:
     clock, clock_src = preset_clock(cfg)
-    st = step_events(wl, cfg, batch)
+    if dataflow == "resident":
+        st = resident_step_events(wl, cfg, batch)
+    else:
+        st = step_events(wl, cfg, batch)
     tot = st["total"].to_dict()
     cyc = {p: st["phases"][p].cycles for p in PHASES}
+    cyc["on_chip_moves"] = tot["move_cycles"]
     cyc["host_transfer"] = tot["host_words"]
     cyc["elementwise_estimate"] = elementwise_cycles(st["elementwise_ops"], cfg)
     compute = sum(cyc[p] for p in PHASES)
-    cyc["total"] = compute + cyc["host_transfer"] + cyc["elementwise_estimate"]
+    cyc["total"] = (compute + cyc["on_chip_moves"] + cyc["host_transfer"] +
+                    cyc["elementwise_estimate"])
     latency = cyc["total"] / (clock * 1e6)
     if cfg.device is not None:
         rep = synth_report(cfg.name)
@@ -78,7 +93,8 @@ def _accel_row(wl, cfg, batch) -> dict:
     used = {"a": pk["a"] * cfg.a_lanes * 2, "b": pk["b"] * cfg.b_lanes * 2,
             "c": pk["c"] * cfg.c_lanes * 2, "program": pk["program"] * 4}
     return {
-        "workload": wl.name, "preset": cfg.name, "batch": batch, "macs": cfg.macs,
+        "workload": wl.name, "preset": cfg.name, "dataflow": dataflow, "batch": batch,
+        "macs": cfg.macs,
         "clock_mhz": clock, "clock_source": clock_src, "cycles": cyc,
         "compute_cycles": compute, "latency_s": latency,
         "samples_per_s": batch / latency,
@@ -92,6 +108,7 @@ def _accel_row(wl, cfg, batch) -> dict:
                            "available_bytes": cfg.bank_depth * lanes * 2 +
                            cfg.prog_depth * 4},
         "contractions": st["contractions"],
+        "layers": st.get("layers"),
     }
 
 
@@ -125,23 +142,24 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
         say(f"cpu {wl.name}: {one['samples_per_s']:,.0f} samples/s (1 core), "
             f"{allc['samples_per_s']:,.0f} ({n_all} cores)")
     rows = []
-    for cfg in cfgs:
-        for wl in wls:
-            r = _accel_row(wl, cfg, batch)
-            c1, ca = cpu[wl.name]["one_core"], cpu[wl.name]["all_cores"]
-            r["ratios"] = {
-                "speedup_vs_one_core": r["samples_per_s"] / c1["samples_per_s"],
-                "speedup_vs_all_cores": r["samples_per_s"] / ca["samples_per_s"],
-                "energy_vs_one_core": c1["joules_per_sample"] / r["joules_per_sample"],
-                "energy_vs_all_cores": ca["joules_per_sample"] / r["joules_per_sample"],
-                "edp_vs_one_core": (c1["joules_per_step"] * c1["seconds_per_step"]) /
-                r["edp_js"],
-            }
-            rows.append(r)
-            say(f"{cfg.name} {wl.name}: {r['cycles']['total']:,} cycles, "
-                f"{r['samples_per_s']:,.0f} samples/s, "
-                f"{r['ratios']['speedup_vs_one_core']:.2f}x / "
-                f"{r['ratios']['energy_vs_one_core']:.1f}x vs one core")
+    runs = [(c, w, d) for d in DATAFLOWS for c in cfgs for w in wls
+            if d == "separate" or c.move_unit]
+    for cfg, wl, dataflow in runs:
+        r = _accel_row(wl, cfg, batch, dataflow)
+        c1, ca = cpu[wl.name]["one_core"], cpu[wl.name]["all_cores"]
+        r["ratios"] = {
+            "speedup_vs_one_core": r["samples_per_s"] / c1["samples_per_s"],
+            "speedup_vs_all_cores": r["samples_per_s"] / ca["samples_per_s"],
+            "energy_vs_one_core": c1["joules_per_sample"] / r["joules_per_sample"],
+            "energy_vs_all_cores": ca["joules_per_sample"] / r["joules_per_sample"],
+            "edp_vs_one_core": (c1["joules_per_step"] * c1["seconds_per_step"]) /
+            r["edp_js"],
+        }
+        rows.append(r)
+        say(f"{cfg.name} {wl.name} ({dataflow}): {r['cycles']['total']:,} cycles, "
+            f"{r['samples_per_s']:,.0f} samples/s, "
+            f"{r['ratios']['speedup_vs_one_core']:.2f}x / "
+            f"{r['ratios']['energy_vs_one_core']:.1f}x vs one core")
     confirms = []
     for name in confirm or ():
         cfg = get_config(name)
@@ -165,14 +183,20 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
     }
 
 
+def _dataflow(r: dict) -> str:
+    return r.get("dataflow", "separate")
+
+
 def markdown(res: dict) -> str:
-    """The README table: one line per workload and preset."""
+    """The README tables: one line per workload and preset with every contraction a
+    separate job; the same steps with resident chains (presets with the MOVE unit);
+    the CPU baselines."""
     out = ["| workload | preset | MACs | clock MHz | cycles/step (fwd + dx + dG + host + "
            "elementwise est.) | MAC util. (compute / all) | samples/s | vs 1 core | "
            "vs all cores | energy/sample | vs 1 core (energy) | EDP (J s) | on-chip "
            "used / avail. |",
            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in res["rows"]:
+    for r in [r for r in res["rows"] if _dataflow(r) == "separate"]:
         c = r["cycles"]
         ra = r["ratios"]
         mem = r["on_chip_memory"]
@@ -186,6 +210,33 @@ def markdown(res: dict) -> str:
             f"{ra['speedup_vs_all_cores']:.2f}x | {_joules(r['joules_per_sample'])} | "
             f"{ra['energy_vs_one_core']:.1f}x | {r['edp_js']:.3g} | "
             f"{_bytes(mem['used_bytes']['total'])} / {_bytes(mem['available_bytes'])} |")
+    sep = {(r["workload"], r["preset"]): r for r in res["rows"]
+           if _dataflow(r) == "separate"}
+    resident = [r for r in res["rows"] if _dataflow(r) == "resident"]
+    if resident:
+        out += ["", "Resident chains (each layer's step one chain: intermediates stay on "
+                "chip and reach their readers by MOVE; the host writes x, the cores and dy "
+                "and reads y, dx and the core gradients):", "",
+                "| workload | preset | cycles/step (fwd + dx + dG + moves + host + "
+                "elementwise est.) | MAC util. (compute / all) | samples/s | vs 1 core | "
+                "energy/sample | vs 1 core (energy) | host words: separate -> resident | "
+                "step cycles vs separate |",
+                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in resident:
+            c, ra = r["cycles"], r["ratios"]
+            s0 = sep.get((r["workload"], r["preset"]))
+            words = (f"{s0['cycles']['host_transfer']:,} -> {c['host_transfer']:,}"
+                     if s0 else f"{c['host_transfer']:,}")
+            gain = f"{s0['cycles']['total'] / c['total']:.2f}x" if s0 else "-"
+            out.append(
+                f"| {r['workload']} | {r['preset']} | {c['total']:,} ({c['forward']:,} + "
+                f"{c['input_gradient']:,} + {c['core_gradients']:,} + "
+                f"{c['on_chip_moves']:,} + {c['host_transfer']:,} + "
+                f"{c['elementwise_estimate']:,}) | {100 * r['mac_utilization']:.0f}% / "
+                f"{100 * r['mac_utilization_all_cycles']:.0f}% | "
+                f"{r['samples_per_s']:,.0f} | {ra['speedup_vs_one_core']:.2f}x | "
+                f"{_joules(r['joules_per_sample'])} | {ra['energy_vs_one_core']:.1f}x | "
+                f"{words} | {gain} |")
     out += ["", "| workload | CPU samples/s (1 core) | CPU samples/s (all cores) | CPU "
             "energy/sample (1 core) |", "|---|---:|---:|---:|"]
     for name, c in res["cpu"].items():
@@ -211,13 +262,15 @@ def _bytes(b: float) -> str:
 
 def plot(res: dict, path) -> None:
     """Four panels: speedup and energy ratio vs one CPU core per workload and preset
-    (log scale), MAC utilization (compute cycles / all cycles), and the cycle
+    (log scale; bars separate jobs, dots resident chains), MAC utilization (compute cycles / all cycles), and the cycle
     breakdown by phase."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    rows = res["rows"]
+    rows = [r for r in res["rows"] if _dataflow(r) == "separate"]
+    res_rows = {(r["workload"], r["preset"]): r for r in res["rows"]
+                if _dataflow(r) == "resident"}
     wls = list(dict.fromkeys(r["workload"] for r in rows))
     pres = list(dict.fromkeys(r["preset"] for r in rows))
     get = {(r["workload"], r["preset"]): r for r in rows}
@@ -229,6 +282,11 @@ def plot(res: dict, path) -> None:
                             "energy per sample: CPU (one core) / accelerator")):
         for j, p in enumerate(pres):
             ax.bar(x + j * w, [get[(wl, p)]["ratios"][key] for wl in wls], w, label=p)
+            pts = [(x[i] + j * w, res_rows[(wl, p)]["ratios"][key])
+                   for i, wl in enumerate(wls) if (wl, p) in res_rows]
+            if pts:
+                ax.scatter(*zip(*pts), color="k", marker="o", s=12, zorder=3,
+                           label="resident" if j == 0 else None)
         ax.axhline(1, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks(x + w * (len(pres) - 1) / 2, wls, rotation=30)

@@ -37,8 +37,8 @@ import numpy as np
 
 from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, COUNTERS, PROG_BASE, ErrorCode,
-                                          Status, buffer_base)
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_WRITES, PROG_BASE,
+                                          ErrorCode, Status, buffer_base)
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.accel.isa import Mapping
 from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
@@ -100,24 +100,10 @@ def _words(rows: np.ndarray) -> list[int]:
     return (np.asarray(rows, dtype=np.int64).reshape(-1) & 0xFFFF).tolist()
 
 
-# Host-bus words of one run besides data: CLEAR and START writes; STATUS, ERR_PC and the
-# 64-bit counters read back (``Backend.run``).
-CONTROL_WRITES = 2
-CONTROL_READS = 2 + 2 * len(COUNTERS)
-
-
 def transfer_words(cc: CompiledContraction, read_out: bool = True) -> dict:
-    """Host-bus words of one run of ``cc`` when nothing is resident: ``written`` = the
-    operand words the mapping reads (``ga*gk*pe_rows`` A lanes and ``gb*gk*pe_cols`` B
-    lanes per row), the whole program and the control writes; ``read`` = the output
-    lanes' result words (``ga*gb*pe_cols`` per C row; none for a K chunk that holds its
-    sums, ``read_out=False``) and the status/counter reads. ``Session`` counts the
-    same words, less the operand and program words it finds already resident."""
-    cfg, mp = cc.config, cc.mapping
-    return {"written": cc.a_rows * mp.ga * mp.gk * cfg.pe_rows +
-            cc.b_rows * mp.gb * mp.gk * cfg.pe_cols + len(cc.program) + CONTROL_WRITES,
-            "read": (cc.c_rows * mp.ga * mp.gb * cfg.pe_cols if read_out else 0) +
-            CONTROL_READS}
+    """Host-bus words of one run of ``cc`` when nothing is resident
+    (``CompiledContraction.transfer_words``, the one definition)."""
+    return cc.transfer_words(read_out)
 
 
 # Changed row runs closer than this are written as one burst (fewer bus transactions).
@@ -413,8 +399,8 @@ class Session:
             self.invalidate()
         be.clear()
         mp = cc.mapping
-        wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), mp.ga * mp.gk * cfg.pe_rows)
-        wb, sb = self._load(1, buffer_base(1), cc.pack_b(b), mp.gb * mp.gk * cfg.pe_cols)
+        wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), cc.lanes_used("a"))
+        wb, sb = self._load(1, buffer_base(1), cc.pack_b(b), cc.lanes_used("b"))
         prog = np.asarray(cc.program, dtype=np.int64).reshape(-1, 1)
         res = self._resident["prog"]
         runs = res.runs(prog) if self.residency else [(0, len(prog))]

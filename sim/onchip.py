@@ -38,12 +38,12 @@ import dataclasses
 import numpy as np
 
 from fetta.errors import FettaError
-from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, PROG_BASE, ErrorCode, Status,
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
+                                         PROG_BASE, ErrorCode, Status,
                                          buffer_base)
 from fetta.sw_model.accel.isa import Contract, Op, decode_header
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program.moves import relayout
-from fetta.sw_model.ttm.step_events import CONTROL_WRITES, control_reads
 
 __all__ = ["OnChipResults", "contract_onchip"]
 
@@ -165,7 +165,7 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     moves, move_cycles, written, skipped = [], 0, 0, 0
     for role, x, region in (("a", a, 0), ("b", b, 1)):
         pack = cc.pack_a(x) if role == "a" else cc.pack_b(x)
-        used = mp.ga * mp.gk * cfg.pe_rows if role == "a" else mp.gb * mp.gk * cfg.pe_cols
+        used = cc.lanes_used(role)
         src = sources[role]
         if src is None:
             w, s = session._load(region, buffer_base(region), pack, used)
@@ -208,7 +208,7 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     n_out = cc.c_rows * cfg.c_lanes
     raw = np.array(be.read(buffer_base(2) + c_row * cfg.c_lanes, n_out), dtype=np.int64)
     out = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(cc.c_rows, cfg.c_lanes))
-    result_words = cc.c_rows * mp.ga * mp.gb * cfg.pe_cols
+    result_words = cc.c_rows * cc.lanes_used("c")
     onchip.keep(out, cc, c_row, 0 if read_back else result_words)
     if not read_back:
         onchip.stats["not_read_back"] += 1
@@ -218,7 +218,7 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     session.stats["peak_program_words"] = max(session.stats["peak_program_words"],
                                               len(prog))
     words = {"written": written + wp + CONTROL_WRITES,
-             "read": (result_words if read_back else 1) + control_reads(),
+             "read": (result_words if read_back else 1) + CONTROL_READS,
              "skipped": skipped + len(prog) - wp}
     cycles = st.counters["cycles"]
     return dict(output=out, cycles=cycles, predicted_cycles=predicted,

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fetta.errors import FettaError
-from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, PROG_BASE, ErrorCode, Status,
-                                         buffer_base)
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
+                                         PROG_BASE, ErrorCode, Status, buffer_base)
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
 from fetta.sw_model.program.resident_plan import ResidentPlan, Segment
-from fetta.sw_model.ttm.step_events import CONTROL_WRITES, control_reads
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments", "run_resident",
            "ResidentRun"]
@@ -58,22 +57,18 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     """Write the plan's inputs, run its programs, read its outputs into ``values``;
     adds to ``counts`` (written, read, cycles, move_cycles, moves)."""
     cfg = rp.config
-    for h in rp.homes.values():
-        if _produced(rp, h.tensor):
-            continue
+    for h in rp.input_homes():
         cc = rp.compiled[h.step]
         rows = cc.pack_a(values[h.tensor]) if h.role == "a" else cc.pack_b(values[h.tensor])
         lanes = rows.shape[1]
         be.write(buffer_base("AB".index(h.bank)) + h.base * lanes,
                  (rows.reshape(-1) & 0xFFFF).tolist())
-        mp = cc.mapping
-        used = mp.ga * mp.gk * cfg.pe_rows if h.role == "a" else mp.gb * mp.gk * cfg.pe_cols
-        counts["written"] += rows.shape[0] * used
+        counts["written"] += rows.shape[0] * cc.lanes_used(h.role)
     for k, prog in enumerate(rp.programs):
         be.clear()
         be.write(PROG_BASE, prog)
         counts["written"] += len(prog) + CONTROL_WRITES
-        counts["read"] += control_reads()       # STATUS, ERR_PC, counters (as the harness)
+        counts["read"] += CONTROL_READS       # STATUS, ERR_PC, counters (as the harness)
         st = be.run(4 * rp.predicted_cycles + 10_000)
         if st.error != ErrorCode.NONE:
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
@@ -96,13 +91,8 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
         raw = np.array(be.read(buffer_base(2) + rp.c_base[i] * cfg.c_lanes, n),
                        dtype=np.int64)
         values[o] = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(cc.c_rows, cfg.c_lanes))
-        mp = cc.mapping
-        counts["read"] += cc.c_rows * mp.ga * mp.gb * cfg.pe_cols
+        counts["read"] += cc.c_rows * cc.lanes_used("c")
     return values
-
-
-def _produced(rp: ResidentPlan, name: str) -> bool:
-    return name in rp.step_outputs
 
 
 def run_resident(plan, tensors: dict, session):

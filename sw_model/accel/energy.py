@@ -149,8 +149,9 @@ def asic_energy(ev: dict, cfg: AccelConfig, elementwise_ops: int = 0) -> dict:
         mac = add_pj(ab) * (1 + coeff("shift_add_equiv"))
     e = {
         "mac": ev["array_mac_ops"] * mac,
-        "buffer_read": (ev["a_reads"] + ev["b_reads"]) * rd,
-        "buffer_write": ev["c_writes"] * wr + (ev["host_written"]) * wr,
+        "buffer_read": (ev["a_reads"] + ev["b_reads"] + ev.get("move_elements", 0)) * rd,
+        "buffer_write": (ev["c_writes"] + ev["host_written"] +
+                         ev.get("move_elements", 0)) * wr,
         "network": ev["dist_switch_ops"] * coeff("switch_add_equiv") * add_pj(ob) +
         ev["red_switch_ops"] * coeff("switch_add_equiv") * add_pj(ab),
         "output_stage": ev["output_ops"] * coeff("output_stage_adds") * add_pj(ab),
@@ -169,7 +170,7 @@ def fpga_energy(ev: dict, cfg: AccelConfig, clock_mhz: float, resources: dict,
     synthesis report). ``elementwise_ops`` are priced as LUT work (4 LUT toggles and a
     block-RAM read and write each)."""
     seconds = cycles / (clock_mhz * 1e6)
-    busy = min(1.0, ev["cycles"] / cycles) if cycles else 0.0
+    busy = min(1.0, (ev["cycles"] + ev.get("move_cycles", 0)) / cycles) if cycles else 0.0
     tog = coeff("fpga_toggle")
     per_cycle_logic = (resources.get("LUTs", 0) * coeff("fpga_lut_pj") +
                        resources.get("FFs", 0) * coeff("fpga_ff_pj")) * tog
@@ -178,8 +179,8 @@ def fpga_energy(ev: dict, cfg: AccelConfig, clock_mhz: float, resources: dict,
         "logic": per_cycle_logic * busy * cycles,
         "dsp": ev["mac_active_cycles"] * min(cfg.macs, resources.get("DSPs", cfg.macs)) *
         coeff("fpga_dsp_pj"),
-        "bram": (ev["a_reads"] + ev["b_reads"] + ev["c_writes"] + ev["host_written"]) *
-        coeff("fpga_bram_pj"),
+        "bram": (ev["a_reads"] + ev["b_reads"] + ev["c_writes"] + ev["host_written"] +
+                 2 * ev.get("move_elements", 0)) * coeff("fpga_bram_pj"),
         "elementwise": elementwise_ops * (4 * coeff("fpga_lut_pj") + 2 * coeff("fpga_bram_pj")),
         "host_transfer": ev["host_words"] * coeff("fpga_io_pj"),
     }
@@ -230,6 +231,10 @@ def markdown_table() -> str:
                      f"{sram_pj(depth * 2, 16):.3f} |")
     lines += [
         f"| host word (32 bits, off chip) | {coeff('dram64') / 2:.1f} |",
+        "",
+        "An on-chip MOVE (resident dataflow, `sw_model/ttm/resident_step.py`) is one bank",
+        "read and one bank write per word moved (`move_elements`); on the FPGA two",
+        "block-RAM accesses, and its cycles count as busy.",
         "",
         "Not modelled on the ASIC: clock tree, control, leakage. On the FPGA: static",
         "power is charged for the whole step time; logic toggles at the stated rate",

@@ -47,6 +47,7 @@ from ..arith.fixedpoint import wrap
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
+           "CONTROL_WRITES", "CONTROL_READS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
            "is_memory_address"]
 
@@ -92,6 +93,12 @@ COUNTERS = {
     "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS,
     "move_cycles": Reg.MOVE,
 }
+
+# Host-bus words of one program run besides data: CLEAR and START written; STATUS,
+# ERR_PC and the 64-bit COUNTERS read back (what ``sim.backends`` ``Backend.run`` and
+# the harness do per run; every host-word count uses these).
+CONTROL_WRITES = 2
+CONTROL_READS = 2 + 2 * len(COUNTERS)
 
 
 class Ctrl(enum.IntFlag):

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
 from ..accel import routing
 from ..accel.config import AccelConfig, get_config
 from ..arith.einsum_spec import Spec, parse_spec
@@ -132,6 +133,32 @@ class CompiledContraction:
     ksteps: int
     outer: list = field(default_factory=list)   # [(index or tile tag, count)]
     _layout: dict = field(default_factory=dict, repr=False)
+
+    def lanes_used(self, buffer: str) -> int:
+        """Lanes of a row of buffer ``buffer`` ("a", "b" or "c") the mapping uses:
+        ``ga*gk*pe_rows`` of A, ``gb*gk*pe_cols`` of B, ``ga*gb*pe_cols`` of C (the
+        host moves these words of each row; the rest of the lanes are padding)."""
+        mp, cfg = self.mapping, self.config
+        if buffer == "a":
+            return mp.ga * mp.gk * cfg.pe_rows
+        if buffer == "b":
+            return mp.gb * mp.gk * cfg.pe_cols
+        if buffer == "c":
+            return mp.ga * mp.gb * cfg.pe_cols
+        raise ValueError(f"buffer {buffer!r} unknown; allowed 'a', 'b', 'c'")
+
+    def transfer_words(self, read_out: bool = True) -> dict:
+        """Host-bus words of one run of this program when nothing is resident:
+        ``written`` = the used lanes of every A and B row (``lanes_used``), the whole
+        program and the control writes; ``read`` = the used C lanes of every result row
+        (none for a K chunk that holds its sums, ``read_out=False``) and the
+        status/counter reads (``hostmap.CONTROL_WRITES``/``CONTROL_READS``).
+        ``sim.harness.Session`` counts the same words, less the operand and program
+        words it finds already resident."""
+        return {"written": self.a_rows * self.lanes_used("a") +
+                self.b_rows * self.lanes_used("b") + len(self.program) + CONTROL_WRITES,
+                "read": (self.c_rows * self.lanes_used("c") if read_out else 0) +
+                CONTROL_READS}
 
     def with_params(self, *, shift: int, rounding: str, out_bits: int, seed: int,
                     index_offset: int = 0) -> "CompiledContraction":

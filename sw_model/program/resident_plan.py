@@ -76,6 +76,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..accel.config import AccelConfig
+from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
 from ..accel.isa import HALT, Contract, Op, decode_header
 from ..arith.einsum_spec import parse_spec
 from .allocator import Piece, place_pieces
@@ -125,6 +126,29 @@ class ResidentPlan:
     @property
     def move_cycles(self) -> int:
         return sum(mp.cycles for _, _, _, mp in self.moves)
+
+    @property
+    def move_elements(self) -> int:
+        """Words the MOVEs copy or clear (each one buffer read and one write)."""
+        return sum(mp.elements for _, _, _, mp in self.moves)
+
+    def input_homes(self) -> list:
+        """The homes the host writes: those of tensors no step of the plan produces."""
+        return [h for h in self.homes.values() if h.tensor not in self.step_outputs]
+
+    @property
+    def host_words(self) -> dict:
+        """Host-bus words of running the plan (``sim.resident`` moves these):
+        ``written`` = the used lanes (``CompiledContraction.lanes_used``) of every row
+        of every input home, every program and its control writes; ``read`` = the used
+        C lanes of every output's rows and each program's status/counter reads."""
+        written = sum(h.rows * self.compiled[h.step].lanes_used(h.role)
+                      for h in self.input_homes())
+        written += sum(len(p) + CONTROL_WRITES for p in self.programs)
+        read = CONTROL_READS * len(self.programs) + sum(
+            cc.c_rows * cc.lanes_used("c") for cc, o in zip(self.compiled, self.step_outputs)
+            if o in self.outputs)
+        return {"written": written, "read": read}
 
 
 def _layout_key(cc: CompiledContraction, role: str, shape) -> str:

@@ -36,6 +36,7 @@ optimal over all shared plans or over message-passing plans (``csse_search``).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Callable
@@ -45,7 +46,7 @@ from .csse_search import Tree, joint_search, memory_cap, optimal_order, tree_nod
 from .plan import Plan, Step
 from .step_network import StepNetwork, dense_macs
 
-__all__ = ["COSTS", "search", "csse_planner", "plan_summary", "peak_bytes",
+__all__ = ["COSTS", "search", "layer_plan", "csse_planner", "plan_summary", "peak_bytes",
            "network_orders", "order_cost"]
 
 COSTS = ("macs", "memory", "cycles")
@@ -139,6 +140,18 @@ def _distinct_caps(net: StepNetwork, below: int) -> list[int]:
 def _largest_intermediate(net: StepNetwork, plan: Plan) -> int:
     vals = [math.prod(s.shape) for s in plan.steps if s.out not in plan.outputs]
     return max(vals, default=0)
+
+
+@functools.lru_cache(maxsize=256)
+def layer_plan(in_modes: tuple, out_modes: tuple, ranks: tuple, batch: int,
+               cost: str = "macs", config="tiny") -> Plan:
+    """``search(list(in_modes), list(out_modes), list(ranks), batch, cost, config)``
+    with the other options at their defaults, cached per process: the step event
+    counts, the step memory model, the resident step and the workload tables plan the
+    same layers again and again (a ``"cycles"`` search of an mnist-tt layer takes
+    minutes). The plan returned is shared: do not change it."""
+    return search(list(in_modes), list(out_modes), list(ranks), batch, cost=cost,
+                  config=config if cost == "cycles" else "tiny")
 
 
 def search(in_modes, out_modes, ranks, batch, cost: str = "macs", config="tiny",

@@ -24,6 +24,9 @@ counts its steps with it):
   the status/counter reads): what ``sim.harness.Session`` moves for a contraction on
   a fresh session (tested); a session that keeps rows resident moves at most this;
 * ``program_words``, ``instructions`` (CONFIG + CONTRACTs + HALT), ``chunks``.
+* ``move_cycles``, ``move_elements``: the on-chip MOVEs of a resident step
+  (``sw_model.ttm.resident_step``; 0 for separate jobs): their cycles (not in
+  ``cycles``) and the words they copy or clear.
 
 A K chunk that holds its sums (``kchunk``: every box of a tile but the last,
 ``read_out=False``) issues as any program but drains nothing: no reduction-network or
@@ -57,20 +60,10 @@ from .plan import ttm_shapes
 from .workloads import Workload
 
 __all__ = ["Events", "program_events", "contraction_programs", "contraction_events",
-           "step_events", "PHASES", "ADAM_OPS", "CONTROL_WRITES", "control_reads",
+           "step_events", "PHASES", "ADAM_OPS",
            "elementwise_ops", "elementwise_cycles"]
 
 PHASES = ("forward", "input_gradient", "core_gradients")
-
-# Host-bus control words per program run (``sim.harness``: CLEAR and START written;
-# STATUS, ERR_PC and the 64-bit counters read).
-CONTROL_WRITES = 2
-
-
-def control_reads() -> int:
-    from ..accel.hostmap import COUNTERS
-    return 2 + 2 * len(COUNTERS)
-
 
 # Elementwise operations per parameter of one Adam update in the fixed-point recipe
 # (sw_model/quant_train.py FixedAdam.update): m and v updates (2 multiplies, 2 adds,
@@ -98,6 +91,8 @@ class Events:
     instructions: int = 0
     chunks: int = 0
     contractions: int = 0
+    move_cycles: int = 0          # MOVE instructions' cycles (resident dataflow)
+    move_elements: int = 0        # words MOVEs copy or clear: one buffer read + one write
 
     def __add__(self, other: "Events") -> "Events":
         return Events(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -170,8 +165,9 @@ def _compiled(sp, shape_a, shape_b, cfg: AccelConfig, options: tuple):
 def program_events(cc, read_out: bool = True) -> Events:
     """Events of one run of the compiled program ``cc`` (``read_out=False``: a K chunk
     that holds its sums, see the module doc)."""
-    cfg, mp = cc.config, cc.mapping
+    cfg = cc.config
     active = cc.tiles * cc.ksteps
+    words = cc.transfer_words(read_out)
     drained = cc.c_rows if read_out else 0
     return Events(
         cycles=cc.predicted_cycles, mac_active_cycles=active,
@@ -183,10 +179,7 @@ def program_events(cc, read_out: bool = True) -> Events:
         red_switch_ops=drained * (cfg.c_lanes // 2) *
         reduction_net.reduction_stages(cfg.c_lanes),
         output_ops=drained * cfg.c_lanes,
-        host_written=(cc.a_rows * mp.ga * mp.gk * cfg.pe_rows +
-                      cc.b_rows * mp.gb * mp.gk * cfg.pe_cols + len(cc.program) +
-                      CONTROL_WRITES),
-        host_read=drained * mp.ga * mp.gb * cfg.pe_cols + control_reads(),
+        host_written=words["written"], host_read=words["read"],
         program_words=len(cc.program),
         instructions=2 + (cc.tiles // max(1, _tiles_per_instruction(cc))),
         chunks=1, contractions=0)
@@ -255,7 +248,7 @@ def step_events(workload: Workload, config="tiny", batch: int = 64) -> dict:
     rows = []
     for l, layer in enumerate(workload.layers):
         i, o, r = list(layer.in_modes), list(layer.out_modes), list(layer.ranks)
-        plan = csse.search(i, o, r, batch, cost="cycles", config=cfg)
+        plan = csse.layer_plan(tuple(i), tuple(o), tuple(r), batch, "cycles", cfg)
         parts = split_plan(plan, len(i), workload.need_dx(l))
         env = dict(ttm_shapes(i, o, r, batch))
         for st in plan.steps:

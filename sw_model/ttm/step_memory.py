@@ -40,7 +40,8 @@ from ..program.memory_model import Contraction
 from . import csse
 from .layers import PlanParts, split_plan
 from .plan import ttm_shapes
-from .step_events import CONTROL_WRITES, contraction_events, control_reads
+from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
+from .step_events import contraction_events
 from .workloads import DEFAULT_BATCH, ORDERS, Workload
 
 __all__ = ["step_contractions", "step_allocation", "separate_job_words"]
@@ -49,10 +50,7 @@ __all__ = ["step_contractions", "step_allocation", "separate_job_words"]
 @functools.lru_cache(maxsize=256)
 def _parts(i: tuple, o: tuple, r: tuple, batch: int, need_dx: bool, order: str,
            cfg: AccelConfig) -> PlanParts:
-    if order == "cycles":
-        plan = csse.search(list(i), list(o), list(r), batch, cost="cycles", config=cfg)
-    else:
-        plan = csse.search(list(i), list(o), list(r), batch, cost="macs")
+    plan = csse.layer_plan(i, o, r, batch, order, cfg)
     return split_plan(plan, len(i), need_dx)
 
 
@@ -120,5 +118,5 @@ def separate_job_words(workload: Workload, config="tiny", batch: int = DEFAULT_B
     for c in step_contractions(workload, batch, cfg, order)[0]:
         ev, _ = contraction_events(c.spec, c.shape_a, c.shape_b, cfg)
         words += (ev.host_words - ev.program_words -
-                  ev.chunks * (CONTROL_WRITES + control_reads()))
+                  ev.chunks * (CONTROL_WRITES + CONTROL_READS))
     return words

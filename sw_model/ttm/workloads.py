@@ -33,7 +33,6 @@ Members:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from ..accel.config import AccelConfig
@@ -80,15 +79,8 @@ def steps_of(plan, shapes):
         yield st, sa, sb
 
 
-@functools.lru_cache(maxsize=256)
-def _macs_plan(i, o, r, batch):
-    return csse.search(list(i), list(o), list(r), batch, cost="macs")
-
-
 def _plan(i, o, r, batch, cfg, order):
-    if order == "macs":
-        return _macs_plan(tuple(i), tuple(o), tuple(r), batch)
-    return csse.search(i, o, r, batch, cost="cycles", config=cfg)
+    return csse.layer_plan(tuple(i), tuple(o), tuple(r), batch, order, cfg)
 
 
 def scaled_plan(i, o, r, cfg: AccelConfig, order: str = "cycles"):

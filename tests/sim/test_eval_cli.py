@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from fetta.sim.cli import main
+from fetta.sim.evaluation import markdown
 from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.ttm.resident_step import resident_step_events
 from fetta.sw_model.ttm.step_events import step_events
 from fetta.sw_model.ttm.workloads import get_workload
 
@@ -26,7 +28,7 @@ def result(tmp_path_factory):
 
 
 def test_rows_follow_from_the_event_counts(result):
-    rows = {r["preset"]: r for r in result["rows"]}
+    rows = {r["preset"]: r for r in result["rows"] if r["dataflow"] == "separate"}
     assert set(rows) == {"tiny", "asic"}
     r = rows["tiny"]
     st = step_events(get_workload("digits"), get_config("tiny"), 64)
@@ -46,6 +48,32 @@ def test_rows_follow_from_the_event_counts(result):
         r["samples_per_s"] / cpu["samples_per_s"])
     assert r["ratios"]["energy_vs_one_core"] == pytest.approx(
         cpu["joules_per_sample"] / r["joules_per_sample"])
+
+
+def test_resident_rows_follow_from_the_resident_step(result, tmp_path):
+    """Each preset with the MOVE unit has a resident row: its cycles, host words and
+    MOVEs are ``resident_step_events``'s, and the README table shows it beside the
+    separate jobs' host words."""
+    res = {r["preset"]: r for r in result["rows"] if r["dataflow"] == "resident"}
+    sep = {r["preset"]: r for r in result["rows"] if r["dataflow"] == "separate"}
+    assert set(res) == {"tiny", "asic"}
+    for name, r in res.items():
+        st = resident_step_events(get_workload("digits"), get_config(name), 64)
+        c = r["cycles"]
+        assert r["compute_cycles"] == st["total"].cycles
+        assert c["on_chip_moves"] == st["total"].move_cycles > 0
+        assert c["host_transfer"] == st["total"].host_words
+        assert c["host_transfer"] < sep[name]["cycles"]["host_transfer"]
+        assert c["total"] == (c["forward"] + c["input_gradient"] + c["core_gradients"] +
+                              c["on_chip_moves"] + c["host_transfer"] +
+                              c["elementwise_estimate"])
+        assert r["events"]["move_elements"] == st["total"].move_elements
+        assert r["samples_per_s"] == pytest.approx(64 / r["latency_s"])
+    table = markdown(result)
+    line = next(ln for ln in table.splitlines() if ln.startswith("| digits | asic | ")
+                and " -> " in ln)
+    assert f"{sep['asic']['cycles']['host_transfer']:,} -> " \
+        f"{res['asic']['cycles']['host_transfer']:,}" in line
 
 
 def test_memory_and_reported_ratios(result):

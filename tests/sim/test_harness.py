@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fetta.sw_model.ttm.step_events import control_reads
+from fetta.sw_model.accel.hostmap import CONTROL_READS
 import pytest
 
 from fetta.sim.harness import Session, run_contraction
@@ -287,7 +287,7 @@ def test_session_compile_cache_and_residency_skip_resident_rows():
         assert used_b < r2.host_words["written"] - 2 < used_b + 8
         assert r2.host_words["skipped"] == full - (r2.host_words["written"] - 2)
         assert r1.host_words["read"] == r2.host_words["read"] == \
-            cc.c_rows * mp.ga * mp.gb * 2 + control_reads()
+            cc.c_rows * mp.ga * mp.gb * 2 + CONTROL_READS
         assert r2.host_cycles == r2.host_words["written"] + r2.host_words["read"]
     for r, bb, kw in ((r1, b, dict(shift=2, rounding="nearest-even")),
                       (r2, b2, dict(shift=3, rounding="stochastic", seed=9))):

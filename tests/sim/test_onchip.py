@@ -65,16 +65,16 @@ def test_full_c_drops_kept_results_and_stays_exact():
 def test_an_intermediate_not_read_back_costs_one_word_until_it_leaves_c():
     """read_back=False: the host reads MAX_ABS (1 word) instead of the result; when
     C fills and the unread result is dropped, its words count as read then."""
-    from fetta.sw_model.ttm.step_events import control_reads
+    from fetta.sw_model.accel.hostmap import CONTROL_READS
     with Session("tiny", "pysim", resident=True) as s:
         y = s.contract("bi,ij->bj", X, W1, shift=6, read_back=False)
-        assert y.host_words["read"] == 1 + control_reads()
+        assert y.host_words["read"] == 1 + CONTROL_READS
         assert np.array_equal(y.output, reference_contraction("bi,ij->bj", X, W1, shift=6))
         z = s.contract("kj,bj->kb", W2, y.output, shift=5)
         cc = y.compiled
         full = cc.c_rows * cc.mapping.ga * cc.mapping.gb * s.config.pe_cols
         assert z.host_words["read"] == z.compiled.c_rows * z.mapping.ga * \
-            z.mapping.gb * s.config.pe_cols + control_reads()
+            z.mapping.gb * s.config.pe_cols + CONTROL_READS
         s.onchip.drop()                       # y leaves C unread: the next run reads it
         g = s.contract("kj,bj->kb", W2, y.output, shift=5)
         assert g.host_words["read"] == z.host_words["read"] + full

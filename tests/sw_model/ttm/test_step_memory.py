@@ -14,8 +14,8 @@ from fetta.sw_model.accel.config import get_config  # noqa: E402
 from fetta.sw_model.program.allocator import allocate  # noqa: E402
 from fetta.sw_model.ttm.layers import split_plan  # noqa: E402
 from fetta.sw_model.ttm import csse  # noqa: E402
-from fetta.sw_model.ttm.step_events import (CONTROL_WRITES, control_reads,  # noqa: E402
-                                            step_events)
+from fetta.sw_model.accel.hostmap import CONTROL_READS, CONTROL_WRITES  # noqa: E402
+from fetta.sw_model.ttm.step_events import step_events  # noqa: E402
 from fetta.sw_model.ttm.step_memory import (separate_job_words, step_allocation,  # noqa: E402
                                             step_contractions)
 from fetta.sw_model.ttm.workloads import get_workload  # noqa: E402
@@ -104,6 +104,6 @@ def test_a_step_that_cannot_be_placed_raises_one_line():
 
 def test_separate_job_words_are_step_events_data_words():
     total = step_events(DIGITS, TINY, 16)["total"]
-    control = total.chunks * (CONTROL_WRITES + control_reads())
+    control = total.chunks * (CONTROL_WRITES + CONTROL_READS)
     assert separate_job_words(DIGITS, TINY, 16, order="cycles") == \
         total.host_words - total.program_words - control
