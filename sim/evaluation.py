@@ -5,7 +5,7 @@ For each workload (``sw_model.ttm.workloads.WORKLOADS``) and preset:
 
 * accelerator: the step's event counts from the compiler (``sw_model.ttm.step_events``;
   cycles equal the RTL's, checked by ``sim.step_confirm`` in the same run on the
-  presets named by ``confirm``); cycles by phase (forward, input gradient, core
+  presets named by ``confirm``, separate jobs and resident chains); cycles by phase (forward, input gradient, core
   gradients, host transfer at one 32-bit word per cycle, and the elementwise work's
   *estimated* cycles, one operation per output lane per cycle, since it runs on the
   host today); latency at the preset's clock; samples/s; energy per sample from
@@ -128,7 +128,7 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
              cpu_steps: int = 5, confirm=("tiny",), confirm_workload: str = "digits",
              progress=None) -> dict:
     """The whole evaluation as a JSON-ready dict (see the module doc)."""
-    from .step_confirm import confirm_step
+    from .step_confirm import confirm_resident_step, confirm_step
     say = progress or (lambda msg: None)
     wls = [get_workload(w) for w in (workloads or list(WORKLOADS))]
     cfgs = [get_config(p) for p in (presets or DEFAULT_PRESETS)]
@@ -166,7 +166,12 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
         if cfg not in cfgs:
             continue
         say(f"confirming {confirm_workload} on {name} in verilator ...")
-        confirms.append(confirm_step(confirm_workload, cfg, "verilator", batch))
+        confirms.append(dict(confirm_step(confirm_workload, cfg, "verilator", batch),
+                             dataflow="separate"))
+        if cfg.move_unit:
+            say(f"confirming {confirm_workload} resident on {name} in verilator ...")
+            confirms.append(dict(confirm_resident_step(confirm_workload, cfg, "verilator",
+                                                       batch), dataflow="resident"))
     return {
         "batch": batch, "commit": source_commit(), "machine": cpu_info(),
         "presets": {c.name: {"config": c.to_dict(), "macs": c.macs,

@@ -99,14 +99,15 @@ def run_resident(plan, tensors: dict, session):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     Returns a ``ResidentRun``: the results no step consumes (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
-    counters and the model's, equal), host words ``written``/``read``, the segments
-    and the useful MACs."""
+    counters and the model's, equal), host words ``written``/``read`` (and
+    ``skipped``: operand rows a separate-job segment found already held, as the harness
+    counts them), the segments and the useful MACs."""
     cfg = session.config
     values = {k: np.asarray(v) for k, v in tensors.items()}
     segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg)
     be = session.backend
-    counts = dict.fromkeys(("written", "read", "cycles", "move_cycles", "move_elements",
-                            "predicted", "useful"), 0)
+    counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
+                            "move_elements", "predicted", "useful"), 0)
     for seg in segs:
         session.invalidate()            # the harness's view of the buffers is stale
         if not be.known_idle:
@@ -117,6 +118,7 @@ def run_resident(plan, tensors: dict, session):
             values[o] = res.output
             counts["written"] += res.host_words["written"]
             counts["read"] += res.host_words["read"]
+            counts["skipped"] += res.host_words["skipped"]
             counts["cycles"] += res.cycles
             counts["predicted"] += res.predicted_cycles
             counts["useful"] += res.useful_macs
@@ -132,7 +134,8 @@ def run_resident(plan, tensors: dict, session):
     cycles["counted"], cycles["predicted"] = counts["cycles"], counts["predicted"]
     cycles["move_elements"] = counts["move_elements"]
     return ResidentRun(outputs, cycles, {"written": counts["written"],
-                                         "read": counts["read"], "skipped": 0},
+                                         "read": counts["read"],
+                                         "skipped": counts["skipped"]},
                        segs, counts["useful"])
 
 

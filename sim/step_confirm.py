@@ -9,6 +9,12 @@ controller's schedule depends on shapes only). Per contraction it compares the R
 CYCLES, MAC_ACTIVE and INSTRUCTIONS counters and the host words (written + skipped,
 read) with ``contraction_events``; the first difference raises ``FettaError`` naming
 the contraction, the quantity and both values.
+
+``confirm_resident_step(workload, config, backend)`` does the same for the step run as
+resident chains (``sw_model.ttm.resident_step``): every layer's chain runs on one
+session with ``sim.resident.run_resident``; per layer the RTL's CYCLES (compute and
+MOVEs), its MOVE counter (element cycles) and the host words (written + skipped,
+read) are compared with ``resident_step_events``' layer.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import numpy as np
 
 from fetta.errors import FettaError
 from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.ttm.resident_step import layer_chains, resident_step_events
 from fetta.sw_model.ttm.step_events import contraction_events, step_events
 from fetta.sw_model.ttm.workloads import Workload, get_workload
 
 from .harness import Session
 
-__all__ = ["confirm_step"]
+__all__ = ["confirm_step", "confirm_resident_step"]
 
 
 def _operand(rng, shape, cfg, is_b: bool):
@@ -77,3 +84,52 @@ def confirm_step(workload, config="tiny", backend: str = "verilator", batch: int
     return {"workload": wl.name, "config": cfg.name, "backend": backend, "batch": batch,
             "contractions": len(step["contractions"]), **tot,
             "wall_seconds": time.perf_counter() - t1, "build_seconds": build}
+
+
+def confirm_resident_step(workload, config="tiny", backend: str = "verilator",
+                          batch: int = 64, seed: int = 0,
+                          session: Session | None = None) -> dict:
+    """Returns ``{"workload", "config", "backend", "batch", "layers", "cycles_rtl",
+    "cycles_model", "move_elements_rtl", "move_elements_model", "host_words_rtl",
+    "host_words_model", "wall_seconds", "build_seconds"}`` (RTL == model, or raises
+    ``FettaError`` naming the layer, the quantity and both values)."""
+    from .chain import check_chain
+    from .resident import run_resident
+    wl = workload if isinstance(workload, Workload) else get_workload(workload)
+    cfg = get_config(config)
+    t0 = time.perf_counter()
+    sess = session or Session(cfg, backend)
+    build = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    model = {lay["layer"]: lay for lay in resident_step_events(wl, cfg, batch)["layers"]}
+    tot = dict.fromkeys(("cycles_rtl", "cycles_model", "move_elements_rtl",
+                         "move_elements_model", "host_words_rtl", "host_words_model"), 0)
+    t1 = time.perf_counter()
+    try:
+        for layer, (steps, shapes, _) in sorted(layer_chains(wl, batch, cfg).items()):
+            names = {x for _, a, b, _, _ in steps for x in (a, b)}
+            cores = {n for n in names if n.split("/", 1)[1].startswith("g")}
+            tensors = {k: _operand(rng, v, cfg, k in cores) for k, v in shapes.items()}
+            plan = check_chain([(s, a, b, o, {"shift": 6}) for s, a, b, o, _ in steps],
+                               tensors)
+            run = run_resident(plan, tensors, sess)
+            want = model[layer]
+            hw = run.host_words
+            got = {"cycles": run.cycles["counted"],
+                   "move_elements": run.cycles["move_elements"],
+                   "host_words": hw["written"] + hw["skipped"] + hw["read"]}
+            exp = {"cycles": want["cycles"]["compute"] + want["cycles"]["on_chip_moves"],
+                   "move_elements": want["move_elements"],
+                   "host_words": want["cycles"]["host_transfer"]}
+            for k in got:
+                if got[k] != exp[k]:
+                    raise FettaError(f"{wl.name} on {cfg.name} (resident): layer {layer} "
+                                     f"{k} RTL {got[k]} != model {exp[k]}")
+                tot[f"{k}_rtl"] += got[k]
+                tot[f"{k}_model"] += exp[k]
+    finally:
+        if session is None:
+            sess.close()
+    return {"workload": wl.name, "config": cfg.name, "backend": backend, "batch": batch,
+            "layers": len(model), **tot, "wall_seconds": time.perf_counter() - t1,
+            "build_seconds": build}

@@ -129,8 +129,9 @@ class ResidentPlan:
 
     @property
     def move_elements(self) -> int:
-        """Words the MOVEs copy or clear (each one buffer read and one write)."""
-        return sum(mp.elements for _, _, _, mp in self.moves)
+        """The MOVEs' element cycles (what the MOVE counter counts): words copied plus
+        rows cleared."""
+        return sum(mv.elements for _, _, _, mp in self.moves for mv in mp.moves)
 
     def input_homes(self) -> list:
         """The homes the host writes: those of tensors no step of the plan produces."""

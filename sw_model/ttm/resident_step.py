@@ -139,6 +139,7 @@ def resident_step_events(workload: Workload, config="tiny", batch: int = 64,
         words = sum(lay[p].host_words for p in PHASES) + lay_extra.host_words
         layers.append({
             "layer": layer, "contractions": len(steps), "segments": rows,
+            "move_elements": lay_extra.move_elements,
             "cycles": {"compute": compute, "on_chip_moves": lay_extra.move_cycles,
                        "host_transfer": words,
                        "total": compute + lay_extra.move_cycles + words},

@@ -26,7 +26,8 @@ counts its steps with it):
 * ``program_words``, ``instructions`` (CONFIG + CONTRACTs + HALT), ``chunks``.
 * ``move_cycles``, ``move_elements``: the on-chip MOVEs of a resident step
   (``sw_model.ttm.resident_step``; 0 for separate jobs): their cycles (not in
-  ``cycles``) and the words they copy or clear.
+  ``cycles``) and their element cycles (the RTL's MOVE counter: words copied plus
+  rows cleared; the energy model prices each as one bank read and one write).
 
 A K chunk that holds its sums (``kchunk``: every box of a tile but the last,
 ``read_out=False``) issues as any program but drains nothing: no reduction-network or
@@ -92,7 +93,7 @@ class Events:
     chunks: int = 0
     contractions: int = 0
     move_cycles: int = 0          # MOVE instructions' cycles (resident dataflow)
-    move_elements: int = 0        # words MOVEs copy or clear: one buffer read + one write
+    move_elements: int = 0        # MOVE element cycles: words copied + rows cleared
 
     def __add__(self, other: "Events") -> "Events":
         return Events(**{f.name: getattr(self, f.name) + getattr(other, f.name)
