@@ -41,49 +41,64 @@ def _operand(rng, shape, cfg, is_b: bool):
     return rng.integers(-lim, lim, shape)
 
 
-def confirm_step(workload, config="tiny", backend: str = "verilator", batch: int = 64,
-                 seed: int = 0, session: Session | None = None) -> dict:
-    """Returns ``{"workload", "config", "backend", "contractions", "cycles_rtl",
-    "cycles_model", "mac_active_rtl", "mac_active_model", "host_words_rtl",
-    "host_words_model", "wall_seconds", "build_seconds"}`` (RTL == model, or raises)."""
+def _confirm(workload, config, backend, batch, seed, session, compare, label,
+             summed) -> dict:
+    """Open (or use) a session, run ``compare(wl, cfg, sess, rng)`` — a generator of
+    ``(where, got, want)`` dicts, one per contraction or layer — and check every
+    quantity RTL == model (the first difference raises ``FettaError``); the totals of
+    ``summed`` quantities go into the returned dict as ``{k}_rtl``/``{k}_model``."""
     wl = workload if isinstance(workload, Workload) else get_workload(workload)
     cfg = get_config(config)
     t0 = time.perf_counter()
     sess = session or Session(cfg, backend)
     build = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
-    step = step_events(wl, cfg, batch)
-    tot = {"cycles_rtl": 0, "cycles_model": 0, "mac_active_rtl": 0, "mac_active_model": 0,
-           "host_words_rtl": 0, "host_words_model": 0}
+    tot = {f"{k}_{w}": 0 for k in summed for w in ("rtl", "model")}
+    n = 0
     t1 = time.perf_counter()
     try:
-        for c in step["contractions"]:
+        for where, got, want in compare(wl, cfg, sess, rng):
+            for k in got:
+                if got[k] != want[k]:
+                    raise FettaError(f"{wl.name} on {cfg.name}{label}: {where}: {k} RTL "
+                                     f"{got[k]} != model {want[k]}")
+            for k in summed:
+                tot[f"{k}_rtl"] += got[k]
+                tot[f"{k}_model"] += want[k]
+            n += 1
+    finally:
+        if session is None:
+            sess.close()
+    return {"workload": wl.name, "config": cfg.name, "backend": backend, "batch": batch,
+            "runs": n, **tot, "wall_seconds": time.perf_counter() - t1,
+            "build_seconds": build}
+
+
+def confirm_step(workload, config="tiny", backend: str = "verilator", batch: int = 64,
+                 seed: int = 0, session: Session | None = None) -> dict:
+    """Returns ``{"workload", "config", "backend", "contractions", "cycles_rtl",
+    "cycles_model", "mac_active_rtl", "mac_active_model", "host_words_rtl",
+    "host_words_model", "wall_seconds", "build_seconds"}`` (RTL == model, or raises)."""
+
+    def compare(wl, cfg, sess, rng):
+        for c in step_events(wl, cfg, batch)["contractions"]:
             sa, sb = tuple(c["shape_a"]), tuple(c["shape_b"])
             ev, _ = contraction_events(c["spec"], sa, sb, cfg)
             sess.invalidate()
             res = sess.contract(c["spec"], _operand(rng, sa, cfg, False),
                                 _operand(rng, sb, cfg, True))
             hw = res.host_words
-            got = {"cycles": res.cycles, "mac_active": res.counters["mac_active_cycles"],
-                   "instructions": res.counters["instructions"],
-                   "host_words": hw["written"] + hw["skipped"] + hw["read"]}
-            want = {"cycles": ev.cycles, "mac_active": ev.mac_active_cycles,
-                    "instructions": ev.instructions, "host_words": ev.host_words}
-            for k in got:
-                if got[k] != want[k]:
-                    raise FettaError(
-                        f"{wl.name} on {cfg.name}: layer {c['layer']} {c['phase']} "
-                        f"contraction '{c['spec']}' {sa} x {sb}: {k} RTL {got[k]} != "
-                        f"model {want[k]}")
-            for k in ("cycles", "mac_active", "host_words"):
-                tot[f"{k}_rtl"] += got[k]
-                tot[f"{k}_model"] += want[k]
-    finally:
-        if session is None:
-            sess.close()
-    return {"workload": wl.name, "config": cfg.name, "backend": backend, "batch": batch,
-            "contractions": len(step["contractions"]), **tot,
-            "wall_seconds": time.perf_counter() - t1, "build_seconds": build}
+            yield (f"layer {c['layer']} {c['phase']} contraction '{c['spec']}' {sa} x {sb}",
+                   {"cycles": res.cycles, "mac_active": res.counters["mac_active_cycles"],
+                    "instructions": res.counters["instructions"],
+                    "host_words": hw["written"] + hw["skipped"] + hw["read"]},
+                   {"cycles": ev.cycles, "mac_active": ev.mac_active_cycles,
+                    "instructions": ev.instructions, "host_words": ev.host_words})
+
+    out = _confirm(workload, config, backend, batch, seed, session, compare, "",
+                   ("cycles", "mac_active", "host_words"))
+    out["contractions"] = out.pop("runs")
+    return out
 
 
 def confirm_resident_step(workload, config="tiny", backend: str = "verilator",
@@ -95,17 +110,9 @@ def confirm_resident_step(workload, config="tiny", backend: str = "verilator",
     ``FettaError`` naming the layer, the quantity and both values)."""
     from .chain import check_chain
     from .resident import run_resident
-    wl = workload if isinstance(workload, Workload) else get_workload(workload)
-    cfg = get_config(config)
-    t0 = time.perf_counter()
-    sess = session or Session(cfg, backend)
-    build = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    model = {lay["layer"]: lay for lay in resident_step_events(wl, cfg, batch)["layers"]}
-    tot = dict.fromkeys(("cycles_rtl", "cycles_model", "move_elements_rtl",
-                         "move_elements_model", "host_words_rtl", "host_words_model"), 0)
-    t1 = time.perf_counter()
-    try:
+
+    def compare(wl, cfg, sess, rng):
+        model = {lay["layer"]: lay for lay in resident_step_events(wl, cfg, batch)["layers"]}
         for layer, (steps, shapes, _) in sorted(layer_chains(wl, batch, cfg).items()):
             names = {x for _, a, b, _, _ in steps for x in (a, b)}
             cores = {n for n in names if n.split("/", 1)[1].startswith("g")}
@@ -113,23 +120,16 @@ def confirm_resident_step(workload, config="tiny", backend: str = "verilator",
             plan = check_chain([(s, a, b, o, {"shift": 6}) for s, a, b, o, _ in steps],
                                tensors)
             run = run_resident(plan, tensors, sess)
-            want = model[layer]
-            hw = run.host_words
-            got = {"cycles": run.cycles["counted"],
-                   "move_elements": run.cycles["move_elements"],
-                   "host_words": hw["written"] + hw["skipped"] + hw["read"]}
-            exp = {"cycles": want["cycles"]["compute"] + want["cycles"]["on_chip_moves"],
-                   "move_elements": want["move_elements"],
-                   "host_words": want["cycles"]["host_transfer"]}
-            for k in got:
-                if got[k] != exp[k]:
-                    raise FettaError(f"{wl.name} on {cfg.name} (resident): layer {layer} "
-                                     f"{k} RTL {got[k]} != model {exp[k]}")
-                tot[f"{k}_rtl"] += got[k]
-                tot[f"{k}_model"] += exp[k]
-    finally:
-        if session is None:
-            sess.close()
-    return {"workload": wl.name, "config": cfg.name, "backend": backend, "batch": batch,
-            "layers": len(model), **tot, "wall_seconds": time.perf_counter() - t1,
-            "build_seconds": build}
+            want, hw = model[layer], run.host_words
+            yield (f"layer {layer}",
+                   {"cycles": run.cycles["counted"],
+                    "move_elements": run.cycles["move_elements"],
+                    "host_words": hw["written"] + hw["skipped"] + hw["read"]},
+                   {"cycles": want["cycles"]["compute"] + want["cycles"]["on_chip_moves"],
+                    "move_elements": want["move_elements"],
+                    "host_words": want["cycles"]["host_transfer"]})
+
+    out = _confirm(workload, config, backend, batch, seed, session, compare,
+                   " (resident)", ("cycles", "move_elements", "host_words"))
+    out["layers"] = out.pop("runs")
+    return out

@@ -47,6 +47,6 @@ def test_a_wrong_resident_model_is_reported(monkeypatch):
         lay = dict(out["layers"][1], move_elements=out["layers"][1]["move_elements"] + 1)
         return dict(out, layers=[out["layers"][0], lay])
     monkeypatch.setattr(step_confirm, "resident_step_events", off_by_one)
-    with pytest.raises(FettaError, match=r"digits on tiny \(resident\): layer 1 "
+    with pytest.raises(FettaError, match=r"digits on tiny \(resident\): layer 1: "
                                          r"move_elements RTL \d+ != model \d+"):
         step_confirm.confirm_resident_step("digits", "tiny", "verilator", batch=8)
