@@ -12,6 +12,9 @@
 * ``resident-chains``: README's resident-chain table between its markers
   (``fetta.sim.resident_table.render``, from the stored runs ``docs/resident/*.json`` of
   ``scripts/resident_report.py``);
+* ``ttm-steps``: README's TTM training-step tables between their markers
+  (``fetta.sim.ttm_step_table.render``, from the stored run
+  ``docs/ttm/ttm-steps-tiny.json`` of ``scripts/ttm_step_report.py``);
 * ``eval``: README's evaluation tables between their markers
   (``fetta.sim.evaluation.markdown``, from the stored run ``docs/eval/eval.json``).
 
@@ -75,11 +78,20 @@ def _resident_chains(current: str) -> str:
     return _splice(current, BEGIN, END, render(load(ROOT)), "resident chains")
 
 
+def _ttm_steps(current: str) -> str:
+    import json
+
+    from fetta.sim.ttm_step_table import BEGIN, END, STORED, render
+    return _splice(current, BEGIN, END, render(json.loads((ROOT / STORED).read_text())),
+                   "TTM training steps")
+
+
 DOCS = {"datasheet": ("docs/datasheet.md", _datasheet),
         "energy": ("docs/energy.md", _energy),
         "fpga-table": ("README.md", _fpga_table),
         "train-rtl": ("README.md", _train_rtl),
         "resident-chains": ("README.md", _resident_chains),
+        "ttm-steps": ("README.md", _ttm_steps),
         "eval": ("README.md", _eval)}
 
 
