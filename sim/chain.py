@@ -121,11 +121,13 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
 
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
-              session=None, resident: bool = False, **backend_options) -> ChainResult:
+              session=None, resident: bool = False, stage: bool = False,
+              **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
-    outputs returned are then the ones no step consumes."""
+    outputs returned are then the ones no step consumes; with ``stage=True`` the host
+    writes each input densely (one word per element) and MOVEs lay it out."""
     from .harness import Session
 
     t0 = time.perf_counter()
@@ -136,7 +138,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     if resident:
         from .resident import run_resident
         try:
-            run = run_resident(plan, tensors, sess)
+            run = run_resident(plan, tensors, sess, stage=stage)
         finally:
             if own:
                 sess.close()

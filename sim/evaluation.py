@@ -51,8 +51,9 @@ __all__ = ["evaluate", "DEFAULT_PRESETS", "DATAFLOWS", "REPORTED", "preset_clock
 DEFAULT_PRESETS = ("tiny", "large", "asic")
 # How a step's contractions run: "separate" jobs (every operand written and every
 # result read by the host, ``step_events``) and, on presets with the MOVE unit,
-# "resident" chains (intermediates kept on chip, ``resident_step_events``).
-DATAFLOWS = ("separate", "resident")
+# "resident" chains (intermediates kept on chip, ``resident_step_events``) and
+# "staged" resident chains (the host writes each input densely, MOVEs lay it out).
+DATAFLOWS = ("separate", "resident", "staged")
 
 # Quoted from the papers as reported (REFERENCES.md §1, §2); not measured here.
 REPORTED = {
@@ -66,8 +67,8 @@ REPORTED = {
 
 def _accel_row(wl, cfg, batch, dataflow: str = "separate") -> dict:
     clock, clock_src = preset_clock(cfg)
-    if dataflow == "resident":
-        st = resident_step_events(wl, cfg, batch)
+    if dataflow in ("resident", "staged"):
+        st = resident_step_events(wl, cfg, batch, stage=dataflow == "staged")
     else:
         st = step_events(wl, cfg, batch)
     tot = st["total"].to_dict()
@@ -217,16 +218,17 @@ def markdown(res: dict) -> str:
             f"{_bytes(mem['used_bytes']['total'])} / {_bytes(mem['available_bytes'])} |")
     sep = {(r["workload"], r["preset"]): r for r in res["rows"]
            if _dataflow(r) == "separate"}
-    resident = [r for r in res["rows"] if _dataflow(r) == "resident"]
+    resident = [r for r in res["rows"] if _dataflow(r) in ("resident", "staged")]
     if resident:
         out += ["", "Resident chains (each layer's step one chain: intermediates stay on "
                 "chip and reach their readers by MOVE; the host writes x, the cores and dy "
-                "and reads y, dx and the core gradients):", "",
-                "| workload | preset | cycles/step (fwd + dx + dG + moves + host + "
+                "and reads y, dx and the core gradients; staged: the host writes each of "
+                "those inputs densely, one word per element, and MOVEs lay it out):", "",
+                "| workload | preset | dataflow | cycles/step (fwd + dx + dG + moves + host + "
                 "elementwise est.) | MAC util. (compute / all) | samples/s | vs 1 core | "
                 "energy/sample | vs 1 core (energy) | host words: separate -> resident | "
                 "step cycles vs separate |",
-                "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in resident:
             c, ra = r["cycles"], r["ratios"]
             s0 = sep.get((r["workload"], r["preset"]))
@@ -234,7 +236,8 @@ def markdown(res: dict) -> str:
                      if s0 else f"{c['host_transfer']:,}")
             gain = f"{s0['cycles']['total'] / c['total']:.2f}x" if s0 else "-"
             out.append(
-                f"| {r['workload']} | {r['preset']} | {c['total']:,} ({c['forward']:,} + "
+                f"| {r['workload']} | {r['preset']} | {_dataflow(r)} | {c['total']:,} "
+                f"({c['forward']:,} + "
                 f"{c['input_gradient']:,} + {c['core_gradients']:,} + "
                 f"{c['on_chip_moves']:,} + {c['host_transfer']:,} + "
                 f"{c['elementwise_estimate']:,}) | {100 * r['mac_utilization']:.0f}% / "

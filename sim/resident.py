@@ -57,7 +57,13 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     """Write the plan's inputs, run its programs, read its outputs into ``values``;
     adds to ``counts`` (written, read, cycles, move_cycles, moves)."""
     cfg = rp.config
+    for t, (base, n) in rp.staged.items():        # written densely into C
+        flat = np.asarray(values[t], dtype=np.int64).reshape(-1)
+        be.write(buffer_base(2) + base * cfg.c_lanes, (flat & 0xFFFF).tolist())
+        counts["written"] += n
     for h in rp.input_homes():
+        if h.tensor in rp.staged:
+            continue
         cc = rp.compiled[h.step]
         rows = cc.pack_a(values[h.tensor]) if h.role == "a" else cc.pack_b(values[h.tensor])
         lanes = rows.shape[1]
@@ -95,8 +101,9 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     return values
 
 
-def run_resident(plan, tensors: dict, session):
+def run_resident(plan, tensors: dict, session, *, stage: bool = False):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
+    ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     Returns a ``ResidentRun``: the results no step consumes (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
     counters and the model's, equal), host words ``written``/``read`` (and
@@ -104,7 +111,7 @@ def run_resident(plan, tensors: dict, session):
     counts them), the segments and the useful MACs."""
     cfg = session.config
     values = {k: np.asarray(v) for k, v in tensors.items()}
-    segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg)
+    segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "predicted", "useful"), 0)

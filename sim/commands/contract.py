@@ -30,6 +30,13 @@ def add_arguments(p):
                         "[{spec, a, b, out, shift?, rounding?, out_bits?, seed?}], "
                         "'tensors' {name: {shape, range?} or {data}}, 'config'?, "
                         "'seed'?); checked against the reference model step by step")
+    p.add_argument("--resident", action="store_true",
+                   help="with --chain: keep intermediates on chip (one program per "
+                        "segment, results MOVEd into their readers' layouts; needs a "
+                        "preset with the MOVE unit); the outputs no step reads are checked")
+    p.add_argument("--stage", action="store_true",
+                   help="with --chain --resident: the host writes each input densely "
+                        "(one word per element) and MOVEs lay it out")
     p.add_argument("--shape", action="append", default=[], metavar="X=d0,d1,...",
                    help="operand shape, X is A or B (give both)")
     p.add_argument("--random", type=int, default=0, metavar="SEED",
@@ -75,17 +82,33 @@ def run_chain_file(args) -> int:
     cfg = PRESETS[config]
     seed = opts.get("seed", args.seed)
     plan = check_chain(steps, tensors, seed)
-    res = run_chain(steps, tensors, config=cfg, backend=args.backend, seed=seed)
+    if args.stage and not args.resident:
+        raise FettaError("--stage needs --resident (it stages a resident chain's inputs)")
+    res = run_chain(steps, tensors, config=cfg, backend=args.backend, seed=seed,
+                    resident=args.resident, stage=args.stage)
     values, mismatches = dict(tensors), 0
     pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
-    for (spec, a, b, o, p), r in zip(plan, res.steps):
+    for spec, a, b, o, p in plan:
         values[o] = reference_contraction(spec, values[a], values[b], acc_bits=cfg.acc_bits,
                                           b_pow2=pow2, **p)
+    for (spec, a, b, o, p), r in zip(plan, res.steps):
         bad = int((res.outputs[o] != values[o]).sum())
         mismatches += bad
         print(f"{o:<10} {spec:<22} {r.cycles:>9} cycles (predicted {r.predicted_cycles}), "
               f"{r.chunks} program(s), {100 * r.mac_utilization:.1f}% MACs, "
               f"{'bit-exact' if bad == 0 else f'{bad} MISMATCHES'}")
+    if res.resident is not None:
+        run = res.resident
+        for seg in run.segments:
+            how = (f"resident, {len(seg.plan.programs)} program(s)"
+                   + (f", staged {', '.join(seg.plan.staged)}" if seg.plan.staged else "")
+                   if seg.plan else "separate job")
+            print(f"steps {seg.lo}..{seg.hi:<4} {how}")
+        for o, v in res.outputs.items():
+            bad = int((v != values[o]).sum())
+            mismatches += bad
+            print(f"{o:<10} {'bit-exact' if bad == 0 else f'{bad} MISMATCHES'}")
+        print(f"cycles counted  {run.cycles['counted']} (predicted {run.cycles['predicted']})")
     c = res.cycles
     print(f"cycles          compute {c['compute']}  on-chip moves {c['on_chip_moves']}  "
           f"host transfer {c['host_transfer']}  total {c['total']}")

@@ -18,7 +18,12 @@ loop counts: fetch, payload and a range check whose length grows with the bits o
 its counts, plus one cycle per element or cleared row); CSSE counts it when it costs
 a plan in cycles (``sw_model.ttm.csse``).
 
-Members: ``operand_words``, ``result_words``, ``nests``, ``MovePlan``, ``relayout``.
+``relayout_dense`` does the same from a tensor the host wrote densely (row-major, one
+element per word): the host writes each element once and the MOVEs lay it out,
+replicas and padding included.
+
+Members: ``operand_words``, ``result_words``, ``nests``, ``MovePlan``, ``relayout``,
+``relayout_dense``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from ..accel.move import MOVE_LEVELS, Move, MoveLevel, buffer_lanes
 from ..accel.timing import timing
 from .compiler import CompiledContraction
 
-__all__ = ["operand_words", "result_words", "nests", "MovePlan", "relayout"]
+__all__ = ["operand_words", "result_words", "nests", "MovePlan", "relayout",
+           "relayout_dense"]
 
 
 def operand_words(cc: CompiledContraction, role: str, shape) -> np.ndarray:
@@ -119,18 +125,40 @@ def relayout(producer: CompiledContraction, consumer: CompiledContraction, role:
     ``src_row`` in the producer's C layout, into operand ``role`` of ``consumer``
     (einsum ``shape``), laid out as the consumer reads it from row ``dst_row`` of
     bank ``dst`` (default: A for ``role="a"``, B for ``"b"``)."""
-    cfg: AccelConfig = producer.config
+    key = (str(producer.spec), tuple(producer.sizes.items()), producer.mapping,
+           producer.im, producer.in_)
+    return _moves(key, lambda: result_words(producer), consumer, role, shape, src, dst,
+                  src_row, dst_row)
+
+
+def relayout_dense(consumer: CompiledContraction, role: str, shape, *, src: str = "C",
+                   dst: str | None = None, src_row: int = 0,
+                   dst_row: int = 0) -> MovePlan:
+    """MOVEs that lay out an operand the host wrote densely (element ``e`` of its
+    einsum ``shape``, row-major, at word ``e`` of bank ``src`` from row ``src_row``)
+    as operand ``role`` of ``consumer`` reads it from row ``dst_row`` of bank ``dst``
+    (every replica of an element its layout holds, padding cleared)."""
+    n = int(np.prod(shape))
+    return _moves(("dense", n), lambda: np.arange(n, dtype=np.int64), consumer, role,
+                  shape, src, dst, src_row, dst_row)
+
+
+def _moves(src_key, src_words, consumer, role, shape, src, dst, src_row,
+           dst_row) -> MovePlan:
+    """The MOVEs of one layout change: ``src_words()`` gives the source word (relative
+    to the source row) of every element, ``src_key`` names that layout for the
+    cache."""
+    cfg: AccelConfig = consumer.config
     dst = dst or role.upper()
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False); "
                          f"results travel through the host")
-    key = (str(producer.spec), tuple(producer.sizes.items()), producer.mapping,
-           producer.im, producer.in_, str(consumer.spec), tuple(consumer.sizes.items()),
+    key = (src_key, str(consumer.spec), tuple(consumer.sizes.items()),
            consumer.mapping, consumer.im, consumer.in_, role,
            tuple(int(x) for x in shape), cfg)
     plan = _CACHE.get(key)
     if plan is None:
-        plan = _CACHE[key] = _relayout(producer, consumer, role, key[-2], cfg)
+        plan = _CACHE[key] = _relayout(src_words(), consumer, role, key[-2], cfg)
     sl, dl = buffer_lanes(cfg, src), buffer_lanes(cfg, dst)
     s_off, d_off = src_row * sl, dst_row * dl
     moves = []
@@ -153,9 +181,9 @@ def relayout(producer: CompiledContraction, consumer: CompiledContraction, role:
 _CACHE: dict = {}      # layout change at row 0 -> (rows to clear, nests)
 
 
-def _relayout(producer, consumer, role, shape, cfg):
-    """(rows to clear or 0, nests) of a layout change at row 0 of both banks."""
-    src_of = result_words(producer)                 # element -> C word
+def _relayout(src_of, consumer, role, shape, cfg):
+    """(rows to clear or 0, nests) of a layout change at row 0 of both banks;
+    ``src_of``: element -> source word."""
     held = operand_words(consumer, role, shape)     # dst word -> element or -1
     lanes = cfg.a_lanes if role == "a" else cfg.b_lanes
     dw = np.flatnonzero(held >= 0)

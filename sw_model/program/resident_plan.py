@@ -81,7 +81,7 @@ from ..accel.isa import HALT, Contract, Op, decode_header
 from ..arith.einsum_spec import parse_spec
 from .allocator import Piece, place_pieces
 from .compiler import CompiledContraction, candidates, compile_contraction
-from .moves import MovePlan, operand_words, relayout
+from .moves import MovePlan, operand_words, relayout, relayout_dense
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
 
@@ -114,6 +114,7 @@ class ResidentPlan:
     peak_rows: dict = field(default_factory=dict)
     step_outputs: list = field(default_factory=list)   # result name per step
     footprint_steps: list = field(default_factory=list)   # steps not cycle-optimal
+    staged: dict = field(default_factory=dict)   # input -> (first C row, elements)
 
     @property
     def predicted_cycles(self) -> int:
@@ -144,7 +145,8 @@ class ResidentPlan:
         of every input home, every program and its control writes; ``read`` = the used
         C lanes of every output's rows and each program's status/counter reads."""
         written = sum(h.rows * self.compiled[h.step].lanes_used(h.role)
-                      for h in self.input_homes())
+                      for h in self.input_homes() if h.tensor not in self.staged)
+        written += sum(n for _, n in self.staged.values())
         written += sum(len(p) + CONTROL_WRITES for p in self.programs)
         read = CONTROL_READS * len(self.programs) + sum(
             cc.c_rows * cc.lanes_used("c") for cc, o in zip(self.compiled, self.step_outputs)
@@ -420,12 +422,13 @@ class _Planner:
 
 
 def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
-                  footprint: bool = True) -> ResidentPlan:
+                  footprint: bool = True, stage: bool = False) -> ResidentPlan:
     """Compile and place a checked chain (``check_chain``'s list) whose inputs have
     ``shapes``; see the module docstring. ``keep``: results the host reads even if a
     step of the chain consumes them (a later segment needs them). ``footprint``:
     retry with footprint-aware layouts when the cycle-optimal ones do not fit (False:
-    cycle-optimal layouts or a refusal)."""
+    cycle-optimal layouts or a refusal). ``stage``: the host writes inputs densely into
+    C and MOVEs lay them out (``_stage``)."""
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
@@ -463,8 +466,11 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
     peak = {bk: max([bases[k] + allp[k].rows for k in range(len(allp))
                      if allp[k].bank == bk] or [0]) for bk in ("A", "B", "C")}
 
+    # staged inputs: written densely into C, laid out by MOVEs before the first step
+    staged, stage_words, moves = _stage(plan, homes, compiled, shapes, cfg) if stage \
+        else ({}, [], [])
     # programs: each step, then the MOVEs of its result into every home that needs it
-    chunks, moves = [], []
+    chunks = []
     for i, (spec, a, b, o, p) in enumerate(plan):
         cc = compiled[i]
         ha, hb = homes[home_of[i, "a"]], homes[home_of[i, "b"]]
@@ -477,6 +483,8 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
             moves.append((i, o, h.bank, mp))
             words += mp.program()
         chunks.append(words)
+    if stage_words:
+        chunks[0] = stage_words + chunks[0]
     programs, cur = [], []
     for i, words in enumerate(chunks):
         if len(words) + 1 > cfg.prog_depth:
@@ -489,7 +497,39 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
         cur += words
     programs.append(cur + [HALT])
     return ResidentPlan(cfg, compiled, homes, c_base, programs, moves, pl.outputs, peak,
-                        [o for _, _, _, o, _ in plan], changed)
+                        [o for _, _, _, o, _ in plan], changed, staged)
+
+
+def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
+    """Staged inputs: every input whose homes take more host words than its elements
+    (replicas, padding lanes) is written densely (one element per word, row-major)
+    into C from row 0 on, largest saving first while C's rows last, and MOVEd
+    (``moves.relayout_dense``) into each of its homes before the first step (C holds
+    nothing else then: results are written from the first step on). Returns
+    (``{tensor: (first C row, elements)}``, the MOVEs' words, ``[(-1, tensor, bank,
+    MovePlan)]``)."""
+    lanes = cfg.c_lanes
+    by_tensor: dict = {}
+    produced = {o for _, _, _, o, _ in plan}
+    for h in homes.values():
+        if h.tensor not in produced:
+            by_tensor.setdefault(h.tensor, []).append(h)
+    saving = {t: sum(h.rows * compiled[h.step].lanes_used(h.role) for h in hs) -
+              math.prod(shapes[t]) for t, hs in by_tensor.items()}
+    staged, row = {}, 0
+    for t in sorted(by_tensor, key=lambda t: -saving[t]):
+        rows = -(-math.prod(shapes[t]) // lanes)
+        if saving[t] <= 0 or row + rows > cfg.bank_depth:
+            continue
+        staged[t], row = (row, math.prod(shapes[t])), row + rows
+    words, moves = [], []
+    for t, (base, _) in staged.items():
+        for h in by_tensor[t]:
+            mp = relayout_dense(compiled[h.step], h.role, shapes[t], src="C", dst=h.bank,
+                                src_row=base, dst_row=h.base)
+            moves.append((-1, t, h.bank, mp))
+            words += mp.program()
+    return staged, words, moves
 
 
 @dataclass
@@ -502,13 +542,14 @@ class Segment:
 
 
 def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
-                  footprint: bool = True) -> list[Segment]:
+                  footprint: bool = True, stage: bool = False) -> list[Segment]:
     """Cut a checked chain into resident segments: the whole chain if it fits, else,
     greedily from the front, the longest run of steps that fits (tried longest first);
     a tensor produced in one segment and read in a later one is read by the host at
     the end of its segment and written at the start of the reader's. A step that does
     not compile into one program is a segment of its own, run as a separate job (the
-    harness splits it into chunks). ``footprint`` as in ``plan_resident``."""
+    harness splits it into chunks). ``footprint`` and ``stage`` as in
+    ``plan_resident``."""
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
@@ -524,7 +565,7 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
         ins = {x for _, a, b, _, _ in sub for x in (a, b) if x not in made}
         try:
             return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
-                                 keep=made & later, footprint=footprint)
+                                 keep=made & later, footprint=footprint, stage=stage)
         except ValueError:
             return None
 

@@ -92,9 +92,10 @@ def _plan_events(rp, phase_of: list) -> tuple[dict, Events]:
 
 @functools.lru_cache(maxsize=64)
 def resident_step_events(workload: Workload, config="tiny", batch: int = 64,
-                         order: str = "cycles") -> dict:
+                         order: str = "cycles", stage: bool = False) -> dict:
     """Events of one training step of ``workload`` at ``batch`` on ``config`` with every
-    layer's contractions run as a resident chain (module docstring). Raises
+    layer's contractions run as a resident chain (module docstring); ``stage``: the
+    host writes every input densely and MOVEs lay it out (``plan_resident``). Raises
     ValueError for a configuration without the MOVE unit."""
     cfg = get_config(config)
     phases = {p: Events() for p in PHASES}
@@ -103,7 +104,7 @@ def resident_step_events(workload: Workload, config="tiny", batch: int = 64,
     peak = {"a": 0, "b": 0, "c": 0, "program": 0}
     for layer, (steps, shapes, phase) in sorted(layer_chains(workload, batch, cfg,
                                                              order).items()):
-        segs = plan_segments(steps, shapes, cfg)
+        segs = plan_segments(steps, shapes, cfg, stage=stage)
         lay = {p: Events() for p in PHASES}
         lay_extra = Events()
         all_shapes = dict(shapes)

@@ -236,3 +236,34 @@ def test_cli_runs_chain_file(tmp_path):
     p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
                         str(bad)], capture_output=True, text=True)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_cli_runs_chain_file_resident_and_staged(tmp_path):
+    """`fetta contract --chain F --resident --stage`: digits layer 1 at batch 4 on tiny
+    (every input staged: its layouts hold more words than elements) runs as one
+    resident program, its outputs checked against the reference, counted cycles
+    equal to the model; --stage without --resident is a one-line error."""
+    from fetta.sw_model.ttm.resident_step import layer_chains
+    from fetta.sw_model.ttm.workloads import get_workload
+    steps, shapes, _ = layer_chains(get_workload("digits"), 4, "tiny")[1]
+    doc = {"config": "tiny",
+           "tensors": {k: {"shape": list(v), "range": 64} for k, v in shapes.items()},
+           "steps": [{"spec": s, "a": a, "b": b, "out": o, "shift": 6}
+                     for s, a, b, o, _ in steps]}
+    f = tmp_path / "chain.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                        str(f), "--random", "3", "--resident", "--stage", "--json",
+                        str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "resident, 1 program(s), staged " in p.stdout
+    counted = [ln for ln in p.stdout.splitlines() if ln.startswith("cycles counted")][0]
+    n, pred = counted.split()[2], counted.split("predicted ")[1].rstrip(")")
+    assert n == pred
+    r = json.loads(out.read_text())
+    assert r["mismatches"] == 0 and r["cycles"]["on_chip_moves"] > 0
+    assert set(r["outputs"]) == {"L1/y", "L1/dx", "L1/dg1", "L1/dg2"}   # nothing reads them
+    p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                        str(f), "--stage"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--stage needs --resident" in p.stderr

@@ -69,9 +69,15 @@ def test_resident_rows_follow_from_the_resident_step(result, tmp_path):
                               c["elementwise_estimate"])
         assert r["events"]["move_elements"] == st["total"].move_elements
         assert r["samples_per_s"] == pytest.approx(64 / r["latency_s"])
+    staged = {r["preset"]: r for r in result["rows"] if r["dataflow"] == "staged"}
+    assert set(staged) == {"tiny", "asic"}
+    st = resident_step_events(get_workload("digits"), get_config("asic"), 64, stage=True)
+    assert staged["asic"]["cycles"]["host_transfer"] == st["total"].host_words < \
+        res["asic"]["cycles"]["host_transfer"]
     table = markdown(result)
-    line = next(ln for ln in table.splitlines() if ln.startswith("| digits | asic | ")
-                and " -> " in ln)
+    assert any(ln.startswith("| digits | asic | staged | ") for ln in table.splitlines())
+    line = next(ln for ln in table.splitlines()
+                if ln.startswith("| digits | asic | resident | "))
     assert f"{sep['asic']['cycles']['host_transfer']:,} -> " \
         f"{res['asic']['cycles']['host_transfer']:,}" in line
 

@@ -93,3 +93,29 @@ def test_relayout_refuses_a_configuration_without_the_unit():
     c = compile_contraction("bj,jk->bk", (2, 2), (2, 2), cfg)
     with pytest.raises(ValueError, match="no MOVE unit"):
         relayout(p, c, "a", (2, 2))
+
+
+@pytest.mark.parametrize("config", ["tiny", "large"])
+def test_dense_relayout_builds_the_consumers_packing(config):
+    """``relayout_dense``: a tensor written densely into C, moved by the plan's MOVEs
+    (the functional model ``run_move``), is exactly the consumer's own packing of it
+    (replicas and zero padding included), over stale buffer contents."""
+    from fetta.sw_model.accel.move import run_move
+    from fetta.sw_model.program.compiler import compile_contraction
+    from fetta.sw_model.program.moves import relayout_dense
+    cfg = get_config(config)
+    cc = compile_contraction("bij,jk->bik", (3, 5, 6), (6, 7), cfg)
+    rng = np.random.default_rng(3)
+    for role, shape in (("a", (3, 5, 6)), ("b", (6, 7))):
+        x = rng.integers(-100, 100, shape)
+        mp = relayout_dense(cc, role, shape, src="C", src_row=2, dst_row=1)
+        bufs = {k: rng.integers(-9, 9, (cfg.bank_depth, n)) for k, n in
+                (("A", cfg.a_lanes), ("B", cfg.b_lanes), ("C", cfg.c_lanes))}
+        flat = np.zeros(cfg.bank_depth * cfg.c_lanes, np.int64)
+        flat[2 * cfg.c_lanes:2 * cfg.c_lanes + x.size] = x.reshape(-1)
+        bufs["C"] = flat.reshape(cfg.bank_depth, cfg.c_lanes)
+        for mv in mp.moves:
+            run_move(cfg, mv, bufs)
+        want = cc.pack_a(x) if role == "a" else cc.pack_b(x)
+        got = bufs[role.upper()][1:1 + want.shape[0], :want.shape[1]]
+        assert np.array_equal(got, want), role
