@@ -16,7 +16,8 @@ For each workload (``sw_model.ttm.workloads.WORKLOADS``) and preset:
   ``sw_model.ttm.resident_step.resident_step_events``, every layer's contractions one
   chain whose intermediates stay on chip (on-chip MOVE cycles a phase of their own,
   host words only the layer's inputs and results; cut into segments where the banks
-  are too small, a step that does not compile into one program a separate job);
+  are too small, a step that does not compile into one program a separate job); and
+  the same with staged inputs (the host writes each input densely, MOVEs lay it out);
 * CPU: ``sim.cpu_baseline.cpu_step`` on one core and on all cores, measured now;
 * ratios accelerator/CPU: speedup (samples/s) and energy per sample.
 

@@ -52,6 +52,15 @@ Predicted cycles (``ResidentPlan.predicted_cycles``): the steps' less their HALT
 the MOVEs' (``MovePlan.cycles``), one HALT per program; equal to the programs'
 CYCLES counters.
 
+Staged inputs (``stage=True``): an input whose homes take more host words than it has
+elements (replicas of it in several lanes or groups, padding lanes the mapping reads)
+is written by the host densely, one word per element, into C from row 0, and MOVEd
+into each of its homes (``moves.relayout_dense``) at the head of the first program,
+before any step writes C; inputs are staged largest saving first while C's rows
+last. Host words go down by the replicas and padding, MOVE cycles up by the words
+laid out (``ResidentPlan.staged``, ``host_words``; ``predicted_cycles`` includes the
+staging MOVEs).
+
 Refusals (``ValueError``, one line; ``sim.resident`` raises them as ``FettaError``):
 a configuration without the MOVE unit, a step that does not compile into one
 program, homes that do not fit a bank (naming the bank, the rows needed and the
