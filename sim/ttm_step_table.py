@@ -30,6 +30,7 @@ from fetta.sw_model.ttm.step_events import step_events
 from fetta.sw_model.ttm.workloads import LAYERS, layer_workload, scaled_plan, steps_of
 
 from .jsonio import source_commit
+from .resident_table import jobs_cell, resident_cell
 
 __all__ = ["measure", "render", "BEGIN", "END", "STORED", "DEFAULT_FIXED"]
 
@@ -147,11 +148,8 @@ def render(doc: dict) -> str:
             j, k = r["step_separate"], r.get("step_resident")
             if k is None:
                 continue
-            lines.append(
-                f"| {r['layer']} | {r['batch']} | {j['compute']:,} / "
-                f"{j['host_transfer']:,} / {j['total']:,} | {k['compute']:,} / "
-                f"{k['on_chip_moves']:,} / {k['host_transfer']:,} / **{k['total']:,}** | "
-                f"{k['segments']} ({k['separate_job_steps']}) | "
-                f"{j['total'] / k['total']:.2f}x |")
+            lines.append(f"| {r['layer']} | {r['batch']} | {jobs_cell(j)} | "
+                         f"{resident_cell(k)} | {k['segments']} "
+                         f"({k['separate_job_steps']}) | {j['total'] / k['total']:.2f}x |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
