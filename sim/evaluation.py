@@ -246,6 +246,7 @@ def markdown(res: dict) -> str:
                 f"{r['samples_per_s']:,.0f} | {ra['speedup_vs_one_core']:.2f}x | "
                 f"{_joules(r['joules_per_sample'])} | {ra['energy_vs_one_core']:.1f}x | "
                 f"{words} | {gain} |")
+    out += _targets(res)
     out += ["", "| workload | CPU samples/s (1 core) | CPU samples/s (all cores) | CPU "
             "energy/sample (1 core) |", "|---|---:|---:|---:|"]
     for name, c in res["cpu"].items():
@@ -253,6 +254,38 @@ def markdown(res: dict) -> str:
                    f"{c['all_cores']['samples_per_s']:,.0f} | "
                    f"{_joules(c['one_core']['joules_per_sample'])} |")
     return "\n".join(out)
+
+
+# The issue's goals per preset: (samples/s, energy per sample) vs one CPU core, on the
+# digits and mnist-tt steps.
+TARGETS = {"asic": (10.0, 100.0), "ecp5": (1.0, 10.0)}
+TARGET_WORKLOADS = ("digits", "mnist-tt")
+
+
+def _targets(res: dict) -> list[str]:
+    """The goals table: every row of a preset in ``TARGETS`` on a workload in
+    ``TARGET_WORKLOADS``, its ratios against one CPU core and whether both are met."""
+    rows = [r for r in res["rows"] if r["preset"] in TARGETS
+            and r["workload"] in TARGET_WORKLOADS]
+    if not rows:
+        return []
+    out = ["", "Goals (" + "; ".join(f"`{p}` >= {s:g}x samples/s and >= {e:g}x less "
+                                     f"energy per sample than one CPU core"
+                                     for p, (s, e) in TARGETS.items()) +
+           f", on {' and '.join(TARGET_WORKLOADS)}):", "",
+           "| workload | preset | dataflow | samples/s vs 1 core | energy vs 1 core | "
+           "goals |", "|---|---|---|---:|---:|---|"]
+    for r in rows:
+        gs, ge = TARGETS[r["preset"]]
+        ra = r["ratios"]
+        s_ok = ra["speedup_vs_one_core"] >= gs
+        e_ok = ra["energy_vs_one_core"] >= ge
+        verdict = "met" if s_ok and e_ok else "missed: " + ", ".join(
+            w for w, ok in (("speed", s_ok), ("energy", e_ok)) if not ok)
+        out.append(f"| {r['workload']} | {r['preset']} | {_dataflow(r)} | "
+                   f"{ra['speedup_vs_one_core']:.2f}x | {ra['energy_vs_one_core']:.1f}x | "
+                   f"{verdict} |")
+    return out
 
 
 def _joules(j: float) -> str:

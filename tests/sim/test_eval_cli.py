@@ -99,3 +99,18 @@ def test_bad_input_is_one_line_exit_2(argv, msg):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
+
+
+def test_goals_table_follows_the_ratios(result):
+    """The goals table lists every asic row of digits with its ratios and says 'met'
+    only when both goals are reached."""
+    from fetta.sim.evaluation import TARGETS
+    table = markdown(result).split("Goals (")[1]
+    gs, ge = TARGETS["asic"]
+    for r in (r for r in result["rows"] if r["preset"] == "asic"):
+        ra = r["ratios"]
+        line = next(ln for ln in table.splitlines()
+                    if ln.startswith(f"| digits | asic | {r['dataflow']} | "))
+        assert f"{ra['speedup_vs_one_core']:.2f}x" in line
+        met = ra["speedup_vs_one_core"] >= gs and ra["energy_vs_one_core"] >= ge
+        assert line.rstrip(" |").endswith("met") == met
