@@ -41,8 +41,9 @@ class Controller(wiring.Component):
     * CONTRACT: the payload's MODE, bases, loop counts (as ``count - 1``) and row
       index stride go into registers as the words load (the strides, SEED and
       BASE_IDX stay in program memory: the address generator starts from BASE_IDX on
-      the read port, and during RUN and TAIL the read port holds SEED, the output
-      stages' ``seed``); 1 validation cycle; ``timing.check_cycles(counts)`` (one
+      the read port, and during RUN the read port holds SEED, which a register takes
+      in every RUN cycle and holds until the next CONTRACT's RUN: the output stages'
+      ``seed``); 1 validation cycle; ``timing.check_cycles(counts)`` (one
       pass per stride of ``bit_length(count - 1)`` Horner steps + 1) in which the bound
       check reads the strides back, proves every A/B read and C write in range (else
       halt, nothing written) and leaves the address generator's deltas; then one issue
@@ -155,9 +156,14 @@ class Controller(wiring.Component):
 
         # CONTRACT fields kept in registers (everything else is read from program
         # memory by the bound check, which turns the strides into deltas).
-        # SEED and BASE_IDX are not kept: the program memory's read port holds the SEED
-        # word during RUN and TAIL (the output stages read it there), and shows the
-        # BASE_IDX word in the cycle the address generator starts.
+        # BASE_IDX is not kept: the program memory's read port shows it in the cycle
+        # the address generator starts. The read port holds the SEED word during RUN
+        # and ``seed`` takes it there (from RUN's second cycle on it is this CONTRACT's
+        # SEED; the first result reaches the output stages several cycles later, and
+        # it stays until the next CONTRACT's RUN, after TAIL has drained the fabric).
+        # The output stages read the register, not the memory's read data: the read
+        # data into the dither hash's first stage was the ecp5 preset's critical path.
+        seed = Signal(32)
         mode = Signal(word_layout(CW.MODE))       # the MODE word's fields
         row_stride_idx = Signal(32)
         base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
@@ -169,7 +175,7 @@ class Controller(wiring.Component):
         # accumulators), hold (a tile's last step does not reach the drain)
         acc_continue, acc_hold = mode.acc_continue, mode.acc_hold
         m.d.comb += [self.fabric.shift.eq(shift), self.fabric.rounding.eq(rounding),
-                     self.fabric.out_bits.eq(out_bits), self.fabric.seed.eq(self.prog_data),
+                     self.fabric.out_bits.eq(out_bits), self.fabric.seed.eq(seed),
                      self.fabric.row_stride_idx.eq(row_stride_idx)]
 
         # Range check + deltas, then one address generator for all four streams:
@@ -487,6 +493,8 @@ class Controller(wiring.Component):
         self.fsm_state = Signal(len(fsm.state), name="ctrl_state_code")
         self.state_names = dict(fsm.decoding)
         m.d.comb += self.fsm_state.eq(fsm.state)
+        with m.If(fsm.ongoing("RUN")):
+            m.d.sync += seed.eq(self.prog_data)
         # in_valid/first/last are registered: aligned with the buffer read data.
         with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
             m.d.sync += [self.fabric.in_valid.eq(0), self.fabric.in_first.eq(0), self.fabric.in_last.eq(0)]
