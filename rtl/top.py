@@ -145,14 +145,6 @@ class Accelerator(wiring.Component):
         mv_word = Signal(WORD_BITS)
         with m.If(mv.rd_en):
             m.d.sync += mv_src_buf.eq(mv.rd_buf)
-        # One write word for every bank of every buffer: a MOVE write's (its source word,
-        # 0 for a fill) or the host's. A MOVE writes only while running and the host only
-        # while idle, so per bank this is the word each write takes; one 16-bit net
-        # bundle fans out to the banks instead of a multiplexer in front of each
-        # (the ecp5 preset's routing congestion sat on the buffers' ports).
-        wr_word = Signal(WORD_BITS)
-        m.d.comb += wr_word.eq(Mux(mv.wr_en, Mux(mv.wr_fill, 0, mv_word),
-                                   bus.wdata[:WORD_BITS]))
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -172,18 +164,19 @@ class Accelerator(wiring.Component):
                 m.d.comb += [buf.wr_en.eq(1), buf.wr_addr.eq(mv_wr_row),
                              buf.wr_mask.eq(Mux(mv.wr_fill, (1 << lanes) - 1,
                                                 1 << mv_wr_lane))]
+                for d in range(lanes):
+                    m.d.comb += buf.wr_data[d].eq(Mux(mv.wr_fill, 0, mv_word))
             if name == "c":         # C: the output stages' writes while running
                 with m.Elif(running):
                     m.d.comb += [buf.wr_en.eq(fab.out_valid), buf.wr_addr.eq(fab.out_addr),
                                  buf.wr_mask.eq(fab.out_mask)]
+                    for d in range(lanes):
+                        m.d.comb += buf.wr_data[d].eq(fab.out[d])
             with m.Else():
                 m.d.comb += [buf.wr_en.eq(host_wr), buf.wr_addr.eq(host_row),
                              buf.wr_mask.eq(1 << host_lane)]
-            for d in range(lanes):
-                if name == "c":
-                    m.d.comb += buf.wr_data[d].eq(Mux(running & ~mv_wr, fab.out[d], wr_word))
-                else:
-                    m.d.comb += buf.wr_data[d].eq(wr_word)
+                for d in range(lanes):
+                    m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
             with m.If(mv_rd):
                 m.d.comb += [buf.rd_addr.eq(mv_rd_row), buf.rd_en.eq(1)]
             if name != "c":         # A and B: the CONTRACT's row reads while running
@@ -193,30 +186,17 @@ class Accelerator(wiring.Component):
             with m.Else():
                 m.d.comb += [buf.rd_addr.eq(host_row), buf.rd_en.eq(1)]
 
+        with m.Switch(mv_src_buf):
+            for i, name in enumerate("abc"):
+                with m.Case(i):
+                    m.d.comb += mv_word.eq(Array(bufs[name].rd_data)[mv_src_lane[name]])
+
         # Read pipeline: cycle 1 memories answer, cycle 2 rdata/rvalid.
         r_valid1 = Signal()
         r_addr1 = Signal.like(addr)
         m.d.sync += [r_valid1.eq(bus.read), r_addr1.eq(addr)]
         r_word1 = (r_addr1 - BUF_BASE)[0:20]
         r_sel1 = (r_addr1 - BUF_BASE)[20:22]
-        # One gather of the buffers' read data, shared by the host read and MOVE: the
-        # word of a MOVE's source read in the cycle it is written (``mv.wr_en``, only
-        # while running), else the word the host read addressed. (A host read of a
-        # buffer while running is not defined: the CONTRACT and MOVE own the read
-        # ports.) One multiplexer tree on the buffers' outputs instead of two.
-        g_sel = Signal(2)
-        g_lane = {}
-        for i, name in enumerate("abc"):
-            lane_bits = (bufs[name].lanes - 1).bit_length()
-            host_lane = r_word1[:lane_bits] if lane_bits else C(0, 1)
-            g_lane[name] = Mux(mv.wr_en, mv_src_lane[name], host_lane)
-        m.d.comb += g_sel.eq(Mux(mv.wr_en, mv_src_buf, r_sel1))
-        buf_word = Signal(WORD_BITS)
-        with m.Switch(g_sel):
-            for i, name in enumerate("abc"):
-                with m.Case(i):
-                    m.d.comb += buf_word.eq(Array(bufs[name].rd_data)[g_lane[name]])
-        m.d.comb += mv_word.eq(buf_word)
         regs = {
             Reg.ID: MAGIC,
             Reg.STATUS: Cat(running, ctl.done, ctl.error != 0, bus_violation, C(0, 4),
@@ -247,8 +227,15 @@ class Accelerator(wiring.Component):
         with m.Elif(r_addr1 < PROG_BASE + cfg.prog_depth):
             m.d.comb += rdata.eq(prog_rd.data)
         with m.Elif(r_addr1 >= BUF_BASE):
-            with m.If(r_sel1 < 3):
-                m.d.comb += rdata.eq(buf_word.as_signed())
+            for i, name in enumerate("abc"):
+                buf = bufs[name]
+                lane_bits = (buf.lanes - 1).bit_length()
+                with m.If(r_sel1 == i):
+                    lane = r_word1[:lane_bits] if lane_bits else C(0, 1)
+                    with m.Switch(lane):
+                        for d in range(buf.lanes):
+                            with m.Case(d):
+                                m.d.comb += rdata.eq(buf.rd_data[d].as_signed())
         m.d.sync += [bus.rdata.eq(rdata), bus.rvalid.eq(r_valid1)]
         assert READ_LATENCY == 2
         m.d.comb += [self.busy.eq(running), self.done.eq(ctl.done),
