@@ -46,7 +46,7 @@ from fetta.sw_model.ttm.workloads import DEFAULT_BATCH, WORKLOADS, get_workload
 
 from .cpu_baseline import cpu_info, cpu_step
 
-__all__ = ["evaluate", "DEFAULT_PRESETS", "DATAFLOWS", "REPORTED", "preset_clock", "markdown",
+__all__ = ["evaluate", "DEFAULT_PRESETS", "DATAFLOWS", "confirmation_lines", "REPORTED", "preset_clock", "markdown",
            "plot"]
 
 DEFAULT_PRESETS = ("tiny", "large", "asic")
@@ -285,6 +285,24 @@ def _targets(res: dict) -> list[str]:
         out.append(f"| {r['workload']} | {r['preset']} | {_dataflow(r)} | "
                    f"{ra['speedup_vs_one_core']:.2f}x | {ra['energy_vs_one_core']:.1f}x | "
                    f"{verdict} |")
+    return out
+
+
+def confirmation_lines(res: dict) -> list[str]:
+    """One line per RTL confirmation of the run (separate jobs: per contraction;
+    resident chains: per layer)."""
+    out = []
+    for c in res["rtl_confirmation"]:
+        head = (f"RTL confirmation ({c['backend']}, {c.get('dataflow', 'separate')}): "
+                f"{c['workload']} on {c['config']}, ")
+        if "layers" in c:
+            out.append(head + f"{c['layers']} layer chains: {c['cycles_rtl']:,} cycles = "
+                       f"model {c['cycles_model']:,}; MOVE element cycles "
+                       f"{c['move_elements_rtl']:,}; host words {c['host_words_rtl']:,}")
+        else:
+            out.append(head + f"{c['contractions']} contractions: {c['cycles_rtl']:,} "
+                       f"cycles = model {c['cycles_model']:,}; MAC-active "
+                       f"{c['mac_active_rtl']:,}; host words {c['host_words_rtl']:,}")
     return out
 
 

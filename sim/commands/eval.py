@@ -4,7 +4,7 @@ memory, against the same training step measured now on this machine's CPU."""
 
 from __future__ import annotations
 
-import json
+
 import sys
 
 HELP = ("evaluate training steps per workload and preset against the CPU (speed, "
@@ -41,7 +41,8 @@ def run(args) -> int:
     from fetta.sw_model.accel.config import PRESETS
     from fetta.sw_model.ttm.workloads import WORKLOADS
 
-    from ..evaluation import DEFAULT_PRESETS, evaluate, markdown, plot
+    from ..evaluation import DEFAULT_PRESETS, confirmation_lines, evaluate, markdown, plot
+    from ..jsonio import write_json_atomic
     wls = _list(args.workloads, list(WORKLOADS), "workload") if args.workloads else None
     pres = _list(args.presets, list(PRESETS), "preset") if args.presets else \
         list(DEFAULT_PRESETS)
@@ -54,21 +55,17 @@ def run(args) -> int:
     res = evaluate(wls, pres, batch=args.batch, cpu_steps=args.cpu_steps,
                    confirm=confirm,
                    progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:                 # first: a completed run is never lost to its printing
+        write_json_atomic(args.json, res)
     print(markdown(res))
-    for c in res["rtl_confirmation"]:
-        print(f"\nRTL confirmation ({c['backend']}): {c['workload']} on {c['config']}, "
-              f"{c['contractions']} contractions: {c['cycles_rtl']:,} cycles = model "
-              f"{c['cycles_model']:,}; MAC-active {c['mac_active_rtl']:,}; host words "
-              f"{c['host_words_rtl']:,}")
+    for line in confirmation_lines(res):
+        print(f"\n{line}")
     m = res["memory"]
     print(f"\nmemory (mnist-tt, fixed, batch {m['batch']}) vs dense 784-512-10 FP32: "
           f"weights {m['reduction_weights']:.0f}x, weights + master "
           f"{m['reduction_weights_and_master']:.1f}x, total {m['reduction_total']:.1f}x "
           f"(the paper reports {m['paper_reported']:g}x)")
     print(f"({res['wall_seconds']:.0f} s)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
     if args.png:
         plot(res, args.png)
     return 0

@@ -114,3 +114,19 @@ def test_goals_table_follows_the_ratios(result):
         assert f"{ra['speedup_vs_one_core']:.2f}x" in line
         met = ra["speedup_vs_one_core"] >= gs and ra["energy_vs_one_core"] >= ge
         assert line.rstrip(" |").endswith("met") == met
+
+
+def test_confirmation_lines_name_both_dataflows():
+    """The CLI's RTL-confirmation lines: per contraction for separate jobs, per layer
+    chain (with the MOVE counter) for resident chains."""
+    from fetta.sim.evaluation import confirmation_lines
+    common = dict(backend="verilator", workload="digits", config="tiny", cycles_rtl=10,
+                  cycles_model=10, host_words_rtl=7)
+    res = {"rtl_confirmation": [dict(common, contractions=14, mac_active_rtl=4,
+                                     dataflow="separate"),
+                                dict(common, layers=2, move_elements_rtl=5,
+                                     dataflow="resident")]}
+    sep, resid = confirmation_lines(res)
+    assert "(verilator, separate)" in sep and "14 contractions" in sep and "MAC-active 4" in sep
+    assert "(verilator, resident)" in resid and "2 layer chains" in resid
+    assert "MOVE element cycles 5" in resid
