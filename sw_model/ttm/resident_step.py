@@ -73,21 +73,23 @@ def layer_chains(workload: Workload, batch: int, config="tiny",
     return out
 
 
-def _plan_events(rp, phase_of: list) -> tuple[dict, Events]:
+def _plan_events(rp, phase_of: list) -> tuple[dict, Events, list]:
     """Events of a resident plan's programs by phase (each step's cycles less its HALT;
-    the programs' HALTs in the phase of the plan's last step), and the MOVEs and host
-    words apart."""
+    the programs' HALTs in the phase of the plan's last step), the MOVEs and host
+    words apart, and each step's own Events."""
     phases = {p: Events() for p in PHASES}
+    per_step = []
     for cc, ph in zip(rp.compiled, phase_of):
         ev = program_events(cc)
         ev.cycles -= _HALT_CYCLES
         ev.host_written = ev.host_read = 0
         ev.contractions = 1
+        per_step.append(ev)
         phases[ph] = phases[ph] + ev
     phases[phase_of[-1]].cycles += _HALT_CYCLES * len(rp.programs)
     words = rp.host_words
     return phases, Events(move_cycles=rp.move_cycles, move_elements=rp.move_elements,
-                          host_written=words["written"], host_read=words["read"])
+                          host_written=words["written"], host_read=words["read"]), per_step
 
 
 @functools.lru_cache(maxsize=64)
@@ -122,14 +124,12 @@ def resident_step_events(workload: Workload, config="tiny", batch: int = 64,
                 rows.append({"steps": [seg.lo, seg.hi], "resident": False,
                              "programs": ev.chunks})
                 continue
-            p, x = _plan_events(seg.plan, ph)
+            p, x, per_step = _plan_events(seg.plan, ph)
             rp = seg.plan
             for k in ("a", "b", "c"):
                 peak[k] = max(peak[k], rp.peak_rows[k.upper()])
             peak["program"] = max([peak["program"]] + [len(w) for w in rp.programs])
-            for i, cc in enumerate(rp.compiled):
-                ev = program_events(cc)
-                ev.cycles -= _HALT_CYCLES
+            for i, ev in enumerate(per_step):
                 rows_out.append(_row(layer, ph[i], steps[seg.lo + i], all_shapes, ev, cfg))
             for k in PHASES:
                 lay[k] = lay[k] + p[k]
