@@ -20,7 +20,10 @@ class BankedBuffer(wiring.Component):
     read, latency 1; data holds while ``rd_en`` is low); on a clock edge with
     ``wr_en``, ``bank[l][wr_addr] = wr_data[l]`` for every lane with ``wr_mask[l]``.
     A read of the row being written in the same cycle is not performed (``rd_data``
-    holds), so a bank never sees a read-write collision: the memories carry yosys'
+    holds; with ``lane_collision`` only in the lanes being written, ``wr_mask``, so
+    the other lanes of the row read normally — the MOVE unit's VEC reads a
+    destination word beside the one written), so a bank never sees a read-write
+    collision: the memories carry yosys'
     ``no_rw_check`` and map to bare block RAMs (no collision bypass registers; on the
     iCE40, 2 CEs x 4x1, the emulation cost the buffers 243 LUT4s and 176 flip-flops,
     56 and 0 without it: ``scripts/area_breakdown.py``).
@@ -34,8 +37,9 @@ class BankedBuffer(wiring.Component):
 
     LATENCY = 1
 
-    def __init__(self, lanes: int, depth: int):
+    def __init__(self, lanes: int, depth: int, lane_collision: bool = False):
         self.lanes, self.depth = lanes, depth
+        self.lane_collision = lane_collision
         self.addr_bits = max(1, (depth - 1).bit_length())
         super().__init__({
             "rd_addr": In(self.addr_bits),
@@ -57,7 +61,9 @@ class BankedBuffer(wiring.Component):
             rd = mem.read_port()
             wr = mem.write_port()
             m.d.comb += [
-                rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en & ~collide),
+                rd.addr.eq(self.rd_addr),
+                rd.en.eq(self.rd_en & ~(collide & self.wr_mask[lane] if self.lane_collision
+                                        else collide)),
                 self.rd_data[lane].eq(rd.data),
                 wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data[lane]),
                 wr.en.eq(self.wr_en & self.wr_mask[lane]),

@@ -10,7 +10,8 @@ from fetta.sw_model.accel.hostmap import ErrorCode
 from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, FIELD,
                           N_LEVELS, Op,
                           config_layout, config_words)
-from fetta.sw_model.accel.move import MOVE_TAIL, MOVE_WORDS
+from fetta.sw_model.accel.move import MOVE_WORDS
+from fetta.sw_model.accel.vec import VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.timing import Timing
 
@@ -60,6 +61,9 @@ class Controller(wiring.Component):
       validation cycle; the unit's range check (``move.move_check_cycles(counts)``;
       halt with ``ADDRESS_RANGE``, nothing written, when it fails); one element per cycle
       (counted as ``move``); ``MOVE_TAIL`` cycle for the last write;
+    * VEC (with ``move_unit``): a MOVE with ``VEC_WORDS`` payload words whose elements
+      pass through the top's vector ALU (``rtl.vector_alu``); its element cycles count
+      as ``vec``; its tail is ``vec.vec_tail(op)`` cycles (the unit's ``tail``);
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -117,11 +121,14 @@ class Controller(wiring.Component):
             "cnt_cycles": Out(cb), "cnt_busy": Out(cb),
             "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
-            "cnt_instructions": Out(cb), "cnt_move": Out(cb),
+            "cnt_instructions": Out(cb), "cnt_move": Out(cb), "cnt_vec": Out(cb),
             "used_c_lanes": Out(range(cfg.c_lanes + 1)),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
-                "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1)})),
+                "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1),
+                "rd2_en": Out(1), "rd2_addr": Out(32), "fwd": Out(1), "index": Out(32),
+                "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
+                "rounding": Out(2), "out_bits": Out(5), "seed": Out(32)})),
         })
 
     def elaborate(self, platform):
@@ -204,7 +211,7 @@ class Controller(wiring.Component):
         error = Signal(8)
         done = Signal()
         length = Signal(range(max(self.n_config, self.timing.contract_words,
-                                  MOVE_WORDS) + 1))
+                                  MOVE_WORDS, VEC_WORDS) + 1))
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
@@ -217,7 +224,7 @@ class Controller(wiring.Component):
 
         counters = {name: getattr(self, f"cnt_{name}") for name in
                     ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
-                     "stall_config", "instructions", "move")}
+                     "stall_config", "instructions", "move", "vec")}
         inc = {name: Signal(name=f"inc_{name}") for name in counters}
         clear = Signal()
         m.d.comb += clear.eq(self.clear & ~self.busy)
@@ -253,7 +260,10 @@ class Controller(wiring.Component):
                          self.mv.rd_addr.eq(mv.rd_addr), self.mv.wr_en.eq(mv.wr_en),
                          self.mv.wr_buf.eq(mv.wr_buf), self.mv.wr_addr.eq(mv.wr_addr),
                          self.mv.wr_fill.eq(mv.wr_fill)]
-        move_wait = Signal(range(MOVE_TAIL + 1))
+            for name in ("rd2_en", "rd2_addr", "fwd", "index", "vec", "op", "shift",
+                         "rounding", "out_bits", "seed"):
+                m.d.comb += getattr(self.mv, name).eq(getattr(mv, name))
+        move_wait = Signal(range(vec_tail(VecOp.REQUANT) + 1))
 
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
@@ -315,6 +325,8 @@ class Controller(wiring.Component):
                     if mv is not None:
                         with m.Case(Op.MOVE):
                             payload_instruction(MOVE_WORDS, "LOAD_MOVE")
+                        with m.Case(Op.VEC):
+                            payload_instruction(VEC_WORDS, "LOAD_MOVE")
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"
@@ -460,7 +472,8 @@ class Controller(wiring.Component):
                             m.next = "IDLE"
                     on_abort()
                 with m.State("MOVE_RUN"):
-                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["move"].eq(1),
+                    m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
+                                 inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec),
                                  mv.step.eq(1)]
                     with m.If(mv.last):
                         m.d.sync += move_wait.eq(0)
@@ -470,7 +483,7 @@ class Controller(wiring.Component):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["stall_fill"].eq(1)]
                     m.d.sync += move_wait.eq(move_wait + 1)
-                    with m.If(move_wait == MOVE_TAIL - 1):
+                    with m.If(move_wait == mv.tail - 1):
                         m.d.sync += set_pc(pc + 1 + length)
                         m.next = "FETCH"
                     on_abort()

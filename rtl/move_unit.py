@@ -8,7 +8,9 @@ from amaranth.lib.wiring import In, Out
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
-                                       MOVE_WORDS, MW, move_check_cycles)
+                                       MOVE_TAIL, MOVE_WORDS, MW, move_check_cycles)
+from fetta.sw_model.accel.vec import (READS_DEST, VEC_FIELD, VEC_SHIFT_MAX, VW, VecOp,
+                                      vec_tail)
 
 from .horner_passes import pass_sequencer
 from .loop_nest import LoopNest
@@ -52,8 +54,20 @@ class MoveUnit(wiring.Component):
     its issue (``MOVE_TAIL``).
 
     ``bad``: the loaded payload has a buffer code 3, a copy whose source and
-    destination are the same buffer, or a loop count of 0 or above ``COUNT_MAX``
-    (the controller halts with ``BAD_CONFIG``).
+    destination are the same buffer, or a loop count of 0 or above ``COUNT_MAX``;
+    for a VEC, an op code without an op, rounding code 3, ``out_bits`` outside 2..16
+    or the fill bit (the controller halts with ``BAD_CONFIG``).
+
+    VEC (``sw_model/accel/vec.py``): the payload's OP and SEED words (loaded after the
+    MOVE's; loading MODE clears ``vec``) set ``vec`` and the ALU's fields (``op``,
+    ``shift``, ``rounding``, ``out_bits``, ``seed``), which the top's vector ALU
+    (``rtl.vector_alu``) reads. For the ops that read the destination's old word,
+    every issue also reads the destination (``rd2_en``, ``rd2_addr``: the destination
+    address); ``fwd`` (with the read data, one cycle after the issue) says the
+    destination word is the one written in that cycle, whose new value the top takes
+    instead of the stale read. ``index``: the number of the element whose read data
+    arrives (counting from 0 at ``run_start``). ``tail``: cycles from the last
+    issue to the last write (``vec.vec_tail`` of the op, ``MOVE_TAIL`` for a MOVE).
 
     Addresses are word addresses (``row * lanes + lane`` of the buffer), ``W`` bits:
     enough for the largest buffer.
@@ -71,6 +85,10 @@ class MoveUnit(wiring.Component):
             "run_start": In(1), "step": In(1), "last": Out(1),
             "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(W),
             "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(W), "wr_fill": Out(1),
+            "rd2_en": Out(1), "rd2_addr": Out(W), "fwd": Out(1), "index": Out(32),
+            "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
+            "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
+            "tail": Out(range(vec_tail(VecOp.REQUANT) + 1)),
         })
 
     def elaborate(self, platform):
@@ -91,7 +109,15 @@ class MoveUnit(wiring.Component):
             with m.Switch(self.load_word):
                 with m.Case(MW.MODE):
                     m.d.sync += [src.eq(d[fs["src"].lsb:][:2]), dst.eq(d[fs["dst"].lsb:][:2]),
-                                 fill.eq(d[fs["fill"].lsb]), bad_count.eq(0)]
+                                 fill.eq(d[fs["fill"].lsb]), bad_count.eq(0),
+                                 self.vec.eq(0)]
+                with m.Case(VW.OP):
+                    m.d.sync += self.vec.eq(1)
+                    for name in ("op", "shift", "rounding", "out_bits"):
+                        f = VEC_FIELD[name]
+                        m.d.sync += getattr(self, name).eq(d[f.lsb:f.lsb + f.width])
+                with m.Case(VW.SEED):
+                    m.d.sync += self.seed.eq(d)
                 with m.Case(MW.SRC_BASE):
                     m.d.sync += base["src"].eq(d)
                 with m.Case(MW.DST_BASE):
@@ -103,7 +129,10 @@ class MoveUnit(wiring.Component):
                         m.d.sync += n[i].eq(count - 1)
                         with m.If((count == 0) | (count > COUNT_MAX)):
                             m.d.sync += bad_count.eq(1)
-        m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count)
+        vec_bad = self.vec & ((self.op >= len(VecOp)) | (self.rounding == 3) |
+                              (self.out_bits < 2) | (self.out_bits > 16) | fill)
+        m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count
+                                | vec_bad)
 
         # -- range check + deltas (serial, one Horner adder) ----------------------------
         passes = MOVE_CHECK_PASSES
@@ -190,4 +219,19 @@ class MoveUnit(wiring.Component):
                      self.wr_en.eq(pending), self.wr_buf.eq(dst), self.wr_addr.eq(wr_addr),
                      self.wr_fill.eq(fill)]
         m.d.sync += [pending.eq(self.step), wr_addr.eq(walk.addr_dst)]
+
+        # VEC: the destination read of the ops that need it, the forward flag, the
+        # element number, the tail
+        reads_dest = Signal()
+        m.d.comb += reads_dest.eq(self.vec & Cat(*(self.op == int(o)
+                                                   for o in READS_DEST)).any())
+        m.d.comb += [self.rd2_en.eq(self.step & reads_dest), self.rd2_addr.eq(walk.addr_dst)]
+        m.d.sync += self.fwd.eq(self.step & pending & (walk.addr_dst == wr_addr))
+        count = Signal(32)
+        with m.If(self.run_start):
+            m.d.sync += count.eq(0)
+        with m.Elif(self.step):
+            m.d.sync += [count.eq(count + 1), self.index.eq(count)]
+        m.d.comb += self.tail.eq(Mux(self.vec & (self.op == VecOp.REQUANT),
+                                     vec_tail(VecOp.REQUANT), MOVE_TAIL))
         return m

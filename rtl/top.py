@@ -17,6 +17,7 @@ from .ce_array import CEArray
 from .controller import Controller
 from .host_bus import HostBusSignature
 from .max_abs import MaxAbs
+from .vector_alu import VectorAlu
 
 __all__ = ["Accelerator", "config_hash"]
 
@@ -54,7 +55,8 @@ class Accelerator(wiring.Component):
         self.probes = probes
         self.fabric = CEArray(cfg)
         self.controller = Controller(cfg, self.fabric.timing)
-        self.buffers = {name: BankedBuffer(lanes, cfg.bank_depth) for name, lanes in
+        self.buffers = {name: BankedBuffer(lanes, cfg.bank_depth,
+                                           lane_collision=cfg.move_unit) for name, lanes in
                         (("a", cfg.a_lanes), ("b", cfg.b_lanes), ("c", cfg.c_lanes))}
         # no read in a write cycle (below): no collisions, so a bare block RAM
         self.prog = Memory(shape=32, depth=cfg.prog_depth, init=[],
@@ -138,13 +140,33 @@ class Accelerator(wiring.Component):
             m.d.comb += prog_rd.addr.eq(addr - PROG_BASE)
         m.d.comb += ctl.prog_data.eq(prog_rd.data)
 
-        # MOVE's read data: the source word of the element read the previous cycle
+        # MOVE's read data: the source word of the element read the previous cycle;
+        # VEC's: also the destination's old word (ops that read it), both into the
+        # vector ALU (rtl/vector_alu.py), whose result is written instead of the copy
         mv = ctl.mv
-        mv_src_lane = {}
-        mv_src_buf = Signal(2)
-        mv_word = Signal(WORD_BITS)
+        mv_src_lane, mv_dst_lane = {}, {}
+        mv_src_buf, mv_dst_buf = Signal(2), Signal(2)
+        mv_word, mv_dst_word = Signal(WORD_BITS), Signal(WORD_BITS)
         with m.If(mv.rd_en):
             m.d.sync += mv_src_buf.eq(mv.rd_buf)
+        with m.If(mv.rd2_en):
+            m.d.sync += mv_dst_buf.eq(mv.wr_buf)
+        alu = None
+        w_en, w_buf, w_addr, w_data = mv.wr_en, mv.wr_buf, mv.wr_addr, mv_word
+        if cfg.move_unit:
+            m.submodules.vector_alu = alu = VectorAlu(len(mv.wr_addr))
+            last_out = Signal(WORD_BITS)        # the word written the previous cycle
+            m.d.sync += last_out.eq(alu.out)
+            m.d.comb += [alu.valid.eq(mv.wr_en & mv.vec), alu.a.eq(mv_word),
+                         alu.b.eq(Mux(mv.fwd, last_out, mv_dst_word)),
+                         alu.addr.eq(mv.wr_addr), alu.buf.eq(mv.wr_buf),
+                         alu.index.eq(mv.index)]
+            for name in ("op", "shift", "rounding", "out_bits", "seed"):
+                m.d.comb += getattr(alu, name).eq(getattr(mv, name))
+            w_en = Mux(mv.vec, alu.out_valid, mv.wr_en)
+            w_buf = Mux(mv.vec, alu.out_buf, mv.wr_buf)
+            w_addr = Mux(mv.vec, alu.out_addr, mv.wr_addr)
+            w_data = Mux(mv.vec, alu.out, mv_word)
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -154,18 +176,22 @@ class Accelerator(wiring.Component):
             host_wr = bus.write & is_buf & (buf_sel == i) & ~running
             # MOVE (rtl/move_unit.py): a word address is row (high bits) and lane
             mv_rd = mv.rd_en & (mv.rd_buf == i)
-            mv_wr = mv.wr_en & (mv.wr_buf == i)
-            mv_rd_row, mv_wr_row = mv.rd_addr >> lane_bits, mv.wr_addr >> lane_bits
-            mv_wr_lane = mv.wr_addr[:lane_bits] if lane_bits else C(0, 1)
+            mv_rd2 = mv.rd2_en & (mv.wr_buf == i)
+            mv_wr = w_en & (w_buf == i)
+            mv_wr_row = w_addr >> lane_bits
+            mv_wr_lane = w_addr[:lane_bits] if lane_bits else C(0, 1)
             mv_src_lane[name] = Signal(max(1, lane_bits), name=f"mv_src_lane_{name}")
+            mv_dst_lane[name] = Signal(max(1, lane_bits), name=f"mv_dst_lane_{name}")
             with m.If(mv_rd):
                 m.d.sync += mv_src_lane[name].eq(mv.rd_addr[:lane_bits] if lane_bits else 0)
+            with m.If(mv_rd2):
+                m.d.sync += mv_dst_lane[name].eq(mv.rd2_addr[:lane_bits] if lane_bits else 0)
             with m.If(mv_wr):
                 m.d.comb += [buf.wr_en.eq(1), buf.wr_addr.eq(mv_wr_row),
                              buf.wr_mask.eq(Mux(mv.wr_fill, (1 << lanes) - 1,
                                                 1 << mv_wr_lane))]
                 for d in range(lanes):
-                    m.d.comb += buf.wr_data[d].eq(Mux(mv.wr_fill, 0, mv_word))
+                    m.d.comb += buf.wr_data[d].eq(Mux(mv.wr_fill, 0, w_data))
             if name == "c":         # C: the output stages' writes while running
                 with m.Elif(running):
                     m.d.comb += [buf.wr_en.eq(fab.out_valid), buf.wr_addr.eq(fab.out_addr),
@@ -178,7 +204,9 @@ class Accelerator(wiring.Component):
                 for d in range(lanes):
                     m.d.comb += buf.wr_data[d].eq(bus.wdata[:WORD_BITS])
             with m.If(mv_rd):
-                m.d.comb += [buf.rd_addr.eq(mv_rd_row), buf.rd_en.eq(1)]
+                m.d.comb += [buf.rd_addr.eq(mv.rd_addr >> lane_bits), buf.rd_en.eq(1)]
+            with m.Elif(mv_rd2):
+                m.d.comb += [buf.rd_addr.eq(mv.rd2_addr >> lane_bits), buf.rd_en.eq(1)]
             if name != "c":         # A and B: the CONTRACT's row reads while running
                 with m.Elif(running):
                     m.d.comb += [buf.rd_addr.eq(ctl.a_addr if name == "a" else ctl.b_addr),
@@ -190,6 +218,10 @@ class Accelerator(wiring.Component):
             for i, name in enumerate("abc"):
                 with m.Case(i):
                     m.d.comb += mv_word.eq(Array(bufs[name].rd_data)[mv_src_lane[name]])
+        with m.Switch(mv_dst_buf):
+            for i, name in enumerate("abc"):
+                with m.Case(i):
+                    m.d.comb += mv_dst_word.eq(Array(bufs[name].rd_data)[mv_dst_lane[name]])
 
         # Read pipeline: cycle 1 memories answer, cycle 2 rdata/rvalid.
         r_valid1 = Signal()
@@ -211,7 +243,7 @@ class Accelerator(wiring.Component):
                          (Reg.STALL_FILL, ctl.cnt_stall_fill),
                          (Reg.STALL_CONFIG, ctl.cnt_stall_config),
                          (Reg.INSTRUCTIONS, ctl.cnt_instructions),
-                         (Reg.MOVE, ctl.cnt_move)):
+                         (Reg.MOVE, ctl.cnt_move), (Reg.VEC, ctl.cnt_vec)):
             regs[reg] = sig[:32]
             if cfg.counter_bits > 32:
                 regs[reg + 1] = sig[32:]

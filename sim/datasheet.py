@@ -10,6 +10,8 @@ import numpy as np
 
 from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.config import PRESETS, get_config
+from fetta.sw_model.accel.vec import (READS_DEST, VEC_FIELDS, VEC_WORDS, VW, VecOp,
+                                      vec_latency)
 from fetta.sw_model.accel.move import (MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW)
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
@@ -205,6 +207,17 @@ def _isa() -> list[str]:
             "and nothing is read. Presets without the unit (`move_unit` false: " +
             (", ".join(p for p in PRESETS if not get_config(p).move_unit) or "none") +
             ") treat MOVE as an illegal opcode (`sw_model/accel/move.py`).", ""]
+    out += [f"### VEC payload ({VEC_WORDS} words: the MOVE payload, then `VW` offsets " +
+            ", ".join(f"{w.name} = {int(w)}" for w in VW) + ")", ""]
+    out += _table(["word", "bits", "field", "kind"],
+                  [[str(f.word), f"{f.lsb + f.width - 1}..{f.lsb}", f.name, f.kind]
+                   for f in VEC_FIELDS])
+    out += ["`op`: " + ", ".join(f"{int(o)} {o.name}" for o in VecOp) +
+            f" ({len(VecOp)}.. illegal); `rounding` as CONTRACT's; `out_bits` 2..16; the "
+            "MOVE part's `fill` must be 0. Element `e` (issue order) writes "
+            "`saturate(out_bits, f(a, b))`, `a` its source word, `b` the destination's "
+            "old word (read by " + ", ".join(o.name for o in sorted(READS_DEST)) +
+            "; `sw_model/accel/vec.py`). Same presets as MOVE.", ""]
     return out
 
 
@@ -223,7 +236,10 @@ def _timing() -> list[str]:
             f"{MOVE_TAIL} (the last write), the range check over its "
             f"{len(MOVE_CHECK_PASSES)} passes by the same rule (`move.move_check_cycles`: "
             f"{len(MOVE_CHECK_PASSES)} + 1 to {len(MOVE_CHECK_PASSES)} x ({COUNT_BITS} + "
-            "1) + 1). SYNC and HALT: 2 "
+            "1) + 1). VEC: a MOVE's with its "
+            f"{VEC_WORDS}-word payload and a tail of `vec_tail(op)` = {MOVE_TAIL} + the "
+            f"ALU latency ({vec_latency('requant')} for REQUANT, 0 for the others). "
+            "SYNC and HALT: 2 "
             "cycles. Per-preset constants: section 1. The compiler's "
             "`predict_cycles` is this model; tests compare it with the RTL's CYCLES "
             "counter on every random contraction.", ""]

@@ -69,8 +69,10 @@ class AccelConfig:
                        2**32 cycles (~86 s at 50 MHz).
         move_unit:     the MOVE instruction's unit (``rtl.move_unit``: on-chip copies
                        between buffers, the resident dataflow's path from one
-                       contraction's result to the next one's operand); without it
-                       MOVE is an illegal opcode and results travel through the host.
+                       contraction's result to the next one's operand) with the
+                       vector ALU of VEC (``rtl.vector_alu``: bias add, ReLU, mask,
+                       requantization on chip); without it MOVE and VEC are illegal
+                       opcodes and results travel through the host.
     """
 
     name: str = "custom"

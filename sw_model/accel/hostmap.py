@@ -76,22 +76,23 @@ class Reg(enum.IntEnum):
     # Counters (``counter_bits`` wide): lo word at the even address, hi word at the
     # next (bits counter_bits-1..32; absent when counter_bits is 32). Zeroed by
     # Ctrl.CLEAR only (not by START); they count on across programs.
-    CYCLES = 16       # every cycle of a run: stall_config + stall_fill + mac_active + stall_drain + move
-    BUSY = 18         # cycles running a CONTRACT or MOVE past its payload
+    CYCLES = 16       # every cycle of a run: stall_config + stall_fill + mac_active + stall_drain + move + vec
+    BUSY = 18         # cycles running a CONTRACT, MOVE or VEC past its payload
     MAC_ACTIVE = 20   # issue cycles: an A row and a B row enter the CE array
     STALL_DRAIN = 22  # issue cycles lost waiting for the previous tile's drain
-    STALL_FILL = 24   # validate, bound/range check and tail cycles of CONTRACT and MOVE
+    STALL_FILL = 24   # validate, bound/range check and tail cycles of CONTRACT, MOVE and VEC
     STALL_CONFIG = 26 # fetch, decode and payload-loading cycles of every instruction
     INSTRUCTIONS = 28 # instructions executed (fetched and decoded)
     MOVE = 30         # MOVE element cycles: one word copied (or row cleared) each
-    MAX_ABS = 32      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
+    VEC = 32          # VEC element cycles: one word through the vector ALU each
+    MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
 
 
 COUNTERS = {
     "cycles": Reg.CYCLES, "busy_cycles": Reg.BUSY, "mac_active_cycles": Reg.MAC_ACTIVE,
     "stall_drain": Reg.STALL_DRAIN, "stall_fill": Reg.STALL_FILL,
     "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS,
-    "move_cycles": Reg.MOVE,
+    "move_cycles": Reg.MOVE, "vec_cycles": Reg.VEC,
 }
 
 # Host-bus words of one program run besides data: CLEAR and START written; STATUS,

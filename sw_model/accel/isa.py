@@ -10,6 +10,9 @@ Every instruction starts with a header word: ``opcode`` in bits 7..0, payload le
 * ``HALT`` (0x04): stop; STATUS.DONE set.
 * ``MOVE`` (0x05): on-chip copy between buffers along a loop nest, ``move.MOVE_WORDS``
   payload words (``sw_model/accel/move.py``).
+* ``VEC`` (0x06): a MOVE whose elements pass through the vector ALU (ReLU,
+  requantization, shift, add, mask), ``vec.VEC_WORDS`` payload words
+  (``sw_model/accel/vec.py``).
 
 Any other opcode halts with ``ErrorCode.ILLEGAL_OPCODE``.
 """
@@ -43,6 +46,7 @@ class Op(enum.IntEnum):
     SYNC = 0x03
     HALT = 0x04
     MOVE = 0x05       # on-chip copy between buffers (sw_model.accel.move)
+    VEC = 0x06        # elementwise op along a MOVE's walk (sw_model.accel.vec)
 
 
 def header(op: Op, length: int = 0) -> int:

@@ -27,7 +27,8 @@ Fixed instruction costs: ``fetch`` (FETCH + DECODE), ``config_words`` and
 Costs that depend on an instruction's loop counts (methods): ``check_cycles``, the
 CONTRACT's serial bound check (``isa.check_cycles``); ``contract_fixed``, a
 CONTRACT's cycles besides its issues and drain stalls; ``move_cycles``, a whole
-MOVE (``move.move_cycles``: its range check and one cycle per element).
+MOVE (``move.move_cycles``: its range check and one cycle per element);
+``vec_cycles``, a whole VEC (``vec.vec_cycles``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from .config import AccelConfig
 from .isa import CONTRACT_WORDS, check_cycles, config_words
 from .move import move_cycles
+from .vec import vec_cycles
 from .routing import DISTRIBUTION_LATENCY, reduction_latency, reduction_n_switch_bits
 
 __all__ = ["Timing", "timing", "OUTPUT_STAGE_LATENCY", "FETCH_CYCLES"]
@@ -68,6 +70,11 @@ class Timing:
         """Cycles of one MOVE with loop ``counts`` (``Move.counts``;
         ``sw_model.accel.move.move_cycles``)."""
         return move_cycles(counts, self.fetch)
+
+    def vec_cycles(self, counts, op) -> int:
+        """Cycles of one VEC with loop ``counts`` and ``op``
+        (``sw_model.accel.vec.vec_cycles``)."""
+        return vec_cycles(counts, op, self.fetch)
 
     def check_cycles(self, counts) -> int:
         """Bound check of a CONTRACT with loop ``counts`` (``Contract.counts``: levels,

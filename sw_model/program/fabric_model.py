@@ -18,6 +18,7 @@ from ..accel.config import AccelConfig
 from ..arith.fixedpoint import Pow2Code, output_stage, wrap
 from ..accel.isa import Contract, Op, config_layout, decode_header
 from ..accel.move import Move, run_move
+from ..accel.vec import Vec, run_vec
 
 __all__ = ["run_program"]
 
@@ -35,7 +36,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     ``n_ce x pe_rows x pe_cols`` wrap-around sums) from one program to the next, as
     the hardware keeps them: a CONTRACT with ``acc_continue`` starts its tiles from
     them, one with ``acc_hold`` leaves its last tile in them and writes nothing.
-    MOVE instructions copy between the buffers (``sw_model.accel.move.run_move``);
+    MOVE instructions copy between the buffers (``sw_model.accel.move.run_move``),
+    VEC instructions apply the vector ALU along the way (``sw_model.accel.vec.run_vec``);
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -107,6 +109,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                                                  acc_bits=cfg.acc_bits, index=index)
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
+        elif op == Op.VEC and cfg.move_unit:
+            run_vec(cfg, Vec.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         else:
             raise ValueError(f"illegal opcode {op:#x} at program word {pc}")
         pc += 1 + n
