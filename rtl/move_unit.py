@@ -9,8 +9,8 @@ from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW, move_check_cycles)
-from fetta.sw_model.accel.vec import (READS_DEST, VEC_FIELD, VEC_SHIFT_MAX, VW, VecOp,
-                                      vec_tail)
+from fetta.sw_model.accel.vec import (READS_DEST, REQUANTS, VEC_FIELD, VEC_SHIFT_MAX, VW,
+                                      VecOp, vec_tail)
 
 from .horner_passes import pass_sequencer
 from .loop_nest import LoopNest
@@ -66,7 +66,8 @@ class MoveUnit(wiring.Component):
     address); ``fwd`` (with the read data, one cycle after the issue) says the
     destination word is the one written in that cycle, whose new value the top takes
     instead of the stale read. ``index``: the number of the element whose read data
-    arrives (counting from 0 at ``run_start``). ``tail``: cycles from the last
+    arrives (counting from the payload's ``index_base`` at ``run_start``; 0 for a
+    MOVE). ``tail``: cycles from the last
     issue to the last write (``vec.vec_tail`` of the op, ``MOVE_TAIL`` for a MOVE).
 
     Addresses are word addresses (``row * lanes + lane`` of the buffer), ``W`` bits:
@@ -103,6 +104,7 @@ class MoveUnit(wiring.Component):
         base = {"src": Signal(32, name="base_src"), "dst": Signal(32, name="base_dst")}
         n = [Signal(B, name=f"mn{i}") for i in range(L)]
         bad_count = Signal()
+        index_base = Signal(32)
         d = self.data
         assert fs["src"].word == fs["dst"].word == fs["fill"].word == MW.MODE
         with m.If(self.load):
@@ -110,7 +112,7 @@ class MoveUnit(wiring.Component):
                 with m.Case(MW.MODE):
                     m.d.sync += [src.eq(d[fs["src"].lsb:][:2]), dst.eq(d[fs["dst"].lsb:][:2]),
                                  fill.eq(d[fs["fill"].lsb]), bad_count.eq(0),
-                                 self.vec.eq(0)]
+                                 self.vec.eq(0), index_base.eq(0)]
                 with m.Case(VW.OP):
                     m.d.sync += self.vec.eq(1)
                     for name in ("op", "shift", "rounding", "out_bits"):
@@ -118,6 +120,8 @@ class MoveUnit(wiring.Component):
                         m.d.sync += getattr(self, name).eq(d[f.lsb:f.lsb + f.width])
                 with m.Case(VW.SEED):
                     m.d.sync += self.seed.eq(d)
+                with m.Case(VW.INDEX):
+                    m.d.sync += index_base.eq(d)
                 with m.Case(MW.SRC_BASE):
                     m.d.sync += base["src"].eq(d)
                 with m.Case(MW.DST_BASE):
@@ -229,9 +233,9 @@ class MoveUnit(wiring.Component):
         m.d.sync += self.fwd.eq(self.step & pending & (walk.addr_dst == wr_addr))
         count = Signal(32)
         with m.If(self.run_start):
-            m.d.sync += count.eq(0)
+            m.d.sync += count.eq(index_base)
         with m.Elif(self.step):
             m.d.sync += [count.eq(count + 1), self.index.eq(count)]
-        m.d.comb += self.tail.eq(Mux(self.vec & (self.op == VecOp.REQUANT),
-                                     vec_tail(VecOp.REQUANT), MOVE_TAIL))
+        is_rq = Cat(*(self.op == int(o) for o in REQUANTS)).any()
+        m.d.comb += self.tail.eq(Mux(self.vec & is_rq, vec_tail(VecOp.REQUANT), MOVE_TAIL))
         return m

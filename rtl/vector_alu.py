@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.hostmap import BUFFER_WORD_BITS
 from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY
-from fetta.sw_model.accel.vec import REQUANT_LATENCY, VEC_SHIFT_MAX, VecOp
+from fetta.sw_model.accel.vec import REQUANT_LATENCY, REQUANTS, VEC_SHIFT_MAX, VecOp
 
 from .output_stage import OutputStage
 
@@ -23,10 +23,10 @@ class VectorAlu(wiring.Component):
 
     ``RELU`` ``max(a, 0)``; ``SHL`` ``a << shift`` (47 bits wide, then saturated);
     ``ADD`` ``a + b``; ``MASK`` ``b if a > 0 else 0``: combinational, ``out_valid``
-    is ``valid`` (latency 0). ``REQUANT``: the CONTRACT's output stage
-    (``rtl.output_stage.OutputStage``, 32-bit input, ``steady_seed``: the seed is
-    constant during a VEC) on ``a`` sign-extended, dither index ``index``:
-    ``REQUANT_LATENCY`` = 4 cycles. The write address and buffer travel with the
+    is ``valid`` (latency 0). ``REQUANT`` and ``RELU_REQ``: the CONTRACT's output
+    stage (``rtl.output_stage.OutputStage``, 32-bit input, ``steady_seed``: the seed
+    is constant during a VEC) on ``a`` sign-extended (``max(a, 0)`` for
+    ``RELU_REQ``), dither index ``index``: ``REQUANT_LATENCY`` = 4 cycles. The write address and buffer travel with the
     element (``addr``/``buf`` in, ``out_addr``/``out_buf`` out), delayed like the data.
 
     Saturation: ``out_bits`` 2..16 gives the limits ``2**(out_bits-1) - 1`` and
@@ -78,8 +78,9 @@ class VectorAlu(wiring.Component):
         sat = Mux(wide > hi, hi, Mux(wide < lo, lo, wide))
 
         m.submodules.requant = rq = OutputStage(acc_bits=32, steady_seed=True)
-        is_rq = self.op == VecOp.REQUANT
-        m.d.comb += [rq.acc.eq(a), rq.valid.eq(self.valid & is_rq), rq.shift.eq(self.shift),
+        is_rq = Cat(*(self.op == int(o) for o in REQUANTS)).any()
+        relu_in = (self.op == VecOp.RELU_REQ) & (a < 0)
+        m.d.comb += [rq.acc.eq(Mux(relu_in, 0, a)), rq.valid.eq(self.valid & is_rq), rq.shift.eq(self.shift),
                      rq.rounding.eq(self.rounding), rq.out_bits.eq(self.out_bits),
                      rq.seed.eq(self.seed), rq.index.eq(self.index)]
         # the write address and buffer, delayed with REQUANT's data

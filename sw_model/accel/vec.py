@@ -14,12 +14,14 @@ op            #   f(a, b)                                                 reads 
 ``REQUANT``   1   ``round(a / 2**shift)`` in ``rounding`` (the output     no
                   stage of a CONTRACT, ``fixedpoint.output_stage``; the
                   stochastic dither of element ``e`` is
-                  ``dither_hash(seed, e)``, ``e`` counting the VEC's
-                  elements from 0 in issue order)
+                  ``dither_hash(seed, index_base + e)``, ``e`` counting
+                  the VEC's elements from 0 in issue order)
 ``SHL``       2   ``a * 2**shift``                                        no
 ``ADD``       3   ``a + b``                                               yes
 ``MASK``      4   ``b if a > 0 else 0`` (ReLU's backward: ``a`` the       yes
                   pre-activation, ``b`` the gradient, in place)
+``RELU_REQ``  5   ``REQUANT`` of ``max(a, 0)`` (ReLU and the activation    no
+                  requantization in one pass)
 ============  ==  ======================================================  ============
 
 Words are the buffers' 16-bit words, signed. Elements execute in issue order: an op
@@ -36,6 +38,9 @@ payload word          fields
                       10..9 (0 floor, 1 nearest-even, 2 stochastic; 3 illegal),
                       ``out_bits`` bits 15..11 (2..16)
 ``MOVE_WORDS + 1``    ``seed``: the dither seed of ``REQUANT`` with stochastic rounding
+``MOVE_WORDS + 2``    ``index_base``: the dither index of the VEC's first element (a
+                      tensor walked by several VECs in its own row-major order gets
+                      the dither of its flat index, as the recipe's ``requantize``)
 ====================  =================================================================
 
 Checks: the MOVE's (``move.move_check``, ``ADDRESS_RANGE``); an op code without an
@@ -44,11 +49,11 @@ op, rounding code 3, ``out_bits`` outside 2..16 or the fill bit halt with
 
 Timing (``vec_cycles``): a MOVE's, with ``VEC_WORDS`` payload words and a tail of
 ``vec_tail(op)`` cycles: 1 (the last write) plus the ALU's latency, 0 for every op but
-``REQUANT``, which goes through an output stage (``OUTPUT_STAGE_LATENCY`` = 4). The
+``REQUANT`` and ``RELU_REQ``, which go through an output stage (``OUTPUT_STAGE_LATENCY`` = 4). The
 element cycles count as ``vec_cycles`` (counter ``Reg.VEC``); the rest as
 ``stall_config`` and ``stall_fill``.
 
-Members: ``VecOp``, ``READS_DEST``, ``VEC_WORDS``, ``VW``, ``VEC_FIELDS``,
+Members: ``VecOp``, ``READS_DEST``, ``REQUANTS``, ``VEC_WORDS``, ``VW``, ``VEC_FIELDS``,
 ``VEC_FIELD``, ``Vec``, ``vec_alu``, ``vec_latency``, ``vec_tail``, ``vec_cycles``,
 ``run_vec``.
 """
@@ -66,11 +71,11 @@ from .isa import Field, Op, header
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check, \
     move_check_cycles
 
-__all__ = ["VecOp", "READS_DEST", "VEC_WORDS", "VW", "VEC_FIELDS", "VEC_FIELD", "Vec",
+__all__ = ["VecOp", "READS_DEST", "REQUANTS", "VEC_WORDS", "VW", "VEC_FIELDS", "VEC_FIELD", "Vec",
            "vec_alu", "vec_latency", "vec_tail", "vec_cycles", "run_vec",
            "VEC_SHIFT_MAX", "REQUANT_LATENCY"]
 
-VEC_WORDS = MOVE_WORDS + 2
+VEC_WORDS = MOVE_WORDS + 3
 VEC_SHIFT_MAX = 31
 # REQUANT's output stage (``rtl.output_stage.OutputStage``, 32-bit input; the RTL
 # asserts it equals ``timing.OUTPUT_STAGE_LATENCY``).
@@ -81,6 +86,7 @@ class VW(enum.IntEnum):
     """Word offsets of the VEC-only payload words (after the MOVE's)."""
     OP = MOVE_WORDS
     SEED = MOVE_WORDS + 1
+    INDEX = MOVE_WORDS + 2
 
 
 class VecOp(enum.IntEnum):
@@ -89,14 +95,17 @@ class VecOp(enum.IntEnum):
     SHL = 2
     ADD = 3
     MASK = 4
+    RELU_REQ = 5
 
 
 #: The ops whose result depends on the destination's old word ``b``.
 READS_DEST = frozenset({VecOp.ADD, VecOp.MASK})
+#: The ops that go through the output stage (``REQUANT_LATENCY``).
+REQUANTS = frozenset({VecOp.REQUANT, VecOp.RELU_REQ})
 
 VEC_FIELDS = (Field("op", VW.OP, 0, 4), Field("shift", VW.OP, 4, 5),
               Field("rounding", VW.OP, 9, 2), Field("out_bits", VW.OP, 11, 5),
-              Field("seed", VW.SEED, 0, 32))
+              Field("seed", VW.SEED, 0, 32), Field("index_base", VW.INDEX, 0, 32))
 VEC_FIELD = {f.name: f for f in VEC_FIELDS}
 
 
@@ -119,6 +128,7 @@ class Vec:
     rounding: str = "floor"
     out_bits: int = 16
     seed: int = 0
+    index_base: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "op", _op(self.op))
@@ -134,6 +144,9 @@ class Vec:
             raise ValueError(f"VEC out_bits={self.out_bits} out of range; allowed 2..16")
         if not 0 <= int(self.seed) < 1 << 32:
             raise ValueError(f"VEC seed={self.seed} out of range; allowed 0..{2**32 - 1}")
+        if not 0 <= int(self.index_base) < 1 << 32:
+            raise ValueError(f"VEC index_base={self.index_base} out of range; allowed "
+                             f"0..{2**32 - 1}")
 
     @property
     def counts(self) -> tuple:
@@ -145,10 +158,11 @@ class Vec:
 
     def encode(self) -> list[int]:
         """The instruction: header word + ``VEC_WORDS`` payload words."""
-        words = self.move.encode()[1:] + [0, 0]
+        words = self.move.encode()[1:] + [0] * (VEC_WORDS - MOVE_WORDS)
         values = {"op": int(self.op), "shift": int(self.shift),
                   "rounding": ROUNDING_MODES.index(self.rounding),
-                  "out_bits": int(self.out_bits), "seed": int(self.seed)}
+                  "out_bits": int(self.out_bits), "seed": int(self.seed),
+                  "index_base": int(self.index_base)}
         for name, v in values.items():
             f = VEC_FIELD[name]
             words[f.word] |= f.encode(v) << f.lsb
@@ -168,14 +182,16 @@ class Vec:
             raise ValueError(f"VEC rounding code {v['rounding']} illegal; allowed "
                              f"0..{len(ROUNDING_MODES) - 1}")
         return cls(Move.decode(payload[:MOVE_WORDS]), VecOp(v["op"]), v["shift"],
-                   ROUNDING_MODES[v["rounding"]], v["out_bits"], v["seed"])
+                   ROUNDING_MODES[v["rounding"]], v["out_bits"], v["seed"],
+                   v["index_base"])
 
 
 def vec_alu(op, a, b=None, *, shift: int = 0, rounding: str = "floor",
             out_bits: int = 16, seed: int = 0, index=None) -> np.ndarray:
     """The vector ALU on int64 arrays: ``saturate(out_bits, f(a, b))`` (module
     docstring). ``b`` (the destination's old words) only for ``READS_DEST`` ops;
-    ``index`` (default ``arange``): the element numbers feeding ``REQUANT``'s dither."""
+    ``index`` (default ``arange``): the element numbers feeding the dither of
+    ``REQUANT`` and ``RELU_REQ``."""
     op = _op(op)
     a = np.asarray(a, dtype=np.int64)
     if op in READS_DEST:
@@ -184,10 +200,11 @@ def vec_alu(op, a, b=None, *, shift: int = 0, rounding: str = "floor",
         b = np.asarray(b, dtype=np.int64)
     if op == VecOp.RELU:
         r = np.maximum(a, 0)
-    elif op == VecOp.REQUANT:
+    elif op in REQUANTS:
         if index is None:
             index = np.arange(a.size, dtype=np.int64).reshape(a.shape)
-        return output_stage(a, shift=shift, rounding=rounding, out_bits=out_bits,
+        x = np.maximum(a, 0) if op == VecOp.RELU_REQ else a
+        return output_stage(x, shift=shift, rounding=rounding, out_bits=out_bits,
                             seed=seed, acc_bits=32, index=index)
     elif op == VecOp.SHL:
         r = a << np.int64(shift)
@@ -200,7 +217,7 @@ def vec_alu(op, a, b=None, *, shift: int = 0, rounding: str = "floor",
 
 def vec_latency(op) -> int:
     """Cycles the ALU adds between an element's read data and its write."""
-    return REQUANT_LATENCY if _op(op) == VecOp.REQUANT else 0
+    return REQUANT_LATENCY if _op(op) in REQUANTS else 0
 
 
 def vec_tail(op) -> int:
@@ -234,7 +251,8 @@ def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict) -> None:
               seed=vec.seed)
     if vec.op not in READS_DEST or len(np.unique(d)) == len(d):
         b = dst[d // dl, d % dl] if vec.op in READS_DEST else None
-        dst[d // dl, d % dl] = vec_alu(vec.op, a, b, index=np.arange(len(d)), **kw)
+        index = (vec.index_base + np.arange(len(d), dtype=np.int64)) & 0xFFFFFFFF
+        dst[d // dl, d % dl] = vec_alu(vec.op, a, b, index=index, **kw)
         return
     for e in range(len(d)):      # a destination written twice: element by element
         r, c = d[e] // dl, d[e] % dl

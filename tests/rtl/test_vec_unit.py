@@ -57,7 +57,7 @@ def _random_vec(rng):
               tuple(levels))
     return Vec(mv, VecOp(int(rng.integers(len(VecOp)))), int(rng.integers(0, 32)),
                str(rng.choice(ROUNDING_MODES)), int(rng.integers(2, 17)),
-               int(rng.integers(0, 1 << 32)))
+               int(rng.integers(0, 1 << 32)), int(rng.integers(0, 1 << 32)))
 
 
 def _check(be, rng, vecs, label):
@@ -94,8 +94,8 @@ def test_every_op_after_a_move_and_an_accumulation(pysim):
     (stride 0: every element reads the word the previous one wrote)."""
     rng = np.random.default_rng(3)
     walk = Move("C", "A", 40, 50, (MoveLevel(3, 5, 1), MoveLevel(4, 1, 3)))
-    vecs = [Vec(walk, op, shift=3, rounding="stochastic", out_bits=8, seed=1234)
-            for op in VecOp]
+    vecs = [Vec(walk, op, shift=3, rounding="stochastic", out_bits=8, seed=1234,
+                index_base=1000 * int(op)) for op in VecOp]
     acc = Move("C", "B", 10, 60, (MoveLevel(4, 1, 0), MoveLevel(3, 7, 0)))
     vecs += [Vec(acc, "add"), Vec(acc, "mask")]
     _check(pysim, rng, vecs, "ops")
@@ -120,7 +120,7 @@ GOOD = Vec(Move("C", "A", 0, 0, (MoveLevel(4, 1, 1),)), "relu")
 
 
 @pytest.mark.parametrize("words, code", [
-    (_with_op_word(GOOD, len(VecOp)), ErrorCode.BAD_CONFIG),                 # no op 5
+    (_with_op_word(GOOD, len(VecOp)), ErrorCode.BAD_CONFIG),         # past the last op
     (_with_op_word(GOOD, int(VecOp.RELU) | 3 << 9 | 16 << 11), ErrorCode.BAD_CONFIG),
     (_with_op_word(GOOD, int(VecOp.RELU) | 1 << 11), ErrorCode.BAD_CONFIG),   # 1 bit
     (_with_op_word(GOOD, int(VecOp.RELU) | 17 << 11), ErrorCode.BAD_CONFIG),

@@ -48,6 +48,26 @@ def test_requant_is_the_recipes_requantize(rounding, shift, out_bits):
     assert not len(bad), f"element {bad[0]} a={a[bad[0]]}: {got[bad[0]]} vs {want[bad[0]]}"
 
 
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_relu_req_is_relu_then_requantize_with_the_flat_index(rounding):
+    """RELU_REQ = the forward step's ``requantize(max(z, 0))`` (``paths.py``); a tensor
+    split over VECs gets the dither of its flat index through ``index_base``."""
+    rng = np.random.default_rng(9)
+    z = _words(rng)
+    want = requantize(np.maximum(z, 0), 5, 8, rounding, 77)
+    assert np.array_equal(vec_alu("relu_req", z, shift=5, rounding=rounding, out_bits=8,
+                                  seed=77), want)
+    half = len(z) // 2
+    bufs = {"A": np.zeros((CFG.bank_depth, CFG.a_lanes), np.int64),
+            "B": np.zeros((CFG.bank_depth, CFG.b_lanes), np.int64),
+            "C": np.zeros((CFG.bank_depth, CFG.c_lanes), np.int64)}
+    bufs["C"].reshape(-1)[:len(z)] = z
+    for first, n in ((0, half), (half, len(z) - half)):
+        run_vec(CFG, Vec(Move("C", "A", first, first, (MoveLevel(n, 1, 1),)), "relu_req",
+                         5, rounding, 8, 77, index_base=first), bufs)
+    assert np.array_equal(bufs["A"].reshape(-1)[:len(z)], want)
+
+
 def test_relu_add_mask_shl_are_the_forward_and_backward_steps():
     """The digits forward step's ``z = saturate(y + align(bias))``, ``max(z, 0)`` and the
     backward ``dx * (z > 0)``, and ``align`` to a larger frac (SHL), each equal to the
@@ -79,11 +99,12 @@ def test_ops_that_read_the_destination_need_it():
 
 def test_encoding_round_trips_and_sits_after_the_move_payload():
     mv = Move("C", "A", 17, 3, (MoveLevel(4, 1, 8), MoveLevel(8, 4, 1)))
-    v = Vec(mv, "requant", shift=7, rounding="stochastic", out_bits=8, seed=0xDEADBEEF)
+    v = Vec(mv, "requant", shift=7, rounding="stochastic", out_bits=8, seed=0xDEADBEEF,
+            index_base=123456)
     words = v.encode()
     assert decode_header(words[0]) == (Op.VEC, VEC_WORDS)
     assert words[1:1 + MOVE_WORDS] == mv.encode()[1:]
-    assert (VW.OP, VW.SEED) == (MOVE_WORDS, MOVE_WORDS + 1)
+    assert (VW.OP, VW.SEED, VW.INDEX) == (MOVE_WORDS, MOVE_WORDS + 1, MOVE_WORDS + 2)
     assert Vec.decode(words[1:]) == v
 
 
@@ -94,6 +115,7 @@ def test_encoding_round_trips_and_sits_after_the_move_payload():
     (dict(op="relu", out_bits=17), "out_bits=17 out of range"),
     (dict(op="relu", rounding="up"), "rounding='up' unknown"),
     (dict(op="relu", seed=1 << 32), "seed=4294967296 out of range"),
+    (dict(op="relu", index_base=-1), "index_base=-1 out of range"),
 ])
 def test_bad_fields_are_refused_by_name(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -104,7 +126,7 @@ def test_fill_and_illegal_codes_are_refused():
     with pytest.raises(ValueError, match="fill"):
         Vec(Move("C", "A", 0, 0, fill=True), "relu")
     good = Vec(Move("C", "A", 0, 0), "relu").encode()[1:]
-    for field_value, match in ((len(VecOp), "op code 5 illegal"),
+    for field_value, match in ((len(VecOp), f"op code {len(VecOp)} illegal"),
                                (3 << 9, "rounding code 3 illegal")):
         payload = list(good)
         payload[VW.OP] |= field_value
@@ -133,4 +155,4 @@ def test_cycles_are_a_moves_with_the_longer_payload_and_the_alus_tail():
     for op in VecOp:
         want = move_cycles(counts) + (VEC_WORDS - MOVE_WORDS) + vec_tail(op) - 1
         assert vec_cycles(counts, op) == want == timing(CFG).vec_cycles(counts, op)
-    assert vec_tail("requant") == 5 and vec_tail("add") == 1
+    assert vec_tail("requant") == vec_tail("relu_req") == 5 and vec_tail("add") == 1
