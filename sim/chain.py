@@ -5,7 +5,14 @@ whose later steps consume earlier outputs, the same on every backend.
 
 * ``steps``: a list of ``(spec, a_name, b_name, out_name, params)``; ``params`` a dict
   with any of ``shift`` (default 0), ``rounding`` (``floor``), ``out_bits`` (16),
-  ``seed`` (default ``seed + i`` for step ``i``, modulo 2**32);
+  ``seed`` (default ``seed + i`` for step ``i``, modulo 2**32), and an epilogue run on
+  chip by VEC instructions (resident chains only, ``sw_model/accel/vec.py``):
+  ``bias`` (an input whose shape is the trailing dimensions of the output: ``y =
+  saturate(out_bits, y + bias)``, broadcast), ``act`` (a dict with ``shift``,
+  ``rounding``, ``out_bits``, ``seed``: the step's output becomes ``round(max(y, 0) /
+  2**shift)`` saturated, the stochastic dither of element ``e`` of the output being
+  ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``) and ``pre``
+  (with ``act``: a name for ``y`` before the activation, an output like any other);
 * ``tensors``: input name -> integer array (16-bit operand range; with a shift-MAC
   configuration a tensor used as a B operand holds power-of-two codes);
 * every step's operands are inputs or outputs of earlier steps; output names are new.
@@ -34,14 +41,34 @@ from pathlib import Path
 import numpy as np
 
 from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.move import Move
+from fetta.sw_model.accel.vec import Vec
 from fetta.sw_model.arith.einsum_spec import parse_spec
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
 
 from fetta.errors import FettaError
 
-__all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file"]
+__all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
+_EPILOGUE = ("bias", "act", "pre")
+
+
+def _act(i, spec, act, seed) -> dict:
+    if not isinstance(act, dict):
+        raise ValueError(f"step {i} '{spec}': act={act!r} is not a dict of "
+                         f"{', '.join(_PARAMS)}")
+    bad = [k for k in act if k not in _PARAMS]
+    if bad:
+        raise ValueError(f"step {i} '{spec}': act parameter {bad[0]!r} unknown; allowed "
+                         f"{', '.join(_PARAMS)}")
+    full = {"shift": 0, "rounding": "floor", "out_bits": 16,
+            "seed": (int(seed) + i + (1 << 31)) & 0xFFFFFFFF, **act}
+    try:
+        Vec(Move("C", "A", 0, 0), "relu_req", **full)
+    except ValueError as exc:
+        raise ValueError(f"step {i} '{spec}': act {exc}") from None
+    return full
 
 
 @dataclass
@@ -106,18 +133,44 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
         if o in shapes:
             raise ValueError(f"step {i} '{spec}': output name {o!r} is already a tensor; "
                              f"output names must be new")
-        bad = [k for k in params if k not in _PARAMS]
+        bad = [k for k in params if k not in _PARAMS + _EPILOGUE]
         if bad:
             raise ValueError(f"step {i} '{spec}': parameter {bad[0]!r} unknown; allowed "
-                             f"{', '.join(_PARAMS)}")
+                             f"{', '.join(_PARAMS + _EPILOGUE)}")
         full = {"shift": 0, "rounding": "floor", "out_bits": 16,
                 "seed": (int(seed) + i) & 0xFFFFFFFF, **params}
         if full["rounding"] not in ROUNDING_MODES:
             raise ValueError(f"step {i} '{spec}': rounding={full['rounding']!r} unknown; "
                              f"allowed {', '.join(ROUNDING_MODES)}")
         shapes[o] = sp.output_shape(shapes[a], shapes[b])
+        if "bias" in full:
+            bias = full["bias"]
+            if bias not in tensors:
+                raise ValueError(f"step {i} '{spec}': bias {bias!r} is not an input; "
+                                 f"known {', '.join(map(repr, tensors))}")
+            tail = shapes[o][len(shapes[o]) - len(shapes[bias]):]
+            if len(shapes[bias]) > len(shapes[o]) or tuple(tail) != tuple(shapes[bias]):
+                raise ValueError(f"step {i} '{spec}': bias {bias!r} of shape "
+                                 f"{tuple(shapes[bias])} is not the trailing dimensions "
+                                 f"of the output's {tuple(shapes[o])}")
+        if "act" in full:
+            full["act"] = _act(i, spec, full["act"], seed)
+        if "pre" in full:
+            pre = full["pre"]
+            if "act" not in full:
+                raise ValueError(f"step {i} '{spec}': pre={pre!r} without act; pre names "
+                                 f"the output before the activation")
+            if not isinstance(pre, str) or not pre or pre in shapes:
+                raise ValueError(f"step {i} '{spec}': pre name {pre!r} is not a new "
+                                 f"tensor name")
+            shapes[pre] = shapes[o]
         out.append((str(sp), a, b, o, full))
     return out
+
+
+def has_epilogue(params) -> bool:
+    """True when a checked step's ``params`` carry an epilogue (bias, act)."""
+    return any(k in params for k in _EPILOGUE)
 
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
@@ -133,6 +186,11 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     t0 = time.perf_counter()
     plan = check_chain(steps, tensors, seed)
     cfg = get_config(config)
+    if not resident:
+        for i, (spec, _, _, _, params) in enumerate(plan):
+            if has_epilogue(params):
+                raise ValueError(f"step {i} '{spec}': bias/act epilogues run on chip in a "
+                                 f"resident chain; pass resident=True")
     own = session is None
     sess = Session(cfg, backend, **backend_options) if own else session
     if resident:
@@ -144,9 +202,10 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
                 sess.close()
         cfg = sess.config
         cyc = run.cycles
-        busy = cyc["compute"] + cyc["on_chip_moves"]
+        busy = cyc["compute"] + cyc["on_chip_moves"] + cyc["elementwise"]
         return ChainResult(
             outputs=run.outputs, cycles={k: cyc[k] for k in ("compute", "on_chip_moves",
+                                                             "elementwise",
                                                              "host_transfer", "total")},
             host_words=run.host_words, useful_macs=run.useful_macs,
             mac_utilization=run.useful_macs / (cfg.macs * busy) if busy else 0.0,

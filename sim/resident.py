@@ -7,8 +7,9 @@ and reads the outputs no later step consumes; a segment that is one step that do
 not compile into one program runs as a separate job through the harness.
 
 Cycles by phase: ``compute`` (CONFIG/CONTRACT cycles: all counted cycles but the
-MOVEs'), ``on_chip_moves`` (the MOVE instructions' cycles, each predicted by
-``timing.move_cycles``), ``host_transfer`` (host-bus words, one per cycle, as the
+MOVEs' and VECs'), ``on_chip_moves`` (the MOVE instructions' cycles, each predicted by
+``timing.move_cycles``), ``elementwise`` (the bias/act epilogues' VECs and the fills of
+their layouts, ``timing.vec_cycles``), ``host_transfer`` (host-bus words, one per cycle, as the
 harness counts them: data words of the lanes a layout uses, program words, two
 control writes and the status/counter reads per program). ``cycles["counted"]``
 (the CYCLES counters) equals ``cycles["predicted"]`` (the plans' model).
@@ -64,6 +65,13 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     for h in rp.input_homes():
         if h.tensor in rp.staged:
             continue
+        if h.key == resident_plan.DENSE:          # a bias: one word per element
+            flat = np.asarray(values[h.tensor], dtype=np.int64).reshape(-1)
+            lanes = cfg.b_lanes if h.bank == "B" else cfg.a_lanes
+            be.write(buffer_base("AB".index(h.bank)) + h.base * lanes,
+                     (flat & 0xFFFF).tolist())
+            counts["written"] += flat.size
+            continue
         cc = rp.compiled[h.step]
         rows = cc.pack_a(values[h.tensor]) if h.role == "a" else cc.pack_b(values[h.tensor])
         lanes = rows.shape[1]
@@ -86,13 +94,21 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
                              f"returned")
         counts["cycles"] += st.counters["cycles"]
         counts["move_elements"] += st.counters["move_cycles"]
+        counts["vec_elements"] += st.counters["vec_cycles"]
     counts["move_cycles"] += rp.move_cycles
+    counts["vec_cycles"] += rp.vec_cycles
     counts["predicted"] += rp.predicted_cycles
     counts["useful"] += sum(cc.useful_macs for cc in rp.compiled)
-    for i, o in enumerate(rp.step_outputs):
-        if o not in rp.outputs:
+    for o in rp.outputs:
+        home = rp.output_home(o)
+        if home is not None:                      # an activation output, dense in A
+            raw = np.array(be.read(buffer_base(0) + home.base * cfg.a_lanes,
+                                   home.elements), dtype=np.int64)
+            values[o] = wrap(raw, BUFFER_WORD_BITS).reshape(rp.shapes[o])
+            counts["read"] += home.elements
             continue
-        cc = rp.compiled[i]
+        cc = rp.compiled[rp.result_step(o)]
+        i = rp.result_step(o)
         n = cc.c_rows * cfg.c_lanes
         raw = np.array(be.read(buffer_base(2) + rp.c_base[i] * cfg.c_lanes, n),
                        dtype=np.int64)
@@ -114,7 +130,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False):
     segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
-                            "move_elements", "predicted", "useful"), 0)
+                            "move_elements", "vec_cycles", "vec_elements", "predicted",
+                            "useful"), 0)
     for seg in segs:
         session.invalidate()            # the harness's view of the buffers is stale
         if not be.known_idle:
@@ -132,14 +149,18 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False):
             session.invalidate()
         else:
             _run_plan(seg.plan, values, be, counts)
-    consumed = {x for _, a, b, _, _ in plan for x in (a, b)}
-    outputs = {o: values[o] for _, _, _, o, _ in plan if o not in consumed}
-    cycles = {"compute": counts["cycles"] - counts["move_cycles"],
+    consumed = {x for st in plan for x in resident_plan._reads(st)}
+    outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
+               if x not in consumed}
+    cycles = {"compute": counts["cycles"] - counts["move_cycles"] - counts["vec_cycles"],
               "on_chip_moves": counts["move_cycles"],
+              "elementwise": counts["vec_cycles"],
               "host_transfer": counts["written"] + counts["read"]}
-    cycles["total"] = cycles["compute"] + cycles["on_chip_moves"] + cycles["host_transfer"]
+    cycles["total"] = (cycles["compute"] + cycles["on_chip_moves"] +
+                       cycles["elementwise"] + cycles["host_transfer"])
     cycles["counted"], cycles["predicted"] = counts["cycles"], counts["predicted"]
     cycles["move_elements"] = counts["move_elements"]
+    cycles["vec_elements"] = counts["vec_elements"]
     return ResidentRun(outputs, cycles, {"written": counts["written"],
                                          "read": counts["read"],
                                          "skipped": counts["skipped"]},

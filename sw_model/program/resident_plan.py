@@ -84,17 +84,40 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..accel.config import AccelConfig
 from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
 from ..accel.isa import HALT, Contract, Op, decode_header
+from ..accel.move import Move
 from ..arith.einsum_spec import parse_spec
 from .allocator import Piece, place_pieces
 from .compiler import CompiledContraction, candidates, compile_contraction
-from .moves import MovePlan, operand_words, relayout, relayout_dense
+from .elementwise import in_place, to_operand, vec_map
+from .moves import MovePlan, operand_words, relayout, relayout_dense, result_words
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
 
 _BANK = {"a": "A", "b": "B"}
+DENSE = "dense"       # the layout key of a home holding element e at word e
+_CPARAMS = ("shift", "rounding", "out_bits", "seed")
+
+
+def _cparams(p: dict) -> dict:
+    """A step's contraction parameters (its epilogue's left out)."""
+    return {k: p[k] for k in _CPARAMS if k in p}
+
+
+def _reads(step) -> list:
+    """Tensors a step reads: its operands and its epilogue's bias."""
+    _, a, b, _, p = step
+    return [a, b] + ([p["bias"]] if "bias" in p else [])
+
+
+def _makes(step) -> list:
+    """Tensors a step makes: its output and its epilogue's ``pre``."""
+    _, _, _, o, p = step
+    return [o] + ([p["pre"]] if "pre" in p else [])
 
 
 @dataclass
@@ -108,6 +131,7 @@ class _Home:
     step: int             # the first step reading it (its layout's compiler)
     role: str
     base: int = 0
+    elements: int = 0     # dense homes (DENSE key): the tensor's elements, one per word
 
 
 @dataclass
@@ -124,28 +148,44 @@ class ResidentPlan:
     step_outputs: list = field(default_factory=list)   # result name per step
     footprint_steps: list = field(default_factory=list)   # steps not cycle-optimal
     staged: dict = field(default_factory=dict)   # input -> (first C row, elements)
+    vecs: list = field(default_factory=list)     # (step, tensor, bank, VecPlan)
+    epilogue_outputs: dict = field(default_factory=dict)   # name -> (step, kind)
+    shapes: dict = field(default_factory=dict)   # every tensor's einsum shape
 
     @property
     def predicted_cycles(self) -> int:
         """Cycles of all programs (the CYCLES counters' sum): every step's predicted
-        cycles less its HALT, the MOVEs, one HALT per program."""
+        cycles less its HALT, the MOVEs, the epilogues' VECs, one HALT per program."""
         halt = 2
         return (sum(cc.predicted_cycles - halt for cc in self.compiled) +
-                self.move_cycles + halt * len(self.programs))
+                self.move_cycles + self.vec_cycles + halt * len(self.programs))
 
     @property
     def move_cycles(self) -> int:
         return sum(mp.cycles for _, _, _, mp in self.moves)
 
     @property
+    def vec_cycles(self) -> int:
+        """The epilogues' cycles (VECs and the fills of their destination layouts)."""
+        return sum(vp.cycles for _, _, _, vp in self.vecs)
+
+    @property
     def move_elements(self) -> int:
         """The MOVEs' element cycles (what the MOVE counter counts): words copied plus
-        rows cleared."""
-        return sum(mv.elements for _, _, _, mp in self.moves for mv in mp.moves)
+        rows cleared (also the rows an epilogue's layout clears)."""
+        return (sum(mv.elements for _, _, _, mp in self.moves for mv in mp.moves) +
+                sum(i.elements for _, _, _, vp in self.vecs for i in vp.instructions
+                    if isinstance(i, Move)))
+
+    @property
+    def vec_elements(self) -> int:
+        """What the VEC counter counts: one per element through the vector ALU."""
+        return sum(vp.elements for _, _, _, vp in self.vecs)
 
     def input_homes(self) -> list:
         """The homes the host writes: those of tensors no step of the plan produces."""
-        return [h for h in self.homes.values() if h.tensor not in self.step_outputs]
+        return [h for h in self.homes.values() if h.tensor not in self.step_outputs
+                and h.tensor not in self.epilogue_outputs]
 
     @property
     def host_words(self) -> dict:
@@ -153,14 +193,31 @@ class ResidentPlan:
         ``written`` = the used lanes (``CompiledContraction.lanes_used``) of every row
         of every input home, every program and its control writes; ``read`` = the used
         C lanes of every output's rows and each program's status/counter reads."""
-        written = sum(h.rows * self.compiled[h.step].lanes_used(h.role)
+        written = sum(h.elements if h.key == DENSE else
+                      h.rows * self.compiled[h.step].lanes_used(h.role)
                       for h in self.input_homes() if h.tensor not in self.staged)
         written += sum(n for _, n in self.staged.values())
         written += sum(len(p) + CONTROL_WRITES for p in self.programs)
-        read = CONTROL_READS * len(self.programs) + sum(
-            cc.c_rows * cc.lanes_used("c") for cc, o in zip(self.compiled, self.step_outputs)
-            if o in self.outputs)
+        read = CONTROL_READS * len(self.programs)
+        for name in self.outputs:
+            home = self.output_home(name)
+            if home is not None:
+                read += home.elements
+            else:
+                cc = self.compiled[self.result_step(name)]
+                read += cc.c_rows * cc.lanes_used("c")
         return {"written": written, "read": read}
+
+    def result_step(self, name: str) -> int:
+        """The step whose C rows hold ``name`` (a step output or an epilogue's
+        ``pre``)."""
+        if name in self.epilogue_outputs:
+            return self.epilogue_outputs[name][0]
+        return self.step_outputs.index(name)
+
+    def output_home(self, name: str):
+        """The dense home an activation output is read from (None: read from C)."""
+        return self.homes.get((name, "A", DENSE))
 
 
 def _layout_key(cc: CompiledContraction, role: str, shape) -> str:
@@ -185,12 +242,32 @@ def _rebased(cc: CompiledContraction, a: int, b: int, c: int) -> list[int]:
     return out
 
 
+def _bias_add(cfg: AccelConfig, cc: CompiledContraction, p: dict, bias_shape, bias_row: int,
+              c_row: int):
+    """The VECs adding the bias (dense in B from ``bias_row``, broadcast over the
+    leading dimensions) to a result in C from ``c_row``, in place."""
+    n_bias = math.prod(bias_shape)
+    words = result_words(cc)
+    return in_place(cfg, "add", np.arange(words.size) % n_bias, words, src="B", dst="C",
+                    src_row=bias_row, dst_row=c_row, out_bits=p["out_bits"])
+
+
+def _act_dense(cfg: AccelConfig, cc: CompiledContraction, p: dict, c_row: int,
+               dst_row: int):
+    """The VECs of an activation output the host reads: ReLU + requantization from C
+    (from ``c_row``) into A densely (element ``e`` at word ``e`` from ``dst_row``)."""
+    words = result_words(cc)
+    e = np.arange(words.size, dtype=np.int64)
+    return vec_map(cfg, "relu_req", e, words, e, src="C", dst="A", src_row=c_row,
+                   dst_row=dst_row, **p["act"])
+
+
 def _compile_step(i: int, step, shapes: dict, cfg: AccelConfig, **opts):
     """Step ``i`` compiled with compiler options ``opts`` (a ValueError when it does
     not compile into one program at all)."""
     spec, a, b, _, p = step
     try:
-        return compile_contraction(spec, shapes[a], shapes[b], cfg, **p, **opts)
+        return compile_contraction(spec, shapes[a], shapes[b], cfg, **_cparams(p), **opts)
     except ValueError as exc:
         raise ValueError(f"step {i} '{spec}' does not compile into one program on "
                          f"'{cfg.name}' ({str(exc).split(';')[0]}); a resident chain "
@@ -223,9 +300,13 @@ class _Planner:
             cc = _compile_step(i, plan[i], self.shapes, cfg, plan_only=True)
             self.default.append(cc)
             self.shapes[o] = cc.spec.output_shape(self.shapes[a], self.shapes[b])
-            self.producer[o] = i
-        readers = {x for _, a, b, _, _ in plan for x in (a, b)}
-        self.outputs = [o for _, _, _, o, _ in plan if o not in readers or o in keep]
+            for name in _makes(plan[i]):
+                self.shapes[name] = self.shapes[o]
+                self.producer[name] = i
+        readers = {x for st in plan for x in _reads(st)}
+        self.outputs = [x for st in plan for x in _makes(st) if x not in readers or x in keep]
+        self.act = {o: i for i, (_, _, _, o, p) in enumerate(plan) if "act" in p}
+        self._epi: dict = {}
         self._cc: dict = {}
         self._keys: dict = {}
         self._moves: dict = {}
@@ -267,10 +348,31 @@ class _Planner:
 
     def move_cycles(self, prod: CompiledContraction, cons: CompiledContraction,
                     role: str, name: str) -> int:
+        """Cycles of bringing ``name`` from ``prod``'s C layout into ``cons``'s operand
+        ``role``: its MOVEs, or, for an activation output, the VECs of its epilogue."""
         k = (name, _choice(prod), _choice(cons), role)
         if k not in self._moves:
-            self._moves[k] = relayout(prod, cons, role, self.shapes[name]).cycles
+            if name in self.act:
+                act = self.plan[self.act[name]][4]["act"]
+                self._moves[k] = to_operand(self.cfg, "relu_req", result_words(prod), cons,
+                                            role, self.shapes[name], **act).cycles
+            else:
+                self._moves[k] = relayout(prod, cons, role, self.shapes[name]).cycles
         return self._moves[k]
+
+    def epilogue_cycles(self, i: int, cc: CompiledContraction) -> int:
+        """Cycles of step ``i``'s bias add and dense activation output (the VECs that
+        do not depend on a reader's layout)."""
+        k = (i, _choice(cc))
+        if k not in self._epi:
+            p = self.plan[i][4]
+            total = 0
+            if "bias" in p:
+                total += _bias_add(self.cfg, cc, p, self.shapes[p["bias"]], 0, 0).cycles
+            if "act" in p and self.plan[i][3] in self.outputs:
+                total += _act_dense(self.cfg, cc, p, 0, 0).cycles
+            self._epi[k] = total
+        return self._epi[k]
 
     # -- placement -----------------------------------------------------------------
     def place(self, layout: list) -> _Placed:
@@ -293,11 +395,26 @@ class _Planner:
                 rows = cc.a_rows if role == "a" else cc.b_rows
                 start = 2 * self.producer[name] + 1 if name in self.producer else 0
                 homes[key] = _Home(name, _BANK[role], key[2], rows, start, 2 * i, i, role)
+            if "bias" in p:
+                n = math.prod(self.shapes[p["bias"]])
+                key = (p["bias"], "B", DENSE)
+                home_of[i, "bias"] = key
+                if key in homes:
+                    homes[key].end = 2 * i
+                else:
+                    homes[key] = _Home(p["bias"], "B", DENSE, -(-n // self.cfg.b_lanes),
+                                       0, 2 * i, i, "bias", elements=n)
         last = 2 * self.n - 1
+        for o, i in self.act.items():
+            if o in self.outputs:       # read by the host from a dense home in A
+                n = math.prod(self.shapes[o])
+                homes[o, "A", DENSE] = _Home(o, "A", DENSE, -(-n // self.cfg.a_lanes),
+                                             2 * i + 1, last, i, "out", elements=n)
+                home_of[i, "out"] = (o, "A", DENSE)
         pieces = [Piece(f"{h.tensor}@{h.key}", h.bank, h.start, h.end, h.rows)
                   for h in homes.values()]
         pieces += [Piece(self.plan[i][3], "C", 2 * i,
-                         last if self.plan[i][3] in self.outputs else 2 * i + 1,
+                         last if self._c_kept(i) else 2 * i + 1,
                          layout[i].c_rows) for i in range(self.n)]
         first = None
         for strategy in ("first", "best"):
@@ -308,12 +425,20 @@ class _Planner:
             first = first or placed
         return first
 
+    def _c_kept(self, i: int) -> bool:
+        """Step ``i``'s C rows are read by the host at the end (its output, unless an
+        activation's, which is read from its dense home; or its ``pre``)."""
+        o, p = self.plan[i][3], self.plan[i][4]
+        return (o in self.outputs and "act" not in p) or p.get("pre") in self.outputs
+
     def cycles(self, layout: list, placed: _Placed) -> int:
-        """Predicted cycles of the steps and their MOVEs (HALTs left out)."""
-        total = sum(cc.predicted_cycles for cc in layout)
+        """Predicted cycles of the steps, their MOVEs and epilogues (HALTs left
+        out)."""
+        total = sum(cc.predicted_cycles + self.epilogue_cycles(i, cc)
+                    for i, cc in enumerate(layout))
         for h in placed.homes.values():
             i = self.producer.get(h.tensor)
-            if i is not None:
+            if i is not None and h.key != DENSE:
                 total += self.move_cycles(layout[i], layout[h.step], h.role, h.tensor)
         return total
 
@@ -328,6 +453,8 @@ class _Planner:
         out = []
         for k in live:
             pc = placed.pieces[k]
+            if k < len(homes) and homes[k].key == DENSE:
+                continue                # one word per element: nothing to shrink
             if k < len(homes):
                 h = homes[k]
                 users = [(i, r) for (i, r), key in placed.home_of.items()
@@ -346,7 +473,8 @@ class _Planner:
         live = {u for _, users in self._targets(placed) for u in users}
         by_home: dict = {}
         for (i, role), (name, bank, key) in sorted(placed.home_of.items()):
-            by_home.setdefault((name, bank), []).append((i, role, key))
+            if key != DENSE:
+                by_home.setdefault((name, bank), []).append((i, role, key))
         for users in by_home.values():
             target = users[0][2]
             others = [(i, r) for i, r, key in users if key != target]
@@ -478,19 +606,40 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
     # staged inputs: written densely into C, laid out by MOVEs before the first step
     staged, stage_words, moves = _stage(plan, homes, compiled, shapes, cfg) if stage \
         else ({}, [], [])
-    # programs: each step, then the MOVEs of its result into every home that needs it
-    chunks = []
+    # programs: each step, its bias add, then its result into every home that needs
+    # it: MOVEs, or, for an activation output, the activation's VECs
+    chunks, vecs, epi_out = [], [], {}
     for i, (spec, a, b, o, p) in enumerate(plan):
         cc = compiled[i]
         ha, hb = homes[home_of[i, "a"]], homes[home_of[i, "b"]]
         words = _rebased(cc, ha.base, hb.base, c_base[i])
+        if "bias" in p:
+            vp = _bias_add(cfg, cc, p, shapes[p["bias"]], homes[home_of[i, "bias"]].base,
+                           c_base[i])
+            vecs.append((i, p["bias"], "C", vp))
+            words += vp.program()
+        if "pre" in p:
+            epi_out[p["pre"]] = (i, "pre")
+        if "act" in p:
+            epi_out[o] = (i, "act")
         for h in homes.values():
-            if h.tensor != o:
+            if h.tensor not in _makes(plan[i]):
                 continue
-            mp = relayout(cc, compiled[h.step], h.role, shapes[o], src_row=c_base[i],
-                          dst_row=h.base)
-            moves.append((i, o, h.bank, mp))
-            words += mp.program()
+            if h.key == DENSE:
+                vp = _act_dense(cfg, cc, p, c_base[i], h.base)
+                vecs.append((i, o, h.bank, vp))
+                words += vp.program()
+            elif h.tensor == o and "act" in p:
+                vp = to_operand(cfg, "relu_req", result_words(cc), compiled[h.step],
+                                h.role, shapes[o], src_row=c_base[i], dst_row=h.base,
+                                **p["act"])
+                vecs.append((i, o, h.bank, vp))
+                words += vp.program()
+            else:
+                mp = relayout(cc, compiled[h.step], h.role, shapes[o], src_row=c_base[i],
+                              dst_row=h.base)
+                moves.append((i, h.tensor, h.bank, mp))
+                words += mp.program()
         chunks.append(words)
     if stage_words:
         chunks[0] = stage_words + chunks[0]
@@ -506,7 +655,8 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
         cur += words
     programs.append(cur + [HALT])
     return ResidentPlan(cfg, compiled, homes, c_base, programs, moves, pl.outputs, peak,
-                        [o for _, _, _, o, _ in plan], changed, staged)
+                        [o for _, _, _, o, _ in plan], changed, staged, vecs, epi_out,
+                        dict(shapes))
 
 
 def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
@@ -521,7 +671,7 @@ def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
     by_tensor: dict = {}
     produced = {o for _, _, _, o, _ in plan}
     for h in homes.values():
-        if h.tensor not in produced:
+        if h.tensor not in produced and h.key != DENSE:
             by_tensor.setdefault(h.tensor, []).append(h)
     saving = {t: sum(h.rows * compiled[h.step].lanes_used(h.role) for h in hs) -
               math.prod(shapes[t]) for t, hs in by_tensor.items()}
@@ -564,14 +714,16 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                          f"resident chain needs it; run the chain without resident")
     shapes = dict(shapes)
     all_shapes = dict(shapes)
-    for spec, a, b, o, _ in plan:
-        all_shapes[o] = parse_spec(spec).output_shape(all_shapes[a], all_shapes[b])
+    for st in plan:
+        spec, a, b, o, _ = st
+        for name in _makes(st):
+            all_shapes[name] = parse_spec(spec).output_shape(all_shapes[a], all_shapes[b])
 
     def attempt(lo, hi):
         sub = plan[lo:hi + 1]
-        made = {o for _, _, _, o, _ in sub}
-        later = {x for _, a, b, _, _ in plan[hi + 1:] for x in (a, b)}
-        ins = {x for _, a, b, _, _ in sub for x in (a, b) if x not in made}
+        made = {x for st in sub for x in _makes(st)}
+        later = {x for st in plan[hi + 1:] for x in _reads(st)}
+        ins = {x for st in sub for x in _reads(st) if x not in made}
         try:
             return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
                                  keep=made & later, footprint=footprint, stage=stage)
@@ -589,6 +741,11 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                 lo = hi + 1
                 break
         else:
+            spec, p = plan[lo][0], plan[lo][4]
+            if any(k in p for k in ("bias", "act")):
+                raise ValueError(f"step {lo} '{spec}' with a bias/act epilogue does not "
+                                 f"fit '{cfg.name}' as a resident segment; the epilogue "
+                                 f"runs on chip only there")
             segs.append(Segment(lo, lo, None))      # a separate job
             lo += 1
     return segs

@@ -1,0 +1,155 @@
+"""Chain steps with an elementwise epilogue run on chip (``sim.chain``: ``bias``,
+``act``, ``pre``): the bias add in place on the result in C and ReLU with the
+activation requantization on its way into each reader's layout, as VEC instructions
+in a resident chain. Checked against an independent NumPy oracle written here (not
+the simulator's model), with cycles counted = predicted and host words = the plan's,
+on pysim and (slow tier) the compiled backends; bad epilogues are refused in one line."""
+
+import numpy as np
+import pytest
+
+from fetta.errors import FettaError
+from fetta.sim.chain import check_chain, run_chain
+from fetta.sim.resident import plan_resident
+
+MASK32 = 0xFFFFFFFF
+
+
+def _hash(seed, index):
+    """dither_hash, written out again for the oracle (docs/isa.md)."""
+    x = (np.asarray(index, np.uint64) + ((seed & MASK32) ^ 0x9E3779B9)) & MASK32
+    for fold in (True, False):
+        x = (x + (x << np.uint64(10))) & MASK32
+        x ^= x >> np.uint64(6)
+        x = (x + (x << np.uint64(3))) & MASK32
+        x ^= x >> np.uint64(11)
+        x = (x + (x << np.uint64(15))) & MASK32
+        if fold:
+            x ^= np.uint64(seed & MASK32)
+    return x.astype(np.int64)
+
+
+def _round(v, shift, rounding, seed):
+    v = np.asarray(v, np.int64)
+    if shift == 0:
+        return v
+    if rounding == "floor":
+        return v >> shift
+    if rounding == "nearest-even":
+        q = v >> shift
+        rem = v - (q << shift)
+        half = 1 << (shift - 1)
+        return q + ((rem > half) | ((rem == half) & (q & 1 == 1)))
+    idx = np.arange(v.size).reshape(v.shape)
+    return (v + (_hash(seed, idx) >> (32 - shift))) >> shift
+
+
+def _sat(v, bits):
+    return np.clip(v, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def _oracle(steps, tensors, seed):
+    vals = {k: np.asarray(v, np.int64) for k, v in tensors.items()}
+    for i, (spec, a, b, o, p) in enumerate(check_chain(steps, tensors, seed)):
+        acc = np.einsum(spec, vals[a], vals[b]).astype(np.int64)
+        acc = ((acc + (1 << 31)) & MASK32) - (1 << 31)
+        y = _sat(_round(acc, p["shift"], p["rounding"], p["seed"]), p["out_bits"])
+        if "bias" in p:
+            y = _sat(y + vals[p["bias"]], p["out_bits"])
+        if "act" in p:
+            q = p["act"]
+            if "pre" in p:
+                vals[p["pre"]] = y
+            y = _sat(_round(np.maximum(y, 0), q["shift"], q["rounding"], q["seed"]),
+                     q["out_bits"])
+        vals[o] = y
+    return vals
+
+
+def _mlp(rng, batch=4, k=40, n=12, m=10):
+    tensors = {"x": rng.integers(-128, 128, (batch, k)), "w1": rng.integers(-8, 8, (k, n)),
+               "b1": rng.integers(-3000, 3000, n), "w2": rng.integers(-8, 8, (n, m)),
+               "b2": rng.integers(-3000, 3000, m)}
+    steps = [("bk,kn->bn", "x", "w1", "h1",
+              {"shift": 9, "rounding": "stochastic", "bias": "b1", "pre": "z1",
+               "act": {"shift": 7, "rounding": "stochastic", "out_bits": 8}}),
+             ("bn,nm->bm", "h1", "w2", "z2", {"shift": 6, "rounding": "stochastic",
+                                              "bias": "b2"})]
+    return steps, tensors
+
+
+def _check(steps, tensors, res, label, seed=0):
+    want = _oracle(steps, tensors, seed)
+    for name, got in res.outputs.items():
+        bad = np.argwhere(got != want[name])
+        assert not len(bad), (f"{label}: {name} element {tuple(bad[0])}: chip "
+                              f"{got[tuple(bad[0])]}, oracle {want[name][tuple(bad[0])]}")
+    run = res.resident
+    assert run.cycles["counted"] == run.cycles["predicted"]
+    assert run.cycles["vec_elements"] > 0 and res.cycles["elementwise"] > 0
+
+
+def test_two_layer_forward_with_bias_and_activation_on_chip():
+    rng = np.random.default_rng(3)
+    steps, tensors = _mlp(rng)
+    res = run_chain(steps, tensors, resident=True, seed=11)
+    assert set(res.outputs) == {"z1", "z2"}
+    _check(steps, tensors, res, "mlp", seed=11)
+    # one plan: the host writes x, w1, the biases, w2 and reads z1 and z2 only
+    plan = check_chain(steps, tensors, 11)
+    rp = plan_resident(plan, {k: np.shape(v) for k, v in tensors.items()},
+                       res.resident.segments[0].plan.config)
+    assert len(res.resident.segments) == 1
+    assert res.host_words["written"] == rp.host_words["written"]
+    assert res.host_words["read"] == rp.host_words["read"]
+    assert res.cycles["elementwise"] == rp.vec_cycles
+
+
+def test_an_activation_output_the_host_reads_comes_from_its_dense_home():
+    rng = np.random.default_rng(8)
+    tensors = {"x": rng.integers(-100, 100, (5, 30)), "w": rng.integers(-8, 8, (30, 7)),
+               "b": rng.integers(-500, 500, (7,))}
+    for rounding in ("floor", "nearest-even", "stochastic"):
+        steps = [("bk,kn->bn", "x", "w", "h", {"shift": 4, "bias": "b",
+                                               "act": {"shift": 5, "rounding": rounding,
+                                                       "out_bits": 6, "seed": 99}})]
+        res = run_chain(steps, tensors, resident=True)
+        assert set(res.outputs) == {"h"}
+        _check(steps, tensors, res, rounding)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["verilator", "cxxrtl"])
+def test_compiled_backends(backend):
+    steps, tensors = _mlp(np.random.default_rng(5), batch=6)
+    _check(steps, tensors, run_chain(steps, tensors, resident=True, backend=backend),
+           backend)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda s: s[0][4].update(bias="w2"), "bias 'w2' of shape"),
+    (lambda s: s[0][4].update(bias="nope"), "bias 'nope' is not an input"),
+    (lambda s: s[1][4].update(pre="z9"), "pre='z9' without act"),
+    (lambda s: s[0][4].update(pre="x"), "pre name 'x' is not a new tensor name"),
+    (lambda s: s[0][4]["act"].update(gain=2), "act parameter 'gain' unknown"),
+    (lambda s: s[0][4]["act"].update(out_bits=17), "act VEC out_bits=17 out of range"),
+])
+def test_bad_epilogues_are_refused_in_one_line(change, match):
+    steps, tensors = _mlp(np.random.default_rng(1))
+    change(steps)
+    with pytest.raises(ValueError, match=match):
+        check_chain(steps, tensors)
+
+
+def test_epilogues_need_a_resident_chain():
+    steps, tensors = _mlp(np.random.default_rng(1))
+    with pytest.raises(ValueError, match="epilogues run on chip in a resident chain"):
+        run_chain(steps, tensors)
+
+
+def test_an_epilogue_step_that_does_not_fit_is_refused():
+    steps, tensors = _mlp(np.random.default_rng(1))
+    with pytest.raises(FettaError, match="epilogue does not fit"):
+        from fetta.sw_model.accel.config import AccelConfig
+        cfg = AccelConfig(name="tiny-d16", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=16)
+        run_chain(steps, tensors, resident=True, config=cfg)
