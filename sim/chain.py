@@ -13,6 +13,8 @@ whose later steps consume earlier outputs, the same on every backend.
   2**shift)`` saturated, the stochastic dither of element ``e`` of the output being
   ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``) and ``pre``
   (with ``act``: a name for ``y`` before the activation, an output like any other);
+  ``reshape`` (a shape with as many elements: the output, and ``pre``, take it, row
+  major, as a layer's output becomes the next layer's input);
 * ``tensors``: input name -> integer array (16-bit operand range; with a shift-MAC
   configuration a tensor used as a B operand holds power-of-two codes);
 * every step's operands are inputs or outputs of earlier steps; output names are new.
@@ -48,10 +50,12 @@ from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
 
 from fetta.errors import FettaError
 
-__all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue"]
+__all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue",
+           "params_of", "reference_chain"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
 _EPILOGUE = ("bias", "act", "pre")
+_SHAPING = ("reshape",)
 
 
 def _act(i, spec, act, seed) -> dict:
@@ -133,10 +137,10 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
         if o in shapes:
             raise ValueError(f"step {i} '{spec}': output name {o!r} is already a tensor; "
                              f"output names must be new")
-        bad = [k for k in params if k not in _PARAMS + _EPILOGUE]
+        bad = [k for k in params if k not in _PARAMS + _EPILOGUE + _SHAPING]
         if bad:
             raise ValueError(f"step {i} '{spec}': parameter {bad[0]!r} unknown; allowed "
-                             f"{', '.join(_PARAMS + _EPILOGUE)}")
+                             f"{', '.join(_PARAMS + _EPILOGUE + _SHAPING)}")
         full = {"shift": 0, "rounding": "floor", "out_bits": 16,
                 "seed": (int(seed) + i) & 0xFFFFFFFF, **params}
         if full["rounding"] not in ROUNDING_MODES:
@@ -164,8 +168,52 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
                 raise ValueError(f"step {i} '{spec}': pre name {pre!r} is not a new "
                                  f"tensor name")
             shapes[pre] = shapes[o]
+        if "reshape" in full:
+            try:
+                new = tuple(int(d) for d in full["reshape"])
+            except (TypeError, ValueError):
+                raise ValueError(f"step {i} '{spec}': reshape={full['reshape']!r} is not "
+                                 f"a shape") from None
+            if any(d < 1 for d in new) or int(np.prod(new)) != int(np.prod(shapes[o])):
+                raise ValueError(f"step {i} '{spec}': reshape={new} does not have the "
+                                 f"output's {int(np.prod(shapes[o]))} elements "
+                                 f"{tuple(shapes[o])}")
+            full["reshape"] = new
+            for name in (o, full.get("pre")):
+                if name:
+                    shapes[name] = new
         out.append((str(sp), a, b, o, full))
     return out
+
+
+def reference_chain(plan, tensors, config) -> dict:
+    """Every tensor of a checked chain by the golden model: each step's
+    ``reference_contraction``, its epilogue by ``vec.vec_alu`` (the bias broadcast,
+    the activation's dither index the output's flat index), its ``reshape``."""
+    from fetta.sw_model.accel.vec import vec_alu
+    from fetta.sw_model.arith.contraction import reference_contraction
+    from fetta.sw_model.arith.fixedpoint import Pow2Code
+
+    cfg = get_config(config)
+    pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
+    values = {k: np.asarray(v, dtype=np.int64) for k, v in tensors.items()}
+    for spec, a, b, o, p in plan:
+        y = reference_contraction(spec, values[a], values[b], acc_bits=cfg.acc_bits,
+                                  b_pow2=pow2, **params_of(p))
+        if "bias" in p:
+            y = vec_alu("add", np.broadcast_to(values[p["bias"]], y.shape), y,
+                        out_bits=p["out_bits"])
+        if "act" in p:
+            if "pre" in p:
+                values[p["pre"]] = y.reshape(p.get("reshape", y.shape))
+            y = vec_alu("relu_req", y, **p["act"])
+        values[o] = y.reshape(p.get("reshape", y.shape))
+    return values
+
+
+def params_of(params) -> dict:
+    """A checked step's contraction parameters (shift, rounding, out_bits, seed)."""
+    return {k: params[k] for k in _PARAMS if k in params}
 
 
 def has_epilogue(params) -> bool:
@@ -216,8 +264,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         values = {k: np.asarray(v) for k, v in tensors.items()}
         results = []
         for spec, a, b, o, params in plan:
-            res = sess.contract(spec, values[a], values[b], **params)
-            values[o] = res.output
+            res = sess.contract(spec, values[a], values[b], **params_of(params))
+            values[o] = res.output.reshape(params.get("reshape", res.output.shape))
             results.append(res)
     finally:
         if own:

@@ -112,7 +112,8 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
         n = cc.c_rows * cfg.c_lanes
         raw = np.array(be.read(buffer_base(2) + rp.c_base[i] * cfg.c_lanes, n),
                        dtype=np.int64)
-        values[o] = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(cc.c_rows, cfg.c_lanes))
+        values[o] = cc.unpack_c(wrap(raw, BUFFER_WORD_BITS).reshape(
+            cc.c_rows, cfg.c_lanes)).reshape(rp.shapes[o])
         counts["read"] += cc.c_rows * cc.lanes_used("c")
     return values
 
@@ -138,8 +139,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False):
             be.abort()
         if seg.plan is None:
             spec, a, b, o, p = plan[seg.lo]
-            res = session.contract(spec, values[a], values[b], **p)
-            values[o] = res.output
+            res = session.contract(spec, values[a], values[b], **resident_plan._cparams(p))
+            values[o] = res.output.reshape(p.get("reshape", res.output.shape))
             counts["written"] += res.host_words["written"]
             counts["read"] += res.host_words["read"]
             counts["skipped"] += res.host_words["skipped"]

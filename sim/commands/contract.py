@@ -72,7 +72,7 @@ def _shape(text, name):
 
 
 def run_chain_file(args) -> int:
-    from ..chain import check_chain, load_chain_file, run_chain
+    from ..chain import check_chain, load_chain_file, reference_chain, run_chain
 
     steps, tensors, opts = load_chain_file(args.chain, args.random)
     config = opts.get("config", args.config)
@@ -86,11 +86,7 @@ def run_chain_file(args) -> int:
         raise FettaError("--stage needs --resident (it stages a resident chain's inputs)")
     res = run_chain(steps, tensors, config=cfg, backend=args.backend, seed=seed,
                     resident=args.resident, stage=args.stage)
-    values, mismatches = dict(tensors), 0
-    pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
-    for spec, a, b, o, p in plan:
-        values[o] = reference_contraction(spec, values[a], values[b], acc_bits=cfg.acc_bits,
-                                          b_pow2=pow2, **p)
+    values, mismatches = reference_chain(plan, tensors, cfg), 0
     for (spec, a, b, o, p), r in zip(plan, res.steps):
         bad = int((res.outputs[o] != values[o]).sum())
         mismatches += bad

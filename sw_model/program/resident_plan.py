@@ -100,6 +100,7 @@ __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
 
 _BANK = {"a": "A", "b": "B"}
 DENSE = "dense"       # the layout key of a home holding element e at word e
+BIAS_BANK = "A"       # biases (dense): beside the activations; B holds the weights
 _CPARAMS = ("shift", "rounding", "out_bits", "seed")
 
 
@@ -244,11 +245,12 @@ def _rebased(cc: CompiledContraction, a: int, b: int, c: int) -> list[int]:
 
 def _bias_add(cfg: AccelConfig, cc: CompiledContraction, p: dict, bias_shape, bias_row: int,
               c_row: int):
-    """The VECs adding the bias (dense in B from ``bias_row``, broadcast over the
-    leading dimensions) to a result in C from ``c_row``, in place."""
+    """The VECs adding the bias (dense in ``BIAS_BANK`` from ``bias_row``, broadcast
+    over the leading dimensions) to a result in C from ``c_row``, in place."""
     n_bias = math.prod(bias_shape)
     words = result_words(cc)
-    return in_place(cfg, "add", np.arange(words.size) % n_bias, words, src="B", dst="C",
+    return in_place(cfg, "add", np.arange(words.size) % n_bias, words, src=BIAS_BANK,
+                    dst="C",
                     src_row=bias_row, dst_row=c_row, out_bits=p["out_bits"])
 
 
@@ -299,7 +301,8 @@ class _Planner:
         for i, (spec, a, b, o, p) in enumerate(plan):
             cc = _compile_step(i, plan[i], self.shapes, cfg, plan_only=True)
             self.default.append(cc)
-            self.shapes[o] = cc.spec.output_shape(self.shapes[a], self.shapes[b])
+            self.shapes[o] = tuple(p.get("reshape") or
+                                   cc.spec.output_shape(self.shapes[a], self.shapes[b]))
             for name in _makes(plan[i]):
                 self.shapes[name] = self.shapes[o]
                 self.producer[name] = i
@@ -397,13 +400,14 @@ class _Planner:
                 homes[key] = _Home(name, _BANK[role], key[2], rows, start, 2 * i, i, role)
             if "bias" in p:
                 n = math.prod(self.shapes[p["bias"]])
-                key = (p["bias"], "B", DENSE)
+                key = (p["bias"], BIAS_BANK, DENSE)
                 home_of[i, "bias"] = key
                 if key in homes:
                     homes[key].end = 2 * i
                 else:
-                    homes[key] = _Home(p["bias"], "B", DENSE, -(-n // self.cfg.b_lanes),
-                                       0, 2 * i, i, "bias", elements=n)
+                    homes[key] = _Home(p["bias"], BIAS_BANK, DENSE,
+                                       -(-n // self.cfg.a_lanes), 0, 2 * i, i, "bias",
+                                       elements=n)
         last = 2 * self.n - 1
         for o, i in self.act.items():
             if o in self.outputs:       # read by the host from a dense home in A
@@ -715,9 +719,10 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
     shapes = dict(shapes)
     all_shapes = dict(shapes)
     for st in plan:
-        spec, a, b, o, _ = st
+        spec, a, b, o, p = st
         for name in _makes(st):
-            all_shapes[name] = parse_spec(spec).output_shape(all_shapes[a], all_shapes[b])
+            all_shapes[name] = tuple(p.get("reshape") or parse_spec(spec).output_shape(
+                all_shapes[a], all_shapes[b]))
 
     def attempt(lo, hi):
         sub = plan[lo:hi + 1]
