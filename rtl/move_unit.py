@@ -229,7 +229,8 @@ class MoveUnit(wiring.Component):
         reads_dest = Signal()
         m.d.comb += reads_dest.eq(self.vec & Cat(*(self.op == int(o)
                                                    for o in READS_DEST)).any())
-        m.d.comb += [self.rd2_en.eq(self.step & reads_dest), self.rd2_addr.eq(walk.addr_dst)]
+        m.d.comb += [self.rd2_en.eq(self.step & reads_dest),
+                     self.rd2_addr.eq(walk.addr_dst)]
         m.d.sync += self.fwd.eq(self.step & pending & (walk.addr_dst == wr_addr))
         count = Signal(32)
         with m.If(self.run_start):

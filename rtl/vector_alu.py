@@ -26,8 +26,8 @@ class VectorAlu(wiring.Component):
     is ``valid`` (latency 0). ``REQUANT`` and ``RELU_REQ``: the CONTRACT's output
     stage (``rtl.output_stage.OutputStage``, 32-bit input, ``steady_seed``: the seed
     is constant during a VEC) on ``a`` sign-extended (``max(a, 0)`` for
-    ``RELU_REQ``), dither index ``index``: ``REQUANT_LATENCY`` = 4 cycles. The write address and buffer travel with the
-    element (``addr``/``buf`` in, ``out_addr``/``out_buf`` out), delayed like the data.
+    ``RELU_REQ``), dither index ``index``: ``REQUANT_LATENCY`` = 4 cycles. The write
+    address and buffer travel with the element (``addr``/``buf`` in, ``out_addr``/``out_buf`` out), delayed like the data.
 
     Saturation: ``out_bits`` 2..16 gives the limits ``2**(out_bits-1) - 1`` and
     ``-2**(out_bits-1)``, compared against the wide result.
@@ -80,13 +80,15 @@ class VectorAlu(wiring.Component):
         m.submodules.requant = rq = OutputStage(acc_bits=32, steady_seed=True)
         is_rq = Cat(*(self.op == int(o) for o in REQUANTS)).any()
         relu_in = (self.op == VecOp.RELU_REQ) & (a < 0)
-        m.d.comb += [rq.acc.eq(Mux(relu_in, 0, a)), rq.valid.eq(self.valid & is_rq), rq.shift.eq(self.shift),
+        m.d.comb += [rq.acc.eq(Mux(relu_in, 0, a)), rq.valid.eq(self.valid & is_rq),
+                     rq.shift.eq(self.shift),
                      rq.rounding.eq(self.rounding), rq.out_bits.eq(self.out_bits),
                      rq.seed.eq(self.seed), rq.index.eq(self.index)]
         # the write address and buffer, delayed with REQUANT's data
         addr, buf = self.addr, self.buf
         for i in range(REQUANT_LATENCY):
-            addr_q, buf_q = Signal.like(addr, name=f"addr_q{i}"), Signal(2, name=f"buf_q{i}")
+            addr_q = Signal.like(addr, name=f"addr_q{i}")
+            buf_q = Signal(2, name=f"buf_q{i}")
             m.d.sync += [addr_q.eq(addr), buf_q.eq(buf)]
             addr, buf = addr_q, buf_q
         m.d.comb += [

@@ -11,7 +11,9 @@ whose later steps consume earlier outputs, the same on every backend.
   saturate(out_bits, y + bias)``, broadcast), ``act`` (a dict with ``shift``,
   ``rounding``, ``out_bits``, ``seed``: the step's output becomes ``round(max(y, 0) /
   2**shift)`` saturated, the stochastic dither of element ``e`` of the output being
-  ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``) and ``pre``
+  ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``), ``mask``
+  (a tensor with as many elements, ``m``: ``y = y if m > 0 else 0`` elementwise in
+  row-major order, ReLU's backward; after the bias, before the activation) and ``pre``
   (with ``act``: a name for ``y`` before the activation, an output like any other);
   ``reshape`` (a shape with as many elements: the output, and ``pre``, take it, row
   major, as a layer's output becomes the next layer's input);
@@ -54,7 +56,7 @@ __all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_ep
            "params_of", "reference_chain"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
-_EPILOGUE = ("bias", "act", "pre")
+_EPILOGUE = ("bias", "mask", "act", "pre")
 _SHAPING = ("reshape",)
 
 
@@ -157,6 +159,15 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
                 raise ValueError(f"step {i} '{spec}': bias {bias!r} of shape "
                                  f"{tuple(shapes[bias])} is not the trailing dimensions "
                                  f"of the output's {tuple(shapes[o])}")
+        if "mask" in full:
+            m = full["mask"]
+            if m not in shapes:
+                raise ValueError(f"step {i} '{spec}': mask {m!r} is neither an input nor "
+                                 f"an earlier output")
+            if int(np.prod(shapes[m])) != int(np.prod(shapes[o])):
+                raise ValueError(f"step {i} '{spec}': mask {m!r} of shape "
+                                 f"{tuple(shapes[m])} does not have the output's "
+                                 f"{int(np.prod(shapes[o]))} elements")
         if "act" in full:
             full["act"] = _act(i, spec, full["act"], seed)
         if "pre" in full:
@@ -203,6 +214,9 @@ def reference_chain(plan, tensors, config) -> dict:
         if "bias" in p:
             y = vec_alu("add", np.broadcast_to(values[p["bias"]], y.shape), y,
                         out_bits=p["out_bits"])
+        if "mask" in p:
+            y = vec_alu("mask", values[p["mask"]].reshape(y.shape), y,
+                        out_bits=p["out_bits"])
         if "act" in p:
             if "pre" in p:
                 values[p["pre"]] = y.reshape(p.get("reshape", y.shape))
@@ -217,7 +231,7 @@ def params_of(params) -> dict:
 
 
 def has_epilogue(params) -> bool:
-    """True when a checked step's ``params`` carry an epilogue (bias, act)."""
+    """True when a checked step's ``params`` carry an epilogue (bias, mask, act)."""
     return any(k in params for k in _EPILOGUE)
 
 

@@ -49,7 +49,8 @@ op, rounding code 3, ``out_bits`` outside 2..16 or the fill bit halt with
 
 Timing (``vec_cycles``): a MOVE's, with ``VEC_WORDS`` payload words and a tail of
 ``vec_tail(op)`` cycles: 1 (the last write) plus the ALU's latency, 0 for every op but
-``REQUANT`` and ``RELU_REQ``, which go through an output stage (``OUTPUT_STAGE_LATENCY`` = 4). The
+``REQUANT`` and ``RELU_REQ``, which go through an output stage
+(``OUTPUT_STAGE_LATENCY`` = 4). The
 element cycles count as ``vec_cycles`` (counter ``Reg.VEC``); the rest as
 ``stall_config`` and ``stall_fill``.
 
@@ -71,7 +72,8 @@ from .isa import Field, Op, header
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check, \
     move_check_cycles
 
-__all__ = ["VecOp", "READS_DEST", "REQUANTS", "VEC_WORDS", "VW", "VEC_FIELDS", "VEC_FIELD", "Vec",
+__all__ = ["VecOp", "READS_DEST", "REQUANTS", "VEC_WORDS", "VW", "VEC_FIELDS", "VEC_FIELD",
+           "Vec",
            "vec_alu", "vec_latency", "vec_tail", "vec_cycles", "run_vec",
            "VEC_SHIFT_MAX", "REQUANT_LATENCY"]
 

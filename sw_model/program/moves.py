@@ -22,8 +22,10 @@ a plan in cycles (``sw_model.ttm.csse``).
 element per word): the host writes each element once and the MOVEs lay it out,
 replicas and padding included.
 
+``relayout_to_dense`` copies a result out of C densely (element ``e`` at word ``e``).
+
 Members: ``operand_words``, ``result_words``, ``nests``, ``MovePlan``, ``relayout``,
-``relayout_dense``.
+``relayout_dense``, ``relayout_to_dense``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ..accel.timing import timing
 from .compiler import CompiledContraction
 
 __all__ = ["operand_words", "result_words", "nests", "MovePlan", "relayout",
-           "relayout_dense"]
+           "relayout_dense", "relayout_to_dense"]
 
 
 def operand_words(cc: CompiledContraction, role: str, shape) -> np.ndarray:
@@ -141,6 +143,25 @@ def relayout_dense(consumer: CompiledContraction, role: str, shape, *, src: str 
     n = int(np.prod(shape))
     return _moves(("dense", n), lambda: np.arange(n, dtype=np.int64), consumer, role,
                   shape, src, dst, src_row, dst_row)
+
+
+def relayout_to_dense(producer: CompiledContraction, *, dst: str, src: str = "C",
+                      src_row: int = 0, dst_row: int = 0) -> MovePlan:
+    """MOVEs that copy ``producer``'s result, held in bank ``src`` from row ``src_row``
+    in the producer's C layout, densely into bank ``dst`` from row ``dst_row``: element
+    ``e`` (row-major over the output) at word ``e`` (the layout a VEC reads an operand
+    in element order from, e.g. ReLU's mask)."""
+    cfg = producer.config
+    if not cfg.move_unit:
+        raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False); "
+                         f"results travel through the host")
+    sw = result_words(producer)
+    sl, dl = buffer_lanes(cfg, src), buffer_lanes(cfg, dst)
+    tm = timing(cfg)
+    moves = tuple(Move(src, dst, s0 + src_row * sl, d0 + dst_row * dl,
+                       tuple(MoveLevel(c, ss, sd) for c, ss, sd in levels))
+                  for s0, d0, levels in nests(sw, np.arange(sw.size, dtype=np.int64)))
+    return MovePlan(moves, int(sw.size), sum(tm.move_cycles(mv.counts) for mv in moves))
 
 
 def _moves(src_key, src_words, consumer, role, shape, src, dst, src_row,

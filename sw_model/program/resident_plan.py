@@ -94,13 +94,15 @@ from ..arith.einsum_spec import parse_spec
 from .allocator import Piece, place_pieces
 from .compiler import CompiledContraction, candidates, compile_contraction
 from .elementwise import in_place, to_operand, vec_map
-from .moves import MovePlan, operand_words, relayout, relayout_dense, result_words
+from .moves import (MovePlan, operand_words, relayout, relayout_dense, relayout_to_dense,
+                    result_words)
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
 
 _BANK = {"a": "A", "b": "B"}
 DENSE = "dense"       # the layout key of a home holding element e at word e
 BIAS_BANK = "A"       # biases (dense): beside the activations; B holds the weights
+MASK_BANK = "A"       # ReLU masks (pre-activations, dense), likewise
 _CPARAMS = ("shift", "rounding", "out_bits", "seed")
 
 
@@ -110,9 +112,9 @@ def _cparams(p: dict) -> dict:
 
 
 def _reads(step) -> list:
-    """Tensors a step reads: its operands and its epilogue's bias."""
+    """Tensors a step reads: its operands and its epilogue's bias and mask."""
     _, a, b, _, p = step
-    return [a, b] + ([p["bias"]] if "bias" in p else [])
+    return [a, b] + [p[k] for k in ("bias", "mask") if k in p]
 
 
 def _makes(step) -> list:
@@ -254,6 +256,14 @@ def _bias_add(cfg: AccelConfig, cc: CompiledContraction, p: dict, bias_shape, bi
                     src_row=bias_row, dst_row=c_row, out_bits=p["out_bits"])
 
 
+def _mask(cfg: AccelConfig, cc: CompiledContraction, p: dict, mask_row: int, c_row: int):
+    """The VECs of ReLU's backward on a result in C from ``c_row``, in place: zero where
+    the mask (dense in ``MASK_BANK`` from ``mask_row``) is not positive."""
+    words = result_words(cc)
+    return in_place(cfg, "mask", np.arange(words.size), words, src=MASK_BANK, dst="C",
+                    src_row=mask_row, dst_row=c_row, out_bits=p["out_bits"])
+
+
 def _act_dense(cfg: AccelConfig, cc: CompiledContraction, p: dict, c_row: int,
                dst_row: int):
     """The VECs of an activation output the host reads: ReLU + requantization from C
@@ -307,9 +317,15 @@ class _Planner:
                 self.shapes[name] = self.shapes[o]
                 self.producer[name] = i
         readers = {x for st in plan for x in _reads(st)}
-        self.outputs = [x for st in plan for x in _makes(st) if x not in readers or x in keep]
+        self.outputs = [x for st in plan for x in _makes(st)
+                        if x not in readers or x in keep]
         self.act = {o: i for i, (_, _, _, o, p) in enumerate(plan) if "act" in p}
         self._epi: dict = {}
+        for i, (spec, _, _, _, p) in enumerate(plan):
+            if p.get("mask") in self.act:
+                raise ValueError(f"step {i} '{spec}': mask {p['mask']!r} is an activation "
+                                 f"output (in C the step holds its input); mask with its "
+                                 f"'pre'")
         self._cc: dict = {}
         self._keys: dict = {}
         self._moves: dict = {}
@@ -372,6 +388,8 @@ class _Planner:
             total = 0
             if "bias" in p:
                 total += _bias_add(self.cfg, cc, p, self.shapes[p["bias"]], 0, 0).cycles
+            if "mask" in p:
+                total += _mask(self.cfg, cc, p, 0, 0).cycles
             if "act" in p and self.plan[i][3] in self.outputs:
                 total += _act_dense(self.cfg, cc, p, 0, 0).cycles
             self._epi[k] = total
@@ -408,6 +426,17 @@ class _Planner:
                     homes[key] = _Home(p["bias"], BIAS_BANK, DENSE,
                                        -(-n // self.cfg.a_lanes), 0, 2 * i, i, "bias",
                                        elements=n)
+            if "mask" in p:
+                m = p["mask"]
+                n = math.prod(self.shapes[m])
+                key = (m, MASK_BANK, DENSE)
+                home_of[i, "mask"] = key
+                if key in homes:
+                    homes[key].end = 2 * i
+                else:
+                    start = 2 * self.producer[m] + 1 if m in self.producer else 0
+                    homes[key] = _Home(m, MASK_BANK, DENSE, -(-n // self.cfg.a_lanes),
+                                       start, 2 * i, i, "mask", elements=n)
         last = 2 * self.n - 1
         for o, i in self.act.items():
             if o in self.outputs:       # read by the host from a dense home in A
@@ -444,7 +473,16 @@ class _Planner:
             i = self.producer.get(h.tensor)
             if i is not None and h.key != DENSE:
                 total += self.move_cycles(layout[i], layout[h.step], h.role, h.tensor)
+            elif i is not None and h.role == "mask":
+                total += self._dense_cycles(i, layout[i])
         return total
+
+    def _dense_cycles(self, i: int, cc: CompiledContraction) -> int:
+        """Cycles of the MOVEs copying step ``i``'s result out of C densely."""
+        k = ("dense", i, _choice(cc))
+        if k not in self._epi:
+            self._epi[k] = relayout_to_dense(cc, dst=MASK_BANK).cycles
+        return self._epi[k]
 
     # -- footprint-aware layouts ---------------------------------------------------
     def _targets(self, placed: _Placed) -> list:
@@ -622,6 +660,10 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
                            c_base[i])
             vecs.append((i, p["bias"], "C", vp))
             words += vp.program()
+        if "mask" in p:
+            vp = _mask(cfg, cc, p, homes[home_of[i, "mask"]].base, c_base[i])
+            vecs.append((i, p["mask"], "C", vp))
+            words += vp.program()
         if "pre" in p:
             epi_out[p["pre"]] = (i, "pre")
         if "act" in p:
@@ -629,7 +671,11 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
         for h in homes.values():
             if h.tensor not in _makes(plan[i]):
                 continue
-            if h.key == DENSE:
+            if h.key == DENSE and h.role == "mask":   # copied out of C for a mask
+                mp = relayout_to_dense(cc, dst=h.bank, src_row=c_base[i], dst_row=h.base)
+                moves.append((i, h.tensor, h.bank, mp))
+                words += mp.program()
+            elif h.key == DENSE:
                 vp = _act_dense(cfg, cc, p, c_base[i], h.base)
                 vecs.append((i, o, h.bank, vp))
                 words += vp.program()
@@ -747,10 +793,10 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                 break
         else:
             spec, p = plan[lo][0], plan[lo][4]
-            if any(k in p for k in ("bias", "act")):
-                raise ValueError(f"step {lo} '{spec}' with a bias/act epilogue does not "
-                                 f"fit '{cfg.name}' as a resident segment; the epilogue "
-                                 f"runs on chip only there")
+            if any(k in p for k in ("bias", "mask", "act")):
+                raise ValueError(f"step {lo} '{spec}' with a bias/mask/act epilogue does "
+                                 f"not fit '{cfg.name}' as a resident segment; the "
+                                 f"epilogue runs on chip only there")
             segs.append(Segment(lo, lo, None))      # a separate job
             lo += 1
     return segs

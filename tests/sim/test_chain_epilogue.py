@@ -56,6 +56,8 @@ def _oracle(steps, tensors, seed):
         y = _sat(_round(acc, p["shift"], p["rounding"], p["seed"]), p["out_bits"])
         if "bias" in p:
             y = _sat(y + vals[p["bias"]], p["out_bits"])
+        if "mask" in p:
+            y = np.where(vals[p["mask"]].reshape(y.shape) > 0, y, 0)
         if "act" in p:
             q = p["act"]
             if "pre" in p:
@@ -118,10 +120,53 @@ def test_an_activation_output_the_host_reads_comes_from_its_dense_home():
         _check(steps, tensors, res, rounding)
 
 
+def _train_layer(rng, batch=4, k=24, n=12, m=10):
+    """A hidden layer's forward and the backward through it: h = act(x w1 + b1), the
+    output gradient dy (an input here) back through w2, masked by ReLU's derivative
+    (z > 0), then the gradient of w1."""
+    tensors = {"x": rng.integers(-128, 128, (batch, k)), "w1": rng.integers(-8, 8, (k, n)),
+               "b1": rng.integers(-3000, 3000, n), "w2": rng.integers(-8, 8, (n, m)),
+               "dy": rng.integers(-2000, 2000, (batch, m))}
+    steps = [("bk,kn->bn", "x", "w1", "h", {"shift": 9, "bias": "b1", "pre": "z",
+                                           "act": {"shift": 7, "rounding": "stochastic",
+                                                   "out_bits": 8}}),
+             ("bn,nm->bm", "h", "w2", "y", {"shift": 6}),
+             ("bm,nm->bn", "dy", "w2", "dz", {"shift": 3, "mask": "z"}),
+             ("bk,bn->kn", "x", "dz", "dw1", {"shift": 8, "rounding": "stochastic"})]
+    return steps, tensors
+
+
+def test_relu_backward_mask_from_the_forwards_pre_activation():
+    """``mask``: the pre-activation z is copied out of C densely (MOVEs) after the
+    forward step and zeroes the backward gradient in place where z <= 0."""
+    rng = np.random.default_rng(12)
+    steps, tensors = _train_layer(rng)
+    res = run_chain(steps, tensors, resident=True, seed=4)
+    assert set(res.outputs) == {"y", "dw1"}
+    _check(steps, tensors, res, "train layer", seed=4)
+    want = _oracle(steps, tensors, 4)
+    assert (want["z"] <= 0).any() and (want["dz"] == 0).sum() > (tensors["dy"] == 0).sum()
+
+
+def test_a_mask_on_an_activation_output_cuts_the_chain():
+    """In C the activation step holds its input, so a mask on the activation output
+    itself cannot come from there: the chain is cut after it and the host writes the
+    activation as the mask (still the chain's semantics)."""
+    rng = np.random.default_rng(1)
+    steps, tensors = _train_layer(rng)
+    steps[2][4]["mask"] = "h"
+    res = run_chain(steps, tensors, resident=True)
+    assert len(res.resident.segments) > 1
+    _check(steps, tensors, res, "mask on h")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["verilator", "cxxrtl"])
 def test_compiled_backends(backend):
     steps, tensors = _mlp(np.random.default_rng(5), batch=6)
+    _check(steps, tensors, run_chain(steps, tensors, resident=True, backend=backend),
+           backend)
+    steps, tensors = _train_layer(np.random.default_rng(6))
     _check(steps, tensors, run_chain(steps, tensors, resident=True, backend=backend),
            backend)
 
@@ -131,6 +176,8 @@ def test_compiled_backends(backend):
     (lambda s: s[0][4].update(bias="nope"), "bias 'nope' is not an input"),
     (lambda s: s[1][4].update(pre="z9"), "pre='z9' without act"),
     (lambda s: s[0][4].update(pre="x"), "pre name 'x' is not a new tensor name"),
+    (lambda s: s[1][4].update(mask="w1"), "mask 'w1' of shape"),
+    (lambda s: s[1][4].update(mask="q"), "mask 'q' is neither an input"),
     (lambda s: s[0][4]["act"].update(gain=2), "act parameter 'gain' unknown"),
     (lambda s: s[0][4]["act"].update(out_bits=17), "act VEC out_bits=17 out of range"),
 ])
