@@ -91,6 +91,8 @@ class Controller(wiring.Component):
     Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
     (code), ``used_c_lanes`` (result lanes of the configured mapping, ``ga*gb*pe_cols``);
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
+    ``logged_end``, high in the last cycle of a CONTRACT and of a VEC that complete
+    (the max log's close, ``rtl/max_log.py``);
     buffer reads ``rd_en``/``a_addr``/``b_addr``; ``fabric``, the CE array's control
     (``rtl.fabric_control.FabricControlSignature``: issue steps, network and output
     stage settings, the C row and flat index of each tile, ``pe_active`` back); counters
@@ -123,6 +125,7 @@ class Controller(wiring.Component):
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
             "cnt_instructions": Out(cb), "cnt_move": Out(cb), "cnt_vec": Out(cb),
             "used_c_lanes": Out(range(cfg.c_lanes + 1)),
+            "logged_end": Out(1),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
                 "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1),
@@ -484,6 +487,7 @@ class Controller(wiring.Component):
                                  inc["stall_fill"].eq(1)]
                     m.d.sync += move_wait.eq(move_wait + 1)
                     with m.If(move_wait == mv.tail - 1):
+                        m.d.comb += self.logged_end.eq(mv.vec & ~self.abort)
                         m.d.sync += set_pc(pc + 1 + length)
                         m.next = "FETCH"
                     on_abort()
@@ -499,6 +503,7 @@ class Controller(wiring.Component):
                         m.d.sync += aborting.eq(0)
                         m.next = "IDLE"
                     with m.Else():
+                        m.d.comb += self.logged_end.eq(1)       # a CONTRACT's last cycle
                         m.d.sync += set_pc(pc + 1 + length)
                         m.next = "FETCH"
         # A plain copy of the state register for waveforms (the FSM's own signal is

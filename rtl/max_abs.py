@@ -30,6 +30,8 @@ class MaxAbs(wiring.Component):
         data[lanes]:    the words written.
         used:           lanes holding results (``1..lanes``).
         max:            the running maximum magnitude.
+        row_max:        the largest magnitude of the row written the previous cycle
+                        (0 when none; the max log's input, ``rtl/max_log.py``).
     """
 
     LATENCY = 2
@@ -40,7 +42,7 @@ class MaxAbs(wiring.Component):
         super().__init__({
             "clear": In(1), "valid": In(1), "mask": In(lanes),
             "data": In(W).array(lanes), "used": In(range(lanes + 1)),
-            "max": Out(W),
+            "max": Out(W), "row_max": Out(W),
         })
 
     def elaborate(self, platform):
@@ -63,6 +65,7 @@ class MaxAbs(wiring.Component):
                 nxt.append(Mux(a > b, a, b))
             level = nxt
         top = level[0]
+        m.d.comb += self.row_max.eq(top)
         with m.If(self.clear):
             m.d.sync += [self.max.eq(0)] + [mag.eq(0) for mag in mags]
         with m.Elif(top > self.max):

@@ -10,13 +10,14 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE,
-                                         READ_LATENCY, Ctrl, Reg, Status)
+                                         MAXLOG_DEPTH, READ_LATENCY, Ctrl, Reg, Status)
 
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
 from .controller import Controller
 from .host_bus import HostBusSignature
 from .max_abs import MaxAbs
+from .max_log import MaxLog
 from .vector_alu import VectorAlu
 
 __all__ = ["Accelerator", "config_hash"]
@@ -94,9 +95,10 @@ class Accelerator(wiring.Component):
 
         # Largest |result| of the program's CONTRACTs (Reg.MAX_ABS; rtl/max_abs.py):
         # with the MOVE unit only (the resident flow's vote input; reads 0 without)
-        max_abs = None
+        max_abs = max_log = None
         if cfg.move_unit:
             m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
+            m.submodules.max_log = max_log = MaxLog()
             m.d.comb += [max_abs.valid.eq(fab.out_valid & running),
                          max_abs.mask.eq(fab.out_mask), max_abs.used.eq(ctl.used_c_lanes)]
             for d in range(cfg.c_lanes):
@@ -122,8 +124,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += bus_violation.eq(0)
             if max_abs is not None:
                 # a START the controller takes (idle, no CLEAR or ABORT with it)
-                m.d.comb += max_abs.clear.eq(bus.wdata[0] & ~bus.wdata[1] &
-                                             ~bus.wdata[2] & ~running)
+                taken = bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] & ~running
+                m.d.comb += [max_abs.clear.eq(taken), max_log.clear.eq(taken)]
         dropped = bus.write & (is_prog | is_buf) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
@@ -167,6 +169,19 @@ class Accelerator(wiring.Component):
             w_buf = Mux(mv.vec, alu.out_buf, mv.wr_buf)
             w_addr = Mux(mv.vec, alu.out_addr, mv.wr_addr)
             w_data = Mux(mv.vec, alu.out, mv_word)
+            # the max log: a C row's lane maximum or a VEC's word magnitude, one cycle
+            # after the write (as MaxAbs's); closed MaxAbs.LATENCY cycles after the
+            # instruction's last cycle, when its last word is in
+            vec_mag = Signal(WORD_BITS)
+            out_s = alu.out.as_signed()
+            m.d.sync += vec_mag.eq(Mux(alu.out_valid & mv.vec,
+                                       Mux(out_s < 0, -out_s, out_s), 0))
+            end_q = Signal(MaxAbs.LATENCY)
+            m.d.sync += end_q.eq(Cat(ctl.logged_end, end_q[:-1]))
+            m.d.comb += [max_log.valid.eq(1),
+                         max_log.mag.eq(Mux(max_abs.row_max > vec_mag, max_abs.row_max,
+                                            vec_mag)),
+                         max_log.close.eq(end_q[-1])]
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -236,7 +251,10 @@ class Accelerator(wiring.Component):
             Reg.PC: ctl.pc, Reg.ERR_PC: ctl.err_pc,
             Reg.CONFIG_HASH: config_hash(cfg),
             Reg.MAX_ABS: max_abs.max if max_abs is not None else C(0, 16),
+            Reg.MAXLOG_COUNT: max_log.count if max_log is not None else C(0, 8),
         }
+        for k in range(MAXLOG_DEPTH):
+            regs[int(Reg.MAXLOG) + k] = max_log.log[k] if max_log is not None else C(0, 16)
         for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
                          (Reg.MAC_ACTIVE, ctl.cnt_mac_active),
                          (Reg.STALL_DRAIN, ctl.cnt_stall_drain),

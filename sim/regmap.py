@@ -38,8 +38,8 @@ from pathlib import Path
 
 from fetta.sw_model.accel import hostmap
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, PROG_BASE,
-                                    REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, MAXLOG_DEPTH,
+                                    PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
 
 from fetta.errors import FettaError
@@ -150,6 +150,17 @@ def register_model(config="tiny") -> dict:
                 "MAX", 0, BUFFER_WORD_BITS, "r", 0,
                 "largest |result word| written by the program's CONTRACTs "
                 "(rtl/max_abs.py); 0 after START; reads 0 without the MOVE unit")]))
+        elif r == Reg.MAXLOG_COUNT:
+            regs.append(reg("MAXLOG_COUNT", word, "r", doc, [field(
+                "COUNT", 0, 8, "r", 0, "CONTRACT and VEC instructions completed since "
+                "START, saturating at 255 (rtl/max_log.py); reads 0 without the MOVE "
+                "unit")]))
+        elif r == Reg.MAXLOG:
+            for k in range(MAXLOG_DEPTH):
+                regs.append(reg(f"MAXLOG_{k}", word + k, "r", doc, [field(
+                    "MAX", 0, BUFFER_WORD_BITS, "r", 0,
+                    f"largest |result word| of the program's CONTRACT or VEC number {k} "
+                    f"(rtl/max_log.py); 0 after START")]))
         elif word in counter_regs:
             key = counter_regs[word]
             what = f"counter {key} ({cb} bits)"

@@ -49,7 +49,7 @@ __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LA
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "CONTROL_WRITES", "CONTROL_READS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
-           "is_memory_address"]
+           "is_memory_address", "MAXLOG_DEPTH"]
 
 ADDR_BITS = 24
 DATA_BITS = 32
@@ -86,7 +86,11 @@ class Reg(enum.IntEnum):
     MOVE = 30         # MOVE element cycles: one word copied (or row cleared) each
     VEC = 32          # VEC element cycles: one word through the vector ALU each
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
+    MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
+    MAXLOG = 64       # read: MAXLOG + k, k < MAXLOG_DEPTH: largest |result word| the k-th CONTRACT or VEC of the program wrote (the adaptive-shift vote of each contraction without reading its result)
 
+
+MAXLOG_DEPTH = 16     # entries of the per-instruction max log (Reg.MAXLOG)
 
 COUNTERS = {
     "cycles": Reg.CYCLES, "busy_cycles": Reg.BUSY, "mac_active_cycles": Reg.MAC_ACTIVE,

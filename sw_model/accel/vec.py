@@ -239,9 +239,10 @@ def vec_cycles(counts, op, fetch: int = 2) -> int:
     return fetch + VEC_WORDS + 1 + move_check_cycles(counts) + elements + vec_tail(op)
 
 
-def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict) -> None:
+def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict) -> np.ndarray:
     """Execute ``vec`` on ``bufs`` (``{"A": rows x a_lanes, ...}`` int64 arrays,
-    updated in place). Raises ValueError when the range check refuses it."""
+    updated in place); returns the words written, in issue order. Raises ValueError
+    when the range check refuses it."""
     mv = vec.move
     if move_check(cfg, mv):
         raise ValueError(f"VEC {mv.src}->{mv.dst} outside its buffers or overlapping")
@@ -254,8 +255,11 @@ def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict) -> None:
     if vec.op not in READS_DEST or len(np.unique(d)) == len(d):
         b = dst[d // dl, d % dl] if vec.op in READS_DEST else None
         index = (vec.index_base + np.arange(len(d), dtype=np.int64)) & 0xFFFFFFFF
-        dst[d // dl, d % dl] = vec_alu(vec.op, a, b, index=index, **kw)
-        return
+        out = vec_alu(vec.op, a, b, index=index, **kw)
+        dst[d // dl, d % dl] = out
+        return out
+    out = np.empty(len(d), dtype=np.int64)
     for e in range(len(d)):      # a destination written twice: element by element
         r, c = d[e] // dl, d[e] % dl
-        dst[r, c] = vec_alu(vec.op, a[e:e + 1], dst[r, c:c + 1], **kw)[0]
+        dst[r, c] = out[e] = vec_alu(vec.op, a[e:e + 1], dst[r, c:c + 1], **kw)[0]
+    return out

@@ -38,6 +38,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     them, one with ``acc_hold`` leaves its last tile in them and writes nothing.
     MOVE instructions copy between the buffers (``sw_model.accel.move.run_move``),
     VEC instructions apply the vector ALU along the way (``sw_model.accel.vec.run_vec``);
+    ``state["maxlog"]`` lists, per CONTRACT and VEC in order, the largest |word| it
+    wrote (a CONTRACT: its rows' result lanes, ``ga*gb*pe_cols``; 0 with ``acc_hold``),
+    what the RTL's max log holds (``Reg.MAXLOG``);
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -51,6 +54,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
         else np.array(c_rows, dtype=np.int64)
     code = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
     settings = None
+    used = cfg.c_lanes
+    maxlog = state["maxlog"] = []
     pc = 0
     while True:
         op, n = decode_header(program[pc])
@@ -70,8 +75,11 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                 b=routing.unpack_distribution(cfg.b_lanes, _join(field("b_net"))),
                 red=routing.unpack_reduction(cfg.c_lanes, _join(field("red_net"))),
                 lane_index=np.array(field("lane_index"), dtype=np.int64))
+            mword = int(field("mapping")[0])
+            used = (1 << (mword & 0xF)) * (1 << ((mword >> 4) & 0xF)) * C
         elif op == Op.CONTRACT:
             c = Contract.decode(payload)
+            largest = 0
             shift, rnd, out_bits = c.shift, c.rounding, c.out_bits
             cont, hold, seed = c.acc_continue, c.acc_hold, c.seed
             levels = c.levels
@@ -107,10 +115,14 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                                                  rounding=rnd,
                                                  out_bits=out_bits, seed=seed,
                                                  acc_bits=cfg.acc_bits, index=index)
+                    largest = max(largest, int(np.abs(c_buf[rc + r][:used]).max()))
+            maxlog.append(largest)
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         elif op == Op.VEC and cfg.move_unit:
-            run_vec(cfg, Vec.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
+            written = run_vec(cfg, Vec.decode(payload), {"A": a_buf, "B": b_buf,
+                                                         "C": c_buf})
+            maxlog.append(int(np.abs(written).max()))
         else:
             raise ValueError(f"illegal opcode {op:#x} at program word {pc}")
         pc += 1 + n

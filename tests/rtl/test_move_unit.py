@@ -7,11 +7,13 @@ import pytest
 
 from fetta.sim.backends.pysim import PysimBackend
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status, buffer_base
+from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status
 from fetta.sw_model.accel.isa import COUNT_MAX, HALT
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_TAIL, MOVE_WORDS, Move,
-                                       MoveLevel, buffer_lanes, run_move)
+                                       MoveLevel, run_move)
 from fetta.sw_model.accel.timing import timing
+
+from move_buffers import buffer_contents, load_buffers
 
 CFG = get_config("tiny")
 ROWS = 48          # rows of each buffer the tests write and compare
@@ -25,20 +27,11 @@ def be():
 
 
 def _load(be, rng):
-    bufs = {}
-    for i, name in enumerate(BUFS):
-        lanes = buffer_lanes(CFG, name)
-        rows = np.zeros((CFG.bank_depth, lanes), dtype=np.int64)
-        rows[:ROWS] = rng.integers(-32768, 32768, (ROWS, lanes))
-        be.write(buffer_base(i), (rows[:ROWS].reshape(-1) & 0xFFFF).tolist())
-        bufs[name] = rows
-    return bufs
+    return load_buffers(be, rng, CFG, ROWS)
 
 
 def _contents(be, name):
-    i, lanes = BUFS.index(name), buffer_lanes(CFG, name)
-    words = np.array(be.read(buffer_base(i), ROWS * lanes), dtype=np.int64) & 0xFFFF
-    return (((words + 32768) & 0xFFFF) - 32768).reshape(ROWS, lanes)
+    return buffer_contents(be, CFG, name, ROWS)
 
 
 def _random_move(rng):

@@ -9,12 +9,14 @@ import pytest
 
 from fetta.sim.backends.base import get_backend
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status, buffer_base
+from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status
 from fetta.sw_model.accel.isa import HALT
-from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes
+from fetta.sw_model.accel.move import BUFS, Move, MoveLevel
 from fetta.sw_model.accel.timing import timing
 from fetta.sw_model.accel.vec import VW, Vec, VecOp, run_vec
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
+
+from move_buffers import buffer_contents, load_buffers
 
 CFG = get_config("tiny")
 ROWS = 48
@@ -28,22 +30,12 @@ def pysim():
 
 
 def _load(be, rng):
-    bufs = {}
-    for i, name in enumerate(BUFS):
-        lanes = buffer_lanes(CFG, name)
-        rows = np.zeros((CFG.bank_depth, lanes), dtype=np.int64)
-        rows[:ROWS] = rng.integers(-32768, 32768, (ROWS, lanes))
-        # a few small values so that saturation is not the only outcome
-        rows[:ROWS:3] //= 256
-        be.write(buffer_base(i), (rows[:ROWS].reshape(-1) & 0xFFFF).tolist())
-        bufs[name] = rows
-    return bufs
+    # every third row small, so that saturation is not the only outcome
+    return load_buffers(be, rng, CFG, ROWS, shrink_every=3)
 
 
 def _contents(be, name):
-    i, lanes = BUFS.index(name), buffer_lanes(CFG, name)
-    words = np.array(be.read(buffer_base(i), ROWS * lanes), dtype=np.int64) & 0xFFFF
-    return (((words + 32768) & 0xFFFF) - 32768).reshape(ROWS, lanes)
+    return buffer_contents(be, CFG, name, ROWS)
 
 
 def _random_vec(rng):

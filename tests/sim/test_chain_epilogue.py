@@ -200,3 +200,31 @@ def test_an_epilogue_step_that_does_not_fit_is_refused():
         from fetta.sw_model.accel.config import AccelConfig
         cfg = AccelConfig(name="tiny-d16", n_ce=4, pe_rows=2, pe_cols=2, bank_depth=16)
         run_chain(steps, tensors, resident=True, config=cfg)
+
+
+def test_cli_chain_file_with_epilogues(tmp_path):
+    """`fetta contract --chain F --resident` with bias/act/pre/mask in the file: the
+    outputs are checked against the golden chain (``reference_chain``), mismatches 0;
+    without --resident the epilogue is a one-line error."""
+    import json
+    import subprocess
+    import sys
+    steps, _ = _train_layer(np.random.default_rng(0))
+    shapes = {"x": [4, 24], "w1": [24, 12], "b1": [12], "w2": [12, 10], "dy": [4, 10]}
+    doc = {"config": "tiny",
+           "tensors": {k: {"shape": v, "range": 100} for k, v in shapes.items()},
+           "steps": [{"spec": s, "a": a, "b": b, "out": o, **p} for s, a, b, o, p in steps]}
+    f = tmp_path / "chain.json"
+    f.write_text(json.dumps(doc))
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                        str(f), "--resident", "--json", str(out)], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text())
+    assert r["mismatches"] == 0 and set(r["outputs"]) == {"y", "dw1"}
+    assert r["cycles"]["elementwise"] > 0
+    p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                        str(f)], capture_output=True, text=True)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "resident chain" in p.stderr
