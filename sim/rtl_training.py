@@ -40,7 +40,15 @@ chunked contraction's shared operand, repeated programs). With ``resident=True``
 MOVE instructions instead of the host writing it back (``sim/onchip.py``); the host
 reads the layer results it works on (``y``, ``dx``, the core gradients:
 ``layers.is_root``) and, of every intermediate, one word: the largest magnitude the
-adaptive-shift vote needs (``Reg.MAX_ABS``).
+adaptive-shift vote needs (``Reg.MAX_ABS``). Evaluation through ``RtlTraining.inference``
+(the trainer's ``inference`` hook; ``--eval-chains``, needs ``resident=True``) runs the
+whole inference pass as resident chains (
+``sim.forward_chain.plan_chain``: contractions, biases and the activations on chip by
+VEC epilogues), ``EVAL_CHUNK`` rows at a time, once every shift of the pass is
+calibrated (until then, and if a chunk does not fit the preset, the executor path);
+its logits are verified against the golden chain (``sim.chain.reference_chain``)
+unless ``verify="off"``, and its cycles go to ``eval`` with the elementwise VECs as
+``elementwise``.
 
 Clock: ``--clock-mhz`` or the preset's clock (``sw_model.accel.measured.preset_clock``:
 the measured Fmax of an FPGA preset's stored ``fetta synth --json`` summary, the stated
@@ -65,13 +73,14 @@ from fetta.errors import FettaError
 from .harness import Session
 
 __all__ = ["RtlTraining", "ContractionMismatch", "VERIFY_MODES", "SIMS",
-           "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles"]
+           "SAMPLE_EVERY", "PHASES", "clock_for", "plot_cycles", "EVAL_CHUNK"]
 
 VERIFY_MODES = ("all", "sample", "off")
 # Every simulator registered in sim.backends.base.BACKENDS (the compiled model first).
 SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "pysim",
                                                                       "board"))
 SAMPLE_EVERY = 8
+EVAL_CHUNK = 8      # rows per resident evaluation chain (digits fits `tiny` at 8, not 64)
 PHASES = ("forward", "input_gradient", "core_gradients", "on_chip_moves", "host_transfer")
 
 def clock_for(config: AccelConfig, clock_mhz: float | None) -> float:
@@ -129,7 +138,9 @@ class RtlTraining:
         self._group_rows = []       # [(out, a, b, compute cycles)]
         self.steps: dict[int, dict] = {}
         self.eval = {"compute": 0, "on_chip_moves": 0, "host_transfer": 0,
-                     "contractions": 0}
+                     "contractions": 0, "elementwise": 0, "chains": 0,
+                     "chains_verified": 0}
+        self._chain_eval = self.resident
         self.useful_macs = 0
         self.compute_cycles = 0
         self.move_cycles = 0
@@ -152,6 +163,55 @@ class RtlTraining:
         self.sim_seconds += time.perf_counter() - t0
         self._pending.append(res)
         return res.output
+
+    def inference(self, tr, xq, wc):
+        """The trainer's evaluation hook (``Trainer.inference``): the inference pass as
+        resident chains of ``EVAL_CHUNK`` rows; ``(logit codes, frac)``, or None to let
+        the trainer run its own pass (a shift not calibrated yet, not resident, or a
+        chunk that does not fit)."""
+        from .chain import check_chain, reference_chain, run_chain
+        from .forward_chain import plan_chain
+        if not self.resident:
+            raise FettaError("RtlTraining.inference needs resident=True (evaluation "
+                             "chains run resident)")
+        if not self._chain_eval:        # a chunk did not fit: the trainer's own pass
+            return None
+        if plan_chain(tr, xq[:1], wc, len(xq)) is None:
+            return None
+        zs, frac = [], None
+        for lo in range(0, len(xq), EVAL_CHUNK):
+            steps, tensors, name, frac = plan_chain(tr, xq[lo:lo + EVAL_CHUNK], wc, len(xq))
+            t0 = time.perf_counter()
+            try:
+                res = run_chain(steps, tensors, session=self.session, resident=True)
+            except FettaError:
+                if lo:
+                    raise
+                self._chain_eval = False      # does not fit: the executor path
+                return None
+            finally:
+                self.sim_seconds += time.perf_counter() - t0
+            z = res.outputs[name]
+            if self.verify != "off":
+                want = reference_chain(check_chain(steps, tensors), tensors,
+                                       self.config)[name]
+                bad = np.argwhere(z != want)
+                if len(bad):
+                    i = tuple(int(v) for v in bad[0])
+                    msg = (f"evaluation chain rows {lo}..{lo + len(z) - 1}: logits "
+                           f"element {i}: accelerator {z[i]}, reference {want[i]}")
+                    raise ContractionMismatch(msg, {"phase": "eval", "rows": [lo, lo + len(z)],
+                                                    "element": list(map(int, i)),
+                                                    "accelerator": int(z[i]),
+                                                    "reference": int(want[i])})
+                self.eval["chains_verified"] += 1     # at their logits
+            cyc = res.cycles
+            for k in ("compute", "on_chip_moves", "elementwise", "host_transfer"):
+                self.eval[k] += cyc[k]
+            self.eval["contractions"] += len(steps)
+            self.eval["chains"] += 1
+            zs.append(z)
+        return np.concatenate(zs), frac
 
     def observer(self, ev) -> None:
         if not self._pending:
@@ -240,7 +300,8 @@ class RtlTraining:
         cycles = {p: sum(s[p] for s in per_step) for p in PHASES}
         cycles["total"] = sum(cycles.values())
         cycles["eval"] = dict(self.eval, total=self.eval["compute"] +
-                              self.eval["on_chip_moves"] + self.eval["host_transfer"])
+                              self.eval["on_chip_moves"] + self.eval["elementwise"] +
+                              self.eval["host_transfer"])
         n = len(per_step)
         mean = cycles["total"] / n if n else 0.0
         hz = self.clock_mhz * 1e6

@@ -19,7 +19,7 @@ from .options import add_config
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
 
-RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident")
+RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident", "eval_chains")
 
 
 def _numpy_backend(args) -> dict:
@@ -66,10 +66,13 @@ def _rtl_backend(args) -> dict:
     verify = args.verify or "all"
     if verify not in VERIFY_MODES:
         raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
+    if args.eval_chains and not args.resident:
+        raise ValueError("--eval-chains needs --resident (the chains run resident)")
     rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz,
                      resident=bool(args.resident))
+    extra = {"inference": rt.inference} if args.eval_chains else {}
     return {"executor": rt.executor, "observer": rt.observer, "finish": rt.finish,
-            "plot": plot_cycles, "close": rt.close}
+            "plot": plot_cycles, "close": rt.close, **extra}
 
 
 BACKENDS = {"numpy": _numpy_backend, "rtl": _rtl_backend}
@@ -125,6 +128,10 @@ def add_arguments(p) -> None:
                      help="keep results on chip: a result stays in buffer C and MOVE "
                           "instructions copy it into the next contraction that reads it "
                           "(sim/onchip.py); needs a preset with the MOVE unit")
+    rtl.add_argument("--eval-chains", action="store_const", const=True, default=None,
+                     help="with --resident: evaluate as resident chains of 8 rows, the "
+                          "biases and activations on chip (sim/forward_chain.py); on "
+                          "'tiny' this costs more cycles than the default (README)")
     rtl.add_argument("--clock-mhz", type=float, default=None,
                      help="clock for simulated time [default: the preset's clock: the "
                           "measured Fmax of an FPGA preset, the stated ASIC clock "

@@ -762,6 +762,22 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
+    # the plans are a function of the chain, its input shapes and the preset: an
+    # evaluation that runs the same chain on every chunk plans it once
+    key = (repr(list(plan)), tuple(sorted((k, tuple(v)) for k, v in shapes.items())),
+           cfg, footprint, stage)
+    if key not in _SEGMENTS:
+        if len(_SEGMENTS) >= 64:
+            _SEGMENTS.pop(next(iter(_SEGMENTS)))
+        _SEGMENTS[key] = _plan_segments(plan, shapes, cfg, footprint, stage)
+    return _SEGMENTS[key]
+
+
+_SEGMENTS: dict = {}
+
+
+def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
+                   stage: bool) -> list[Segment]:
     shapes = dict(shapes)
     all_shapes = dict(shapes)
     for st in plan:

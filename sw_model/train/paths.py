@@ -358,7 +358,13 @@ class FixedPath(PrecisionPath):
 
     def logits(self, x):
         self.tr.contraction_index = 0
-        z, fz, _ = self.forward(self.quantize_input(x), self.contraction_weights(), False)
+        xq, wc = self.quantize_input(x), self.contraction_weights()
+        if self.tr.inference is not None:
+            got = self.tr.inference(self.tr, xq, wc)
+            if got is not None:
+                z, fz = got
+                return z * 2.0 ** -fz
+        z, fz, _ = self.forward(xq, wc, False)
         return z * 2.0 ** -fz
 
     def shrink_optimizer(self, sl, masks):

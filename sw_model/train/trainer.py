@@ -123,8 +123,13 @@ class Trainer:
 
     def __init__(self, model: ModelConfig, cfg: TrainConfig, *, n_train: int,
                  executor: Callable | None = None, observer: Callable | None = None,
-                 planner: Callable[..., Plan] = csse_planner):
+                 planner: Callable[..., Plan] = csse_planner,
+                 inference: Callable | None = None):
         self.model = model
+        #: ``inference(trainer, xq, wc) -> (logit codes, frac) or None``: an
+        #: evaluation path of the fixed modes besides the executor's (None: the
+        #: trainer's own pass; ``sim.rtl_training`` runs it as resident chains)
+        self.inference = inference
         self.planner = planner
         self.cfg = cfg
         self.n_train = int(n_train)
@@ -333,7 +338,8 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
           rank_finetune: float = RANK_FINETUNE,
           recipe: FixedRecipe | None = None,
           data: Dataset | None = None, mnist_dir=None, executor: Callable | None = None,
-          observer: Callable | None = None, checkpoint=None, resume: bool = False,
+          observer: Callable | None = None, inference: Callable | None = None,
+          checkpoint=None, resume: bool = False,
           progress: Callable | None = None, backend: str = "numpy",
           on_epoch: Callable | None = None,
           planner: Callable[..., Plan] = csse_planner) -> dict:
@@ -366,7 +372,7 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
     if len(data.x_train) < 1 or len(data.x_test) < 1:
         raise ValueError(f"dataset {data.name} has an empty split")
     tr = Trainer(model, cfg, n_train=len(data.x_train), executor=executor,
-                 observer=observer, planner=planner)
+                 observer=observer, planner=planner, inference=inference)
     if resume:
         if checkpoint is None:
             raise ValueError("--resume needs --checkpoint PATH")

@@ -271,3 +271,48 @@ def test_cli_rtl_epoch_matches_numpy(tmp_path):
         assert key in r
     assert r["mismatches"] == 0 and r["clock_mhz"] == preset_clock(get_config("tiny"))[0]
     assert png.is_file() and (tmp_path / "rtl.cycles.png").is_file()
+
+
+def test_resident_evaluation_runs_as_chains(digits):
+    """With ``resident=True`` the evaluation pass runs as resident chains of
+    ``EVAL_CHUNK`` rows (contractions, biases and activations on chip) once its shifts
+    are calibrated: the test accuracy equals the numpy fixed trainer's, the logits are
+    verified against the golden chain, and the elementwise VECs are counted."""
+    from fetta.sim.rtl_training import EVAL_CHUNK
+    data = subset(digits, 128, 40)
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True)
+    res = train("digits", precision="fixed", epochs=2, data=data, backend="rtl",
+                executor=rt.executor, observer=rt.observer, inference=rt.inference)
+    res = rt.finish(res)
+    rt.close()
+    want = train("digits", precision="fixed", epochs=2, data=data)
+    assert [h["test_accuracy"] for h in res["epochs"]] == \
+        [h["test_accuracy"] for h in want["epochs"]]
+    ev = res["cycles"]["eval"]
+    assert ev["chains"] >= 40 // EVAL_CHUNK and ev["elementwise"] > 0
+    assert ev["chains_verified"] == ev["chains"]
+    assert res["mismatches"] == 0 and res["verified"] == res["contractions"]
+
+
+def test_resident_evaluation_mismatch_is_reported(digits, monkeypatch):
+    """A logit that differs from the golden chain stops the run with one line naming
+    the rows, the element and both values."""
+    import fetta.sim.chain as chain
+    real = chain.reference_chain
+
+    def off_by_one(plan, tensors, config):
+        out = real(plan, tensors, config)
+        out["L1/y"] = out["L1/y"].copy()
+        out["L1/y"][0, 0] += 1
+        return out
+
+    monkeypatch.setattr(chain, "reference_chain", off_by_one)
+    data = subset(digits, 128, 16)
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True)
+    try:
+        with pytest.raises(ContractionMismatch,
+                           match=r"evaluation chain rows 0\.\.7: logits element \(0, 0\)"):
+            train("digits", precision="fixed", epochs=2, data=data, backend="rtl",
+                  executor=rt.executor, observer=rt.observer, inference=rt.inference)
+    finally:
+        rt.close()

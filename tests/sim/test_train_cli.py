@@ -186,3 +186,10 @@ def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
         assert "using --sim cxxrtl" not in err
     finally:
         verilator_tool.clear_cache()
+
+
+def test_eval_chains_needs_resident(capsys):
+    from fetta.sim.cli import main
+    assert main(["train", "--backend", "rtl", "--epochs", "1", "--eval-chains"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--eval-chains needs --resident" in err
