@@ -4,24 +4,21 @@ on-chip epilogues, the layer's output reshaped into the next layer's input — t
 whole pass runs resident, the host writing the quantized batch, the contraction
 weights and the aligned biases and reading the logits (``sim.chain``, ``resident=True``).
 
-``inference_chain(tr, x)`` records the trainer's own inference pass
-(``FixedPath.forward(..., training=False)``, which calibrates any shift not yet
-calibrated) through its observer hook and rewrites it as chain steps with the same
-specs, shifts, roundings and output widths; the biases are aligned to each layer
-output's binary point on the host (``quant_train.align``, as the recipe does every
-step); the activation shifts are the trainer's ``L{l}:act`` controllers'. It returns
-the steps, the input tensors and the trainer's logits codes, which a run of the chain
-must reproduce bit for bit.
+``plan_chain(tr, xq, wc)`` builds the chain from the layers' inference plans and the
+trainer's calibrated shifts, without running anything (None while a shift of the
+pass is not calibrated yet: the trainer's own pass calibrates it): the plans' specs
+and shifts, eval rounding, the output widths of the recipe; the biases aligned to each
+layer output's binary point on the host (``quant_train.align``, as the recipe does
+every step); the activation shifts the trainer's ``L{l}:act`` controllers'. It is
+what ``fetta train --backend rtl --resident --eval-chains`` evaluates with.
+``inference_chain(tr, x)`` runs the trainer's own pass first (calibrating) and returns
+the chain with the trainer's logits codes, which a run of the chain must reproduce
+bit for bit.
 
 Fixed precision only (``pow2`` weights need a shift-MAC configuration and swap
 operands). Names: ``L{l}/{tensor}`` of each layer's plan; ``L{l}/z`` a hidden layer's
 pre-activation (``pre``), ``L{l+1}/x`` its activation, ``L{last}/y`` the logits
 (batch x classes codes, as the trainer's).
-
-``plan_chain(tr, xq, wc)`` builds the same chain from the layers' inference plans
-and the trainer's calibrated shifts, without running anything (None while a shift of
-the pass is not calibrated yet: the trainer's own pass calibrates it); it is what
-``fetta train --backend rtl --resident`` evaluates with.
 
 Members: ``inference_chain``, ``plan_chain``.
 """
@@ -37,59 +34,17 @@ __all__ = ["inference_chain", "plan_chain"]
 
 
 def inference_chain(tr, x) -> tuple[list, dict, np.ndarray]:
-    """``(steps, tensors, logits codes)`` of trainer ``tr``'s inference pass on ``x``
-    (module docstring)."""
+    """``(steps, tensors, logits codes)`` of trainer ``tr``'s inference pass on ``x``:
+    the trainer runs its own pass (calibrating any shift not calibrated yet) and
+    ``plan_chain`` rewrites it; a run of the chain must give the same logits."""
     if tr.cfg.precision != "fixed":
         raise ValueError(f"inference_chain needs precision fixed; the trainer is "
                          f"{tr.cfg.precision}")
-    path, rc = tr.path, tr.cfg.recipe
-    events = []
-    observer, tr.observer = tr.observer, events.append
-    try:
-        tr.contraction_index = 0
-        xq = path.quantize_input(x)
-        z, _, _ = path.forward(xq, path.contraction_weights(), False)
-    finally:
-        tr.observer = observer
-    layers = tr.model.layers
-    last = len(layers) - 1
-    bsz = xq.shape[0]
-    steps, tensors, made = [], {}, set()
-    fracs_in = rc.input_frac
-    for l in range(len(layers)):
-        fracs = {"x": fracs_in}
-        for ev in (e for e in events if e.layer == l):
-            st = ev.step
-            names = {}
-            for role, name, arr in (("a", st.a, ev.a), ("b", st.b, ev.b)):
-                full = f"L{l}/{name}"
-                if full not in made and full not in tensors:
-                    tensors[full] = np.asarray(arr, dtype=np.int64)
-                names[role] = full
-                fracs.setdefault(name, path.weight_frac())
-            fracs[st.out] = fracs[st.a] + fracs[st.b] - ev.shift
-            params = {"shift": ev.shift, "rounding": ev.rounding,
-                      "out_bits": ev.out_bits, "seed": ev.seed}
-            out = f"L{l}/{st.out}"
-            if st.out == "y":
-                fy = fracs["y"]
-                bias = f"L{l}/bias"
-                tensors[bias] = align(tr.bias[l], rc.bias_frac, fy, rc.inter_bits).reshape(
-                    layers[l].out_modes)
-                params["bias"] = bias
-                if l < last:
-                    act = tr.shifts[f"L{l}:act"]
-                    params["act"] = {"shift": act.shift, "rounding": rc.eval_rounding,
-                                     "out_bits": rc.act_bits, "seed": 0}
-                    params["pre"] = f"L{l}/z"
-                    params["reshape"] = (bsz, *layers[l + 1].in_modes)
-                    out = f"L{l + 1}/x"
-                    fracs_in = fy - act.shift
-                    made.add(params["pre"])
-                else:
-                    params["reshape"] = (bsz, layers[l].n_out)
-            made.add(out)
-            steps.append((st.spec, names["a"], names["b"], out, params))
+    path = tr.path
+    tr.contraction_index = 0
+    xq, wc = path.quantize_input(x), path.contraction_weights()
+    z, _, _ = path.forward(xq, wc, False)
+    steps, tensors, _, _ = plan_chain(tr, xq, wc)
     return steps, tensors, np.asarray(z, dtype=np.int64)
 
 
