@@ -61,6 +61,17 @@ last. Host words go down by the replicas and padding, MOVE cycles up by the word
 laid out (``ResidentPlan.staged``, ``host_words``; ``predicted_cycles`` includes the
 staging MOVEs).
 
+Epilogues (a step's ``bias``, ``mask``, ``act``, ``pre``, ``reshape``; ``sim.chain``)
+run as VEC instructions (``sw_model.program.elementwise``) right after the step's
+CONTRACTs: the bias (a dense home in ``BIAS_BANK``) and the mask (a dense home in
+``MASK_BANK``, filled by ``moves.relayout_to_dense`` after its producer when the chain
+makes it) are applied in place to the result in C; with ``act`` every reader's home is
+filled by RELU_REQ VECs instead of MOVEs (and a dense home in A when the host reads
+the activation), the C rows keeping the pre-activation (``pre``). Their cycles enter
+the layout choice (``_Planner.cycles``) and ``predicted_cycles``; ``vecs`` lists them
+and ``vec_cycles``/``vec_elements`` count them. A chain whose plans are the same
+(chain, input shapes, preset) is planned once per process (``plan_segments``' cache).
+
 Refusals (``ValueError``, one line; ``sim.resident`` raises them as ``FettaError``):
 a configuration without the MOVE unit, a step that does not compile into one
 program, homes that do not fit a bank (naming the bank, the rows needed and the
@@ -252,8 +263,7 @@ def _bias_add(cfg: AccelConfig, cc: CompiledContraction, p: dict, bias_shape, bi
     n_bias = math.prod(bias_shape)
     words = result_words(cc)
     return in_place(cfg, "add", np.arange(words.size) % n_bias, words, src=BIAS_BANK,
-                    dst="C",
-                    src_row=bias_row, dst_row=c_row, out_bits=p["out_bits"])
+                    dst="C", src_row=bias_row, dst_row=c_row, out_bits=p["out_bits"])
 
 
 def _mask(cfg: AccelConfig, cc: CompiledContraction, p: dict, mask_row: int, c_row: int):
