@@ -13,6 +13,7 @@ from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, 
 from fetta.sw_model.accel.move import MOVE_WORDS
 from fetta.sw_model.accel.vec import VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
+from fetta.sw_model.accel.shift_slots import SLOT_BITS, SLOT_SHIFT_BITS, VOTE_BITS
 from fetta.sw_model.accel.timing import Timing
 
 from .bound_check import BoundCheck
@@ -126,6 +127,12 @@ class Controller(wiring.Component):
             "cnt_instructions": Out(cb), "cnt_move": Out(cb), "cnt_vec": Out(cb),
             "used_c_lanes": Out(range(cfg.c_lanes + 1)),
             "logged_end": Out(1),
+            # shift slots (rtl/shift_slots.py): the slot a CONTRACT / VEC names and
+            # that slot's shift back; the slot, vote and out_bits of the instruction
+            # ending with logged_end
+            "c_slot": Out(SLOT_BITS), "c_slot_shift": In(SLOT_SHIFT_BITS),
+            "v_slot": Out(SLOT_BITS), "v_slot_shift": In(SLOT_SHIFT_BITS),
+            "end_slot": Out(SLOT_BITS), "end_vote": Out(VOTE_BITS), "end_bits": Out(5),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
                 "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1),
@@ -180,7 +187,18 @@ class Controller(wiring.Component):
         n = [Signal(COUNT_BITS, name=f"n{i}") for i in range(K + 1)]   # count - 1
         bad_count = Signal()        # a loop count of 0 or > COUNT_MAX
         base_oob = Signal()         # a base row >= bank_depth
-        shift, rounding, out_bits = mode.shift, mode.rounding, mode.out_bits
+        rounding, out_bits = mode.rounding, mode.out_bits
+        # the output shift: the named shift slot's, or the MODE word's (slot 0)
+        shift = Signal(SLOT_SHIFT_BITS)
+        assert len(mode.shift) == SLOT_SHIFT_BITS
+        m.d.comb += [self.c_slot.eq(mode.slot),
+                     shift.eq(Mux(mode.slot != 0, self.c_slot_shift, mode.shift)),
+                     self.end_slot.eq(mode.slot), self.end_vote.eq(mode.vote),
+                     self.end_bits.eq(out_bits)]
+        # a vote code 3, a vote without a slot, a slot the config lacks, a shift
+        # field beside a slot (sw_model/accel/shift_slots.py)
+        slot_bad = (mode.vote == 3) | ((mode.vote != 0) & (mode.slot == 0)) | \
+            (mode.slot > cfg.shift_slots) | ((mode.slot != 0) & (mode.shift != 0))
         # K-chunk accumulation flags: continue (a tile's first step does not clear the
         # accumulators), hold (a tile's last step does not reach the drain)
         acc_continue, acc_hold = mode.acc_continue, mode.acc_hold
@@ -263,9 +281,13 @@ class Controller(wiring.Component):
                          self.mv.rd_addr.eq(mv.rd_addr), self.mv.wr_en.eq(mv.wr_en),
                          self.mv.wr_buf.eq(mv.wr_buf), self.mv.wr_addr.eq(mv.wr_addr),
                          self.mv.wr_fill.eq(mv.wr_fill)]
-            for name in ("rd2_en", "rd2_addr", "fwd", "index", "vec", "op", "shift",
+            for name in ("rd2_en", "rd2_addr", "fwd", "index", "vec", "op",
                          "rounding", "out_bits", "seed"):
                 m.d.comb += getattr(self.mv, name).eq(getattr(mv, name))
+            # a VEC naming a shift slot takes its shift (above VEC_SHIFT_MAX: refused)
+            m.d.comb += [self.v_slot.eq(mv.slot),
+                         self.mv.shift.eq(Mux(mv.slot != 0, self.v_slot_shift, mv.shift))]
+            vec_slot_bad = mv.vec & (mv.slot != 0) & (self.v_slot_shift > VEC_SHIFT_MAX)
         move_wait = Signal(range(vec_tail(VecOp.REQUANT) + 1))
 
         opcode = self.prog_data[0:8]
@@ -398,7 +420,7 @@ class Controller(wiring.Component):
                 m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1), inc["stall_fill"].eq(1),
                              self.prog_addr.eq(pc + 1 + check.word)]
                 bad = (out_bits < 2) | (out_bits > 16) | (shift >= cfg.acc_bits) | \
-                    (rounding == 3) | bad_count
+                    (rounding == 3) | bad_count | slot_bad
                 with m.If(bad):
                     m.d.sync += fail(ErrorCode.BAD_CONFIG)
                     m.next = "IDLE"
@@ -456,7 +478,7 @@ class Controller(wiring.Component):
                 with m.State("MOVE_VALIDATE"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["stall_fill"].eq(1), self.prog_addr.eq(pc + 1 + mv.word)]
-                    with m.If(mv.bad):
+                    with m.If(mv.bad | vec_slot_bad):
                         m.d.sync += fail(ErrorCode.BAD_CONFIG)
                         m.next = "IDLE"
                     with m.Else():
@@ -486,6 +508,8 @@ class Controller(wiring.Component):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["stall_fill"].eq(1)]
                     m.d.sync += move_wait.eq(move_wait + 1)
+                    m.d.comb += [self.end_slot.eq(mv.slot), self.end_vote.eq(mv.vote),
+                                 self.end_bits.eq(mv.out_bits)]
                     with m.If(move_wait == mv.tail - 1):
                         m.d.comb += self.logged_end.eq(mv.vec & ~self.abort)
                         m.d.sync += set_pc(pc + 1 + length)

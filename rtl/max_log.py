@@ -31,18 +31,22 @@ class MaxLog(wiring.Component):
         clear, close:   START; end of a logged instruction.
         valid, mag:     a magnitude this cycle (unsigned, ``BUFFER_WORD_BITS`` wide).
         log[depth]:     the entries; ``count``: entries closed since START.
+        closing:        the value an entry closed this cycle takes (combinational;
+                        the shift slots' vote input, ``rtl/shift_slots.py``).
     """
 
     def __init__(self, depth: int = MAXLOG_DEPTH):
         self.depth = depth
         W = BUFFER_WORD_BITS
         super().__init__({"clear": In(1), "close": In(1), "valid": In(1), "mag": In(W),
-                          "log": Out(W).array(depth), "count": Out(COUNT_BITS)})
+                          "log": Out(W).array(depth), "count": Out(COUNT_BITS),
+                          "closing": Out(W)})
 
     def elaborate(self, platform):
         m = Module()
         running = Signal(BUFFER_WORD_BITS)
         now = Mux(self.valid & (self.mag > running), self.mag, running)
+        m.d.comb += self.closing.eq(now)
         with m.If(self.clear):
             m.d.sync += [running.eq(0), self.count.eq(0)]
             m.d.sync += [e.eq(0) for e in self.log]

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
+from fetta.sw_model.accel.shift_slots import SLOT_BITS, VOTE_BITS
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW, move_check_cycles)
 from fetta.sw_model.accel.vec import (READS_DEST, REQUANTS, VEC_FIELD, VEC_SHIFT_MAX, VW,
@@ -56,11 +57,14 @@ class MoveUnit(wiring.Component):
     ``bad``: the loaded payload has a buffer code 3, a copy whose source and
     destination are the same buffer, or a loop count of 0 or above ``COUNT_MAX``;
     for a VEC, an op code without an op, rounding code 3, ``out_bits`` outside 2..16
-    or the fill bit (the controller halts with ``BAD_CONFIG``).
+    or the fill bit, and the shift-slot fields' refusals (vote code 3, a vote
+    without a slot, a slot above ``shift_slots``, a shift field beside a slot; the
+    controller adds a slot shift above ``VEC_SHIFT_MAX``) (the controller halts with
+    ``BAD_CONFIG``).
 
     VEC (``sw_model/accel/vec.py``): the payload's OP and SEED words (loaded after the
     MOVE's; loading MODE clears ``vec``) set ``vec`` and the ALU's fields (``op``,
-    ``shift``, ``rounding``, ``out_bits``, ``seed``), which the top's vector ALU
+    ``shift``, ``rounding``, ``out_bits``, ``seed``, ``slot``, ``vote``), which the top's vector ALU
     (``rtl.vector_alu``) reads. For the ops that read the destination's old word,
     every issue also reads the destination (``rd2_en``, ``rd2_addr``: the destination
     address); ``fwd`` (with the read data, one cycle after the issue) says the
@@ -89,6 +93,7 @@ class MoveUnit(wiring.Component):
             "rd2_en": Out(1), "rd2_addr": Out(W), "fwd": Out(1), "index": Out(32),
             "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
             "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
+            "slot": Out(SLOT_BITS), "vote": Out(VOTE_BITS),
             "tail": Out(range(vec_tail(VecOp.REQUANT) + 1)),
         })
 
@@ -112,10 +117,11 @@ class MoveUnit(wiring.Component):
                 with m.Case(MW.MODE):
                     m.d.sync += [src.eq(d[fs["src"].lsb:][:2]), dst.eq(d[fs["dst"].lsb:][:2]),
                                  fill.eq(d[fs["fill"].lsb]), bad_count.eq(0),
-                                 self.vec.eq(0), index_base.eq(0)]
+                                 self.vec.eq(0), index_base.eq(0), self.slot.eq(0),
+                                 self.vote.eq(0)]
                 with m.Case(VW.OP):
                     m.d.sync += self.vec.eq(1)
-                    for name in ("op", "shift", "rounding", "out_bits"):
+                    for name in ("op", "shift", "rounding", "out_bits", "slot", "vote"):
                         f = VEC_FIELD[name]
                         m.d.sync += getattr(self, name).eq(d[f.lsb:f.lsb + f.width])
                 with m.Case(VW.SEED):
@@ -134,7 +140,10 @@ class MoveUnit(wiring.Component):
                         with m.If((count == 0) | (count > COUNT_MAX)):
                             m.d.sync += bad_count.eq(1)
         vec_bad = self.vec & ((self.op >= len(VecOp)) | (self.rounding == 3) |
-                              (self.out_bits < 2) | (self.out_bits > 16) | fill)
+                              (self.out_bits < 2) | (self.out_bits > 16) | fill |
+                              (self.vote == 3) | ((self.vote != 0) & (self.slot == 0)) |
+                              (self.slot > self.config.shift_slots) |
+                              ((self.slot != 0) & (self.shift != 0)))
         m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count
                                 | vec_bad)
 

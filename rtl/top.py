@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE,
+from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE, REG_BASE,
                                          MAXLOG_DEPTH, READ_LATENCY, Ctrl, Reg, Status)
 
 from .buffers import WORD_BITS, BankedBuffer
@@ -18,6 +18,7 @@ from .controller import Controller
 from .host_bus import HostBusSignature
 from .max_abs import MaxAbs
 from .max_log import MaxLog
+from .shift_slots import ShiftSlots
 from .vector_alu import VectorAlu
 
 __all__ = ["Accelerator", "config_hash"]
@@ -126,7 +127,11 @@ class Accelerator(wiring.Component):
                 # a START the controller takes (idle, no CLEAR or ABORT with it)
                 taken = bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] & ~running
                 m.d.comb += [max_abs.clear.eq(taken), max_log.clear.eq(taken)]
-        dropped = bus.write & (is_prog | is_buf) & running
+        is_slot = C(0, 1)
+        if cfg.shift_slots:
+            is_slot = (addr >= REG_BASE + Reg.SLOT) & (addr < REG_BASE + Reg.SLOT +
+                                                        cfg.shift_slots)
+        dropped = bus.write & (is_prog | is_buf | is_slot) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
             m.d.sync += bus_violation.eq(1)
@@ -182,6 +187,24 @@ class Accelerator(wiring.Component):
                          max_log.mag.eq(Mux(max_abs.row_max > vec_mag, max_abs.row_max,
                                             vec_mag)),
                          max_log.close.eq(end_q[-1])]
+        # Shift slots (rtl/shift_slots.py): the CONTRACT's and the VEC's shift; the
+        # vote of a logged instruction with its max log entry, at the entry's close
+        # (its slot, vote and out_bits captured at its end: the next instruction loads
+        # its own after the close)
+        slots = None
+        if cfg.shift_slots:
+            m.submodules.shift_slots = slots = ShiftSlots(cfg)
+            e_slot, e_vote, e_bits = (Signal.like(ctl.end_slot), Signal.like(ctl.end_vote),
+                                      Signal.like(ctl.end_bits))
+            with m.If(ctl.logged_end):
+                m.d.sync += [e_slot.eq(ctl.end_slot), e_vote.eq(ctl.end_vote),
+                             e_bits.eq(ctl.end_bits)]
+            m.d.comb += [slots.c_slot.eq(ctl.c_slot), ctl.c_slot_shift.eq(slots.c_shift),
+                         slots.v_slot.eq(ctl.v_slot), ctl.v_slot_shift.eq(slots.v_shift),
+                         slots.end.eq(end_q[-1]), slots.end_slot.eq(e_slot),
+                         slots.end_vote.eq(e_vote), slots.end_bits.eq(e_bits),
+                         slots.end_max.eq(max_log.closing)]
+            assert MaxAbs.LATENCY >= 1      # e_* is registered before the close reads it
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -255,6 +278,12 @@ class Accelerator(wiring.Component):
         }
         for k in range(MAXLOG_DEPTH):
             regs[int(Reg.MAXLOG) + k] = max_log.log[k] if max_log is not None else C(0, 16)
+        if slots is not None:
+            for k in range(cfg.shift_slots):
+                regs[int(Reg.SLOT) + k] = slots.word[k]
+            m.d.comb += [slots.wr_en.eq(bus.write & is_slot & ~running),
+                         slots.wr_slot.eq((addr - (REG_BASE + Reg.SLOT))[:len(slots.wr_slot)]),
+                         slots.wr_data.eq(bus.wdata)]
         for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
                          (Reg.MAC_ACTIVE, ctl.cnt_mac_active),
                          (Reg.STALL_DRAIN, ctl.cnt_stall_drain),

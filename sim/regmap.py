@@ -38,6 +38,7 @@ from pathlib import Path
 
 from fetta.sw_model.accel import hostmap
 from fetta.sw_model.accel.config import get_config
+from fetta.sw_model.accel.shift_slots import PENDING_BITS, SLOT_SHIFT_BITS
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, MAXLOG_DEPTH,
                                     PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
@@ -161,6 +162,15 @@ def register_model(config="tiny") -> dict:
                     "MAX", 0, BUFFER_WORD_BITS, "r", 0,
                     f"largest |result word| of the program's CONTRACT or VEC number {k} "
                     f"(rtl/max_log.py); 0 after START")]))
+        elif r == Reg.SLOT:
+            for k in range(cfg.shift_slots):
+                regs.append(reg(f"SLOT_{k + 1}", word + k, "rw", doc, [
+                    field("SHIFT", 0, SLOT_SHIFT_BITS, "rw", 0,
+                          f"output shift of slot {k + 1} (sw_model/accel/shift_slots.py)"),
+                    field("PENDING", 8, PENDING_BITS, "rw", 0,
+                          "consecutive equal votes so far, signed (> 0 up, < 0 down)"),
+                    field("GMAX", 16, BUFFER_WORD_BITS, "rw", 0,
+                          "largest |result word| gathered since the last close")]))
         elif word in counter_regs:
             key = counter_regs[word]
             what = f"counter {key} ({cb} bits)"

@@ -73,6 +73,15 @@ class AccelConfig:
                        vector ALU of VEC (``rtl.vector_alu``: bias add, ReLU, mask,
                        requantization on chip); without it MOVE and VEC are illegal
                        opcodes and results travel through the host.
+        shift_slots:   adaptive output shifts kept on chip (``sw_model.accel.shift_slots``,
+                       ``rtl.shift_slots``), 0..31; a CONTRACT or VEC names one and
+                       votes on its largest result word. Needs ``move_unit`` (the max
+                       log is its vote input); 0: every shift comes from the program.
+        vote_up, vote_down, vote_count: the vote rule of the slots (the recipe's
+                       ``shift_up``, ``shift_down``, ``votes``): up when the largest
+                       |word| exceeds ``vote_up`` of full scale, down below
+                       ``vote_down``; ``vote_count`` equal votes in a row (1..7) move
+                       the shift. Elaboration constants (threshold tables).
     """
 
     name: str = "custom"
@@ -91,6 +100,10 @@ class AccelConfig:
     mac_pipeline: int = 0
     counter_bits: int = 48
     move_unit: bool = True
+    shift_slots: int = 16
+    vote_up: float = 0.9
+    vote_down: float = 0.3
+    vote_count: int = 3
 
     def __post_init__(self):
         def need_int(field, lo, hi, pow2=False):
@@ -121,6 +134,19 @@ class AccelConfig:
         if not isinstance(self.move_unit, bool):
             raise ValueError(f"config field move_unit={self.move_unit!r} is not a bool; "
                              f"allowed true, false")
+        need_int("shift_slots", 0, 31)
+        if self.shift_slots and not self.move_unit:
+            raise ValueError(f"config field shift_slots={self.shift_slots} needs "
+                             f"move_unit=True (the max log feeds the votes); allowed 0")
+        need_int("vote_count", 1, 7)
+        for f in ("vote_up", "vote_down"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"config field {f}={v!r} out of range; allowed a "
+                                 f"fraction 0 < {f} < 1")
+        if not self.vote_down < self.vote_up:
+            raise ValueError(f"config field vote_down={self.vote_down} not below "
+                             f"vote_up={self.vote_up}; allowed vote_down < vote_up")
         if self.mac_kind not in MAC_KINDS:
             raise ValueError(f"config field mac_kind={self.mac_kind!r} unknown; allowed "
                              f"{', '.join(MAC_KINDS)}")
@@ -193,7 +219,7 @@ PRESETS = {
     # fit beside the array (results travel through the host).
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=1, bank_depth=256,
                          prog_depth=256, device="ice40up5k", out_share=2,
-                         counter_bits=32, move_unit=False),
+                         counter_bits=32, move_unit=False, shift_slots=0),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
     # reduction network of 4 CEs x 4 columns did not route: README "FPGA builds"),
     # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network
@@ -245,6 +271,11 @@ def with_overrides(config, settings=()) -> AccelConfig:
                 changes[field] = int(raw, 0)
             except ValueError:
                 raise ValueError(f"--set {item!r}: {field} takes an integer") from None
+        elif kind == "float":
+            try:
+                changes[field] = float(raw)
+            except ValueError:
+                raise ValueError(f"--set {item!r}: {field} takes a number") from None
         elif kind == "bool":
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(f"--set {item!r}: {field} takes true or false")

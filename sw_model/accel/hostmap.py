@@ -20,8 +20,8 @@ stalls the host.
 
 Host writes while busy (the one rule; ``rtl/top.py``, every backend's direct-memory
 path (``sim/backends/base.py``: ``Backend.direct_ok``), the UART bridge, which only forwards
-bus writes, and ``docs/isa.md`` follow it): a host write to program memory or to a
-buffer while a program runs (STATUS.BUSY) is **dropped** — it never reaches the
+bus writes, and ``docs/isa.md`` follow it): a host write to program memory, to a
+buffer or to a shift-slot register (``Reg.SLOT``) while a program runs (STATUS.BUSY) is **dropped** — it never reaches the
 memory — and is recorded, sticky: STATUS bit 3 (``Status.BUS_WHILE_BUSY``) stays set
 until a CLEAR, and the error code becomes ``ErrorCode.BUS_WHILE_BUSY`` (5) unless an
 error is already recorded. The run does **not** halt: the dropped write cannot change
@@ -49,7 +49,7 @@ __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LA
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "CONTROL_WRITES", "CONTROL_READS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
-           "is_memory_address", "MAXLOG_DEPTH"]
+           "is_memory_address", "is_slot_address", "MAXLOG_DEPTH"]
 
 ADDR_BITS = 24
 DATA_BITS = 32
@@ -88,6 +88,7 @@ class Reg(enum.IntEnum):
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
     MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
     MAXLOG = 64       # read: MAXLOG + k, k < MAXLOG_DEPTH: largest |result word| the k-th CONTRACT or VEC of the program wrote (the adaptive-shift vote of each contraction without reading its result)
+    SLOT = 96         # read/write: SLOT + k - 1, 1 <= k <= shift_slots: shift slot k (shift_slots.slot_word: shift 5..0, pending 11..8, gmax 31..16); written while idle only (a write during a run is dropped and recorded like a memory write); not cleared by START or CLEAR
 
 
 MAXLOG_DEPTH = 16     # entries of the per-instruction max log (Reg.MAXLOG)
@@ -134,9 +135,14 @@ BUSY_WRITE_HALTS = False
 
 
 def is_memory_address(addr: int) -> bool:
-    """True for program-memory and buffer addresses (the writes the busy rule drops);
-    registers are not memories."""
+    """True for program-memory and buffer addresses; registers are not memories (the
+    busy rule also drops writes to the shift-slot registers, ``is_slot_address``)."""
     return addr >= PROG_BASE
+
+
+def is_slot_address(addr: int, shift_slots: int) -> bool:
+    """True for the shift-slot registers of a config with ``shift_slots`` slots."""
+    return REG_BASE + Reg.SLOT <= addr < REG_BASE + Reg.SLOT + shift_slots
 
 
 # STATUS bits 15..8: the ErrorCode of the last halt (0 while none).

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .config import AccelConfig
 from ..arith.fixedpoint import ROUNDING_MODES
 from .routing import distribution_n_switch_bits
+from .shift_slots import SLOT_BITS, SLOTS_MAX, VOTE_BITS, as_vote
 
 __all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MODE_HOLD", "MODE_BITS",
            "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD",
@@ -190,6 +191,11 @@ class Contract:
     accumulators). A reduction longer than the buffers runs as one-tile CONTRACTs per
     K chunk: hold on every chunk but the last, continue on every chunk but the first.
     Timing is the same with or without them.
+
+    Shift slots (``sw_model.accel.shift_slots``): ``slot`` 1..``shift_slots`` takes
+    the output shift from that on-chip slot (``shift`` must then be 0) and ``vote``
+    (``none``/``gather``/``close``, or 0..2) folds the CONTRACT's largest result word
+    into the slot's vote at its end; ``slot`` 0 (default) uses ``shift``.
     """
     shift: int = 0
     rounding: str = "floor"
@@ -206,6 +212,8 @@ class Contract:
     levels: tuple = field(default_factory=lambda: tuple(Level() for _ in range(N_LEVELS)))
     acc_continue: bool = False
     acc_hold: bool = False
+    slot: int = 0
+    vote: int = 0
 
     @property
     def counts(self) -> tuple:
@@ -220,6 +228,12 @@ class Contract:
                              f"{', '.join(ROUNDING_MODES)}")
         if len(self.levels) != N_LEVELS:
             raise ValueError(f"{len(self.levels)} loop levels; the ISA has exactly {N_LEVELS}")
+        if self.slot and self.shift:
+            raise ValueError(f"shift={self.shift} with slot={self.slot}; a slot's shift "
+                             f"replaces the field, which must be 0")
+        if as_vote(self.vote) and not self.slot:
+            raise ValueError(f"vote={self.vote!r} needs a slot (1..{SLOTS_MAX}); slot 0 "
+                             f"is the instruction's own shift")
         out = {}
         for f in CONTRACT_FIELDS:
             if f.name.startswith("level"):
@@ -227,6 +241,8 @@ class Contract:
                 v = getattr(self.levels[int(lv[5:])], attr)
             elif f.name == "rounding":
                 v = ROUNDING_MODES.index(self.rounding)
+            elif f.name == "vote":
+                v = as_vote(self.vote)
             else:
                 v = getattr(self, f.name)
             out[f.name] = int(v)
@@ -304,6 +320,8 @@ def _contract_fields() -> tuple:
               F("out_bits", CW.MODE, 8, 5),
               # K-chunk accumulation across CONTRACTs (``Contract``)
               F("acc_continue", CW.MODE, 13, 1), F("acc_hold", CW.MODE, 14, 1),
+              # shift slots (sw_model.accel.shift_slots): 0 = the shift field
+              F("slot", CW.MODE, 15, SLOT_BITS), F("vote", CW.MODE, 15 + SLOT_BITS, VOTE_BITS),
               F("seed", CW.SEED, 0, 32),
               F("base_a", CW.BASE_AB, 0, 16), F("base_b", CW.BASE_AB, 16, 16),
               F("base_c", CW.BASE_C_KCOUNT, 0, 16), F("k_count", CW.BASE_C_KCOUNT, 16, 16),

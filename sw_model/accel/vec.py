@@ -36,7 +36,10 @@ payload word          fields
 ====================  =================================================================
 ``MOVE_WORDS`` OP     ``op`` bits 3..0, ``shift`` bits 8..4 (0..31), ``rounding`` bits
                       10..9 (0 floor, 1 nearest-even, 2 stochastic; 3 illegal),
-                      ``out_bits`` bits 15..11 (2..16)
+                      ``out_bits`` bits 15..11 (2..16), ``slot`` bits 20..16 and
+                      ``vote`` bits 22..21 (``sw_model.accel.shift_slots``: slot
+                      1..``shift_slots`` replaces ``shift``, which must be 0; the
+                      VEC's largest written |word| votes at its end)
 ``MOVE_WORDS + 1``    ``seed``: the dither seed of ``REQUANT`` with stochastic rounding
 ``MOVE_WORDS + 2``    ``index_base``: the dither index of the VEC's first element (a
                       tensor walked by several VECs in its own row-major order gets
@@ -69,6 +72,7 @@ import numpy as np
 from ..arith.fixedpoint import ROUNDING_MODES, output_stage, saturate
 from .config import AccelConfig
 from .isa import Field, Op, header
+from .shift_slots import SLOT_BITS, SLOTS_MAX, VOTE_BITS, Vote, as_vote
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check, \
     move_check_cycles
 
@@ -107,6 +111,7 @@ REQUANTS = frozenset({VecOp.REQUANT, VecOp.RELU_REQ})
 
 VEC_FIELDS = (Field("op", VW.OP, 0, 4), Field("shift", VW.OP, 4, 5),
               Field("rounding", VW.OP, 9, 2), Field("out_bits", VW.OP, 11, 5),
+              Field("slot", VW.OP, 16, SLOT_BITS), Field("vote", VW.OP, 16 + SLOT_BITS, VOTE_BITS),
               Field("seed", VW.SEED, 0, 32), Field("index_base", VW.INDEX, 0, 32))
 VEC_FIELD = {f.name: f for f in VEC_FIELDS}
 
@@ -131,9 +136,20 @@ class Vec:
     out_bits: int = 16
     seed: int = 0
     index_base: int = 0
+    slot: int = 0
+    vote: Vote = Vote.NONE
 
     def __post_init__(self):
         object.__setattr__(self, "op", _op(self.op))
+        object.__setattr__(self, "vote", as_vote(self.vote))
+        if not 0 <= int(self.slot) <= SLOTS_MAX:
+            raise ValueError(f"VEC slot={self.slot} out of range; allowed 0..{SLOTS_MAX}")
+        if self.slot and self.shift:
+            raise ValueError(f"VEC shift={self.shift} with slot={self.slot}; a slot's "
+                             f"shift replaces the field, which must be 0")
+        if self.vote and not self.slot:
+            raise ValueError(f"VEC vote={self.vote.name.lower()} needs a slot "
+                             f"(1..{SLOTS_MAX}); slot 0 is the instruction's own shift")
         if self.move.fill:
             raise ValueError("VEC move.fill=True not allowed; a VEC reads its source")
         if not 0 <= int(self.shift) <= VEC_SHIFT_MAX:
@@ -164,7 +180,8 @@ class Vec:
         values = {"op": int(self.op), "shift": int(self.shift),
                   "rounding": ROUNDING_MODES.index(self.rounding),
                   "out_bits": int(self.out_bits), "seed": int(self.seed),
-                  "index_base": int(self.index_base)}
+                  "index_base": int(self.index_base), "slot": int(self.slot),
+                  "vote": int(self.vote)}
         for name, v in values.items():
             f = VEC_FIELD[name]
             words[f.word] |= f.encode(v) << f.lsb
@@ -183,9 +200,11 @@ class Vec:
         if v["rounding"] >= len(ROUNDING_MODES):
             raise ValueError(f"VEC rounding code {v['rounding']} illegal; allowed "
                              f"0..{len(ROUNDING_MODES) - 1}")
+        if v["vote"] >= len(Vote):
+            raise ValueError(f"VEC vote code {v['vote']} illegal; allowed 0..{len(Vote) - 1}")
         return cls(Move.decode(payload[:MOVE_WORDS]), VecOp(v["op"]), v["shift"],
                    ROUNDING_MODES[v["rounding"]], v["out_bits"], v["seed"],
-                   v["index_base"])
+                   v["index_base"], v["slot"], Vote(v["vote"]))
 
 
 def vec_alu(op, a, b=None, *, shift: int = 0, rounding: str = "floor",
@@ -239,18 +258,22 @@ def vec_cycles(counts, op, fetch: int = 2) -> int:
     return fetch + VEC_WORDS + 1 + move_check_cycles(counts) + elements + vec_tail(op)
 
 
-def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict) -> np.ndarray:
+def run_vec(cfg: AccelConfig, vec: Vec, bufs: dict, shift: int | None = None) -> np.ndarray:
     """Execute ``vec`` on ``bufs`` (``{"A": rows x a_lanes, ...}`` int64 arrays,
-    updated in place); returns the words written, in issue order. Raises ValueError
-    when the range check refuses it."""
+    updated in place); returns the words written, in issue order. ``shift``: the
+    shift to use instead of ``vec.shift`` (a shift slot's). Raises ValueError when
+    the range check refuses it."""
     mv = vec.move
+    shift = vec.shift if shift is None else int(shift)
+    if not 0 <= shift <= VEC_SHIFT_MAX:
+        raise ValueError(f"VEC slot shift {shift} out of range; allowed 0..{VEC_SHIFT_MAX}")
     if move_check(cfg, mv):
         raise ValueError(f"VEC {mv.src}->{mv.dst} outside its buffers or overlapping")
     s, d = mv.addresses()
     sl, dl = buffer_lanes(cfg, mv.src), buffer_lanes(cfg, mv.dst)
     src, dst = bufs[mv.src], bufs[mv.dst]
     a = src[s // sl, s % sl]
-    kw = dict(shift=vec.shift, rounding=vec.rounding, out_bits=vec.out_bits,
+    kw = dict(shift=shift, rounding=vec.rounding, out_bits=vec.out_bits,
               seed=vec.seed)
     if vec.op not in READS_DEST or len(np.unique(d)) == len(d):
         b = dst[d // dl, d % dl] if vec.op in READS_DEST else None

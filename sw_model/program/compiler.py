@@ -66,6 +66,7 @@ import numpy as np
 from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
 from ..accel import routing
 from ..accel.config import AccelConfig, get_config
+from ..accel.shift_slots import Vote, as_vote
 from ..arith.einsum_spec import Spec, parse_spec
 from ..arith.fixedpoint import _int, check_out_bits, check_rounding, check_shift
 from ..accel.isa import (COUNT_MAX, Op, decode_header, HALT, N_LEVELS, ConfigPayload,
@@ -161,10 +162,17 @@ class CompiledContraction:
                 CONTROL_READS}
 
     def with_params(self, *, shift: int, rounding: str, out_bits: int, seed: int,
-                    index_offset: int = 0) -> "CompiledContraction":
+                    index_offset: int = 0, slot: int = 0,
+                    vote=Vote.NONE) -> "CompiledContraction":
         """The same compiled contraction with other output-stage parameters (the
         program's MODE/SEED/BASE_IDX words rewritten; tiling, layout and cycles are
-        unchanged), so callers can cache compilation across training steps."""
+        unchanged), so callers can cache compilation across training steps.
+
+        ``slot`` 1..``shift_slots`` (``sw_model.accel.shift_slots``): the CONTRACTs
+        take that on-chip slot's shift (``shift`` is then not encoded) and ``vote``:
+        ``close`` votes at the program's last CONTRACT with the others gathering (one
+        vote per program), ``gather`` gathers at every CONTRACT (a program that is not
+        the contraction's last), ``none`` only reads the slot."""
         import copy
         shift = check_shift(shift, self.config.acc_bits)
         check_rounding(rounding)
@@ -173,18 +181,31 @@ class CompiledContraction:
         index_offset = _int("index_offset", index_offset)
         if not 0 <= seed < (1 << 32):
             raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
+        slot, vote = _int("slot", slot), as_vote(vote)
+        if not 0 <= slot <= self.config.shift_slots:
+            raise ValueError(f"slot={slot} out of range; '{self.config.name}' has shift "
+                             f"slots 1..{self.config.shift_slots} (0: the shift field)")
+        if vote and not slot:
+            raise ValueError(f"vote={vote.name.lower()} needs a slot")
         prog = list(self.program)
         pc = 0
         old_off = self._layout.get("index_offset", 0)
+        contracts = []
         while pc < len(prog):
             op, n = decode_header(prog[pc])
             if op == Op.CONTRACT:
                 c = Contract.decode(prog[pc + 1:pc + 1 + n])
                 c = dataclasses.replace(
-                    c, shift=shift, rounding=rounding, out_bits=out_bits, seed=seed,
+                    c, shift=0 if slot else shift, rounding=rounding, out_bits=out_bits,
+                    seed=seed, slot=slot, vote=Vote.GATHER if vote else Vote.NONE,
                     base_idx=(c.base_idx - old_off + index_offset) & 0xFFFFFFFF)
                 prog[pc:pc + 1 + n] = c.encode()
+                contracts.append((pc, c))
             pc += 1 + n
+        if vote == Vote.CLOSE and contracts:
+            pc, c = contracts[-1]
+            enc = dataclasses.replace(c, vote=Vote.CLOSE).encode()
+            prog[pc:pc + len(enc)] = enc
         new = copy.copy(self)
         new.program = prog
         new._layout = {**self._layout, "index_offset": index_offset}

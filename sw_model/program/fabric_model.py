@@ -18,6 +18,7 @@ from ..accel.config import AccelConfig
 from ..arith.fixedpoint import Pow2Code, output_stage, wrap
 from ..accel.isa import Contract, Op, config_layout, decode_header
 from ..accel.move import Move, run_move
+from ..accel.shift_slots import SlotFile
 from ..accel.vec import Vec, run_vec
 
 __all__ = ["run_program"]
@@ -40,7 +41,10 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     VEC instructions apply the vector ALU along the way (``sw_model.accel.vec.run_vec``);
     ``state["maxlog"]`` lists, per CONTRACT and VEC in order, the largest |word| it
     wrote (a CONTRACT: its rows' result lanes, ``ga*gb*pe_cols``; 0 with ``acc_hold``),
-    what the RTL's max log holds (``Reg.MAXLOG``);
+    what the RTL's max log holds (``Reg.MAXLOG``); ``state["slots"]`` (a
+    ``shift_slots.SlotFile``, kept from one program to the next like the hardware's)
+    gives a CONTRACT or VEC that names a slot its shift and takes its vote at its end;
+    an instruction the controller refuses with ``BAD_CONFIG`` raises ValueError;
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -56,6 +60,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     settings = None
     used = cfg.c_lanes
     maxlog = state["maxlog"] = []
+    slots = state.get("slots")
+    if slots is None:
+        slots = state["slots"] = SlotFile(cfg)
     pc = 0
     while True:
         op, n = decode_header(program[pc])
@@ -80,7 +87,11 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
         elif op == Op.CONTRACT:
             c = Contract.decode(payload)
             largest = 0
-            shift, rnd, out_bits = c.shift, c.rounding, c.out_bits
+            slots.check(c.slot, c.vote, c.shift)
+            shift, rnd, out_bits = slots.shift(c.slot, c.shift), c.rounding, c.out_bits
+            if shift >= cfg.acc_bits:
+                raise ValueError(f"CONTRACT shift {shift} (slot {c.slot}) out of range; "
+                                 f"allowed 0..{cfg.acc_bits - 1}")
             cont, hold, seed = c.acc_continue, c.acc_hold, c.seed
             levels = c.levels
             for ctr in itertools.product(*[range(lv.count) for lv in levels]):
@@ -117,12 +128,16 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                                                  acc_bits=cfg.acc_bits, index=index)
                     largest = max(largest, int(np.abs(c_buf[rc + r][:used]).max()))
             maxlog.append(largest)
+            slots.end(c.slot, c.vote, largest, out_bits)
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         elif op == Op.VEC and cfg.move_unit:
-            written = run_vec(cfg, Vec.decode(payload), {"A": a_buf, "B": b_buf,
-                                                         "C": c_buf})
+            v = Vec.decode(payload)
+            slots.check(v.slot, v.vote, v.shift)
+            written = run_vec(cfg, v, {"A": a_buf, "B": b_buf, "C": c_buf},
+                              shift=slots.shift(v.slot, v.shift))
             maxlog.append(int(np.abs(written).max()))
+            slots.end(v.slot, v.vote, maxlog[-1], v.out_bits)
         else:
             raise ValueError(f"illegal opcode {op:#x} at program word {pc}")
         pc += 1 + n

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..accel.shift_slots import advance, vote
 from ..arith.fixedpoint import Pow2Code, dither_hash, output_stage, round_shift, saturate
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
@@ -129,20 +130,12 @@ class ShiftController:
                                      self.recipe.acc_bits)
 
     def observe(self, out_max: int) -> None:
-        full = (1 << (self.out_bits - 1)) - 1
-        if out_max > self.recipe.shift_up * full:
-            self.pending = self.pending + 1 if self.pending > 0 else 1
-        elif out_max < self.recipe.shift_down * full:
-            self.pending = self.pending - 1 if self.pending < 0 else -1
-        else:
-            self.pending = 0
-        if self.pending >= self.recipe.votes:
-            self.shift = min(self.shift + 1, self.recipe.acc_bits - 1)
-            self.pending = 0
-        elif self.pending <= -self.recipe.votes:
-            if self.shift > 0:
-                self.shift -= 1
-            self.pending = 0
+        """One vote on the largest |output| (the rule of ``sw_model.accel.shift_slots``,
+        which the accelerator's shift slots run too)."""
+        rc = self.recipe
+        v = vote(out_max, self.out_bits, rc.shift_up, rc.shift_down)
+        self.shift, self.pending = advance(self.shift, self.pending, v, rc.votes,
+                                           rc.acc_bits - 1)
 
     def state(self) -> list[int]:
         return [self.out_bits, -1 if self.shift is None else self.shift, self.pending]

@@ -35,6 +35,10 @@ def test_contract_field_table_decodes_an_instruction():
     levels = tuple(Level(int(rng.integers(1, 999)), -i - 1, i + 2, -7, 1000 + i)
                    for i in range(4))
     words = Contract(rounding="stochastic", levels=levels, **values).encode()[1:]
+    # the shift-slot fields (a slot replaces the shift field, so a second instruction)
+    slotted = Contract(**dict(values, shift=0), slot=21, vote="gather").encode()[1:]
+    words[0] |= slotted[0] & ~((1 << 6) - 1)
+    values.update(slot=21, vote=1)
     want = dict(values, rounding=2)
     for i, lv in enumerate(levels):
         for f in ("count", "stride_a", "stride_b", "stride_c", "stride_idx"):

@@ -22,6 +22,12 @@ def contracts(draw):
     v = {f.name: draw(_value(f)) for f in CONTRACT_FIELDS}
     v["rounding"] = ROUNDING_MODES[v["rounding"] % len(ROUNDING_MODES)]
     v["acc_continue"], v["acc_hold"] = bool(v["acc_continue"]), bool(v["acc_hold"])
+    # shift slots: a slot replaces the shift field; a vote needs a slot; code 3 illegal
+    v["vote"] %= 3
+    if v["slot"]:
+        v["shift"] = 0
+    else:
+        v["vote"] = 0
     levels = tuple(Level(**{a: v.pop(f"level{i}.{a}") for a in
                             ("count", "stride_a", "stride_b", "stride_c", "stride_idx")})
                    for i in range(N_LEVELS))
@@ -51,7 +57,9 @@ def test_fields_by_hand():
     assert w[CW.KSTRIDE] == 0xFFFF | (2 << 16)
     assert w[CW.BASE_IDX] == 0xFFFFFFFF and w[CW.ROW_STRIDE_IDX] == 6
     assert w[CW.LEVELS:CW.LEVELS + 3] == [2 | (0xFFFD << 16), 4 | (5 << 16), (-7) & 0xFFFFFFFF]
-    assert (MODE_BITS, MODE_CONTINUE, MODE_HOLD) == (15, 1 << 13, 1 << 14)
+    assert (MODE_BITS, MODE_CONTINUE, MODE_HOLD) == (22, 1 << 13, 1 << 14)
+    s = Contract(slot=9, vote="close", out_bits=16).encode()[1:]
+    assert s[CW.MODE] == (16 << 8) | (9 << 15) | (2 << 20)
 
 
 @pytest.mark.parametrize("name, value", [("shift", 64), ("base_a", -1), ("k_stride_b", 1 << 15),
