@@ -38,9 +38,10 @@ import numpy as np
 from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_WRITES, PROG_BASE,
-                                          ErrorCode, Status, buffer_base)
+                                          REG_BASE, ErrorCode, Reg, Status, buffer_base)
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.accel.isa import Mapping
+from fetta.sw_model.accel.shift_slots import Vote, as_vote, slot_fields, slot_word
 from fetta.sw_model.program.kchunk import kchunk_plan, needs_kchunks
 
 from fetta.api_checks import check_contract_args
@@ -250,7 +251,8 @@ class Session:
 
     def contract(self, spec, a, b, *, shift=0, rounding="floor", out_bits=16, seed=0,
                  mapping: Mapping | None = None, max_cycles: int | None = None,
-                 progress=None, read_back: bool = True) -> ContractionResult:
+                 progress=None, read_back: bool = True, slot: int = 0,
+                 vote=Vote.NONE, slot_init: tuple | None = None) -> ContractionResult:
         """Run one contraction. One that does not fit the buffers in one program is
         split into contiguous output chunks (``compiler.chunk_plan``), run one after
         the other, or, when the reduction alone is longer than the buffers hold, into
@@ -258,7 +260,15 @@ class Session:
         host words are summed over the programs. ``progress(done, total)`` is called
         after each output chunk. ``read_back=False`` (with ``resident=True``): the
         caller needs the result only as a later operand; the host reads one word
-        (``Reg.MAX_ABS``) instead of the result (``sim.onchip``)."""
+        (``Reg.MAX_ABS``) instead of the result (``sim.onchip``), none when the
+        contraction votes on chip.
+
+        Shift slots (``sw_model.accel.shift_slots``): ``slot`` 1..``shift_slots`` runs
+        the contraction with that on-chip slot's shift (``shift`` is what the caller
+        expects it to be, for the result check) and ``vote`` (``close``: the
+        contraction's largest result word votes at its end; over several programs the
+        earlier ones gather); ``slot_init=(shift, pending)`` first writes the slot (one
+        host word: the shift's first calibration, or a restore)."""
         cfg = self.config
         t0 = time.perf_counter()
         a_obj, b_obj = a, b
@@ -269,11 +279,14 @@ class Session:
                                          args["mapping"], args["max_cycles"])
         sizes = sp.sizes(a.shape, b.shape)
         kw = dict(shift=args["shift"], rounding=args["rounding"],
-                  out_bits=args["out_bits"], seed=args["seed"], mapping=mapping)
+                  out_bits=args["out_bits"], seed=args["seed"], mapping=mapping,
+                  slot=slot, vote=as_vote(vote))
+        init_words = self._init_slot(slot, slot_init) if slot_init is not None else 0
         if needs_kchunks(sp, sizes, cfg, mapping):
             if self.onchip is not None:
                 self.onchip.drop()
             total = self._contract_kchunked(sp, a, b, max_cycles=max_cycles, **kw)
+            total.host_words["written"] += init_words
             return self._finish(total, sp, a, b, t0)
         parts = self._chunk_plan(sp, a.shape, b.shape, mapping)
         if self.onchip is not None:
@@ -281,6 +294,7 @@ class Session:
                 res = ContractionResult(**contract_onchip(
                     self, sp, a, b, a_obj, b_obj, max_cycles=max_cycles,
                     read_back=read_back, **kw))
+                res.host_words["written"] += init_words
                 return self._finish(res, sp, a, b, t0)
             for obj in (a_obj, b_obj):      # the host path needs its operands
                 self.onchip.read_now(obj)
@@ -288,23 +302,27 @@ class Session:
         total = None
         self._c_rows_written = 0
         for done, (ranges, offset) in enumerate(parts, 1):
+            # one vote per contraction: the programs before the last gather
+            pkw = dict(kw, vote=Vote.GATHER if kw["vote"] and done < len(parts)
+                       else kw["vote"])
             if ranges:
                 sl_a = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.a)
                 sl_b = tuple(slice(*ranges[i]) if i in ranges else slice(None) for i in sp.b)
                 sl_o = tuple(slice(*ranges[i]) if i in ranges else slice(None)
                              for i in sp.out)
                 res = self._contract_one(sp, a[sl_a], b[sl_b], index_offset=offset,
-                                         max_cycles=max_cycles, **kw)
+                                         max_cycles=max_cycles, **pkw)
                 out[sl_o] = res.output
             else:
                 res = self._contract_one(sp, a, b, index_offset=offset,
-                                         max_cycles=max_cycles, **kw)
+                                         max_cycles=max_cycles, **pkw)
                 out = res.output
             total = self._add(total, res)
             if progress is not None:
                 progress(done, len(parts))
         total.output = out
         total.chunks = len(parts)
+        total.host_words["written"] += init_words
         if self.onchip is not None:     # the chunks' programs wrote C from row 0
             self.onchip.evict_rows(self._c_rows_written)
         return self._finish(total, sp, a, b, t0)
@@ -336,8 +354,26 @@ class Session:
         total.host_words = {k: v + res.host_words[k] for k, v in total.host_words.items()}
         return total
 
+    def _init_slot(self, slot: int, init) -> int:
+        """Write shift slot ``slot`` to ``(shift, pending)`` (gmax 0); host words."""
+        cfg = self.config
+        if not 1 <= int(slot) <= cfg.shift_slots:
+            raise FettaError(f"shift slot {slot} out of range; '{cfg.name}' has "
+                             f"{'slots 1..' + str(cfg.shift_slots) if cfg.shift_slots else 'none'}")
+        be = self.backend
+        if not be.known_idle:
+            be.abort()
+            self.invalidate()
+        be.write(REG_BASE + Reg.SLOT + int(slot) - 1, [slot_word(int(init[0]), int(init[1]))])
+        return 1
+
+    def read_slot(self, slot: int) -> tuple[int, int, int]:
+        """``(shift, pending, gmax)`` of shift slot ``slot``, read for verification
+        (outside the host-word accounting, like the results the simulator hands over)."""
+        return slot_fields(self.backend.read(REG_BASE + Reg.SLOT + int(slot) - 1, 1)[0])
+
     def _contract_kchunked(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
-                           max_cycles) -> ContractionResult:
+                           max_cycles, slot=0, vote=Vote.NONE) -> ContractionResult:
         """A contraction whose reduction alone does not fit (``sw_model.program.kchunk``): per
         output tile, one program per K box accumulating in the PE accumulators; the
         last box of a tile drains it. Nothing else may run on the backend between the
@@ -349,7 +385,8 @@ class Session:
                                                    mapping)
         out = np.zeros(sp.output_shape(a.shape, b.shape), dtype=np.int64)
         total = None
-        for tile, box, first, last in plan.runs():
+        runs = list(plan.runs())
+        for i, (tile, box, first, last) in enumerate(runs):
             r = {**tile, **box}
             sl_a = tuple(slice(*r[i]) if i in r else slice(None) for i in sp.a)
             sl_b = tuple(slice(*r[i]) if i in r else slice(None) for i in sp.b)
@@ -359,7 +396,9 @@ class Session:
                                      out_bits=out_bits, seed=seed, mapping=plan.mapping,
                                      index_offset=plan.index_offset(tile),
                                      max_cycles=max_cycles, compile_kw=ckw,
-                                     read_out=last)
+                                     read_out=last, slot=slot,
+                                     vote=Vote.GATHER if vote and i < len(runs) - 1
+                                     else vote)
             if last:
                 out[tuple(slice(*tile[i]) for i in sp.out)] = res.output
             total = self._add(total, res)
@@ -386,13 +425,14 @@ class Session:
 
     def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
                       index_offset, max_cycles, compile_kw=None,
-                      read_out=True) -> ContractionResult:
+                      read_out=True, slot=0, vote=Vote.NONE) -> ContractionResult:
         """One program. ``read_out=False`` (a K chunk that holds its sums in the
         accumulators and writes nothing) skips reading C back."""
         cfg = self.config
         cc = self._compiled_for(sp, a.shape, b.shape, mapping, shift=shift,
                                 rounding=rounding, out_bits=out_bits, seed=seed,
-                                index_offset=index_offset, compile_kw=compile_kw)
+                                index_offset=index_offset, compile_kw=compile_kw,
+                                slot=slot, vote=vote)
         be = self.backend
         if not be.known_idle:
             be.abort()          # a program left running (started outside the harness)

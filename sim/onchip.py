@@ -17,7 +17,8 @@ Operands that are not kept results are written by the host as usual.
 What the host reads: a result it needs (``read_back=True``, the default) in full; an
 intermediate only the next contractions need (``read_back=False``) as one word, the
 largest magnitude of the program's results (``Reg.MAX_ABS``, ``rtl/max_abs.py``: the
-adaptive-shift vote's input). The simulator still hands the caller the whole result
+adaptive-shift vote's input), or nothing when the contraction names a shift slot
+(the vote runs on chip, ``sw_model.accel.shift_slots``). The simulator still hands the caller the whole result
 (read without bus cycles) for its bookkeeping; a result that is not read back is
 counted as read when it leaves C unread (C full, or the host path overwriting it),
 since the host would have to save it then. A contraction
@@ -218,7 +219,9 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     session.stats["peak_program_words"] = max(session.stats["peak_program_words"],
                                               len(prog))
     words = {"written": written + wp + CONTROL_WRITES,
-             "read": (result_words if read_back else 1) + CONTROL_READS,
+             # not read back: MAX_ABS for the host's vote, nothing with a shift slot
+             "read": (result_words if read_back else 0 if kw.get("slot") else 1)
+             + CONTROL_READS,
              "skipped": skipped + len(prog) - wp}
     cycles = st.counters["cycles"]
     return dict(output=out, cycles=cycles, predicted_cycles=predicted,

@@ -64,6 +64,7 @@ import numpy as np
 from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
+from fetta.sw_model.accel.shift_slots import Vote
 from fetta.sw_model.ttm.layers import backward_phases, is_root
 
 from .jsonio import source_commit
@@ -116,12 +117,26 @@ class RtlTraining:
         verify: ``all`` | ``sample`` | ``off``.
         clock_mhz: clock for simulated time (default: the preset's, ``clock_for``).
         resident: keep results on chip (``sim.onchip``; needs the MOVE unit).
+        shift_slots: keep the adaptive shifts on chip (``sw_model.accel.shift_slots``):
+             each controller of the trainer (``ShiftUse.key``) gets a slot at its first
+             contraction, which the host writes once with the controller's calibrated
+             shift and pending votes; from then on the contraction names the slot and
+             votes on chip (no host shift, no MAX_ABS read), and with verification the
+             slot's state after each contraction is compared with the trainer's
+             controller (``ContractionMismatch`` naming slot, key and both states).
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
                  clock_mhz: float | None = None, session: Session | None = None,
-                 resident: bool = False):
+                 resident: bool = False, shift_slots: bool = False):
         self.config = get_config(config)
+        if shift_slots and not self.config.shift_slots:
+            raise FettaError(f"--shift-slots needs a preset with shift slots; "
+                             f"'{self.config.name}' has none (shift_slots=0)")
+        self.shift_slots = bool(shift_slots)
+        self._slot_of: dict[str, int] = {}      # controller key -> slot number
+        self.slot_writes = 0
+        self.slots_checked = 0
         if verify not in VERIFY_MODES:
             raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
         if session is None and sim not in SIMS:
@@ -151,18 +166,63 @@ class RtlTraining:
         self.sim_seconds = 0.0
 
     # -- trainer hooks ----------------------------------------------------------------
-    def executor(self, step, a, b, *, shift, rounding, out_bits, seed, b_pow2=None):
+    def executor(self, step, a, b, *, shift, rounding, out_bits, seed, b_pow2=None,
+                 shift_use=None):
         if b_pow2 is not None and self.config.mac_kind != "shift":
             raise FettaError(f"power-of-two weights need a shift-MAC config; "
                              f"{self.config.name!r} has mac_kind {self.config.mac_kind!r}")
         t0 = time.perf_counter()
+        slot_kw = self._slot_args(shift, shift_use) if self.shift_slots else {}
         # resident: an intermediate stays on chip; the host reads its MAX_ABS only
+        # (nothing with shift slots: the vote runs on chip)
         res = self.session.contract(step.spec, a, b, shift=shift, rounding=rounding,
                                     out_bits=out_bits, seed=seed,
-                                    read_back=is_root(step.out) or not self.resident)
+                                    read_back=is_root(step.out) or not self.resident,
+                                    **slot_kw)
         self.sim_seconds += time.perf_counter() - t0
         self._pending.append(res)
         return res.output
+
+    def _slot_args(self, shift, use) -> dict:
+        """``Session.contract`` arguments of a contraction whose shift comes from the
+        trainer's controller ``use`` (a ``ShiftUse``): its slot, the vote, and at the
+        controller's first contraction on this session the slot's initial state."""
+        if use is None:
+            raise FettaError("--shift-slots: the trainer's executor call has no "
+                             "shift_use (a fixed-path trainer passes one)")
+        k, init = self._slot_of.get(use.key), None
+        if k is None:
+            n = self.config.shift_slots
+            if len(self._slot_of) >= n:
+                raise FettaError(f"shift controller {use.key!r}: all {n} shift slots of "
+                                 f"'{self.config.name}' are taken "
+                                 f"({', '.join(self._slot_of)}); allowed {n} controllers")
+            k = self._slot_of[use.key] = len(self._slot_of) + 1
+            init = (shift, use.pending)
+            self.slot_writes += 1
+        return {"slot": k, "vote": Vote.CLOSE if use.vote else Vote.NONE,
+                "slot_init": init}
+
+    def _check_slot(self, ev) -> None:
+        """The chip's slot of ``ev``'s controller against the trainer's after it."""
+        k = self._slot_of.get(ev.shift_key)
+        if k is None or ev.shift_after is None:
+            return
+        got = self.session.read_slot(k)
+        self.slots_checked += 1
+        want = (int(ev.shift_after[0]), int(ev.shift_after[1]), 0)
+        if got == want:
+            return
+        self.mismatches += 1
+        where = f"step {ev.train_step}" if ev.train_step >= 0 else \
+            f"eval after epoch {-ev.train_step}"
+        report = {"step": ev.train_step, "phase": ev.phase, "layer": ev.layer,
+                  "index": ev.index, "spec": ev.step.spec, "slot": k, "key": ev.shift_key,
+                  "accelerator": list(got), "reference": list(want)}
+        raise ContractionMismatch(
+            f"shift slot mismatch at {where} {ev.phase} layer {ev.layer} contraction "
+            f"{ev.index} '{ev.step.spec}': slot {k} ({ev.shift_key}) accelerator "
+            f"(shift, pending, gmax) {got} != reference {want}", report)
 
     def inference(self, tr, xq, wc):
         """The trainer's evaluation hook (``Trainer.inference``): the inference pass as
@@ -219,6 +279,8 @@ class RtlTraining:
                              "trainer's executor is not RtlTraining.executor")
         res = self._pending.pop()
         if self._should_verify(ev):
+            if self.shift_slots:        # first: a wrong shift explains a wrong result
+                self._check_slot(ev)
             self._check(ev)
         self.contractions += 1
         compute = res.cycles - res.move_cycles
@@ -316,6 +378,9 @@ class RtlTraining:
             "commit": source_commit(),
             "verify": self.verify, "contractions": self.contractions,
             "resident": self.resident,
+            "shift_slots": {"on": self.shift_slots, "slots_used": len(self._slot_of),
+                            "slot_writes": self.slot_writes,
+                            "slots_checked": self.slots_checked},
             "on_chip_results": dict(self.session.onchip.stats) if self.resident else None,
             "verified": self.verified, "mismatches": self.mismatches,
             "cycles": cycles, "cycles_per_step": per_step, "steps_simulated": n,

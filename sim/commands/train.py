@@ -19,7 +19,8 @@ from .options import add_config
 HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precision"
 
 
-RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident", "eval_chains")
+RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident", "eval_chains",
+            "shift_slots")
 
 
 def _numpy_backend(args) -> dict:
@@ -69,7 +70,7 @@ def _rtl_backend(args) -> dict:
     if args.eval_chains and not args.resident:
         raise ValueError("--eval-chains needs --resident (the chains run resident)")
     rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz,
-                     resident=bool(args.resident))
+                     resident=bool(args.resident), shift_slots=bool(args.shift_slots))
     extra = {"inference": rt.inference} if args.eval_chains else {}
     return {"executor": rt.executor, "observer": rt.observer, "finish": rt.finish,
             "plot": plot_cycles, "close": rt.close, **extra}
@@ -132,6 +133,11 @@ def add_arguments(p) -> None:
                      help="with --resident: evaluate as resident chains of 8 rows, the "
                           "biases and activations on chip (sim/forward_chain.py); on "
                           "'tiny' this costs more cycles than the default (README)")
+    rtl.add_argument("--shift-slots", action="store_const", const=True, default=None,
+                     help="keep the adaptive shifts on chip: each contraction takes its "
+                          "shift from a shift slot and votes on chip (the host writes a "
+                          "slot once, at its first calibration); needs a preset with "
+                          "shift slots (not ice40)")
     rtl.add_argument("--clock-mhz", type=float, default=None,
                      help="clock for simulated time [default: the preset's clock: the "
                           "measured Fmax of an FPGA preset, the stated ASIC clock "

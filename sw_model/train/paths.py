@@ -35,7 +35,7 @@ import numpy as np
 from ..arith.fixedpoint import Format, Pow2Code, quantize, saturate, wrap
 from ..ttm.layers import layer_plans, ttm_backward, ttm_forward
 from ..ttm.plan import Step
-from .executor import ContractionEvent
+from .executor import ContractionEvent, ShiftUse
 from .quant_train import (FixedAdam, ShiftController, align, requantize, softmax_xent_grad,
                           weights_for_contraction)
 from .rank_adapt import shrink_layer
@@ -229,15 +229,18 @@ class _FixedContract:
         rounding = rc.rounding if training else rc.eval_rounding
         seed = tr.next_seed() if rounding == "stochastic" else 0
         shift = ctl.shift     # the vote below may move ctl.shift for the next step
+        use = ShiftUse(key, training, ctl.pending)
         out = np.asarray(tr.executor(st, a, b, shift=shift, rounding=rounding,
-                                     out_bits=out_bits, seed=seed, **extra), dtype=np.int64)
+                                     out_bits=out_bits, seed=seed, shift_use=use, **extra),
+                         dtype=np.int64)
         if training:
             ctl.observe(int(np.abs(out).max()) if out.size else 0)
         self.fracs[step.out] = fa + fb - shift
         if tr.observer is not None:
             tr.observer(ContractionEvent(self.phase, tr.event_step, self.layer,
                                          tr.contraction_index, st, a, b, out, shift,
-                                         rounding, out_bits, seed, extra.get("b_pow2")))
+                                         rounding, out_bits, seed, extra.get("b_pow2"),
+                                         key, (ctl.shift, ctl.pending)))
         tr.contraction_index += 1
         return out
 

@@ -66,11 +66,12 @@ def cxx():
     rt.close()
 
 
-def _two_steps(digits, resident):
+def _two_steps(digits, resident, shift_slots=False):
     """Two training steps of SMALL (batch 4) on pysim, every contraction verified,
     ending in the numpy fixed trainer's state; returns the RTL report."""
     cfg = TrainConfig(precision="fixed", batch=4, seed=3)
-    rt = RtlTraining("tiny", sim="pysim", verify="all", resident=resident)
+    rt = RtlTraining("tiny", sim="pysim", verify="all", resident=resident,
+                     shift_slots=shift_slots)
     hw = Trainer(SMALL, cfg, n_train=len(digits.x_train), executor=rt.executor,
                  observer=rt.observer)
     ref = Trainer(SMALL, cfg, n_train=len(digits.x_train))
@@ -111,6 +112,53 @@ def test_pysim_two_resident_steps_bit_exact(digits):
     # the compute phases are the same contractions: MOVEs are counted apart
     for p in ("forward", "input_gradient", "core_gradients"):
         assert rep["cycles"][p] == plain["cycles"][p]
+
+
+def test_pysim_steps_with_shift_slots_bit_exact(digits):
+    """The resident steps with the adaptive shifts on chip (``shift_slots=True``):
+    every contraction names its controller's slot and votes there; every result and
+    every slot's state after each contraction equal the reference trainer's; the host
+    writes each slot once and reads no MAX_ABS word."""
+    rep = _two_steps(digits, resident=True, shift_slots=True)
+    plain = _two_steps(digits, resident=True)
+    sl = rep["shift_slots"]
+    assert rep["mismatches"] == 0 and rep["verified"] == 22
+    assert sl["on"] and sl["slots_checked"] == 22
+    assert 0 < sl["slots_used"] == sl["slot_writes"] <= 16
+    assert rep["on_chip_results"]["not_read_back"] > 0
+    # step 1: no slot writes, no MAX_ABS reads; the same compute cycles
+    s1, p1 = rep["cycles_per_step"][1], plain["cycles_per_step"][1]
+    assert s1["host_transfer"] == p1["host_transfer"] - rep["on_chip_results"][
+        "not_read_back"] // 2
+    for p in ("forward", "input_gradient", "core_gradients", "on_chip_moves"):
+        assert s1[p] == p1[p]
+
+
+def test_shift_slots_move_the_shifts_and_a_corrupt_slot_is_reported(digits, cxx):
+    """Twelve steps on the compiled model: the votes move shifts on chip, each move
+    verified against the trainer's controllers; a slot changed behind the trainer's
+    back is reported with its slot, key and both states."""
+    cfg = TrainConfig(precision="fixed", batch=4, seed=3)
+    rt = RtlTraining("tiny", session=cxx, verify="all", shift_slots=True)
+    tr = Trainer(SMALL, cfg, n_train=100, executor=rt.executor, observer=rt.observer)
+    first = None
+    for s in range(12):
+        tr.train_step(digits.x_train[4 * s:4 * s + 4], digits.y_train[4 * s:4 * s + 4])
+        if first is None:
+            first = {k: c.shift for k, c in tr.shifts.items()}
+    moved = [k for k, c in tr.shifts.items() if k in rt._slot_of and c.shift != first[k]]
+    assert moved, "no shift moved in 12 steps"
+    assert rt.mismatches == 0 and rt.slots_checked == rt.contractions
+    key = moved[0]
+    k = rt._slot_of[key]
+    sh, p, _ = cxx.read_slot(k)
+    from fetta.sw_model.accel.hostmap import REG_BASE, Reg
+    from fetta.sw_model.accel.shift_slots import slot_word
+    # five steps off: no run of votes in one step brings it back
+    cxx.backend.write(REG_BASE + Reg.SLOT + k - 1, [slot_word(sh + 5, p)])
+    with pytest.raises(ContractionMismatch, match=rf"shift slot mismatch at step 12 .*"
+                                                  rf"slot {k} \({key}\) accelerator"):
+        tr.train_step(digits.x_train[48:52], digits.y_train[48:52])
 
 
 def test_cxxrtl_short_run_bit_exact_and_reports(digits, cxx, tmp_path):

@@ -162,7 +162,7 @@ def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
     chosen = []
 
     class Recorder:
-        def __init__(self, config, *, sim, verify, clock_mhz, resident):
+        def __init__(self, config, *, sim, verify, clock_mhz, resident, shift_slots):
             chosen.append(sim)
             raise FettaError("stopped after choosing the simulator")
 
@@ -193,3 +193,15 @@ def test_eval_chains_needs_resident(capsys):
     assert main(["train", "--backend", "rtl", "--epochs", "1", "--eval-chains"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--eval-chains needs --resident" in err
+
+
+def test_shift_slots_needs_a_preset_with_slots_and_the_rtl_backend(capsys):
+    from fetta.sim.cli import main
+    assert main(["train", "--backend", "rtl", "--epochs", "1", "--shift-slots",
+                 "--config", "ice40", "--sim", "pysim"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shift-slots needs a preset with shift slots" in err
+    assert "'ice40' has none" in err
+    assert main(["train", "--epochs", "1", "--shift-slots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shift-slots applies to --backend rtl only" in err
