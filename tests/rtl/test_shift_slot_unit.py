@@ -12,7 +12,7 @@ from fetta.sim.backends.base import get_backend
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import (PROG_BASE, REG_BASE, Ctrl, ErrorCode, Reg,
                                          Status, buffer_base)
-from fetta.sw_model.accel.isa import FIELD, HALT, CW, Contract
+from fetta.sw_model.accel.isa import CW, FIELD, HALT, Contract, Op, decode_header
 from fetta.sw_model.accel.move import BUFS, Move, MoveLevel
 from fetta.sw_model.accel.shift_slots import (SlotFile, Vote, advance, slot_fields, slot_word,
                                               vote)
@@ -42,34 +42,13 @@ def _set_slots(be, words):
     be.write(REG_BASE + Reg.SLOT, list(words))
 
 
-def _contract_program(rng, slot, vote, rounding="stochastic"):
-    """A compiled contraction whose CONTRACTs take ``slot`` (the last one ``vote``,
-    the others ``gather`` when there are several)."""
+def _contract_program(rng):
+    """A compiled contraction (several CONTRACTs) with random operands."""
     a = rng.integers(-300, 300, MK)
     b = rng.integers(-300, 300, KN)
-    cc = compile_contraction(SPEC, MK, KN, CFG, shift=0, rounding=rounding,
+    cc = compile_contraction(SPEC, MK, KN, CFG, shift=0, rounding="stochastic",
                              seed=int(rng.integers(0, 1 << 32)))
     return cc, a, b
-
-
-def _with_slot(program, slot, vote):
-    """``program`` with every CONTRACT's MODE word naming ``slot``: ``vote`` on the
-    last one, ``gather`` on the others (when ``vote`` is close)."""
-    out = list(program)
-    at, contracts = 0, []
-    from fetta.sw_model.accel.isa import Op, decode_header
-    while True:
-        op, n = decode_header(out[at])
-        if op == Op.HALT:
-            break
-        if op == Op.CONTRACT:
-            contracts.append(at + 1 + CW.MODE)
-        at += 1 + n
-    for i, w in enumerate(contracts):
-        v = vote if i == len(contracts) - 1 or vote != Vote.CLOSE else Vote.GATHER
-        out[w] = (out[w] & ~((1 << 6) - 1)) | (slot << FIELD["slot"].lsb) | \
-            (int(v) << FIELD["vote"].lsb)
-    return out, len(contracts)
 
 
 def _vecs(rng, slot_of):
@@ -136,8 +115,13 @@ def test_contract_votes_and_gather_match_the_model(pysim):
     state = {"slots": SlotFile(CFG, [start] * CFG.shift_slots)}
     shifts = []
     for trial in range(5):
-        cc, a, b = _contract_program(rng, 2, Vote.CLOSE)
-        prog, n = _with_slot(cc.program, 2, Vote.CLOSE)
+        cc, a, b = _contract_program(rng)
+        # slot 2, one vote per program: gather, then close at the last CONTRACT
+        slotted = cc.with_params(shift=0, rounding="stochastic", out_bits=16,
+                                 seed=int(rng.integers(0, 1 << 32)), slot=2, vote="close")
+        prog = slotted.program
+        modes = [Contract.decode(prog[at + 1:at + 1 + n]).vote for at, n in _contracts(prog)]
+        assert modes == [Vote.GATHER] * (len(modes) - 1) + [Vote.CLOSE]
         pysim.clear()
         pysim.write(0x100000, (cc.pack_a(a).reshape(-1) & 0xFFFF).tolist())
         pysim.write(0x200000, (cc.pack_b(b).reshape(-1) & 0xFFFF).tolist())
@@ -210,14 +194,21 @@ def _op_word(vec, **fields):
 GOOD = Vec(Move("C", "A", 0, 0, (MoveLevel(4, 1, 1),)), "requant", slot=1, vote="close")
 
 
+def _contracts(prog):
+    """(word address, payload length) of every CONTRACT of ``prog``."""
+    out, at = [], 0
+    while decode_header(prog[at])[0] != Op.HALT:
+        op, n = decode_header(prog[at])
+        if op == Op.CONTRACT:
+            out.append((at, n))
+        at += 1 + n
+    return out
+
+
 def _mode(**fields):
-    cc = compile_contraction(SPEC, MK, KN, CFG, shift=0)
-    prog = list(cc.program)
-    from fetta.sw_model.accel.isa import Op, decode_header
-    at = 0
-    while decode_header(prog[at])[0] != Op.CONTRACT:
-        at += 1 + decode_header(prog[at])[1]
-    w = at + 1 + CW.MODE
+    """A compiled program whose first CONTRACT's MODE word has ``fields`` forced."""
+    prog = list(compile_contraction(SPEC, MK, KN, CFG, shift=0).program)
+    w = _contracts(prog)[0][0] + 1 + CW.MODE
     for name, v in fields.items():
         f = FIELD[name]
         prog[w] = (prog[w] & ~(((1 << f.width) - 1) << f.lsb)) | (v << f.lsb)
