@@ -423,6 +423,19 @@ class Session:
             written += (stop - start) * used
         return written, len(rows) * used - written
 
+    def _write_program(self, program) -> int:
+        """Write the words of ``program`` that differ from what program memory holds
+        (runs of changed words, merged across gaps of up to ``_MERGE_GAP`` like operand
+        rows; every word without ``residency``); returns the words written."""
+        rows = np.asarray(program, dtype=np.int64).reshape(-1, 1)
+        res = self._resident["prog"]
+        written = 0
+        for lo, hi in (res.runs(rows) if self.residency else [(0, len(rows))]):
+            self.backend.write(PROG_BASE + lo, list(program[lo:hi]))
+            res.store(lo, rows[lo:hi])
+            written += hi - lo
+        return written
+
     def _contract_one(self, sp, a, b, *, shift, rounding, out_bits, seed, mapping,
                       index_offset, max_cycles, compile_kw=None,
                       read_out=True, slot=0, vote=Vote.NONE) -> ContractionResult:
@@ -441,15 +454,7 @@ class Session:
         mp = cc.mapping
         wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), cc.lanes_used("a"))
         wb, sb = self._load(1, buffer_base(1), cc.pack_b(b), cc.lanes_used("b"))
-        prog = np.asarray(cc.program, dtype=np.int64).reshape(-1, 1)
-        res = self._resident["prog"]
-        runs = res.runs(prog) if self.residency else [(0, len(prog))]
-        wp = 0
-        if runs:
-            lo, hi = runs[0][0], runs[-1][1]
-            be.write(PROG_BASE + lo, cc.program[lo:hi])
-            res.store(lo, prog[lo:hi])
-            wp = hi - lo
+        wp = self._write_program(cc.program)
         limit = max_cycles or (4 * cc.predicted_cycles + 10_000)
         try:
             st = be.run(limit)
@@ -485,7 +490,7 @@ class Session:
         # The host reads only the lanes holding outputs (lane < ga*gb*pe_cols).
         words = {"written": wa + wb + wp + CONTROL_WRITES,
                  "read": transfer_words(cc, read_out)["read"],
-                 "skipped": sa + sb + len(prog) - wp}
+                 "skipped": sa + sb + len(cc.program) - wp}
         return ContractionResult(
             output=out, cycles=cycles, predicted_cycles=cc.predicted_cycles,
             mac_utilization=cc.useful_macs / (cfg.macs * cycles) if cycles else 0.0,

@@ -40,7 +40,7 @@ import numpy as np
 
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
-                                         PROG_BASE, ErrorCode, Status,
+                                         ErrorCode, Status,
                                          buffer_base)
 from fetta.sw_model.accel.isa import Contract, Op, decode_header
 from fetta.sw_model.arith.fixedpoint import wrap
@@ -184,14 +184,7 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     if len(prog) > cfg.prog_depth:
         raise FettaError(f"'{sp}' with its MOVEs needs {len(prog)} program words; "
                          f"program depth {cfg.prog_depth} on '{cfg.name}'")
-    prog_rows = np.asarray(prog, dtype=np.int64).reshape(-1, 1)
-    runs = session._resident["prog"].runs(prog_rows)
-    wp = 0
-    if runs:                      # program words that differ from what is there
-        lo, hi = runs[0][0], runs[-1][1]
-        be.write(PROG_BASE + lo, prog[lo:hi])
-        session._resident["prog"].store(lo, prog_rows[lo:hi])
-        wp = hi - lo
+    wp = session._write_program(prog)     # the words that differ from what is there
     predicted = cc.predicted_cycles + move_cycles
     try:
         st = be.run(max_cycles or (4 * predicted + 10_000))
