@@ -37,7 +37,14 @@ __all__ = [
     "ROUNDING_MODES", "Format", "check_width", "check_shift", "check_out_bits",
     "check_rounding", "check_acc_bits", "wrap", "saturate", "dither_hash", "dither",
     "round_shift", "output_stage", "quantize", "dequantize", "Pow2Code",
+    "EXP2_Q15", "LOG2E_Q14",
 ]
+
+# The softmax's exponential (``sw_model.train.quant_train.softmax_q15``, the vector
+# unit's ``rtl/xent_unit.py``): 2**(i/256) in Q15 for i in 0..255 (values 32768..65447,
+# 17 bits unsigned) and log2(e) in Q14.
+EXP2_Q15 = np.round(2.0 ** (np.arange(256) / 256.0) * 32768).astype(np.int64)
+LOG2E_Q14 = 23637   # round(log2(e) * 2**14)
 
 ROUNDING_MODES = ("floor", "nearest-even", "stochastic")
 MASK32 = np.uint64(0xFFFFFFFF)

@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..accel.shift_slots import advance, vote
-from ..arith.fixedpoint import Pow2Code, dither_hash, output_stage, round_shift, saturate
+from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, dither_hash, output_stage,
+                               round_shift, saturate)
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
            "softmax_xent_grad", "FixedAdam", "isqrt", "weights_for_contraction",
@@ -145,9 +146,6 @@ class ShiftController:
         return cls(int(st[0]), recipe, None if st[1] < 0 else int(st[1]), int(st[2]))
 
 
-# 2**(i/256) in Q15 for i in 0..255: the vector unit's exp2 table.
-EXP2_Q15 = np.round(2.0 ** (np.arange(256) / 256.0) * 32768).astype(np.int64)
-LOG2E_Q14 = 23637   # round(log2(e) * 2**14)
 
 
 def softmax_q15(z, frac: int, n_classes: int) -> np.ndarray:

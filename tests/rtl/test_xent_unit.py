@@ -1,0 +1,116 @@
+"""The softmax cross-entropy gradient row unit (``rtl/xent_unit.py``) and its divider
+(``rtl/divider.py``) in Amaranth's simulator: every row's gradient equals the recipe's
+``softmax_xent_grad`` (random logits, ties for the maximum, a single dominant class,
+saturating output widths, batch sizes that are and are not powers of two, logit fracs
+giving left and right shifts), ``correct`` equals argmax == label, and ``start`` to
+``done`` takes ``xent_row_cycles(n)``."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from fetta.rtl.divider import SeqDivider
+from fetta.rtl.xent_unit import XentRow, xent_row_cycles
+from fetta.sw_model.train.quant_train import softmax_xent_grad
+
+
+def _run_rows(rows):
+    """Run ``rows`` = [(z row, frac, label, bsz, out_bits)] through one XentRow;
+    returns per row (gradient codes, correct, cycles start..done)."""
+    dut = XentRow()
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    got = []
+
+    async def bench(ctx):
+        for z, frac, label, bsz, out_bits in rows:
+            n = len(z)
+            c = max(0, int(np.ceil(np.log2(bsz))))
+            ctx.set(dut.n, n)
+            ctx.set(dut.s, frac - 2)
+            ctx.set(dut.label, label)
+            ctx.set(dut.c1, c - 1)
+            ctx.set(dut.bsz, bsz)
+            ctx.set(dut.out_bits, out_bits)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles, g, fed = 1, {}, 0
+            while True:
+                if fed < n and ctx.get(dut.in_ready):
+                    ctx.set(dut.in_valid, 1)
+                    ctx.set(dut.in_z, int(z[fed]))
+                    fed += 1
+                else:
+                    ctx.set(dut.in_valid, 0)
+                await ctx.tick()
+                cycles += 1
+                if ctx.get(dut.out_valid):
+                    g[ctx.get(dut.out_index)] = ctx.get(dut.out_g)
+                if ctx.get(dut.done):
+                    break
+                assert cycles < 100_000
+            ctx.set(dut.in_valid, 0)
+            got.append(([g[j] for j in range(n)], ctx.get(dut.correct), cycles))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def _cases(rng):
+    out = []
+    for i in range(40):
+        n = int(rng.choice([2, 3, 10, 16]))
+        frac = int(rng.choice([1, 2, 5, 9, 14, 20]))
+        z = rng.integers(-32768, 32768, n) >> int(rng.integers(0, 15))
+        if i % 5 == 1:
+            z[:] = z.max()                      # every class tied for the maximum
+        if i % 5 == 2:
+            z[:] = -32768
+            z[int(rng.integers(n))] = 32767     # one class takes all the probability
+        bsz = int(rng.choice([2, 3, 7, 64, 100, 8192]))
+        out.append((z, frac, int(rng.integers(n)), bsz, int(rng.choice([16, 16, 8, 3]))))
+    return out
+
+
+def test_rows_equal_the_recipe_and_cycle_formula():
+    rows = _cases(np.random.default_rng(7))
+    results = _run_rows(rows)
+    for (z, frac, label, bsz, out_bits), (g, correct, cycles) in zip(rows, results):
+        # the recipe divides by the batch size it sees: give it bsz copies of the row
+        zb = np.repeat(z[None, :], bsz, axis=0)
+        want, _ = softmax_xent_grad(zb, frac, np.full(bsz, label), len(z), out_bits)
+        assert g == want[0].tolist(), (z.tolist(), frac, label, bsz, out_bits)
+        assert correct == int(z.argmax() == label)
+        assert cycles == xent_row_cycles(len(z))
+    # the cases reach both outcomes and the output saturation
+    assert {c for _, c, _ in results} == {0, 1}
+    assert any(max(abs(v) for v in g) == (1 << (ob - 1)) for (_, _, _, _, ob), (g, _, _)
+               in zip(rows, results))
+
+
+@pytest.mark.parametrize("a, d", [(0, 1), (1, 1), (2**31 - 1, 1), (2**31 - 1, 2**21 - 1),
+                                  (123456789, 1000), (5, 7)])
+def test_divider_quotient_remainder_latency(a, d):
+    dut = SeqDivider(31, 21)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.a, a)
+        ctx.set(dut.d, d)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycles = 1
+        while not ctx.get(dut.done):
+            await ctx.tick()
+            cycles += 1
+        seen.update(q=ctx.get(dut.q), r=ctx.get(dut.r), cycles=cycles)
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert (seen["q"], seen["r"]) == divmod(a, d)
+    assert seen["cycles"] == SeqDivider.LATENCY(31)
