@@ -12,6 +12,7 @@ from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, 
                           config_layout, config_words)
 from fetta.sw_model.accel.move import MOVE_WORDS
 from fetta.sw_model.accel.vec import VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
+from fetta.sw_model.accel.xent import XENT_WORDS
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, SLOT_SHIFT_BITS, VOTE_BITS
 from fetta.sw_model.accel.timing import Timing
@@ -133,12 +134,16 @@ class Controller(wiring.Component):
             "c_slot": Out(SLOT_BITS), "c_slot_shift": In(SLOT_SHIFT_BITS),
             "v_slot": Out(SLOT_BITS), "v_slot_shift": In(SLOT_SHIFT_BITS),
             "end_slot": Out(SLOT_BITS), "end_vote": Out(VOTE_BITS), "end_bits": Out(5),
+            # XENT (rtl/xent_unit.py, in the top): this MOVE-path instruction is an
+            # XENT; run rows while x_go; the unit's read requests and busy
+            "xent": Out(1), "x_go": Out(1), "x_step_req": In(1), "x_busy": In(1),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
                 "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1),
                 "rd2_en": Out(1), "rd2_addr": Out(32), "fwd": Out(1), "index": Out(32),
                 "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
-                "rounding": Out(2), "out_bits": Out(5), "seed": Out(32)})),
+                "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
+                "classes": Out(5)})),
         })
 
     def elaborate(self, platform):
@@ -232,7 +237,7 @@ class Controller(wiring.Component):
         error = Signal(8)
         done = Signal()
         length = Signal(range(max(self.n_config, self.timing.contract_words,
-                                  MOVE_WORDS, VEC_WORDS) + 1))
+                                  MOVE_WORDS, VEC_WORDS, XENT_WORDS) + 1))
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
@@ -285,10 +290,16 @@ class Controller(wiring.Component):
                          "rounding", "out_bits", "seed"):
                 m.d.comb += getattr(self.mv, name).eq(getattr(mv, name))
             # a VEC naming a shift slot takes its shift (above VEC_SHIFT_MAX: refused)
+            m.d.comb += self.mv.classes.eq(mv.classes[:5])
             m.d.comb += [self.v_slot.eq(mv.slot),
                          self.mv.shift.eq(Mux(mv.slot != 0, self.v_slot_shift, mv.shift))]
             vec_slot_bad = mv.vec & (mv.slot != 0) & (self.v_slot_shift > VEC_SHIFT_MAX)
         move_wait = Signal(range(vec_tail(VecOp.REQUANT) + 1))
+        xent = Signal()             # the MOVE-path instruction being run is an XENT
+        walked = Signal()           # XENT: the walk's last element has been issued
+        m.d.comb += self.xent.eq(xent)
+        if mv is not None:
+            m.d.comb += mv.xent.eq(xent)
 
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
@@ -349,9 +360,14 @@ class Controller(wiring.Component):
                         payload_instruction(self.timing.contract_words, "LOAD_CONTRACT")
                     if mv is not None:
                         with m.Case(Op.MOVE):
+                            m.d.sync += xent.eq(0)
                             payload_instruction(MOVE_WORDS, "LOAD_MOVE")
                         with m.Case(Op.VEC):
+                            m.d.sync += xent.eq(0)
                             payload_instruction(VEC_WORDS, "LOAD_MOVE")
+                        with m.Case(Op.XENT):
+                            m.d.sync += xent.eq(1)
+                            payload_instruction(XENT_WORDS, "LOAD_MOVE")
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"
@@ -491,6 +507,7 @@ class Controller(wiring.Component):
                     with m.If(mv.check_done):
                         with m.If(mv.check_ok):
                             m.d.comb += mv.run_start.eq(1)
+                            m.d.sync += walked.eq(0)
                             m.next = "MOVE_RUN"
                         with m.Else():
                             m.d.sync += fail(ErrorCode.ADDRESS_RANGE)
@@ -498,11 +515,21 @@ class Controller(wiring.Component):
                     on_abort()
                 with m.State("MOVE_RUN"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
-                                 inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec),
-                                 mv.step.eq(1)]
-                    with m.If(mv.last):
-                        m.d.sync += move_wait.eq(0)
-                        m.next = "MOVE_TAIL"
+                                 inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec)]
+                    with m.If(xent):
+                        # the unit requests each read; rows until the walk is done
+                        m.d.comb += [mv.step.eq(self.x_step_req & ~walked),
+                                     self.x_go.eq(~walked)]
+                        with m.If(self.x_step_req & mv.last):
+                            m.d.sync += walked.eq(1)
+                        with m.If(walked & ~self.x_busy):
+                            m.d.sync += move_wait.eq(0)
+                            m.next = "MOVE_TAIL"
+                    with m.Else():
+                        m.d.comb += mv.step.eq(1)
+                        with m.If(mv.last):
+                            m.d.sync += move_wait.eq(0)
+                            m.next = "MOVE_TAIL"
                     on_abort()
                 with m.State("MOVE_TAIL"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),

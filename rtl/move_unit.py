@@ -8,6 +8,8 @@ from amaranth.lib.wiring import In, Out
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, VOTE_BITS
+from fetta.sw_model.accel.xent import (BSZ_MAX, N_MAX, S_MAX, S_MIN, XENT_FIELD,
+                                       XENT_FIELDS, XW)
 from fetta.sw_model.accel.move import (BUFS, MOVE_CHECK_PASSES, MOVE_FIELD, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW, move_check_cycles)
 from fetta.sw_model.accel.vec import (READS_DEST, REQUANTS, VEC_FIELD, VEC_SHIFT_MAX, VW,
@@ -94,6 +96,9 @@ class MoveUnit(wiring.Component):
             "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
             "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
             "slot": Out(SLOT_BITS), "vote": Out(VOTE_BITS),
+            # XENT (sw_model/accel/xent.py): set by the controller for an XENT; the
+            # classes (innermost count) and the PARAM word (in ``seed``)
+            "xent": In(1), "classes": Out(range(COUNT_MAX + 1)),
             "tail": Out(range(vec_tail(VecOp.REQUANT) + 1)),
         })
 
@@ -110,6 +115,9 @@ class MoveUnit(wiring.Component):
         n = [Signal(B, name=f"mn{i}") for i in range(L)]
         bad_count = Signal()
         index_base = Signal(32)
+        op_extra, param_extra = Signal(), Signal()     # XENT: reserved bits set
+        xent_used = {w: sum(((1 << f.width) - 1) << f.lsb for f in XENT_FIELDS
+                            if f.word == w) for w in (XW.OP, XW.PARAM)}
         d = self.data
         assert fs["src"].word == fs["dst"].word == fs["fill"].word == MW.MODE
         with m.If(self.load):
@@ -120,12 +128,14 @@ class MoveUnit(wiring.Component):
                                  self.vec.eq(0), index_base.eq(0), self.slot.eq(0),
                                  self.vote.eq(0)]
                 with m.Case(VW.OP):
-                    m.d.sync += self.vec.eq(1)
+                    m.d.sync += [self.vec.eq(1),
+                                 op_extra.eq((d & ~xent_used[XW.OP]) != 0)]
                     for name in ("op", "shift", "rounding", "out_bits", "slot", "vote"):
                         f = VEC_FIELD[name]
                         m.d.sync += getattr(self, name).eq(d[f.lsb:f.lsb + f.width])
                 with m.Case(VW.SEED):
-                    m.d.sync += self.seed.eq(d)
+                    m.d.sync += [self.seed.eq(d),
+                                 param_extra.eq((d & ~xent_used[XW.PARAM]) != 0)]
                 with m.Case(VW.INDEX):
                     m.d.sync += index_base.eq(d)
                 with m.Case(MW.SRC_BASE):
@@ -139,11 +149,22 @@ class MoveUnit(wiring.Component):
                         m.d.sync += n[i].eq(count - 1)
                         with m.If((count == 0) | (count > COUNT_MAX)):
                             m.d.sync += bad_count.eq(1)
-        vec_bad = self.vec & ((self.op >= len(VecOp)) | (self.rounding == 3) |
-                              (self.out_bits < 2) | (self.out_bits > 16) | fill |
-                              (self.vote == 3) | ((self.vote != 0) & (self.slot == 0)) |
-                              (self.slot > self.config.shift_slots) |
-                              ((self.slot != 0) & (self.shift != 0)))
+        vec_bad = self.vec & ~self.xent & (
+            (self.op >= len(VecOp)) | (self.rounding == 3) |
+            (self.out_bits < 2) | (self.out_bits > 16) | fill |
+            (self.vote == 3) | ((self.vote != 0) & (self.slot == 0)) |
+            (self.slot > self.config.shift_slots) |
+            ((self.slot != 0) & (self.shift != 0)))
+        # XENT: classes 2..N_MAX, s >= S_MIN, 2 <= bsz <= BSZ_MAX, out_bits 2..16, the
+        # reserved bits and word 0, no fill
+        xs = self.seed[XENT_FIELD["s"].lsb:][:XENT_FIELD["s"].width].as_signed()
+        xb = self.seed[XENT_FIELD["bsz"].lsb:][:XENT_FIELD["bsz"].width]
+        m.d.comb += self.classes.eq(n[L - 1] + 1)
+        xent_bad = self.xent & (
+            (n[L - 1] < 1) | (n[L - 1] > N_MAX - 1) | (xs < S_MIN) | (xs > S_MAX) |
+            (xb < 2) | (xb > BSZ_MAX) | (self.out_bits < 2) | (self.out_bits > 16) |
+            op_extra | param_extra | (index_base != 0) | fill | ~self.vec)
+        vec_bad = vec_bad | xent_bad
         m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count
                                 | vec_bad)
 
@@ -236,8 +257,8 @@ class MoveUnit(wiring.Component):
         # VEC: the destination read of the ops that need it, the forward flag, the
         # element number, the tail
         reads_dest = Signal()
-        m.d.comb += reads_dest.eq(self.vec & Cat(*(self.op == int(o)
-                                                   for o in READS_DEST)).any())
+        m.d.comb += reads_dest.eq(self.vec & (self.xent | Cat(*(self.op == int(o)
+                                                               for o in READS_DEST)).any()))
         m.d.comb += [self.rd2_en.eq(self.step & reads_dest),
                      self.rd2_addr.eq(walk.addr_dst)]
         m.d.sync += self.fwd.eq(self.step & pending & (walk.addr_dst == wr_addr))
@@ -247,5 +268,6 @@ class MoveUnit(wiring.Component):
         with m.Elif(self.step):
             m.d.sync += [count.eq(count + 1), self.index.eq(count)]
         is_rq = Cat(*(self.op == int(o) for o in REQUANTS)).any()
-        m.d.comb += self.tail.eq(Mux(self.vec & is_rq, vec_tail(VecOp.REQUANT), MOVE_TAIL))
+        m.d.comb += self.tail.eq(Mux(self.vec & is_rq & ~self.xent, vec_tail(VecOp.REQUANT),
+                                     MOVE_TAIL))
         return m

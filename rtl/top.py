@@ -9,6 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
+from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, XENT_FIELD
 from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE, REG_BASE,
                                          MAXLOG_DEPTH, READ_LATENCY, Ctrl, Reg, Status)
 
@@ -19,6 +20,7 @@ from .host_bus import HostBusSignature
 from .max_abs import MaxAbs
 from .max_log import MaxLog
 from .shift_slots import ShiftSlots
+from .xent_unit import XentRow
 from .vector_alu import VectorAlu
 
 __all__ = ["Accelerator", "config_hash"]
@@ -97,6 +99,7 @@ class Accelerator(wiring.Component):
         # Largest |result| of the program's CONTRACTs (Reg.MAX_ABS; rtl/max_abs.py):
         # with the MOVE unit only (the resident flow's vote input; reads 0 without)
         max_abs = max_log = None
+        x_correct = Signal(32)      # XENT rows whose first maximum is the target
         if cfg.move_unit:
             m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
             m.submodules.max_log = max_log = MaxLog()
@@ -127,6 +130,8 @@ class Accelerator(wiring.Component):
                 # a START the controller takes (idle, no CLEAR or ABORT with it)
                 taken = bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] & ~running
                 m.d.comb += [max_abs.clear.eq(taken), max_log.clear.eq(taken)]
+                with m.If(taken):
+                    m.d.sync += x_correct.eq(0)
         is_slot = C(0, 1)
         if cfg.shift_slots:
             is_slot = (addr >= REG_BASE + Reg.SLOT) & (addr < REG_BASE + Reg.SLOT +
@@ -164,22 +169,37 @@ class Accelerator(wiring.Component):
             m.submodules.vector_alu = alu = VectorAlu(len(mv.wr_addr))
             last_out = Signal(WORD_BITS)        # the word written the previous cycle
             m.d.sync += last_out.eq(alu.out)
-            m.d.comb += [alu.valid.eq(mv.wr_en & mv.vec), alu.a.eq(mv_word),
+            m.d.comb += [alu.valid.eq(mv.wr_en & mv.vec & ~ctl.xent), alu.a.eq(mv_word),
                          alu.b.eq(Mux(mv.fwd, last_out, mv_dst_word)),
                          alu.addr.eq(mv.wr_addr), alu.buf.eq(mv.wr_buf),
                          alu.index.eq(mv.index)]
             for name in ("op", "shift", "rounding", "out_bits", "seed"):
                 m.d.comb += getattr(alu, name).eq(getattr(mv, name))
-            w_en = Mux(mv.vec, alu.out_valid, mv.wr_en)
-            w_buf = Mux(mv.vec, alu.out_buf, mv.wr_buf)
-            w_addr = Mux(mv.vec, alu.out_addr, mv.wr_addr)
-            w_data = Mux(mv.vec, alu.out, mv_word)
+            # XENT (rtl/xent_unit.py): the unit requests the reads of a row (source:
+            # the logits, destination: the targets), keeps the row's destination
+            # addresses and writes each class's gradient when it is done
+            m.submodules.xent_unit = xu = XentRow()
+            x_dst = Array(Signal(len(mv.wr_addr), name=f"x_dst{j}") for j in range(XENT_N_MAX))
+            m.d.comb += [xu.go.eq(ctl.x_go), ctl.x_step_req.eq(xu.step_req),
+                         ctl.x_busy.eq(xu.busy), xu.n.eq(mv.classes),
+                         xu.s.eq(mv.seed[XENT_FIELD["s"].lsb:][:XENT_FIELD["s"].width]),
+                         xu.bsz.eq(mv.seed[XENT_FIELD["bsz"].lsb:][:XENT_FIELD["bsz"].width]),
+                         xu.out_bits.eq(mv.out_bits), xu.in_valid.eq(mv.wr_en & ctl.xent),
+                         xu.in_z.eq(mv_word), xu.in_y.eq(mv_dst_word)]
+            with m.If(mv.wr_en & ctl.xent):
+                m.d.sync += x_dst[xu.ld_index].eq(mv.wr_addr)
+            with m.If(xu.done & xu.correct):
+                m.d.sync += x_correct.eq(x_correct + 1)
+            w_en = Mux(ctl.xent, xu.out_valid, Mux(mv.vec, alu.out_valid, mv.wr_en))
+            w_buf = Mux(ctl.xent, mv.wr_buf, Mux(mv.vec, alu.out_buf, mv.wr_buf))
+            w_addr = Mux(ctl.xent, x_dst[xu.out_index], Mux(mv.vec, alu.out_addr, mv.wr_addr))
+            w_data = Mux(ctl.xent, xu.out_g, Mux(mv.vec, alu.out, mv_word))
             # the max log: a C row's lane maximum or a VEC's word magnitude, one cycle
             # after the write (as MaxAbs's); closed MaxAbs.LATENCY cycles after the
             # instruction's last cycle, when its last word is in
             vec_mag = Signal(WORD_BITS)
-            out_s = alu.out.as_signed()
-            m.d.sync += vec_mag.eq(Mux(alu.out_valid & mv.vec,
+            out_s = Mux(ctl.xent, xu.out_g, alu.out).as_signed()
+            m.d.sync += vec_mag.eq(Mux(Mux(ctl.xent, xu.out_valid, alu.out_valid & mv.vec),
                                        Mux(out_s < 0, -out_s, out_s), 0))
             end_q = Signal(MaxAbs.LATENCY)
             m.d.sync += end_q.eq(Cat(ctl.logged_end, end_q[:-1]))
@@ -275,6 +295,7 @@ class Accelerator(wiring.Component):
             Reg.CONFIG_HASH: config_hash(cfg),
             Reg.MAX_ABS: max_abs.max if max_abs is not None else C(0, 16),
             Reg.MAXLOG_COUNT: max_log.count if max_log is not None else C(0, 8),
+            Reg.XENT_CORRECT: x_correct if cfg.move_unit else C(0, 32),
         }
         for k in range(MAXLOG_DEPTH):
             regs[int(Reg.MAXLOG) + k] = max_log.log[k] if max_log is not None else C(0, 16)

@@ -1,79 +1,83 @@
-"""The softmax cross-entropy gradient of one row of logits, bit-exact with the recipe's
-``sw_model.train.quant_train.softmax_xent_grad`` (REFERENCES.md §2)."""
+"""The XENT unit: the softmax cross-entropy gradient of rows of logits, bit-exact with
+``sw_model.arith.fixedpoint.softmax_xent_rows`` (the recipe's arithmetic; the
+instruction is ``sw_model/accel/xent.py``)."""
 
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fetta.sw_model.accel.xent import BSZ_MAX, DIV1_BITS, DIV2_BITS, N_MAX
 from fetta.sw_model.arith.fixedpoint import EXP2_Q15, LOG2E_Q14
 
 from .divider import SeqDivider
 
-__all__ = ["XentRow", "xent_row_cycles", "N_MAX", "S_MIN", "S_MAX", "C1_MAX"]
+__all__ = ["XentRow"]
 
-N_MAX = 16            # classes per row
-S_MIN, S_MAX = -7, 31  # the log2-domain shift s = frac - 2 of the logits' frac
-C1_MAX = 12           # c - 1, c = ceil(log2 batch): batches up to 8,192
-D1_BITS, D1_DIV = 31, 21      # (e << 15) // sum: e < 2**16, sum < 16 * 2**16
-D2_BITS, D2_DIV = 30, 14      # (|num| + B // 2) // B: |num| <= 2**15 << 12, B < 2**14
-EMIT = 1
-
-
-def xent_row_cycles(n: int) -> int:
-    """Cycles from ``start`` to ``done`` of a row of ``n`` classes whose logits arrive
-    one per cycle: ``n`` loading, ``n`` exponentials, then per class the two divisions
-    (``SeqDivider.LATENCY`` each, started the cycle before) and the emit cycle."""
-    per = 1 + SeqDivider.LATENCY(D1_BITS) + 1 + SeqDivider.LATENCY(D2_BITS) + EMIT
-    return 1 + n + n + n * per
+SUM_BITS = 21          # sum of up to 16 exponentials < 2**16 each
+BSZ_BITS = 14
 
 
 class XentRow(wiring.Component):
-    """``g[j]`` of one row of logits ``z[0..n-1]`` (codes with frac ``f``; ``s = f - 2``)
-    with label ``label`` in a batch of ``bsz`` rows (``c1 = ceil(log2 bsz) - 1``)::
+    """Rows of ``n`` logits ``z`` (frac ``s + 2``) with targets ``y`` (nonzero: the
+    label), batch ``bsz`` (``c = ceil(log2 bsz)``)::
 
-        m  = max_j z[j]                         (argmax: the first maximum)
+        m  = max_j z[j]                         (amax: the first maximum)
         t  = ((z[j] - m) * LOG2E_Q14) >> s      (<< -s when s < 0; log2 domain, Q16)
         e  = EXP2_Q15[(t & 0xFFFF) >> 8] >> -(t >> 16)
         p  = (e << 15) // sum_j e               (Q15 probability)
-        num = (p - (j == label) * 2**15) << c1
+        num = (p - 2**15 [y[j] != 0]) << (c - 1)
         g  = saturate(out_bits, sign(num) * ((|num| + bsz // 2) // bsz))
 
-    Timing: ``start`` latches the parameters; the unit takes ``z`` while ``in_ready``
-    (one per cycle with ``in_valid``, ``n`` of them), computes the ``n``
-    exponentials one per cycle, then per class two sequential divisions
-    (``rtl/divider.py``) and emits ``g`` with ``out_valid`` and ``out_index``;
-    ``done`` with ``correct`` (argmax == label) with the last ``out_valid``
-    (``out_g``, ``out_index`` and ``correct`` are registered and hold until replaced). With the logits
-    arriving every cycle, ``start`` to ``done`` is ``xent_row_cycles(n)``.
+    While ``go`` is high the unit runs row after row. A row: one start cycle (the
+    parameters ``n``, ``s``, ``bsz``, ``out_bits`` are latched); ``n`` read requests
+    (``step_req``, one per cycle: the caller issues the read that cycle), whose data
+    comes back the next cycle with ``in_valid`` (``in_z``, ``in_y``; ``ld_index`` is
+    the class it is stored as); ``n`` exponentials, one per cycle; per class the two
+    divisions (``rtl/divider.py``, each started in a cycle of its own) and an emit
+    cycle: ``out_valid`` with ``out_g`` and ``out_index`` the next cycle. ``done``
+    (with ``correct``: ``y[amax] != 0``) with the row's last ``out_valid``. Cycles per
+    row: ``sw_model.accel.xent.xent_row_cycles(n)``.
 
-    Members: ``start``, ``n`` (2..16), ``s`` (-7..31), ``label``, ``c1`` (0..12),
-    ``bsz`` (2..8191), ``out_bits`` (2..16), ``in_ready``, ``in_valid``, ``in_z``,
+    Members: ``go``, ``n`` (2..16), ``s`` (-7..31), ``bsz`` (2..8192), ``out_bits``
+    (2..16), ``step_req``, ``in_valid``, ``in_z``, ``in_y``, ``ld_index``,
     ``out_valid``, ``out_g``, ``out_index``, ``busy``, ``done``, ``correct``.
     """
 
     def __init__(self):
         super().__init__({
-            "start": In(1), "n": In(range(N_MAX + 1)), "s": In(signed(6)),
-            "label": In(range(N_MAX)), "c1": In(range(C1_MAX + 1)),
-            "bsz": In(D2_DIV), "out_bits": In(5),
-            "in_ready": Out(1), "in_valid": In(1), "in_z": In(signed(16)),
+            "go": In(1), "n": In(range(N_MAX + 1)), "s": In(signed(6)),
+            "bsz": In(BSZ_BITS), "out_bits": In(5),
+            "step_req": Out(1), "in_valid": In(1), "in_z": In(signed(16)),
+            "in_y": In(signed(16)), "ld_index": Out(range(N_MAX)),
             "out_valid": Out(1), "out_g": Out(signed(16)), "out_index": Out(range(N_MAX)),
             "busy": Out(1), "done": Out(1), "correct": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.div1 = d1 = SeqDivider(D1_BITS, D1_DIV)
-        m.submodules.div2 = d2 = SeqDivider(D2_BITS, D2_DIV)
-        n, s, label = Signal.like(self.n), Signal.like(self.s), Signal.like(self.label)
-        c1, bsz, out_bits = Signal.like(self.c1), Signal.like(self.bsz), Signal.like(self.out_bits)
+        assert BSZ_MAX < 1 << BSZ_BITS
+        m.submodules.div1 = d1 = SeqDivider(DIV1_BITS, SUM_BITS)
+        m.submodules.div2 = d2 = SeqDivider(DIV2_BITS, BSZ_BITS)
+        n, s = Signal.like(self.n), Signal.like(self.s)
+        bsz, out_bits = Signal.like(self.bsz), Signal.like(self.out_bits)
         zr = Array(Signal(signed(16), name=f"z{j}") for j in range(N_MAX))
         er = Array(Signal(17, name=f"e{j}") for j in range(N_MAX))
+        yb = Signal(N_MAX)
         mx = Signal(signed(16))
         amax = Signal(range(N_MAX))
-        total = Signal(21)
-        k = Signal(range(N_MAX + 1))
+        total = Signal(SUM_BITS)
+        k = Signal(range(N_MAX + 1))          # class being loaded / computed / emitted
+        req = Signal(range(N_MAX + 1))        # read requests made in this row
         last = k == n - 1
+        m.d.comb += self.ld_index.eq(k)
+
+        # c - 1 = bit_length(bsz - 1) - 1 (bsz >= 2)
+        bm1 = Signal(BSZ_BITS)
+        m.d.comb += bm1.eq(bsz - 1)
+        c1 = Signal(range(BSZ_BITS))
+        for b in range(BSZ_BITS):
+            with m.If(bm1[b]):
+                m.d.comb += c1.eq(b)
 
         # the exponential of class k (combinational)
         d = Signal(signed(17))
@@ -94,14 +98,13 @@ class XentRow(wiring.Component):
             m.d.comb += e.eq(table[t[8:16]] >> (-ip).as_unsigned()[:5])
 
         # the gradient of class k from the first quotient p (combinational)
-        p = d1.q[:17]
         pl = Signal(signed(18))
-        m.d.comb += pl.eq(p - Mux(k == label, 1 << 15, 0))
-        num = Signal(signed(31))
+        m.d.comb += pl.eq(d1.q[:17] - Mux(yb.bit_select(k, 1), 1 << 15, 0))
+        num = Signal(signed(32))
         m.d.comb += num.eq(pl << c1)
-        mag = Signal(30)
+        mag = Signal(DIV2_BITS)
         m.d.comb += mag.eq(Mux(num < 0, -num, num))
-        g = Signal(signed(31))
+        g = Signal(signed(DIV2_BITS + 2))
         m.d.comb += g.eq(Mux(num < 0, -d2.q.as_signed(), d2.q))
         hi = Signal(signed(17))
         m.d.comb += hi.eq((C(1, 17) << (out_bits - 1)[:4]) - 1)
@@ -115,15 +118,18 @@ class XentRow(wiring.Component):
             m.d.comb += self.busy.eq(1)
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
-                with m.If(self.start):
-                    m.d.sync += [n.eq(self.n), s.eq(self.s), label.eq(self.label),
-                                 c1.eq(self.c1), bsz.eq(self.bsz),
-                                 out_bits.eq(self.out_bits), k.eq(0), total.eq(0)]
+                with m.If(self.go):
+                    m.d.sync += [n.eq(self.n), s.eq(self.s), bsz.eq(self.bsz),
+                                 out_bits.eq(self.out_bits), k.eq(0), req.eq(0),
+                                 total.eq(0), yb.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += self.in_ready.eq(1)
+                m.d.comb += self.step_req.eq(req < n)
+                with m.If(req < n):
+                    m.d.sync += req.eq(req + 1)
                 with m.If(self.in_valid):
                     m.d.sync += [zr[k].eq(self.in_z), k.eq(k + 1)]
+                    m.d.sync += yb.bit_select(k, 1).eq(self.in_y != 0)
                     with m.If((k == 0) | (self.in_z > mx)):
                         m.d.sync += [mx.eq(self.in_z), amax.eq(k)]
                     with m.If(last):
@@ -150,7 +156,7 @@ class XentRow(wiring.Component):
                 m.d.sync += [self.out_valid.eq(1), self.out_g.eq(sat),
                              self.out_index.eq(k), k.eq(k + 1)]
                 with m.If(last):
-                    m.d.sync += [self.done.eq(1), self.correct.eq(amax == label)]
+                    m.d.sync += [self.done.eq(1), self.correct.eq(yb.bit_select(amax, 1))]
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "DIV1"

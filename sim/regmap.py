@@ -156,6 +156,10 @@ def register_model(config="tiny") -> dict:
                 "COUNT", 0, 8, "r", 0, "CONTRACT and VEC instructions completed since "
                 "START, saturating at 255 (rtl/max_log.py); reads 0 without the MOVE "
                 "unit")]))
+        elif r == Reg.XENT_CORRECT:
+            regs.append(reg("XENT_CORRECT", word, "r", doc, [field(
+                "COUNT", 0, 32, "r", 0, "XENT rows with argmax == label since START "
+                "(sw_model/accel/xent.py); reads 0 without the MOVE unit")]))
         elif r == Reg.MAXLOG:
             for k in range(MAXLOG_DEPTH):
                 regs.append(reg(f"MAXLOG_{k}", word + k, "r", doc, [field(

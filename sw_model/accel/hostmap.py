@@ -87,6 +87,7 @@ class Reg(enum.IntEnum):
     VEC = 32          # VEC element cycles: one word through the vector ALU each
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
     MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
+    XENT_CORRECT = 36 # read: rows the program's XENTs found their first maximum at the target (argmax == label: the accuracy count; cleared by START; with the MOVE unit, 0 without)
     MAXLOG = 64       # read: MAXLOG + k, k < MAXLOG_DEPTH: largest |result word| the k-th CONTRACT or VEC of the program wrote (the adaptive-shift vote of each contraction without reading its result)
     SLOT = 96         # read/write: SLOT + k - 1, 1 <= k <= shift_slots: shift slot k (shift_slots.slot_word: shift 5..0, pending 11..8, gmax 31..16); written while idle only (a write during a run is dropped and recorded like a memory write); not cleared by START or CLEAR
 

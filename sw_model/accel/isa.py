@@ -13,6 +13,8 @@ Every instruction starts with a header word: ``opcode`` in bits 7..0, payload le
 * ``VEC`` (0x06): a MOVE whose elements pass through the vector ALU (ReLU,
   requantization, shift, add, mask), ``vec.VEC_WORDS`` payload words
   (``sw_model/accel/vec.py``).
+* ``XENT`` (0x07): the softmax cross-entropy gradient of rows of logits along a MOVE's
+  walk, ``xent.XENT_WORDS`` payload words (``sw_model/accel/xent.py``).
 
 Any other opcode halts with ``ErrorCode.ILLEGAL_OPCODE``.
 """
@@ -48,6 +50,7 @@ class Op(enum.IntEnum):
     HALT = 0x04
     MOVE = 0x05       # on-chip copy between buffers (sw_model.accel.move)
     VEC = 0x06        # elementwise op along a MOVE's walk (sw_model.accel.vec)
+    XENT = 0x07       # softmax cross-entropy gradient along a MOVE's walk (sw_model.accel.xent)
 
 
 def header(op: Op, length: int = 0) -> int:

@@ -37,7 +37,7 @@ __all__ = [
     "ROUNDING_MODES", "Format", "check_width", "check_shift", "check_out_bits",
     "check_rounding", "check_acc_bits", "wrap", "saturate", "dither_hash", "dither",
     "round_shift", "output_stage", "quantize", "dequantize", "Pow2Code",
-    "EXP2_Q15", "LOG2E_Q14",
+    "EXP2_Q15", "LOG2E_Q14", "softmax_q15", "softmax_xent_rows",
 ]
 
 # The softmax's exponential (``sw_model.train.quant_train.softmax_q15``, the vector
@@ -288,3 +288,37 @@ class Pow2Code:
     def multiply(self, activation, codes) -> np.ndarray:
         """The shift-MAC product: activation times decoded weight, exact int64."""
         return np.asarray(activation, dtype=np.int64) * self.decode(codes)
+
+
+def softmax_q15(z, frac: int) -> np.ndarray:
+    """Integer softmax of each row of codes ``z`` (frac ``frac``): Q15 probabilities.
+    exp(d) = 2**(d*log2 e), ``d = z - max(row)`` in the log2 domain with 16 fractional
+    bits (``t = d * LOG2E_Q14`` shifted right by ``frac - 2``, left when negative), the
+    integer part a shift and the top 8 fractional bits looked up in ``EXP2_Q15``;
+    ``p = (e << 15) // sum(e)``."""
+    z = np.asarray(z, dtype=np.int64)
+    d = z - z.max(axis=1, keepdims=True)                 # <= 0
+    s = frac + 14 - 16
+    prod = d * LOG2E_Q14
+    t = prod >> np.int64(min(s, 63)) if s >= 0 else prod << np.int64(-s)
+    ip = t >> np.int64(16)                               # <= 0
+    e = EXP2_Q15[(t & np.int64(0xFFFF)) >> np.int64(8)] >> np.minimum(-ip, 62)
+    return (e << np.int64(15)) // e.sum(axis=1, keepdims=True)
+
+
+def softmax_xent_rows(z, y, frac: int, bsz: int, out_bits: int = 16):
+    """The mean cross-entropy's gradient of rows of logit codes ``z`` (frac ``frac``)
+    with targets ``y`` (nonzero: the label) in a batch of ``bsz`` rows, as codes with
+    frac ``14 + c``, ``c = ceil(log2 bsz)``: ``num = (p - 2**15 [y != 0]) << (c - 1)``,
+    ``g = saturate(out_bits, sign(num) * ((|num| + bsz // 2) // bsz))`` (the division
+    rounds to nearest, ties away from 0). Returns ``(g, correct)``, ``correct[r]`` =
+    ``y[r, argmax z[r]] != 0`` (the first maximum)."""
+    z = np.asarray(z, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    c = (int(bsz) - 1).bit_length()                      # ceil(log2 bsz)
+    p = softmax_q15(z, frac) - (y != 0) * (1 << 15)
+    num = p << np.int64(c - 1)                           # (p - y) * 2**(14 + c) / 2**15
+    q = (np.abs(num) + int(bsz) // 2) // int(bsz)
+    g = saturate(np.sign(num) * q, out_bits)
+    rows = np.arange(z.shape[0])
+    return g, y[rows, z.argmax(axis=1)] != 0

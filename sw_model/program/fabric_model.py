@@ -20,6 +20,7 @@ from ..accel.isa import Contract, Op, config_layout, decode_header
 from ..accel.move import Move, run_move
 from ..accel.shift_slots import SlotFile
 from ..accel.vec import Vec, run_vec
+from ..accel.xent import Xent, run_xent
 
 __all__ = ["run_program"]
 
@@ -45,6 +46,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     ``shift_slots.SlotFile``, kept from one program to the next like the hardware's)
     gives a CONTRACT or VEC that names a slot its shift and takes its vote at its end;
     an instruction the controller refuses with ``BAD_CONFIG`` raises ValueError;
+    XENT instructions run ``sw_model.accel.xent.run_xent`` (``state["xent_correct"]``:
+    their rows with argmax == label, ``Reg.XENT_CORRECT``);
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -60,6 +63,7 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     settings = None
     used = cfg.c_lanes
     maxlog = state["maxlog"] = []
+    state["xent_correct"] = 0
     slots = state.get("slots")
     if slots is None:
         slots = state["slots"] = SlotFile(cfg)
@@ -129,6 +133,11 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                     largest = max(largest, int(np.abs(c_buf[rc + r][:used]).max()))
             maxlog.append(largest)
             slots.end(c.slot, c.vote, largest, out_bits)
+        elif op == Op.XENT and cfg.move_unit:
+            written, ok = run_xent(cfg, Xent.decode(payload), {"A": a_buf, "B": b_buf,
+                                                               "C": c_buf})
+            maxlog.append(int(np.abs(written).max()))
+            state["xent_correct"] = state.get("xent_correct", 0) + ok
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         elif op == Op.VEC and cfg.move_unit:

@@ -42,7 +42,8 @@ import numpy as np
 
 from ..accel.shift_slots import advance, vote
 from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, dither_hash, output_stage,
-                               round_shift, saturate)
+                               round_shift, saturate, softmax_xent_rows)
+from ..arith.fixedpoint import softmax_q15 as fp_softmax_q15
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
            "softmax_xent_grad", "FixedAdam", "isqrt", "weights_for_contraction",
@@ -150,29 +151,22 @@ class ShiftController:
 
 def softmax_q15(z, frac: int, n_classes: int) -> np.ndarray:
     """Integer softmax over the first ``n_classes`` columns of codes ``z`` (frac
-    ``frac``): Q15 probabilities. exp(d) = 2**(d*log2 e) with the integer part a shift
-    and the top 8 fractional bits looked up in ``EXP2_Q15``."""
-    z = np.asarray(z, dtype=np.int64)[:, :n_classes]
-    d = z - z.max(axis=1, keepdims=True)                 # <= 0
-    t = shift_codes(d * LOG2E_Q14, frac + 14 - 16)       # log2-domain, Q16
-    ip = t >> np.int64(16)                               # <= 0
-    e = EXP2_Q15[(t & np.int64(0xFFFF)) >> np.int64(8)] >> np.minimum(-ip, 62)
-    return (e << np.int64(15)) // e.sum(axis=1, keepdims=True)
+    ``frac``): Q15 probabilities (``fixedpoint.softmax_q15``, the hardware's)."""
+    return fp_softmax_q15(np.asarray(z, dtype=np.int64)[:, :n_classes], frac)
 
 
 def softmax_xent_grad(z, frac: int, labels, n_classes: int, grad_bits: int = 16):
     """d(mean cross-entropy)/dz as codes, over all columns of ``z`` (unused logits get
     0). Returns ``(codes, frac_dz)`` with ``frac_dz = 14 + ceil(log2 B)`` so that
-    ``|p - y| * 2**c / B < 2**15``; the division rounds to nearest (ties away from 0)."""
+    ``|p - y| * 2**c / B < 2**15``; the division rounds to nearest (ties away from 0).
+    The rows' arithmetic is ``fixedpoint.softmax_xent_rows`` (the XENT instruction's)."""
     z = np.asarray(z, dtype=np.int64)
     bsz = z.shape[0]
     c = max(0, int(np.ceil(np.log2(bsz))))
-    p = softmax_q15(z, frac, n_classes)
-    p[np.arange(bsz), labels] -= 1 << 15
-    num = p << np.int64(c - 1)                           # (p - y) * 2**(14 + c) / 2**15
-    q = (np.abs(num) + bsz // 2) // bsz
+    y = np.zeros((bsz, n_classes), dtype=np.int64)
+    y[np.arange(bsz), labels] = 1
     g = np.zeros_like(z)
-    g[:, :n_classes] = np.sign(num) * q
+    g[:, :n_classes] = softmax_xent_rows(z[:, :n_classes], y, frac, bsz, grad_bits)[0]
     return saturate(g, grad_bits), 14 + c
 
 

@@ -10,13 +10,15 @@ import pytest
 from amaranth.sim import Simulator
 
 from fetta.rtl.divider import SeqDivider
-from fetta.rtl.xent_unit import XentRow, xent_row_cycles
+from fetta.rtl.xent_unit import XentRow
+from fetta.sw_model.accel.xent import xent_row_cycles
 from fetta.sw_model.train.quant_train import softmax_xent_grad
 
 
 def _run_rows(rows):
-    """Run ``rows`` = [(z row, frac, label, bsz, out_bits)] through one XentRow;
-    returns per row (gradient codes, correct, cycles start..done)."""
+    """Run ``rows`` = [(z row, frac, label, bsz, out_bits)] through one XentRow, one
+    row per ``go``, answering each read request the next cycle (the buffers' read
+    latency); returns per row (gradient codes, correct, cycles from go to done)."""
     dut = XentRow()
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -25,25 +27,25 @@ def _run_rows(rows):
     async def bench(ctx):
         for z, frac, label, bsz, out_bits in rows:
             n = len(z)
-            c = max(0, int(np.ceil(np.log2(bsz))))
-            ctx.set(dut.n, n)
-            ctx.set(dut.s, frac - 2)
-            ctx.set(dut.label, label)
-            ctx.set(dut.c1, c - 1)
-            ctx.set(dut.bsz, bsz)
-            ctx.set(dut.out_bits, out_bits)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            cycles, g, fed = 1, {}, 0
+            y = np.zeros(n, dtype=np.int64)
+            y[label] = 1
+            for port, v in ((dut.n, n), (dut.s, frac - 2), (dut.bsz, bsz),
+                            (dut.out_bits, out_bits), (dut.go, 1)):
+                ctx.set(port, v)
+            cycles, g, pending, fed = 0, {}, None, 0
             while True:
-                if fed < n and ctx.get(dut.in_ready):
+                req = ctx.get(dut.step_req)
+                if pending is not None:
                     ctx.set(dut.in_valid, 1)
-                    ctx.set(dut.in_z, int(z[fed]))
-                    fed += 1
+                    ctx.set(dut.in_z, int(z[pending]))
+                    ctx.set(dut.in_y, int(y[pending]))
                 else:
                     ctx.set(dut.in_valid, 0)
+                pending = None
+                if req:
+                    pending, fed = fed, fed + 1
                 await ctx.tick()
+                ctx.set(dut.go, 0)
                 cycles += 1
                 if ctx.get(dut.out_valid):
                     g[ctx.get(dut.out_index)] = ctx.get(dut.out_g)
@@ -51,6 +53,7 @@ def _run_rows(rows):
                     break
                 assert cycles < 100_000
             ctx.set(dut.in_valid, 0)
+            await ctx.tick()       # the idle cycle between rows
             got.append(([g[j] for j in range(n)], ctx.get(dut.correct), cycles))
 
     sim.add_testbench(bench)
@@ -113,4 +116,4 @@ def test_divider_quotient_remainder_latency(a, d):
     sim.add_testbench(bench)
     sim.run()
     assert (seen["q"], seen["r"]) == divmod(a, d)
-    assert seen["cycles"] == SeqDivider.LATENCY(31)
+    assert seen["cycles"] == SeqDivider.LATENCY(31) == 32
