@@ -11,8 +11,8 @@ from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, 
                           N_LEVELS, Op,
                           config_layout, config_words)
 from fetta.sw_model.accel.move import MOVE_WORDS
-from fetta.sw_model.accel.vec import VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
-from fetta.sw_model.accel.xent import XENT_WORDS
+from fetta.sw_model.accel.vec import VEC_FIELD, VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
+from fetta.sw_model.accel.xent import XENT_FIELD, XENT_WORDS
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, SLOT_SHIFT_BITS, VOTE_BITS
 from fetta.sw_model.accel.timing import Timing
@@ -143,7 +143,7 @@ class Controller(wiring.Component):
                 "rd2_en": Out(1), "rd2_addr": Out(32), "fwd": Out(1), "index": Out(32),
                 "vec": Out(1), "op": Out(4), "shift": Out(range(VEC_SHIFT_MAX + 1)),
                 "rounding": Out(2), "out_bits": Out(5), "seed": Out(32),
-                "classes": Out(5)})),
+                "classes": Out(5), "labels": Out(1)})),
         })
 
     def elaborate(self, platform):
@@ -275,6 +275,7 @@ class Controller(wiring.Component):
         def set_pc(value):
             return [pc.eq(value), room.eq(cfg.prog_depth - 1 - value)]
 
+        xent = Signal()             # the MOVE-path instruction being run is an XENT
         # MOVE: the move unit checks and walks; the controller sequences it.
         mv = None
         if cfg.move_unit:
@@ -290,12 +291,15 @@ class Controller(wiring.Component):
                          "rounding", "out_bits", "seed"):
                 m.d.comb += getattr(self.mv, name).eq(getattr(mv, name))
             # a VEC naming a shift slot takes its shift (above VEC_SHIFT_MAX: refused)
-            m.d.comb += self.mv.classes.eq(mv.classes[:5])
+            # XENT: the classes, and its labels bit (OP bit 16: the VEC slot field's
+            # low bit, which the move unit latches)
+            assert XENT_FIELD["labels"].lsb == VEC_FIELD["slot"].lsb
+            m.d.comb += [self.mv.classes.eq(mv.classes[:5]), self.mv.labels.eq(mv.slot[0])]
             m.d.comb += [self.v_slot.eq(mv.slot),
                          self.mv.shift.eq(Mux(mv.slot != 0, self.v_slot_shift, mv.shift))]
-            vec_slot_bad = mv.vec & (mv.slot != 0) & (self.v_slot_shift > VEC_SHIFT_MAX)
+            vec_slot_bad = mv.vec & ~xent & (mv.slot != 0) & \
+                (self.v_slot_shift > VEC_SHIFT_MAX)
         move_wait = Signal(range(vec_tail(VecOp.REQUANT) + 1))
-        xent = Signal()             # the MOVE-path instruction being run is an XENT
         walked = Signal()           # XENT: the walk's last element has been issued
         m.d.comb += self.xent.eq(xent)
         if mv is not None:

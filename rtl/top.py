@@ -184,7 +184,8 @@ class Accelerator(wiring.Component):
                          ctl.x_busy.eq(xu.busy), xu.n.eq(mv.classes),
                          xu.s.eq(mv.seed[XENT_FIELD["s"].lsb:][:XENT_FIELD["s"].width]),
                          xu.bsz.eq(mv.seed[XENT_FIELD["bsz"].lsb:][:XENT_FIELD["bsz"].width]),
-                         xu.out_bits.eq(mv.out_bits), xu.in_valid.eq(mv.wr_en & ctl.xent),
+                         xu.out_bits.eq(mv.out_bits), xu.labels.eq(mv.labels),
+                         xu.in_valid.eq(mv.wr_en & ctl.xent),
                          xu.in_z.eq(mv_word), xu.in_y.eq(mv_dst_word)]
             with m.If(mv.wr_en & ctl.xent):
                 m.d.sync += x_dst[xu.ld_index].eq(mv.wr_addr)

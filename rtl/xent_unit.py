@@ -38,15 +38,18 @@ class XentRow(wiring.Component):
     (with ``correct``: ``y[amax] != 0``) with the row's last ``out_valid``. Cycles per
     row: ``sw_model.accel.xent.xent_row_cycles(n)``.
 
+    With ``labels`` the targets are a label index, the row's first ``in_y``
+    (``y[j] = (j == label)``; an index outside 0..n-1 gives the row no target).
+
     Members: ``go``, ``n`` (2..16), ``s`` (-7..31), ``bsz`` (2..8192), ``out_bits``
-    (2..16), ``step_req``, ``in_valid``, ``in_z``, ``in_y``, ``ld_index``,
+    (2..16), ``labels``, ``step_req``, ``in_valid``, ``in_z``, ``in_y``, ``ld_index``,
     ``out_valid``, ``out_g``, ``out_index``, ``busy``, ``done``, ``correct``.
     """
 
     def __init__(self):
         super().__init__({
             "go": In(1), "n": In(range(N_MAX + 1)), "s": In(signed(6)),
-            "bsz": In(BSZ_BITS), "out_bits": In(5),
+            "bsz": In(BSZ_BITS), "out_bits": In(5), "labels": In(1),
             "step_req": Out(1), "in_valid": In(1), "in_z": In(signed(16)),
             "in_y": In(signed(16)), "ld_index": Out(range(N_MAX)),
             "out_valid": Out(1), "out_g": Out(signed(16)), "out_index": Out(range(N_MAX)),
@@ -60,6 +63,8 @@ class XentRow(wiring.Component):
         m.submodules.div2 = d2 = SeqDivider(DIV2_BITS, BSZ_BITS)
         n, s = Signal.like(self.n), Signal.like(self.s)
         bsz, out_bits = Signal.like(self.bsz), Signal.like(self.out_bits)
+        labels = Signal()
+        label = Signal(signed(16))          # the row's label index (``labels``)
         zr = Array(Signal(signed(16), name=f"z{j}") for j in range(N_MAX))
         er = Array(Signal(17, name=f"e{j}") for j in range(N_MAX))
         yb = Signal(N_MAX)
@@ -120,7 +125,8 @@ class XentRow(wiring.Component):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.go):
                     m.d.sync += [n.eq(self.n), s.eq(self.s), bsz.eq(self.bsz),
-                                 out_bits.eq(self.out_bits), k.eq(0), req.eq(0),
+                                 out_bits.eq(self.out_bits), labels.eq(self.labels),
+                                 k.eq(0), req.eq(0),
                                  total.eq(0), yb.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
@@ -129,7 +135,11 @@ class XentRow(wiring.Component):
                     m.d.sync += req.eq(req + 1)
                 with m.If(self.in_valid):
                     m.d.sync += [zr[k].eq(self.in_z), k.eq(k + 1)]
-                    m.d.sync += yb.bit_select(k, 1).eq(self.in_y != 0)
+                    lab = Mux(k == 0, self.in_y, label)
+                    m.d.sync += yb.bit_select(k, 1).eq(
+                        Mux(labels, lab == k, self.in_y != 0))
+                    with m.If(k == 0):
+                        m.d.sync += label.eq(self.in_y)
                     with m.If((k == 0) | (self.in_z > mx)):
                         m.d.sync += [mx.eq(self.in_z), amax.eq(k)]
                     with m.If(last):

@@ -4,7 +4,9 @@ chip (the loss-gradient step between a training step's forward and backward pass
 XENT walks a MOVE's loop nest (``sw_model.accel.move``: source, destination, range
 check) whose innermost level runs over the ``n`` classes of a row (2..16) and the outer
 levels over the rows. For each row it reads the logits ``z`` (source) and the targets
-``y`` (the destination's old words: one-hot labels, nonzero at the label), and writes
+``y`` from the destination's old words — one-hot (nonzero at the label), or, with
+``labels``, the label index in the row's first destination word (class 0; the other
+words are not used; an index outside 0..n-1 gives the row no target) — and writes
 at the destination the gradient of the mean cross-entropy
 (``sw_model.arith.fixedpoint.softmax_xent_rows``, the recipe's arithmetic)::
 
@@ -21,7 +23,8 @@ payload (``fill`` 0), then
 ====================  =================================================================
 payload word          fields
 ====================  =================================================================
-``MOVE_WORDS`` OP     ``out_bits`` bits 15..11 (2..16); bits 10..0 and 31..16 are 0
+``MOVE_WORDS`` OP     ``out_bits`` bits 15..11 (2..16), ``labels`` bit 16; the other
+                      bits are 0
 ``MOVE_WORDS + 1``    ``s`` bits 5..0 (signed, -7..31: the logits' frac minus 2),
 PARAM                 ``bsz`` bits 29..16 (2..8192: the batch the mean runs over)
 ``MOVE_WORDS + 2``    0
@@ -74,7 +77,8 @@ class XW(enum.IntEnum):
     RESERVED = MOVE_WORDS + 2
 
 
-XENT_FIELDS = (Field("out_bits", XW.OP, 11, 5), Field("s", XW.PARAM, 0, 6, "signed"),
+XENT_FIELDS = (Field("out_bits", XW.OP, 11, 5), Field("labels", XW.OP, 16, 1),
+               Field("s", XW.PARAM, 0, 6, "signed"),
                Field("bsz", XW.PARAM, 16, 14))
 XENT_FIELD = {f.name: f for f in XENT_FIELDS}
 _USED = {w: sum(((1 << f.width) - 1) << f.lsb for f in XENT_FIELDS if f.word == w)
@@ -110,6 +114,7 @@ class Xent:
     frac: int
     bsz: int
     out_bits: int = 16
+    labels: bool = False
 
     def __post_init__(self):
         if self.move.fill:
@@ -137,7 +142,7 @@ class Xent:
     def encode(self) -> list[int]:
         words = self.move.encode()[1:] + [0] * (XENT_WORDS - MOVE_WORDS)
         for name, v in (("out_bits", self.out_bits), ("s", int(self.frac) - 2),
-                        ("bsz", self.bsz)):
+                        ("bsz", self.bsz), ("labels", int(bool(self.labels)))):
             f = XENT_FIELD[name]
             words[f.word] |= f.encode(int(v)) << f.lsb
         return [header(Op.XENT, XENT_WORDS)] + words
@@ -155,7 +160,8 @@ class Xent:
                 raise ValueError(f"XENT payload word {int(w)}: reserved bits "
                                  f"{extra:#x} set; allowed 0")
         v = {f.name: f.decode(int(payload[f.word])) for f in XENT_FIELDS}
-        return cls(Move.decode(payload[:MOVE_WORDS]), v["s"] + 2, v["bsz"], v["out_bits"])
+        return cls(Move.decode(payload[:MOVE_WORDS]), v["s"] + 2, v["bsz"], v["out_bits"],
+                   bool(v["labels"]))
 
 
 def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int]:
@@ -176,6 +182,8 @@ def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int]:
         sr, dr = s[r * n:(r + 1) * n], d[r * n:(r + 1) * n]
         zr = src[sr // sl, sr % sl].reshape(1, n)
         yr = dst[dr // dl, dr % dl].reshape(1, n)
+        if x.labels:                    # the label index in the row's first word
+            yr = (np.arange(n) == yr[0, 0]).astype(np.int64).reshape(1, n)
         gr, cr = softmax_xent_rows(zr, yr, x.frac, x.bsz, x.out_bits)
         dst[dr // dl, dr % dl] = out[r * n:(r + 1) * n] = gr[0]
         ok += int(cr[0])

@@ -38,17 +38,22 @@ def _random_xent(rng, rows=None):
     mv = Move("C", "A", int(rng.integers(0, 40)), int(rng.integers(0, 40)),
               (MoveLevel(r, src_row, n), MoveLevel(n, r if src_row == 1 else 1, 1)))
     return Xent(mv, frac=int(rng.choice([1, 4, 9, 14])), bsz=int(rng.choice([2, 7, 64])),
-                out_bits=int(rng.choice([16, 16, 8])))
+                out_bits=int(rng.choice([16, 16, 8])), labels=bool(rng.integers(2)))
 
 
 def _targets(bufs, rng, x):
-    """One-hot targets at the destination words of every row of ``x``."""
+    """Targets at the destination words of every row of ``x``: one-hot, or (labels)
+    the label index in the row's first word (sometimes out of range) over junk."""
     _, d = x.move.addresses()
     lanes = buffer_lanes(CFG, x.move.dst)
     n = x.classes
     y = np.zeros(len(d), dtype=np.int64)
     for r in range(len(d) // n):
-        y[r * n + int(rng.integers(n))] = 1
+        if x.labels:
+            y[r * n:(r + 1) * n] = rng.integers(-5, 20, n)
+            y[r * n] = int(rng.integers(-1, n + 1))
+        else:
+            y[r * n + int(rng.integers(n))] = 1
     bufs[x.move.dst][d // lanes, d % lanes] = y
 
 
@@ -108,6 +113,12 @@ def test_model_equals_the_recipe_on_a_batch():
     want, _ = softmax_xent_grad(z, frac, labels, n)
     assert np.array_equal(bufs["B"].reshape(-1)[:bsz * n].reshape(bsz, n), want)
     assert ok == int((z.argmax(1) == labels).sum())
+    # the same with the label indices in each row's first destination word
+    bufs["B"][:] = 0
+    bufs["B"].reshape(-1)[:bsz * n:n] = labels
+    _, ok2 = run_xent(CFG, Xent(x.move, frac, bsz, labels=True), bufs)
+    assert np.array_equal(bufs["B"].reshape(-1)[:bsz * n].reshape(bsz, n), want)
+    assert ok2 == ok
 
 
 GOOD = Xent(Move("C", "A", 0, 0, (MoveLevel(2, 4, 4), MoveLevel(4, 1, 1))), 8, 2)

@@ -59,6 +59,7 @@ def payloads(draw):
     for i in range(MOVE_LEVELS - 3):
         put(MOVE_FIELD[f"level{i}.count"], 1)
     put(XENT_FIELD["out_bits"], draw(st.integers(2, 16)))
+    put(XENT_FIELD["labels"], draw(st.integers(0, 1)))
     put(XENT_FIELD["s"], draw(st.integers(-7, 31)))
     put(XENT_FIELD["bsz"], draw(st.sampled_from([2, 3, 10, 64, 1000, 8192])))
     bad = draw(st.sampled_from([None] * 12 + ["src", "same", "fill", "count", "classes",
