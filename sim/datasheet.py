@@ -12,6 +12,8 @@ from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.config import PRESETS, get_config
 from fetta.sw_model.accel.vec import (READS_DEST, VEC_FIELDS, VEC_WORDS, VW, VecOp,
                                       vec_latency)
+from fetta.sw_model.accel.xent import (BSZ_MAX, N_MAX as XENT_N_MAX, S_MAX, S_MIN,
+                                       XENT_FIELDS, XENT_WORDS, XW, xent_row_cycles)
 from fetta.sw_model.accel.move import (MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW)
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
@@ -218,6 +220,19 @@ def _isa() -> list[str]:
             "`saturate(out_bits, f(a, b))`, `a` its source word, `b` the destination's "
             "old word (read by " + ", ".join(o.name for o in sorted(READS_DEST)) +
             "; `sw_model/accel/vec.py`). Same presets as MOVE.", ""]
+    out += [f"### XENT payload ({XENT_WORDS} words: the MOVE payload, then `XW` offsets " +
+            ", ".join(f"{w.name} = {int(w)}" for w in XW) + ")", ""]
+    out += _table(["word", "bits", "field", "kind"],
+                  [[str(f.word), f"{f.lsb + f.width - 1}..{f.lsb}", f.name, f.kind]
+                   for f in XENT_FIELDS])
+    out += [f"Innermost level: the classes of a row (2..{XENT_N_MAX}); outer levels: the "
+            f"rows. `s` = the logits' frac - 2 ({S_MIN}..{S_MAX}), `bsz` 2..{BSZ_MAX}, "
+            "`out_bits` 2..16; every other bit and the RESERVED word 0; `fill` 0. Per "
+            "row the softmax cross-entropy gradient of the source logits against the "
+            "destination's targets (one-hot, or with `labels` the label index in the "
+            "row's first word) is written to the destination; XENT_CORRECT counts the "
+            "rows whose first maximum is the target (`sw_model/accel/xent.py`). Same "
+            "presets as MOVE.", ""]
     return out
 
 
@@ -239,6 +254,10 @@ def _timing() -> list[str]:
             "1) + 1). VEC: a MOVE's with its "
             f"{VEC_WORDS}-word payload and a tail of `vec_tail(op)` = {MOVE_TAIL} + the "
             f"ALU latency ({vec_latency('requant')} for REQUANT, 0 for the others). "
+            f"XENT: a MOVE's fixed part with its {XENT_WORDS}-word payload, then "
+            f"`xent_row_cycles(n)` = {xent_row_cycles(2) - 68 * 2} + 68 n per row of `n` "
+            f"classes ({xent_row_cycles(10)} for 10), then 1 (the last write) + "
+            f"{MOVE_TAIL} (`xent.xent_cycles`). "
             "SYNC and HALT: 2 "
             "cycles. Per-preset constants: section 1. The compiler's "
             "`predict_cycles` is this model; tests compare it with the RTL's CYCLES "
