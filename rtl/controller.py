@@ -66,6 +66,11 @@ class Controller(wiring.Component):
     * VEC (with ``move_unit``): a MOVE with ``VEC_WORDS`` payload words whose elements
       pass through the top's vector ALU (``rtl.vector_alu``); its element cycles count
       as ``vec``; its tail is ``vec.vec_tail(op)`` cycles (the unit's ``tail``);
+    * XENT (with ``move_unit``): loads and checks like a VEC (``xent.XENT_WORDS``
+      payload words; ``xent`` tells the move unit), then runs rows while ``x_go``: the
+      walk steps only on the XENT unit's read requests (``x_step_req``, in the top),
+      and the instruction ends when the walk is done and the unit idle
+      (``xent.xent_cycles``); its run cycles count as ``vec``;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -93,8 +98,11 @@ class Controller(wiring.Component):
     Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
     (code), ``used_c_lanes`` (result lanes of the configured mapping, ``ga*gb*pe_cols``);
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
-    ``logged_end``, high in the last cycle of a CONTRACT and of a VEC that complete
-    (the max log's close, ``rtl/max_log.py``);
+    ``logged_end``, high in the last cycle of a CONTRACT, VEC or XENT that completes
+    (the max log's close, ``rtl/max_log.py``), with ``end_slot``/``end_vote``/
+    ``end_bits`` (the shift slots' vote, ``rtl/shift_slots.py``); ``c_slot``/
+    ``v_slot`` out and ``c_slot_shift``/``v_slot_shift`` in (the slots' shifts);
+    ``xent``, ``x_go`` out and ``x_step_req``, ``x_busy`` in (the XENT unit);
     buffer reads ``rd_en``/``a_addr``/``b_addr``; ``fabric``, the CE array's control
     (``rtl.fabric_control.FabricControlSignature``: issue steps, network and output
     stage settings, the C row and flat index of each tile, ``pe_active`` back); counters

@@ -38,7 +38,11 @@ class Accelerator(wiring.Component):
     Contents: program memory (``prog_depth`` x 32 bit); buffers A (``a_lanes`` banks),
     B (``b_lanes``) and C (``c_lanes``), each ``bank_depth`` rows of 16-bit words;
     the controller (``rtl/controller.py``) with its address generators and counters;
-    the CE array with its networks and output stages (``rtl/ce_array.py``).
+    the CE array with its networks and output stages (``rtl/ce_array.py``); with the
+    MOVE unit, on its path the vector ALU (``rtl/vector_alu.py``, VEC), the XENT unit
+    (``rtl/xent_unit.py``, with the row's destination addresses and the XENT_CORRECT
+    count), the max log (``rtl/max_log.py``) and the shift slots
+    (``rtl/shift_slots.py``, ``shift_slots`` > 0).
 
     Host bus: writes land the cycle they are strobed; reads return after
     ``READ_LATENCY`` = 2 cycles. Program and buffer writes while a program runs are
