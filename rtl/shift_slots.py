@@ -95,14 +95,24 @@ class ShiftSlots(wiring.Component):
         with m.Else():
             m.d.comb += [new_s.eq(s), new_p.eq(p1)]
 
+        # One update per cycle, computed once: the host's write or the vote's new
+        # (shift, pending, gmax); each slot only decodes whether it is the one
+        # (a flip-flop enable), so the slots cost no per-slot data multiplexers.
+        u_s, u_p, u_g = Signal.like(s), Signal(signed(PENDING_BITS)), Signal(W)
+        u_slot = Signal(range(max(n, 2)))
+        u_en = Signal()
+        with m.If(self.wr_en):
+            m.d.comb += [u_s.eq(self.wr_data[0:SLOT_SHIFT_BITS]),
+                         u_p.eq(self.wr_data[8:8 + PENDING_BITS]),
+                         u_g.eq(self.wr_data[16:32]), u_slot.eq(self.wr_slot), u_en.eq(1)]
+        with m.Elif(self.end & (self.end_slot != 0) & (self.end_slot <= n)):
+            m.d.comb += [u_slot.eq(sel), u_en.eq((self.end_vote == Vote.GATHER) |
+                                                 (self.end_vote == Vote.CLOSE))]
+            with m.If(self.end_vote == Vote.GATHER):
+                m.d.comb += [u_s.eq(s), u_p.eq(p), u_g.eq(mx)]
+            with m.Else():
+                m.d.comb += [u_s.eq(new_s), u_p.eq(new_p), u_g.eq(0)]
         for k in range(n):
-            with m.If(self.wr_en & (self.wr_slot == k)):
-                m.d.sync += [shift[k].eq(self.wr_data[0:SLOT_SHIFT_BITS]),
-                             pend[k].eq(self.wr_data[8:8 + PENDING_BITS]),
-                             gmax[k].eq(self.wr_data[16:32])]
-            with m.Elif(self.end & (self.end_slot == k + 1)):
-                with m.If(self.end_vote == Vote.GATHER):
-                    m.d.sync += gmax[k].eq(mx)
-                with m.Elif(self.end_vote == Vote.CLOSE):
-                    m.d.sync += [shift[k].eq(new_s), pend[k].eq(new_p), gmax[k].eq(0)]
+            with m.If(u_en & (u_slot == k)):
+                m.d.sync += [shift[k].eq(u_s), pend[k].eq(u_p), gmax[k].eq(u_g)]
         return m
