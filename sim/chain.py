@@ -16,7 +16,10 @@ whose later steps consume earlier outputs, the same on every backend.
   row-major order, ReLU's backward; after the bias, before the activation) and ``pre``
   (with ``act``: a name for ``y`` before the activation, an output like any other);
   ``reshape`` (a shape with as many elements: the output, and ``pre``, take it, row
-  major, as a layer's output becomes the next layer's input);
+  major, as a layer's output becomes the next layer's input); ``slot`` (1..31) and
+  ``vote`` (``none`` default, ``gather``, ``close``): the step's CONTRACTs take their
+  shift from that on-chip shift slot (``sw_model/accel/shift_slots.py``; ``shift`` is
+  then the value the slot must hold, the golden model's) and vote into it;
 * ``tensors``: input name -> integer array (16-bit operand range; with a shift-MAC
   configuration a tensor used as a B operand holds power-of-two codes);
 * every step's operands are inputs or outputs of earlier steps; output names are new.
@@ -46,6 +49,7 @@ import numpy as np
 
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.move import Move
+from fetta.sw_model.accel.shift_slots import SLOTS_MAX, as_vote
 from fetta.sw_model.accel.vec import Vec
 from fetta.sw_model.arith.einsum_spec import parse_spec
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
@@ -53,11 +57,15 @@ from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
 from fetta.errors import FettaError
 
 __all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue",
-           "params_of", "reference_chain"]
+           "params_of", "slot_of", "reference_chain"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
 _EPILOGUE = ("bias", "mask", "act", "pre")
 _SHAPING = ("reshape",)
+# A step's shift slot (sw_model.accel.shift_slots): its CONTRACTs take the shift from
+# on-chip slot ``slot``, ``shift`` being the value the slot must hold (the golden
+# model's); ``vote`` (none, gather, close) as the ISA's.
+_SLOT = ("slot", "vote")
 
 
 def _act(i, spec, act, seed) -> dict:
@@ -139,10 +147,19 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
         if o in shapes:
             raise ValueError(f"step {i} '{spec}': output name {o!r} is already a tensor; "
                              f"output names must be new")
-        bad = [k for k in params if k not in _PARAMS + _EPILOGUE + _SHAPING]
+        bad = [k for k in params if k not in _PARAMS + _EPILOGUE + _SHAPING + _SLOT]
         if bad:
             raise ValueError(f"step {i} '{spec}': parameter {bad[0]!r} unknown; allowed "
-                             f"{', '.join(_PARAMS + _EPILOGUE + _SHAPING)}")
+                             f"{', '.join(_PARAMS + _EPILOGUE + _SHAPING + _SLOT)}")
+        if "slot" in params:
+            k = params["slot"]
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
+                    not 1 <= int(k) <= SLOTS_MAX:
+                raise ValueError(f"step {i} '{spec}': slot={k!r} out of range; allowed "
+                                 f"1..{SLOTS_MAX}")
+            params["vote"] = as_vote(params.get("vote", "none")).name.lower()
+        elif "vote" in params:
+            raise ValueError(f"step {i} '{spec}': vote={params['vote']!r} needs a slot")
         full = {"shift": 0, "rounding": "floor", "out_bits": 16,
                 "seed": (int(seed) + i) & 0xFFFFFFFF, **params}
         if full["rounding"] not in ROUNDING_MODES:
@@ -230,6 +247,11 @@ def params_of(params) -> dict:
     return {k: params[k] for k in _PARAMS if k in params}
 
 
+def slot_of(params) -> dict:
+    """A checked step's shift-slot parameters (``slot``, ``vote``), if any."""
+    return {k: params[k] for k in _SLOT if k in params}
+
+
 def has_epilogue(params) -> bool:
     """True when a checked step's ``params`` carry an epilogue (bias, mask, act)."""
     return any(k in params for k in _EPILOGUE)
@@ -278,7 +300,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         values = {k: np.asarray(v) for k, v in tensors.items()}
         results = []
         for spec, a, b, o, params in plan:
-            res = sess.contract(spec, values[a], values[b], **params_of(params))
+            res = sess.contract(spec, values[a], values[b], **params_of(params),
+                                **slot_of(params))
             values[o] = res.output.reshape(params.get("reshape", res.output.shape))
             results.append(res)
     finally:

@@ -48,11 +48,13 @@ def inference_chain(tr, x) -> tuple[list, dict, np.ndarray]:
     return steps, tensors, np.asarray(z, dtype=np.int64)
 
 
-def plan_chain(tr, xq, wc, plan_batch: int | None = None):
+def plan_chain(tr, xq, wc, plan_batch: int | None = None, slots: dict | None = None):
     """``(steps, tensors, logits name, logits frac)`` of trainer ``tr``'s inference pass
     on quantized inputs ``xq`` with contraction weights ``wc``, from the plans (the
     plans of ``plan_batch`` rows, default ``len(xq)``: per-sample results do not depend
-    on the batch) and the calibrated shifts; None while one is not calibrated."""
+    on the batch) and the calibrated shifts; None while one is not calibrated.
+    ``slots`` (controller key -> shift slot): a contraction whose controller has a slot
+    takes its shift from it on chip (vote none; ``shift`` stays the expected value)."""
     if tr.cfg.precision != "fixed":
         raise ValueError(f"plan_chain needs precision fixed; the trainer is "
                          f"{tr.cfg.precision}")
@@ -75,6 +77,8 @@ def plan_chain(tr, xq, wc, plan_batch: int | None = None):
             fracs[st.out] = fracs.get(st.a, wf) + fracs.get(st.b, wf) - ctl.shift
             params = {"shift": ctl.shift, "rounding": rc.eval_rounding,
                       "out_bits": rc.inter_bits, "seed": 0}
+            if slots and f"L{l}:{st.out}" in slots:
+                params["slot"] = slots[f"L{l}:{st.out}"]
             out = f"L{l}/{st.out}"
             if st.out == "y":
                 fy = fracs["y"]

@@ -139,7 +139,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False):
             be.abort()
         if seg.plan is None:
             spec, a, b, o, p = plan[seg.lo]
-            res = session.contract(spec, values[a], values[b], **resident_plan._cparams(p))
+            res = session.contract(spec, values[a], values[b], **resident_plan._cparams(p),
+                                   **{k: p[k] for k in ("slot", "vote") if k in p})
             values[o] = res.output.reshape(p.get("reshape", res.output.shape))
             counts["written"] += res.host_words["written"]
             counts["read"] += res.host_words["read"]

@@ -46,6 +46,7 @@ whole inference pass as resident chains (
 ``sim.forward_chain.plan_chain``: contractions, biases and the activations on chip by
 VEC epilogues), ``EVAL_CHUNK`` rows at a time, once every shift of the pass is
 calibrated (until then, and if a chunk does not fit the preset, the executor path);
+with ``shift_slots`` its contractions take their shifts from the slots (vote none);
 its logits are verified against the golden chain (``sim.chain.reference_chain``)
 unless ``verify="off"``, and its cycles go to ``eval`` with the elementwise VECs as
 ``elementwise``.
@@ -239,8 +240,10 @@ class RtlTraining:
         if plan_chain(tr, xq[:1], wc, len(xq)) is None:
             return None
         zs, frac = [], None
+        slots = self._slot_of if self.shift_slots else None
         for lo in range(0, len(xq), EVAL_CHUNK):
-            steps, tensors, name, frac = plan_chain(tr, xq[lo:lo + EVAL_CHUNK], wc, len(xq))
+            steps, tensors, name, frac = plan_chain(tr, xq[lo:lo + EVAL_CHUNK], wc, len(xq),
+                                                    slots)
             t0 = time.perf_counter()
             try:
                 res = run_chain(steps, tensors, session=self.session, resident=True)

@@ -289,11 +289,19 @@ def _compile_step(i: int, step, shapes: dict, cfg: AccelConfig, **opts):
     not compile into one program at all)."""
     spec, a, b, _, p = step
     try:
-        return compile_contraction(spec, shapes[a], shapes[b], cfg, **_cparams(p), **opts)
+        cc = compile_contraction(spec, shapes[a], shapes[b], cfg, **_cparams(p), **opts)
     except ValueError as exc:
         raise ValueError(f"step {i} '{spec}' does not compile into one program on "
                          f"'{cfg.name}' ({str(exc).split(';')[0]}); a resident chain "
                          f"needs every step in one program") from None
+    if p.get("slot") and not opts.get("plan_only"):
+        # its CONTRACTs take the shift from the step's shift slot (the same program)
+        try:
+            cc = cc.with_params(**_cparams(p), index_offset=cc._layout.get("index_offset", 0),
+                                slot=p["slot"], vote=p.get("vote", "none"))
+        except ValueError as exc:
+            raise ValueError(f"step {i} '{spec}': {exc}") from None
+    return cc
 
 
 def _choice(cc: CompiledContraction) -> tuple:

@@ -321,14 +321,18 @@ def test_cli_rtl_epoch_matches_numpy(tmp_path):
     assert png.is_file() and (tmp_path / "rtl.cycles.png").is_file()
 
 
-def test_resident_evaluation_runs_as_chains(digits):
+@pytest.mark.parametrize("shift_slots", [False, True])
+def test_resident_evaluation_runs_as_chains(digits, shift_slots):
     """With ``resident=True`` the evaluation pass runs as resident chains of
     ``EVAL_CHUNK`` rows (contractions, biases and activations on chip) once its shifts
     are calibrated: the test accuracy equals the numpy fixed trainer's, the logits are
-    verified against the golden chain, and the elementwise VECs are counted."""
+    verified against the golden chain, and the elementwise VECs are counted. With
+    ``shift_slots`` the chains' contractions read their shifts from the slots the
+    training votes moved."""
     from fetta.sim.rtl_training import EVAL_CHUNK
     data = subset(digits, 128, 40)
-    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True)
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=shift_slots)
     res = train("digits", precision="fixed", epochs=2, data=data, backend="rtl",
                 executor=rt.executor, observer=rt.observer, inference=rt.inference)
     res = rt.finish(res)
@@ -340,6 +344,7 @@ def test_resident_evaluation_runs_as_chains(digits):
     assert ev["chains"] >= 40 // EVAL_CHUNK and ev["elementwise"] > 0
     assert ev["chains_verified"] == ev["chains"]
     assert res["mismatches"] == 0 and res["verified"] == res["contractions"]
+    assert res["shift_slots"]["on"] == shift_slots
 
 
 def test_resident_evaluation_mismatch_is_reported(digits, monkeypatch):
