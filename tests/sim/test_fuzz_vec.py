@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from buffer_check import assert_buffers_equal  # noqa: E402
 from fuzz_tiers import tier  # noqa: E402
 
 from fetta.sw_model.accel.config import get_config  # noqa: E402
@@ -115,13 +116,7 @@ def check(be, payload, rng_seed):
         run_vec(CFG, vec, bufs)
         assert st_.counters["cycles"] == timing(CFG).vec_cycles(vec.counts, vec.op) + 2
         assert st_.counters["vec_cycles"] == vec.elements
-    for i, b in enumerate(BUFS):
-        got = np.array(be.read(buffer_base(i), WORDS[b]), dtype=np.int64)
-        got = ((got & 0xFFFF) ^ 0x8000) - 0x8000
-        bad = np.flatnonzero(got != bufs[b].reshape(-1))
-        assert not len(bad), (f"buffer {b} word {bad[0]}: RTL {got[bad[0]]}, model "
-                              f"{bufs[b].reshape(-1)[bad[0]]} (error {st_.error!r}, "
-                              f"{vec})")
+    assert_buffers_equal(be, CFG, bufs, f"error {st_.error!r}, {vec}")
 
 
 @pytest.fixture(scope="module", params=["verilator", "cxxrtl", "pysim"])

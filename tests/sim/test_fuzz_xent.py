@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from buffer_check import assert_buffers_equal  # noqa: E402
 from fuzz_tiers import tier  # noqa: E402
 
 from fetta.sw_model.accel.config import get_config  # noqa: E402
@@ -126,12 +127,7 @@ def check(be, payload, rng_seed):
         _, ok = run_xent(CFG, x, bufs)
         assert st_.counters["cycles"] == xent_cycles(x.counts, timing(CFG).fetch) + 2
         assert be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0] == ok
-    for i, b in enumerate(BUFS):
-        got = np.array(be.read(buffer_base(i), WORDS[b]), dtype=np.int64)
-        got = ((got & 0xFFFF) ^ 0x8000) - 0x8000
-        bad = np.flatnonzero(got != bufs[b].reshape(-1))
-        assert not len(bad), (f"buffer {b} word {bad[0]}: RTL {got[bad[0]]}, model "
-                              f"{bufs[b].reshape(-1)[bad[0]]} (error {st_.error!r}, {x})")
+    assert_buffers_equal(be, CFG, bufs, f"error {st_.error!r}, {x}")
 
 
 @pytest.fixture(scope="module", params=["verilator", "cxxrtl", "pysim"])
