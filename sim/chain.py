@@ -11,18 +11,32 @@ whose later steps consume earlier outputs, the same on every backend.
   saturate(out_bits, y + bias)``, broadcast), ``act`` (a dict with ``shift``,
   ``rounding``, ``out_bits``, ``seed``: the step's output becomes ``round(max(y, 0) /
   2**shift)`` saturated, the stochastic dither of element ``e`` of the output being
-  ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``), ``mask``
+  ``dither_hash(seed, e)``, row-major; default seed ``seed + i + 2**31``; with
+  ``slot``/``vote`` the activation's VECs take the shift from that shift slot, which
+  must hold ``shift``, and vote into it: ``gather`` every VEC, the last one ``vote``),
+  ``mask``
   (a tensor with as many elements, ``m``: ``y = y if m > 0 else 0`` elementwise in
   row-major order, ReLU's backward; after the bias, before the activation) and ``pre``
   (with ``act``: a name for ``y`` before the activation, an output like any other);
   ``reshape`` (a shape with as many elements: the output, and ``pre``, take it, row
-  major, as a layer's output becomes the next layer's input); ``slot`` (1..31) and
+  major, as a layer's output becomes the next layer's input); ``xent`` (a dict:
+  ``labels`` an input of one label per row of the output's last dimension, ``grad``
+  a new name, ``frac`` the logits' binary point, ``out_bits`` 16, ``bsz`` the rows,
+  ``classes`` the row length, optional ``reshape`` of the gradient): after the bias,
+  the softmax cross-entropy gradient of the output's rows on chip (the XENT
+  instruction, ``sw_model/accel/xent.py``; ``xent_grad`` is its golden model, the
+  recipe's ``softmax_xent_grad``: the first ``classes`` words of each row, 0 in the
+  others; a label outside 0..classes-1 gives its row no target), named ``grad``, an
+  output like any other (not with ``act``); ``slot`` (1..31) and
   ``vote`` (``none`` default, ``gather``, ``close``): the step's CONTRACTs take their
   shift from that on-chip shift slot (``sw_model/accel/shift_slots.py``; ``shift`` is
   then the value the slot must hold, the golden model's) and vote into it;
 * ``tensors``: input name -> integer array (16-bit operand range; with a shift-MAC
   configuration a tensor used as a B operand holds power-of-two codes);
 * every step's operands are inputs or outputs of earlier steps; output names are new.
+
+``keep`` (resident chains): results the host reads back although later steps consume
+them (e.g. an xent gradient the host sums for a bias gradient).
 
 Returns a ``ChainResult``: every named output (NumPy int64, in its einsum shape),
 cycles by phase, host words and MAC utilization, and the per-step
@@ -48,19 +62,21 @@ from pathlib import Path
 import numpy as np
 
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.move import Move
+from fetta.sw_model.accel.move import Move, MoveLevel
 from fetta.sw_model.accel.shift_slots import SLOTS_MAX, as_vote
 from fetta.sw_model.accel.vec import Vec
+from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, Xent
 from fetta.sw_model.arith.einsum_spec import parse_spec
-from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES
+from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, softmax_xent_rows
 
 from fetta.errors import FettaError
 
 __all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue",
-           "params_of", "slot_of", "reference_chain"]
+           "params_of", "slot_of", "reference_chain", "xent_grad"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
-_EPILOGUE = ("bias", "mask", "act", "pre")
+_EPILOGUE = ("bias", "mask", "act", "pre", "xent")
+_XENT = ("labels", "grad", "frac", "out_bits", "bsz", "classes", "reshape")
 _SHAPING = ("reshape",)
 # A step's shift slot (sw_model.accel.shift_slots): its CONTRACTs take the shift from
 # on-chip slot ``slot``, ``shift`` being the value the slot must hold (the golden
@@ -68,18 +84,99 @@ _SHAPING = ("reshape",)
 _SLOT = ("slot", "vote")
 
 
+def _xent(i, spec, x, shape, shapes, tensors) -> dict:
+    """A checked ``xent`` epilogue of step ``i`` whose output has ``shape``."""
+    if not isinstance(x, dict):
+        raise ValueError(f"step {i} '{spec}': xent={x!r} is not a dict of "
+                         f"{', '.join(_XENT)}")
+    bad = [k for k in x if k not in _XENT]
+    if bad:
+        raise ValueError(f"step {i} '{spec}': xent parameter {bad[0]!r} unknown; allowed "
+                         f"{', '.join(_XENT)}")
+    for k in ("labels", "grad", "frac"):
+        if k not in x:
+            raise ValueError(f"step {i} '{spec}': xent needs {k!r}")
+    if len(shape) < 2:
+        raise ValueError(f"step {i} '{spec}': xent needs rows of logits; the output "
+                         f"shape {tuple(shape)} has one dimension")
+    rows, width = int(np.prod(shape[:-1])), int(shape[-1])
+    full = {"out_bits": 16, "bsz": rows, "classes": width, **x}
+    lab = full["labels"]
+    if lab not in tensors:
+        raise ValueError(f"step {i} '{spec}': xent labels {lab!r} is not an input; "
+                         f"known {', '.join(map(repr, tensors))}")
+    if tuple(shapes[lab]) != (rows,):
+        raise ValueError(f"step {i} '{spec}': xent labels {lab!r} of shape "
+                         f"{tuple(shapes[lab])}; expected ({rows},), one per row of "
+                         f"logits")
+    g = full["grad"]
+    if not isinstance(g, str) or not g or g in shapes:
+        raise ValueError(f"step {i} '{spec}': xent grad name {g!r} is not a new tensor "
+                         f"name")
+    for k in ("frac", "out_bits", "bsz", "classes"):
+        v = full[k]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"step {i} '{spec}': xent {k}={v!r} is not an integer")
+        full[k] = int(v)
+    if not 2 <= full["classes"] <= min(XENT_N_MAX, width):
+        raise ValueError(f"step {i} '{spec}': xent classes={full['classes']} out of "
+                         f"range; allowed 2..{min(XENT_N_MAX, width)} (the row has "
+                         f"{width})")
+    try:
+        Xent(Move("A", "A", 0, 0, (MoveLevel(full["classes"], 1, 1),)), full["frac"],
+             full["bsz"], full["out_bits"], labels=True)
+    except ValueError as exc:
+        raise ValueError(f"step {i} '{spec}': {exc}") from None
+    if "reshape" in full:
+        try:
+            new = tuple(int(d) for d in full["reshape"])
+        except (TypeError, ValueError):
+            raise ValueError(f"step {i} '{spec}': xent reshape={full['reshape']!r} is "
+                             f"not a shape") from None
+        if any(d < 1 for d in new) or int(np.prod(new)) != rows * width:
+            raise ValueError(f"step {i} '{spec}': xent reshape={new} does not have the "
+                             f"logits' {rows * width} elements")
+        full["reshape"] = new
+    return full
+
+
+def xent_grad(y, labels, x: dict) -> np.ndarray:
+    """The golden ``xent`` epilogue: the gradient (int64, the logits' row shape, or
+    ``x["reshape"]``) of logits ``y`` with ``labels`` (one per row; outside
+    0..classes-1: no target), ``sw_model.arith.fixedpoint.softmax_xent_rows`` on the
+    first ``classes`` columns, 0 in the others."""
+    y = np.asarray(y, dtype=np.int64)
+    z = y.reshape(-1, y.shape[-1])
+    n = x["classes"]
+    lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+    t = (np.arange(n)[None, :] == lab[:, None]).astype(np.int64)
+    g = np.zeros_like(z)
+    g[:, :n] = softmax_xent_rows(z[:, :n], t, x["frac"], x["bsz"], x["out_bits"])[0]
+    return g.reshape(x.get("reshape", y.shape))
+
+
 def _act(i, spec, act, seed) -> dict:
     if not isinstance(act, dict):
         raise ValueError(f"step {i} '{spec}': act={act!r} is not a dict of "
                          f"{', '.join(_PARAMS)}")
-    bad = [k for k in act if k not in _PARAMS]
+    bad = [k for k in act if k not in _PARAMS + _SLOT]
     if bad:
         raise ValueError(f"step {i} '{spec}': act parameter {bad[0]!r} unknown; allowed "
-                         f"{', '.join(_PARAMS)}")
+                         f"{', '.join(_PARAMS + _SLOT)}")
     full = {"shift": 0, "rounding": "floor", "out_bits": 16,
             "seed": (int(seed) + i + (1 << 31)) & 0xFFFFFFFF, **act}
+    if "slot" in full:
+        k = full["slot"]
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
+                not 1 <= int(k) <= SLOTS_MAX:
+            raise ValueError(f"step {i} '{spec}': act slot={k!r} out of range; allowed "
+                             f"1..{SLOTS_MAX}")
+        full["slot"] = int(k)
+        full["vote"] = as_vote(full.get("vote", "none")).name.lower()
+    elif "vote" in full:
+        raise ValueError(f"step {i} '{spec}': act vote={full['vote']!r} needs a slot")
     try:
-        Vec(Move("C", "A", 0, 0), "relu_req", **full)
+        Vec(Move("C", "A", 0, 0), "relu_req", **params_of(full))
     except ValueError as exc:
         raise ValueError(f"step {i} '{spec}': act {exc}") from None
     return full
@@ -210,6 +307,12 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
             for name in (o, full.get("pre")):
                 if name:
                     shapes[name] = new
+        if "xent" in full:
+            if "act" in full:
+                raise ValueError(f"step {i} '{spec}': xent and act on one step; xent "
+                                 f"reads the logits, act makes an activation")
+            full["xent"] = _xent(i, spec, full["xent"], shapes[o], shapes, tensors)
+            shapes[full["xent"]["grad"]] = full["xent"].get("reshape", shapes[o])
         out.append((str(sp), a, b, o, full))
     return out
 
@@ -237,8 +340,11 @@ def reference_chain(plan, tensors, config) -> dict:
         if "act" in p:
             if "pre" in p:
                 values[p["pre"]] = y.reshape(p.get("reshape", y.shape))
-            y = vec_alu("relu_req", y, **p["act"])
+            y = vec_alu("relu_req", y, **params_of(p["act"]))
         values[o] = y.reshape(p.get("reshape", y.shape))
+        if "xent" in p:
+            x = p["xent"]
+            values[x["grad"]] = xent_grad(values[o], values[x["labels"]], x)
     return values
 
 
@@ -258,12 +364,13 @@ def has_epilogue(params) -> bool:
 
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
-              session=None, resident: bool = False, stage: bool = False,
+              session=None, resident: bool = False, stage: bool = False, keep=(),
               **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
-    outputs returned are then the ones no step consumes; with ``stage=True`` the host
+    outputs returned are then the ones no step consumes and those named in ``keep``
+    (read back although a later step consumes them); with ``stage=True`` the host
     writes each input densely (one word per element) and MOVEs lay it out."""
     from .harness import Session
 
@@ -280,7 +387,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     if resident:
         from .resident import run_resident
         try:
-            run = run_resident(plan, tensors, sess, stage=stage)
+            run = run_resident(plan, tensors, sess, stage=stage, keep=keep)
         finally:
             if own:
                 sess.close()

@@ -30,6 +30,7 @@ import numpy as np
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
                                          PROG_BASE, ErrorCode, Status, buffer_base)
+from fetta.sw_model.accel.move import buffer_lanes
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
 from fetta.sw_model.program.resident_plan import ResidentPlan, Segment
@@ -101,8 +102,9 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     counts["useful"] += sum(cc.useful_macs for cc in rp.compiled)
     for o in rp.outputs:
         home = rp.output_home(o)
-        if home is not None:                      # an activation output, dense in A
-            raw = np.array(be.read(buffer_base(0) + home.base * cfg.a_lanes,
+        if home is not None:      # dense: an activation output, xent logits or gradient
+            raw = np.array(be.read(buffer_base("ABC".index(home.bank)) +
+                                   home.base * buffer_lanes(cfg, home.bank),
                                    home.elements), dtype=np.int64)
             values[o] = wrap(raw, BUFFER_WORD_BITS).reshape(rp.shapes[o])
             counts["read"] += home.elements
@@ -118,17 +120,25 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
     return values
 
 
-def run_resident(plan, tensors: dict, session, *, stage: bool = False):
+def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
-    Returns a ``ResidentRun``: the results no step consumes (int64, einsum shapes),
+    ``keep``: results the host reads back although later steps consume them.
+    Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
+    (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
     counters and the model's, equal), host words ``written``/``read`` (and
     ``skipped``: operand rows a separate-job segment found already held, as the harness
     counts them), the segments and the useful MACs."""
     cfg = session.config
     values = {k: np.asarray(v) for k, v in tensors.items()}
-    segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage)
+    made = {x for st in plan for x in resident_plan._makes(st)}
+    bad = [k for k in keep if k not in made]
+    if bad:
+        raise FettaError(f"keep={bad[0]!r} is not a result of the chain; allowed "
+                         f"{', '.join(map(repr, sorted(made)))}")
+    segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage,
+                         keep=keep)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
@@ -153,7 +163,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False):
             _run_plan(seg.plan, values, be, counts)
     consumed = {x for st in plan for x in resident_plan._reads(st)}
     outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
-               if x not in consumed}
+               if x not in consumed or x in keep}
     cycles = {"compute": counts["cycles"] - counts["move_cycles"] - counts["vec_cycles"],
               "on_chip_moves": counts["move_cycles"],
               "elementwise": counts["vec_cycles"],

@@ -28,10 +28,11 @@ is not read; a fill clears the padding of an operand layout before its elements 
 copied in). One element per cycle.
 
 Checks, before anything is written (``move_check``): every ``s`` inside the source
-buffer (``lanes * bank_depth`` words; not checked with ``fill``), every ``d`` inside
-the destination buffer, and, when source and destination are the same buffer, the
-two address ranges disjoint; otherwise the program halts with ``ADDRESS_RANGE``.
-A source or destination code 3 or a loop count of 0 halts with ``BAD_CONFIG``.
+buffer (``lanes * bank_depth`` words; not checked with ``fill``) and every ``d`` inside
+the destination buffer; otherwise the program halts with ``ADDRESS_RANGE``. A source
+or destination code 3, a copy (no ``fill``) whose source and destination are the same
+buffer (each bank has one port per cycle) or a loop count of 0 halts with
+``BAD_CONFIG`` (``Move.decode`` raises).
 
 Timing (``move_cycles``): fetch 2 + ``MOVE_WORDS`` payload + 1 validate +
 ``move_check_cycles`` (the serial range check: one pass per ``MOVE_CHECK_PASSES``
@@ -159,7 +160,8 @@ class Move:
     @classmethod
     def decode(cls, payload) -> "Move":
         """The MOVE of ``payload`` (``MOVE_WORDS`` words). Raises ValueError on a
-        buffer code 3 (the controller halts with ``BAD_CONFIG``)."""
+        buffer code 3 or a copy (no ``fill``) whose source and destination are the
+        same buffer (the controller halts with ``BAD_CONFIG``)."""
         if len(payload) != MOVE_WORDS:
             raise ValueError(f"MOVE payload of {len(payload)} words; the ISA has exactly "
                              f"{MOVE_WORDS}")
@@ -167,6 +169,9 @@ class Move:
         for role in ("src", "dst"):
             if v[role] >= len(BUFS):
                 raise ValueError(f"MOVE {role} code {v[role]} illegal; allowed 0..2")
+        if v["src"] == v["dst"] and not v["fill"]:
+            raise ValueError(f"MOVE src and dst both {BUFS[v['src']]}; a copy needs two "
+                             f"buffers")
         levels = tuple(MoveLevel(v[f"level{i}.count"], v[f"level{i}.src_stride"],
                                  v[f"level{i}.dst_stride"]) for i in range(MOVE_LEVELS))
         return cls(BUFS[v["src"]], BUFS[v["dst"]], v["src_base"], v["dst_base"], levels,

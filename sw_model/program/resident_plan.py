@@ -61,7 +61,8 @@ last. Host words go down by the replicas and padding, MOVE cycles up by the word
 laid out (``ResidentPlan.staged``, ``host_words``; ``predicted_cycles`` includes the
 staging MOVEs).
 
-Epilogues (a step's ``bias``, ``mask``, ``act``, ``pre``, ``reshape``; ``sim.chain``)
+Epilogues (a step's ``bias``, ``mask``, ``act``, ``pre``, ``reshape``, ``xent``;
+``sim.chain``)
 run as VEC instructions (``sw_model.program.elementwise``) right after the step's
 CONTRACTs: the bias (a dense home in ``BIAS_BANK``) and the mask (a dense home in
 ``MASK_BANK``, filled by ``moves.relayout_to_dense`` after its producer when the chain
@@ -71,6 +72,16 @@ the activation), the C rows keeping the pre-activation (``pre``). Their cycles e
 the layout choice (``_Planner.cycles``) and ``predicted_cycles``; ``vecs`` lists them
 and ``vec_cycles``/``vec_elements`` count them. A chain whose plans are the same
 (chain, input shapes, preset) is planned once per process (``plan_segments``' cache).
+
+An ``xent`` epilogue (after the bias) runs as: the logits MOVEd out of C densely into
+``XENT_BANK``; a ``fill`` MOVE clearing the gradient's dense home in ``GRAD_BANK``
+(C: a MOVE copies between two buffers); the labels, an input the host writes densely
+(one word per row) into ``XENT_BANK``, MOVEd to each row's first word there; one
+XENT (labels mode) from the logits into that home; then MOVEs
+(``moves.relayout_dense``) from it into the layout of every step that reads the
+gradient. The host reads logits or gradient (when it does) from their dense homes
+(``output_home``). All of it is in ``predicted_cycles`` (the copies as moves, the
+fill, label MOVE and XENT as ``vecs``).
 
 Refusals (``ValueError``, one line; ``sim.resident`` raises them as ``FettaError``):
 a configuration without the MOVE unit, a step that does not compile into one
@@ -100,11 +111,15 @@ import numpy as np
 from ..accel.config import AccelConfig
 from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
 from ..accel.isa import HALT, Contract, Op, decode_header
-from ..accel.move import Move
+from ..accel.move import Move, MoveLevel, buffer_lanes
+from ..accel.shift_slots import Vote, as_vote
+from ..accel.timing import timing
+from ..accel.vec import Vec
+from ..accel.xent import Xent, xent_cycles, xent_row_cycles
 from ..arith.einsum_spec import parse_spec
 from .allocator import Piece, place_pieces
 from .compiler import CompiledContraction, candidates, compile_contraction
-from .elementwise import in_place, to_operand, vec_map
+from .elementwise import VecPlan, in_place, to_operand, vec_map
 from .moves import (MovePlan, operand_words, relayout, relayout_dense, relayout_to_dense,
                     result_words)
 
@@ -114,6 +129,8 @@ _BANK = {"a": "A", "b": "B"}
 DENSE = "dense"       # the layout key of a home holding element e at word e
 BIAS_BANK = "A"       # biases (dense): beside the activations; B holds the weights
 MASK_BANK = "A"       # ReLU masks (pre-activations, dense), likewise
+XENT_BANK = "A"       # an xent's labels and logits (dense), likewise
+GRAD_BANK = "C"       # an xent's gradient (dense): a MOVE copies between two buffers
 _CPARAMS = ("shift", "rounding", "out_bits", "seed")
 
 
@@ -123,15 +140,27 @@ def _cparams(p: dict) -> dict:
 
 
 def _reads(step) -> list:
-    """Tensors a step reads: its operands and its epilogue's bias and mask."""
+    """Tensors a step reads: its operands and its epilogue's bias, mask and labels."""
     _, a, b, _, p = step
-    return [a, b] + [p[k] for k in ("bias", "mask") if k in p]
+    return [a, b] + [p[k] for k in ("bias", "mask") if k in p] + \
+        ([p["xent"]["labels"]] if "xent" in p else [])
 
 
 def _makes(step) -> list:
-    """Tensors a step makes: its output and its epilogue's ``pre``."""
+    """Tensors a step makes: its output and its epilogue's ``pre`` and ``grad``."""
     _, _, _, o, p = step
-    return [o] + ([p["pre"]] if "pre" in p else [])
+    return [o] + ([p["pre"]] if "pre" in p else []) + \
+        ([p["xent"]["grad"]] if "xent" in p else [])
+
+
+def _made_shapes(step, out_shape) -> dict:
+    """The einsum shape of everything step ``step`` makes, its output's being
+    ``out_shape`` (after any ``reshape``)."""
+    p = step[4]
+    shapes = {name: tuple(out_shape) for name in _makes(step)}
+    if "xent" in p:
+        shapes[p["xent"]["grad"]] = tuple(p["xent"].get("reshape", out_shape))
+    return shapes
 
 
 @dataclass
@@ -230,8 +259,13 @@ class ResidentPlan:
         return self.step_outputs.index(name)
 
     def output_home(self, name: str):
-        """The dense home an activation output is read from (None: read from C)."""
-        return self.homes.get((name, "A", DENSE))
+        """The dense home an output is read from (an activation's, an xent's logits
+        or gradient; None: read from C in its producer's layout)."""
+        for bank in ("A", GRAD_BANK):
+            h = self.homes.get((name, bank, DENSE))
+            if h is not None and h.role in ("out", "xsrc", "grad"):
+                return h
+        return None
 
 
 def _layout_key(cc: CompiledContraction, role: str, shape) -> str:
@@ -281,7 +315,61 @@ def _act_dense(cfg: AccelConfig, cc: CompiledContraction, p: dict, c_row: int,
     words = result_words(cc)
     e = np.arange(words.size, dtype=np.int64)
     return vec_map(cfg, "relu_req", e, words, e, src="C", dst="A", src_row=c_row,
-                   dst_row=dst_row, **p["act"])
+                   dst_row=dst_row, **_act_params(p["act"]))
+
+
+def _xent(cfg: AccelConfig, p: dict, shape, src_row: int, labels_row: int,
+          grad_row: int) -> VecPlan:
+    """The instructions of an ``xent`` epilogue on logits of einsum ``shape`` (rows of
+    its last dimension) held densely in ``XENT_BANK`` from ``src_row``: the gradient's
+    dense home (``GRAD_BANK`` from ``grad_row``) cleared by a ``fill`` MOVE, the labels
+    (dense in ``XENT_BANK`` from ``labels_row``) MOVEd into each row's first word, then
+    one XENT (labels mode)
+    over the first ``classes`` words of every row. ``elements``: what the VEC counter
+    counts (the rows' cycles and the last write)."""
+    x = p["xent"]
+    width = int(shape[-1])
+    rows = math.prod(shape) // width
+    lanes, gl = buffer_lanes(cfg, XENT_BANK), buffer_lanes(cfg, GRAD_BANK)
+    g0 = grad_row * gl
+    fill = Move(XENT_BANK, GRAD_BANK, 0, g0, (MoveLevel(-(-rows * width // gl), 0, gl),),
+                fill=True)
+    lab = Move(XENT_BANK, GRAD_BANK, labels_row * lanes, g0, (MoveLevel(rows, 1, width),))
+    n = x["classes"]
+    xe = Xent(Move(XENT_BANK, GRAD_BANK, src_row * lanes, g0,
+                   (MoveLevel(rows, width, width), MoveLevel(n, 1, 1))),
+              x["frac"], x["bsz"], x["out_bits"], labels=True)
+    tm = timing(cfg)
+    cycles = tm.move_cycles(fill.counts) + tm.move_cycles(lab.counts) + \
+        xent_cycles(xe.counts, tm.fetch)
+    return VecPlan((fill, lab, xe), rows * xent_row_cycles(n) + 1, cycles)
+
+
+def _act_params(act: dict) -> dict:
+    """An ``act`` epilogue's VEC parameters (its shift slot's left out)."""
+    return {k: act[k] for k in _CPARAMS if k in act}
+
+
+def _act_slot(plans: list, act: dict) -> list:
+    """``plans`` (the activation's VecPlans of one step, in program order) with every
+    VEC naming the act's shift slot: ``gather`` on all but the last, which casts the
+    act's ``vote`` (shift field 0: the slot holds it). Unchanged without a slot."""
+    if not act.get("slot"):
+        return plans
+    vote = as_vote(act.get("vote", "none"))
+    n = sum(isinstance(ins, Vec) for vp in plans for ins in vp.instructions)
+    out, k = [], 0
+    for vp in plans:
+        ins = []
+        for v in vp.instructions:
+            if isinstance(v, Vec):
+                k += 1
+                v = dataclasses.replace(v, shift=0, slot=act["slot"],
+                                        vote=vote if k == n or vote == Vote.NONE
+                                        else Vote.GATHER)
+            ins.append(v)
+        out.append(dataclasses.replace(vp, instructions=tuple(ins)))
+    return out
 
 
 def _compile_step(i: int, step, shapes: dict, cfg: AccelConfig, **opts):
@@ -329,15 +417,17 @@ class _Planner:
         for i, (spec, a, b, o, p) in enumerate(plan):
             cc = _compile_step(i, plan[i], self.shapes, cfg, plan_only=True)
             self.default.append(cc)
-            self.shapes[o] = tuple(p.get("reshape") or
-                                   cc.spec.output_shape(self.shapes[a], self.shapes[b]))
-            for name in _makes(plan[i]):
-                self.shapes[name] = self.shapes[o]
+            out_shape = p.get("reshape") or cc.spec.output_shape(self.shapes[a],
+                                                                  self.shapes[b])
+            for name, shape in _made_shapes(plan[i], out_shape).items():
+                self.shapes[name] = shape
                 self.producer[name] = i
         readers = {x for st in plan for x in _reads(st)}
         self.outputs = [x for st in plan for x in _makes(st)
                         if x not in readers or x in keep]
         self.act = {o: i for i, (_, _, _, o, p) in enumerate(plan) if "act" in p}
+        self.grads = {p["xent"]["grad"]: i for i, (_, _, _, _, p) in enumerate(plan)
+                      if "xent" in p}
         self._epi: dict = {}
         for i, (spec, _, _, _, p) in enumerate(plan):
             if p.get("mask") in self.act:
@@ -392,7 +482,11 @@ class _Planner:
             if name in self.act:
                 act = self.plan[self.act[name]][4]["act"]
                 self._moves[k] = to_operand(self.cfg, "relu_req", result_words(prod), cons,
-                                            role, self.shapes[name], **act).cycles
+                                            role, self.shapes[name],
+                                            **_act_params(act)).cycles
+            elif name in self.grads:          # from its dense home, GRAD_BANK
+                self._moves[k] = relayout_dense(cons, role, self.shapes[name],
+                                                src=GRAD_BANK).cycles
             else:
                 self._moves[k] = relayout(prod, cons, role, self.shapes[name]).cycles
         return self._moves[k]
@@ -410,6 +504,9 @@ class _Planner:
                 total += _mask(self.cfg, cc, p, 0, 0).cycles
             if "act" in p and self.plan[i][3] in self.outputs:
                 total += _act_dense(self.cfg, cc, p, 0, 0).cycles
+            if "xent" in p:
+                total += relayout_to_dense(cc, dst=XENT_BANK).cycles
+                total += _xent(self.cfg, p, self.shapes[self.plan[i][3]], 0, 0, 0).cycles
             self._epi[k] = total
         return self._epi[k]
 
@@ -455,6 +552,8 @@ class _Planner:
                     start = 2 * self.producer[m] + 1 if m in self.producer else 0
                     homes[key] = _Home(m, MASK_BANK, DENSE, -(-n // self.cfg.a_lanes),
                                        start, 2 * i, i, "mask", elements=n)
+            if "xent" in p:
+                self._xent_homes(i, p, homes, home_of)
         last = 2 * self.n - 1
         for o, i in self.act.items():
             if o in self.outputs:       # read by the host from a dense home in A
@@ -476,11 +575,36 @@ class _Planner:
             first = first or placed
         return first
 
+    def _xent_homes(self, i: int, p: dict, homes: dict, home_of: dict) -> None:
+        """The dense homes of step ``i``'s ``xent`` epilogue: in ``XENT_BANK`` the
+        labels (an input, from the start) and the logits copied out of C (during the
+        step's moves; to the end when the host reads them), in ``GRAD_BANK`` the
+        gradient (from
+        the step's moves to its last reader's compute or, when the host reads it,
+        the end; its readers' homes are filled from it)."""
+        x, o = p["xent"], self.plan[i][3]
+        last = 2 * self.n - 1
+        ends = {x["labels"]: 2 * i + 1, o: last if o in self.outputs else 2 * i + 1,
+                x["grad"]: last if x["grad"] in self.outputs else 2 * i + 1}
+        for name, role, bank in ((x["labels"], "labels", XENT_BANK),
+                                 (o, "xsrc", XENT_BANK), (x["grad"], "grad", GRAD_BANK)):
+            key = (name, bank, DENSE)
+            home_of[i, role] = key
+            if key in homes:
+                homes[key].end = max(homes[key].end, ends[name])
+                continue
+            n = math.prod(self.shapes[name])
+            homes[key] = _Home(name, bank, DENSE, -(-n // buffer_lanes(self.cfg, bank)),
+                               0 if role == "labels" else 2 * i + 1, ends[name], i, role,
+                               elements=n)
+
     def _c_kept(self, i: int) -> bool:
         """Step ``i``'s C rows are read by the host at the end (its output, unless an
-        activation's, which is read from its dense home; or its ``pre``)."""
+        activation's or logits of an ``xent``, which are read from their dense
+        home; or its ``pre``)."""
         o, p = self.plan[i][3], self.plan[i][4]
-        return (o in self.outputs and "act" not in p) or p.get("pre") in self.outputs
+        return (o in self.outputs and "act" not in p and "xent" not in p) or \
+            p.get("pre") in self.outputs
 
     def cycles(self, layout: list, placed: _Placed) -> int:
         """Predicted cycles of the steps, their MOVEs and epilogues (HALTs left
@@ -686,28 +810,46 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
             epi_out[p["pre"]] = (i, "pre")
         if "act" in p:
             epi_out[o] = (i, "act")
+        grad = None
+        if "xent" in p:       # logits copied out densely, XENT, gradient to its readers
+            grad = p["xent"]["grad"]
+            epi_out[grad] = (i, "xent")
+            hx, hl, hg = (homes[home_of[i, r]] for r in ("xsrc", "labels", "grad"))
+            mp = relayout_to_dense(cc, dst=XENT_BANK, src_row=c_base[i], dst_row=hx.base)
+            moves.append((i, o, XENT_BANK, mp))
+            vp = _xent(cfg, p, shapes[o], hx.base, hl.base, hg.base)
+            vecs.append((i, grad, XENT_BANK, vp))
+            words += mp.program() + vp.program()
+        acts = []         # the activation's VecPlans: (bank, plan), in program order
         for h in homes.values():
-            if h.tensor not in _makes(plan[i]):
+            if h.tensor not in _makes(plan[i]) or h.role in ("xsrc", "grad"):
+                continue
+            if h.tensor == grad:
+                mp = relayout_dense(compiled[h.step], h.role, shapes[grad], src=GRAD_BANK,
+                                    dst=h.bank, src_row=hg.base, dst_row=h.base)
+                moves.append((i, grad, h.bank, mp))
+                words += mp.program()
                 continue
             if h.key == DENSE and h.role == "mask":   # copied out of C for a mask
                 mp = relayout_to_dense(cc, dst=h.bank, src_row=c_base[i], dst_row=h.base)
                 moves.append((i, h.tensor, h.bank, mp))
                 words += mp.program()
             elif h.key == DENSE:
-                vp = _act_dense(cfg, cc, p, c_base[i], h.base)
-                vecs.append((i, o, h.bank, vp))
-                words += vp.program()
+                acts.append((h.bank, _act_dense(cfg, cc, p, c_base[i], h.base)))
             elif h.tensor == o and "act" in p:
-                vp = to_operand(cfg, "relu_req", result_words(cc), compiled[h.step],
-                                h.role, shapes[o], src_row=c_base[i], dst_row=h.base,
-                                **p["act"])
-                vecs.append((i, o, h.bank, vp))
-                words += vp.program()
+                acts.append((h.bank, to_operand(cfg, "relu_req", result_words(cc),
+                                                compiled[h.step], h.role, shapes[o],
+                                                src_row=c_base[i], dst_row=h.base,
+                                                **_act_params(p["act"]))))
             else:
                 mp = relayout(cc, compiled[h.step], h.role, shapes[o], src_row=c_base[i],
                               dst_row=h.base)
                 moves.append((i, h.tensor, h.bank, mp))
                 words += mp.program()
+        if acts:          # after the MOVEs: the slot's closing vote is the last VEC
+            for (bank, _), vp in zip(acts, _act_slot([vp for _, vp in acts], p["act"])):
+                vecs.append((i, o, bank, vp))
+                words += vp.program()
         chunks.append(words)
     if stage_words:
         chunks[0] = stage_words + chunks[0]
@@ -769,25 +911,27 @@ class Segment:
 
 
 def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
-                  footprint: bool = True, stage: bool = False) -> list[Segment]:
+                  footprint: bool = True, stage: bool = False,
+                  keep=()) -> list[Segment]:
     """Cut a checked chain into resident segments: the whole chain if it fits, else,
     greedily from the front, the longest run of steps that fits (tried longest first);
     a tensor produced in one segment and read in a later one is read by the host at
     the end of its segment and written at the start of the reader's. A step that does
     not compile into one program is a segment of its own, run as a separate job (the
     harness splits it into chunks). ``footprint`` and ``stage`` as in
-    ``plan_resident``."""
+    ``plan_resident``; ``keep``: results the host reads even though later steps
+    consume them."""
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
     # the plans are a function of the chain, its input shapes and the preset: an
     # evaluation that runs the same chain on every chunk plans it once
     key = (repr(list(plan)), tuple(sorted((k, tuple(v)) for k, v in shapes.items())),
-           cfg, footprint, stage)
+           cfg, footprint, stage, tuple(sorted(keep)))
     if key not in _SEGMENTS:
         if len(_SEGMENTS) >= 64:
             _SEGMENTS.pop(next(iter(_SEGMENTS)))
-        _SEGMENTS[key] = _plan_segments(plan, shapes, cfg, footprint, stage)
+        _SEGMENTS[key] = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep))
     return _SEGMENTS[key]
 
 
@@ -795,14 +939,13 @@ _SEGMENTS: dict = {}
 
 
 def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
-                   stage: bool) -> list[Segment]:
+                   stage: bool, keep: set) -> list[Segment]:
     shapes = dict(shapes)
     all_shapes = dict(shapes)
     for st in plan:
         spec, a, b, o, p = st
-        for name in _makes(st):
-            all_shapes[name] = tuple(p.get("reshape") or parse_spec(spec).output_shape(
-                all_shapes[a], all_shapes[b]))
+        all_shapes.update(_made_shapes(st, p.get("reshape") or parse_spec(spec).output_shape(
+            all_shapes[a], all_shapes[b])))
 
     def attempt(lo, hi):
         sub = plan[lo:hi + 1]
@@ -811,7 +954,8 @@ def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
         ins = {x for st in sub for x in _reads(st) if x not in made}
         try:
             return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
-                                 keep=made & later, footprint=footprint, stage=stage)
+                                 keep=made & (later | keep), footprint=footprint,
+                                 stage=stage)
         except ValueError:
             return None
 
@@ -827,8 +971,8 @@ def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
                 break
         else:
             spec, p = plan[lo][0], plan[lo][4]
-            if any(k in p for k in ("bias", "mask", "act")):
-                raise ValueError(f"step {lo} '{spec}' with a bias/mask/act epilogue does "
+            if any(k in p for k in ("bias", "mask", "act", "xent")):
+                raise ValueError(f"step {lo} '{spec}' with a bias/mask/act/xent epilogue does "
                                  f"not fit '{cfg.name}' as a resident segment; the "
                                  f"epilogue runs on chip only there")
             segs.append(Segment(lo, lo, None))      # a separate job

@@ -120,6 +120,9 @@ def test_refused_move_halts_and_writes_nothing(be, move, code):
     assert st.counters["move_cycles"] == 0
     for name in BUFS:
         assert np.array_equal(_contents(be, name), bufs[name][:ROWS]), name
+    if code == ErrorCode.BAD_CONFIG:    # the model refuses what the controller refuses
+        with pytest.raises(ValueError, match="a copy needs two buffers"):
+            Move.decode(move.encode()[1:])
 
 
 def test_move_is_an_illegal_opcode_without_the_unit():

@@ -70,3 +70,34 @@ def test_a_slot_the_preset_lacks_is_refused_in_one_line():
     steps, tensors = _chain(np.random.default_rng(1), {"slot": 20})
     with pytest.raises(ValueError, match=r"slot=20 out of range; 'tiny' has shift slots 1\.\.16"):
         run_chain(steps, tensors, config="tiny", backend="verilator", resident=True)
+
+
+def test_an_activation_takes_its_shift_from_a_slot_and_votes_once():
+    """``act`` with ``slot``/``vote``: every VEC of the activation (each reader's layout
+    and the host's dense copy) reads the slot's shift; the VECs gather and the last
+    one closes, so the slot moves once by the rule on the activation's largest word."""
+    rng = np.random.default_rng(12)
+    tensors = {"x": rng.integers(-100, 100, (6, 12)), "w1": rng.integers(-8, 8, (12, 10)),
+               "b1": rng.integers(-300, 300, (10,)), "w2": rng.integers(-8, 8, (10, 5)),
+               "w3": rng.integers(-8, 8, (5, 10))}
+    act = {"shift": 3, "rounding": "stochastic", "out_bits": 8, "seed": 77}
+    steps = [("bk,kn->bn", "x", "w1", "h", {"shift": 2, "bias": "b1", "pre": "z",
+                                            "act": {**act, "slot": 4, "vote": "close"}}),
+             ("bn,nm->bm", "h", "w2", "y", {"shift": 4}),
+             ("bn,mn->bm", "h", "w3", "y2", {"shift": 4})]  # h read in two layouts
+    vals = reference_chain(check_chain(steps, tensors), tensors, CFG)
+    with Session(CFG, "verilator", resident=True) as s:
+        s._init_slot(4, (3, 1))
+        res = run_chain(steps, tensors, session=s, resident=True, keep=("h",))
+        for name in ("h", "y", "y2"):
+            assert np.array_equal(res.outputs[name], vals[name]), name
+        v = vote(int(np.abs(vals["h"]).max()), 8, CFG.vote_up, CFG.vote_down)
+        assert s.read_slot(4) == (*advance(3, 1, v, CFG.vote_count, CFG.acc_bits - 1), 0)
+        s._init_slot(4, (1, 0))        # the slot, not the program, holds the shift
+        other = run_chain(steps, tensors, session=s, resident=True, keep=("h",))
+        assert not np.array_equal(other.outputs["h"], vals["h"])
+        rp = res.resident.segments[0].plan
+        vecs = [ins for _, t, _, vp in rp.vecs if t == "h" for ins in vp.instructions
+                if hasattr(ins, "op")]
+        assert len(vecs) >= 2 and all(v.slot == 4 and v.shift == 0 for v in vecs)
+        assert [v.vote.name for v in vecs] == ["GATHER"] * (len(vecs) - 1) + ["CLOSE"]
