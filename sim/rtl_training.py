@@ -83,7 +83,8 @@ SIMS = ("cxxrtl", "pysim") + tuple(n for n in BACKENDS if n not in ("cxxrtl", "p
                                                                       "board"))
 SAMPLE_EVERY = 8
 EVAL_CHUNK = 8      # rows per resident evaluation chain (digits fits `tiny` at 8, not 64)
-PHASES = ("forward", "input_gradient", "core_gradients", "on_chip_moves", "host_transfer")
+PHASES = ("forward", "input_gradient", "core_gradients", "elementwise", "on_chip_moves",
+          "host_transfer")
 
 def clock_for(config: AccelConfig, clock_mhz: float | None) -> float:
     """The clock (MHz) of simulated time: ``clock_mhz`` if given, else the preset's
@@ -125,12 +126,33 @@ class RtlTraining:
              votes on chip (no host shift, no MAX_ABS read), and with verification the
              slot's state after each contraction is compared with the trainer's
              controller (``ContractionMismatch`` naming slot, key and both states).
+        step_chains: run each training step (once its shifts are calibrated) as one
+             resident chain (``sim.train_chain``; needs ``resident`` and
+             ``shift_slots``): forward, biases, activations, the loss gradient (XENT),
+             ReLU masks and backward on chip, the host writing the batch, labels,
+             weights and aligned biases and reading the logits, the core gradients,
+             each layer's output gradient (for the bias gradients) and the slots; the
+             trainer's ``step_chain`` hook. Verified (``verify`` all; ``sample``: the
+             first chain step and every ``SAMPLE_EVERY``-th) against the trainer's
+             own step run beside it on the golden model: logits, every gradient and
+             every slot, the first difference raising ``ContractionMismatch``.
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
                  clock_mhz: float | None = None, session: Session | None = None,
-                 resident: bool = False, shift_slots: bool = False):
+                 resident: bool = False, shift_slots: bool = False,
+                 step_chains: bool = False):
         self.config = get_config(config)
+        if step_chains and not (resident and shift_slots):
+            raise FettaError("--step-chains needs --resident and --shift-slots (the step's "
+                             "intermediates and its adaptive shifts stay on chip)")
+        self.step_chains = bool(step_chains)
+        self._chain_fits = True
+        self.chain_fallback = None      # why the step did not fit as a chain
+        self.chain_steps = 0
+        self.chain_steps_verified = 0
+        self.chain_words = {"written": 0, "read": 0}
+        self.vec_cycles = 0
         if shift_slots and not self.config.shift_slots:
             raise FettaError(f"--shift-slots needs a preset with shift slots; "
                              f"'{self.config.name}' has none (shift_slots=0)")
@@ -224,6 +246,142 @@ class RtlTraining:
             f"shift slot mismatch at {where} {ev.phase} layer {ev.layer} contraction "
             f"{ev.index} '{ev.step.spec}': slot {k} ({ev.shift_key}) accelerator "
             f"(shift, pending, gmax) {got} != reference {want}", report)
+
+    def _slots_for(self, tr, keys) -> int:
+        """Slots for controllers ``keys`` (new ones written with the trainer's state);
+        host words written."""
+        words = 0
+        for key in keys:
+            if key not in self._slot_of:
+                n = self.config.shift_slots
+                if len(self._slot_of) >= n:
+                    raise FettaError(f"shift controller {key!r}: all {n} shift slots of "
+                                     f"'{self.config.name}' are taken; allowed {n} "
+                                     f"controllers")
+                k = self._slot_of[key] = len(self._slot_of) + 1
+                ctl = tr.shifts[key]
+                words += self.session._init_slot(k, (ctl.shift, ctl.pending))
+                self.slot_writes += 1
+        return words
+
+    def step_chain(self, tr, xq, wc, labels):
+        """The trainer's ``step_chain`` hook: its next training step as one resident
+        chain (``sim.train_chain``), or None (the trainer's own step, through the
+        executor) while a shift is not calibrated or when the step does not fit the
+        preset as resident segments."""
+        from fetta.sw_model.train.executor import default_executor
+        from .chain import run_chain
+        from .train_chain import plan_step_chain, step_gradients, step_keys
+        if not self.step_chains or not self._chain_fits:
+            return None
+        keys = step_keys(tr, len(xq))
+        if any(k not in tr.shifts or not tr.shifts[k].ready for k in keys):
+            return None
+        start = tr.step_state()
+        golden = None
+        if self.verify == "all" or (self.verify == "sample" and
+                                    self.chain_steps % SAMPLE_EVERY == 0):
+            ex, ob = tr.executor, tr.observer
+            tr.executor, tr.observer = default_executor, None
+            try:
+                golden = tr.path.gradients(xq, wc, labels)
+                after = {k: (tr.shifts[k].shift, tr.shifts[k].pending) for k in keys}
+            finally:
+                tr.executor, tr.observer = ex, ob
+                tr.restore_step_state(start)
+        slot_words = self._slots_for(tr, keys)
+        sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of)
+        t0 = time.perf_counter()
+        try:
+            res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
+                            keep=sc.keep)
+        except FettaError as exc:
+            if self.chain_steps or "does not fit" not in str(exc):
+                raise
+            self._chain_fits = False          # the trainer's own step from now on
+            self.chain_fallback = str(exc)
+            tr.restore_step_state(start)
+            return None
+        finally:
+            self.sim_seconds += time.perf_counter() - t0
+        self.session.invalidate()
+        got = step_gradients(sc, res.outputs)
+        for key in keys:                      # the host's view of the slots
+            shift, pending, _ = self.session.read_slot(self._slot_of[key])
+            tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
+        tr.contraction_index += len(sc.steps)
+        if golden is not None:
+            self._check_step(tr.step_no, sc, got, golden, keys, after)
+        self._account_chain(tr.step_no, sc, res, slot_words, len(keys))
+        return got
+
+    def _check_step(self, step_no, sc, got, golden, keys, after) -> None:
+        """The chain's logits, gradients and slots against the trainer's own step."""
+        z, fz, gcores, gbias = got
+        wz, wfz, wcores, wbias = golden
+        pairs = [("logits", len(gcores) - 1, z, fz, wz, wfz)]
+        for l in range(len(gcores)):
+            pairs += [(f"L{l}/dg{k}", l, g, f, wg, wf) for k, ((g, f), (wg, wf)) in
+                      enumerate(zip(gcores[l], wcores[l]), start=1)]
+            pairs.append((f"L{l}/bias gradient", l, *gbias[l], *wbias[l]))
+        for name, layer, g, f, w, wf in pairs:
+            g, w = np.asarray(g), np.asarray(w)
+            if f == wf and g.shape == w.shape and np.array_equal(g, w):
+                continue
+            self.mismatches += 1
+            if g.shape != w.shape or f != wf:
+                elem, gv, rv = None, f"shape {g.shape} frac {f}", f"shape {w.shape} frac {wf}"
+            else:
+                elem = tuple(int(i) for i in np.argwhere(g != w)[0])
+                gv, rv = int(g[elem]), int(w[elem])
+            report = {"step": step_no, "phase": "step chain", "layer": layer,
+                      "tensor": name, "element": elem, "accelerator": gv, "reference": rv}
+            raise ContractionMismatch(
+                f"mismatch at step {step_no} step chain layer {layer} {name} element "
+                f"{elem}: accelerator {gv} != reference {rv}", report)
+        for key in keys:
+            k = self._slot_of[key]
+            chip = (self.session.read_slot(k)[:2])
+            self.slots_checked += 1
+            if tuple(chip) != tuple(after[key]):
+                self.mismatches += 1
+                report = {"step": step_no, "phase": "step chain", "slot": k, "key": key,
+                          "accelerator": list(chip), "reference": list(after[key])}
+                raise ContractionMismatch(
+                    f"shift slot mismatch at step {step_no} step chain: slot {k} ({key}) "
+                    f"accelerator (shift, pending) {tuple(chip)} != reference "
+                    f"{tuple(after[key])}", report)
+        self.verified += len(sc.steps)
+        self.chain_steps_verified += 1
+
+    def _account_chain(self, step_no, sc, res, slot_written: int, slot_read: int) -> None:
+        """Cycles by phase of one step chain: each step's CONTRACT cycles to its phase
+        (the HALTs to the last step's), the epilogues' to ``elementwise``, the MOVEs',
+        the host words (and the slot words: written once, read every step)."""
+        run = res.resident
+        rec = self.steps.setdefault(step_no, dict.fromkeys(PHASES, 0))
+        compute = run.cycles["compute"]
+        for seg in run.segments:
+            if seg.plan is None:
+                continue
+            for i, cc in enumerate(seg.plan.compiled):
+                c = cc.predicted_cycles - 2
+                rec[sc.phases[seg.lo + i]] += c
+                compute -= c
+        rec[sc.phases[-1]] += compute          # HALTs and separate-job segments
+        host = run.cycles["host_transfer"] + slot_written + slot_read
+        rec["elementwise"] += run.cycles["elementwise"]
+        rec["on_chip_moves"] += run.cycles["on_chip_moves"]
+        rec["host_transfer"] += host
+        self.useful_macs += run.useful_macs
+        self.compute_cycles += run.cycles["compute"]
+        self.move_cycles += run.cycles["on_chip_moves"]
+        self.vec_cycles += run.cycles["elementwise"]
+        self.host_cycles += host
+        self.chain_words["written"] += run.host_words["written"] + slot_written
+        self.chain_words["read"] += run.host_words["read"] + slot_read
+        self.contractions += len(sc.steps)
+        self.chain_steps += 1
 
     def inference(self, tr, xq, wc):
         """The trainer's evaluation hook (``Trainer.inference``): the inference pass as
@@ -390,12 +548,21 @@ class RtlTraining:
             "mac_utilization": self.useful_macs / (cfg.macs * self.compute_cycles)
             if self.compute_cycles else 0.0,
             "mac_utilization_with_transfer": self.useful_macs / (
-                cfg.macs * (self.compute_cycles + self.move_cycles + self.host_cycles))
+                cfg.macs * (self.compute_cycles + self.move_cycles + self.vec_cycles +
+                            self.host_cycles))
             if self.compute_cycles else 0.0,
+            # over every cycle of the training steps (contractions, elementwise, moves,
+            # host transfer): the same as with_transfer, named as the issue names it
+            "mac_utilization_all_cycles": self.useful_macs / (cfg.macs * cycles["total"])
+            if cycles["total"] else 0.0,
+            "step_chains": {"on": self.step_chains, "steps": self.chain_steps,
+                            "verified": self.chain_steps_verified,
+                            "fallback": self.chain_fallback},
             "clock_mhz": self.clock_mhz,
             "simulated_seconds_per_step": mean / hz,
             "simulated_seconds_total": cycles["total"] / hz,
-            "host_words": {"written": st["words_written"], "read": st["words_read"],
+            "host_words": {"written": st["words_written"] + self.chain_words["written"],
+                           "read": st["words_read"] + self.chain_words["read"],
                            "skipped_resident": st["words_skipped"]},
             "host_words_per_step": cycles["host_transfer"] / n if n else 0.0,
             "peak_buffer_occupancy": {k: st["peak_rows"][k] / cfg.bank_depth

@@ -45,7 +45,7 @@ def load_resident(root: Path) -> dict | None:
 
 def _per_step(r: dict) -> dict:
     n = r["steps_simulated"]
-    return {p: r["cycles"][p] / n for p in PHASES + ("total",)}
+    return {p: r["cycles"].get(p, 0) / n for p in PHASES + ("total",)}
 
 
 def render(r: dict, resident: dict | None = None) -> str:

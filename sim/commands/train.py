@@ -20,7 +20,7 @@ HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precisi
 
 
 RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident", "eval_chains",
-            "shift_slots")
+            "shift_slots", "step_chains")
 
 
 def _numpy_backend(args) -> dict:
@@ -69,9 +69,15 @@ def _rtl_backend(args) -> dict:
         raise ValueError(f"--verify {verify!r} unknown; allowed {', '.join(VERIFY_MODES)}")
     if args.eval_chains and not args.resident:
         raise ValueError("--eval-chains needs --resident (the chains run resident)")
+    if args.step_chains and not (args.resident and args.shift_slots):
+        raise ValueError("--step-chains needs --resident and --shift-slots (the step's "
+                         "intermediates and its adaptive shifts stay on chip)")
     rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz,
-                     resident=bool(args.resident), shift_slots=bool(args.shift_slots))
+                     resident=bool(args.resident), shift_slots=bool(args.shift_slots),
+                     step_chains=bool(args.step_chains))
     extra = {"inference": rt.inference} if args.eval_chains else {}
+    if args.step_chains:
+        extra["step_chain"] = rt.step_chain
     return {"executor": rt.executor, "observer": rt.observer, "finish": rt.finish,
             "plot": plot_cycles, "close": rt.close, **extra}
 
@@ -138,6 +144,12 @@ def add_arguments(p) -> None:
                           "shift from a shift slot and votes on chip (the host writes a "
                           "slot once, at its first calibration); needs a preset with "
                           "shift slots (not ice40)")
+    rtl.add_argument("--step-chains", action="store_const", const=True, default=None,
+                     help="with --resident and --shift-slots: run each training step "
+                          "(after the first, which calibrates the shifts) as one resident "
+                          "chain: forward, biases, activations, loss gradient (XENT), "
+                          "ReLU masks and backward on chip (sim/train_chain.py); the "
+                          "digits step at batch 64 fits 'large', not 'tiny'")
     rtl.add_argument("--clock-mhz", type=float, default=None,
                      help="clock for simulated time [default: the preset's clock: the "
                           "measured Fmax of an FPGA preset, the stated ASIC clock "

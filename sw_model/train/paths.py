@@ -318,13 +318,14 @@ class FixedPath(PrecisionPath):
                 fh = fy - ctl.shift
         return z, fy, caches
 
-    def train_step(self, x, labels):
+    def gradients(self, xq, wc, labels):
+        """The step's forward, loss gradient and backward on quantized inputs ``xq``
+        with contraction weights ``wc``: ``(logit codes z, their frac, core gradients,
+        bias gradients)``, each gradient ``(codes, frac)``, cores per layer in order."""
         tr = self.tr
         rc = tr.cfg.recipe
-        wc = self.contraction_weights()
-        z, fz, caches = self.forward(self.quantize_input(x), wc, True)
+        z, fz, caches = self.forward(xq, wc, True)
         nc = tr.model.n_classes
-        loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
         dz, fdz = softmax_xent_grad(z, fz, labels, nc, rc.grad_bits)
         gcores, gbias = [None] * len(caches), [None] * len(caches)
         for l in reversed(range(len(caches))):
@@ -340,6 +341,17 @@ class FixedPath(PrecisionPath):
             gcores[l] = [(g, fracs[f"dg{k}"]) for k, g in enumerate(dgs, start=1)]
             if l > 0:
                 dz, fdz = dx * caches[l - 1][3], fracs["dx"]
+        return z, fz, gcores, gbias
+
+    def train_step(self, x, labels):
+        tr = self.tr
+        rc = tr.cfg.recipe
+        wc = self.contraction_weights()
+        xq = self.quantize_input(x)
+        got = tr.step_chain(tr, xq, wc, labels) if tr.step_chain is not None else None
+        z, fz, gcores, gbias = got if got is not None else self.gradients(xq, wc, labels)
+        nc = tr.model.n_classes
+        loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
         prior = tr.ranker.prior_grads(self.real_cores(), tr.cfg.rank_prior / tr.n_train) \
             if tr.adapting else None
         self.opt.tick()

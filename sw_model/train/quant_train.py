@@ -46,7 +46,7 @@ from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, dither_hash, outp
 from ..arith.fixedpoint import softmax_q15 as fp_softmax_q15
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
-           "softmax_xent_grad", "FixedAdam", "isqrt", "weights_for_contraction",
+           "softmax_xent_grad", "xent_frac", "FixedAdam", "isqrt", "weights_for_contraction",
            "EXP2_Q15", "calibrate_shift"]
 
 
@@ -162,12 +162,17 @@ def softmax_xent_grad(z, frac: int, labels, n_classes: int, grad_bits: int = 16)
     The rows' arithmetic is ``fixedpoint.softmax_xent_rows`` (the XENT instruction's)."""
     z = np.asarray(z, dtype=np.int64)
     bsz = z.shape[0]
-    c = max(0, int(np.ceil(np.log2(bsz))))
     y = np.zeros((bsz, n_classes), dtype=np.int64)
     y[np.arange(bsz), labels] = 1
     g = np.zeros_like(z)
     g[:, :n_classes] = softmax_xent_rows(z[:, :n_classes], y, frac, bsz, grad_bits)[0]
-    return saturate(g, grad_bits), 14 + c
+    return saturate(g, grad_bits), xent_frac(bsz)
+
+
+def xent_frac(bsz: int) -> int:
+    """The binary point of ``softmax_xent_grad``'s codes for a batch of ``bsz`` rows:
+    ``14 + ceil(log2 bsz)``."""
+    return 14 + (int(bsz) - 1).bit_length()
 
 
 def isqrt(v) -> np.ndarray:

@@ -124,8 +124,13 @@ class Trainer:
     def __init__(self, model: ModelConfig, cfg: TrainConfig, *, n_train: int,
                  executor: Callable | None = None, observer: Callable | None = None,
                  planner: Callable[..., Plan] = csse_planner,
-                 inference: Callable | None = None):
+                 inference: Callable | None = None, step_chain: Callable | None = None):
         self.model = model
+        #: ``step_chain(trainer, xq, wc, labels) -> (z, frac, core gradients, bias
+        #: gradients) or None``: a fixed-mode training step's forward, loss gradient
+        #: and backward besides the trainer's own (None: the trainer's own, through
+        #: the executor; ``sim.rtl_training`` runs it as one resident chain)
+        self.step_chain = step_chain
         #: ``inference(trainer, xq, wc) -> (logit codes, frac) or None``: an
         #: evaluation path of the fixed modes besides the executor's (None: the
         #: trainer's own pass; ``sim.rtl_training`` runs it as resident chains)
@@ -177,6 +182,22 @@ class Trainer:
         s = derive_seed(self.cfg.seed, self.step_no, self._seed_index)
         self._seed_index += 1
         return s
+
+    def step_state(self) -> tuple:
+        """What a training step's gradients advance besides the parameters: the seed
+        and contraction counters and every shift controller's ``(shift, pending)``
+        (``restore_step_state`` puts it back, e.g. after a golden run of the step)."""
+        return (self._seed_index, self.contraction_index,
+                {k: (c.shift, c.pending) for k, c in self.shifts.items()})
+
+    def restore_step_state(self, state: tuple) -> None:
+        """Undo what ran since ``step_state()`` returned ``state`` (controllers made
+        since then are dropped)."""
+        self._seed_index, self.contraction_index, ctl = state
+        for k in [k for k in self.shifts if k not in ctl]:
+            del self.shifts[k]
+        for k, (shift, pending) in ctl.items():
+            self.shifts[k].shift, self.shifts[k].pending = shift, pending
 
     def float_gradients(self, x, labels, with_prior: bool = True):
         """Float mode: (loss, number correct, gradients) for one mini-batch, gradients
@@ -339,7 +360,7 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
           recipe: FixedRecipe | None = None,
           data: Dataset | None = None, mnist_dir=None, executor: Callable | None = None,
           observer: Callable | None = None, inference: Callable | None = None,
-          checkpoint=None, resume: bool = False,
+          step_chain: Callable | None = None, checkpoint=None, resume: bool = False,
           progress: Callable | None = None, backend: str = "numpy",
           on_epoch: Callable | None = None,
           planner: Callable[..., Plan] = csse_planner) -> dict:
@@ -372,7 +393,8 @@ def train(model: ModelConfig | str = "digits", *, precision: str = "float",
     if len(data.x_train) < 1 or len(data.x_test) < 1:
         raise ValueError(f"dataset {data.name} has an empty split")
     tr = Trainer(model, cfg, n_train=len(data.x_train), executor=executor,
-                 observer=observer, planner=planner, inference=inference)
+                 observer=observer, planner=planner, inference=inference,
+                 step_chain=step_chain)
     if resume:
         if checkpoint is None:
             raise ValueError("--resume needs --checkpoint PATH")

@@ -162,7 +162,8 @@ def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
     chosen = []
 
     class Recorder:
-        def __init__(self, config, *, sim, verify, clock_mhz, resident, shift_slots):
+        def __init__(self, config, *, sim, verify, clock_mhz, resident, shift_slots,
+                     step_chains):
             chosen.append(sim)
             raise FettaError("stopped after choosing the simulator")
 
@@ -205,3 +206,14 @@ def test_shift_slots_needs_a_preset_with_slots_and_the_rtl_backend(capsys):
     assert main(["train", "--epochs", "1", "--shift-slots"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--shift-slots applies to --backend rtl only" in err
+
+
+def test_step_chains_need_resident_shift_slots_and_the_rtl_backend(capsys):
+    from fetta.sim.cli import main
+    assert main(["train", "--backend", "rtl", "--epochs", "1", "--step-chains",
+                 "--resident"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--step-chains needs --resident and --shift-slots" in err
+    assert main(["train", "--epochs", "1", "--step-chains"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--step-chains applies to --backend rtl only" in err

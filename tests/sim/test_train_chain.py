@@ -1,0 +1,124 @@
+"""A whole fixed-point training step as one chain (``sim.train_chain``): forward,
+biases, activations, the XENT loss gradient, ReLU masks and backward. The chain's
+golden model equals the trainer's own step (``FixedPath.gradients``) with the same
+seeds drawn; on the RTL (``RtlTraining(step_chains=True)``) a short training equals
+the NumPy fixed trainer's loss and accuracy with every chain step verified, and a
+wrong result is reported naming the tensor and element."""
+
+import numpy as np
+import pytest
+
+from fetta.errors import FettaError
+from fetta.sim.chain import check_chain, reference_chain
+from fetta.sim.rtl_training import ContractionMismatch, RtlTraining
+from fetta.sim.train_chain import plan_step_chain, step_gradients, step_keys
+from fetta.sw_model.train.data import Dataset, load_dataset
+from fetta.sw_model.train.quant_train import FixedRecipe
+from fetta.sw_model.train.trainer import TrainConfig, Trainer, train
+from fetta.sw_model.ttm.models import resolve_model
+
+BATCH = 8
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(resolve_model("digits").dataset, None)
+
+
+def _batch(data, i):
+    return data.x_train[i * BATCH:(i + 1) * BATCH], data.y_train[i * BATCH:(i + 1) * BATCH]
+
+
+def test_the_chain_is_the_trainers_step(digits):
+    model = resolve_model("digits")
+    tr = Trainer(model, TrainConfig(precision="fixed", batch=BATCH, seed=3,
+                                    recipe=FixedRecipe()), n_train=len(digits.x_train))
+    x, y = _batch(digits, 0)
+    xq, wc = tr.path.quantize_input(x), tr.path.contraction_weights()
+    before = tr.step_state()
+    assert plan_step_chain(tr, xq, wc, y) is None       # not calibrated: no seed drawn
+    assert tr.step_state() == before
+    tr.train_step(x, y)                                 # the trainer calibrates
+    assert set(step_keys(tr, BATCH)) <= set(tr.shifts)
+    for i in (1, 2, 3):
+        x, y = _batch(digits, i)
+        tr._seed_index, tr.contraction_index = 0, 0
+        xq, wc = tr.path.quantize_input(x), tr.path.contraction_weights()
+        start = tr.step_state()
+        want = tr.path.gradients(xq, wc, y)
+        drawn = tr.step_state()[0]
+        tr.restore_step_state(start)
+        sc = plan_step_chain(tr, xq, wc, y)
+        assert tr.step_state()[0] == drawn                # the same seeds, in order
+        vals = reference_chain(check_chain(sc.steps, sc.tensors), sc.tensors, "large")
+        z, fz, gcores, gbias = step_gradients(sc, vals)
+        assert fz == want[1] and np.array_equal(z, want[0])
+        for l in range(len(gcores)):
+            for (g, f), (wg, wf) in zip(gcores[l], want[2][l]):
+                assert f == wf and np.array_equal(g, wg), f"step {i} layer {l}"
+            assert gbias[l][1] == want[3][l][1]
+            assert np.array_equal(gbias[l][0], want[3][l][0]), f"step {i} bias {l}"
+        assert any("xent" in p for *_, p in sc.steps)
+        assert sum("mask" in p for *_, p in sc.steps) == len(model.layers) - 1
+        tr.restore_step_state(start)
+        tr.train_step(x, y)
+
+
+def _small(digits, steps):
+    n = BATCH * steps
+    return Dataset(digits.name, digits.x_train[:n], digits.y_train[:n],
+                   digits.x_test[:32], digits.y_test[:32])
+
+
+def test_training_on_the_rtl_with_step_chains_equals_the_numpy_trainer(digits):
+    data = _small(digits, 3)
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=True, step_chains=True)
+    try:
+        r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data,
+                  executor=rt.executor, observer=rt.observer, step_chain=rt.step_chain,
+                  backend="rtl")
+        r = rt.finish(r)
+    finally:
+        rt.close()
+    ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)
+    assert r["mismatches"] == 0
+    assert r["step_chains"] == {"on": True, "steps": 2, "verified": 2, "fallback": None}
+    assert r["test_accuracy"] == ref["test_accuracy"]
+    assert r["epochs"][-1]["loss"] == ref["epochs"][-1]["loss"]
+    steps = r["cycles_per_step"]
+    assert steps[0]["elementwise"] == 0 and steps[1]["elementwise"] > 0   # step 0: host
+    # a slot per controller of the step: 14 contractions and the activation
+    assert r["shift_slots"]["slots_used"] == 15
+    assert r["mac_utilization_all_cycles"] > 0
+
+
+def test_a_wrong_gradient_is_reported_with_tensor_and_element(digits, monkeypatch):
+    import fetta.sim.train_chain as tc
+    real = tc.step_gradients
+
+    def broken(sc, outputs):
+        z, fz, gcores, gbias = real(sc, outputs)
+        g, f = gcores[1][0]
+        g = g.copy()
+        g.flat[5] += 1
+        gcores[1][0] = (g, f)
+        return z, fz, gcores, gbias
+
+    monkeypatch.setattr(tc, "step_gradients", broken)
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=True, step_chains=True)
+    try:
+        with pytest.raises(ContractionMismatch, match=r"step 1 step chain layer 1 L1/dg1 "
+                                                      r"element \(0, 0, 0, 5\): "
+                                                      r"accelerator -?\d+ != reference"):
+            train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0,
+                  data=_small(digits, 2), executor=rt.executor, observer=rt.observer,
+                  step_chain=rt.step_chain, backend="rtl")
+    finally:
+        rt.close()
+
+
+def test_step_chains_need_resident_and_shift_slots():
+    with pytest.raises(FettaError, match="--step-chains needs --resident and --shift-slots"):
+        RtlTraining("tiny", sim="verilator", resident=True, step_chains=True)
