@@ -179,15 +179,17 @@ class Session:
                       "peak_program_words": 0}
         self.invalidate()
 
-    def invalidate(self) -> None:
+    def invalidate(self, program: bool = True) -> None:
         """Forget what is resident: the next contraction rewrites everything (and
-        no kept result is moved from C)."""
+        no kept result is moved from C). ``program=False`` keeps the copy of program
+        memory (programs run change the buffers, never program memory)."""
         cfg = self.config
         if getattr(self, "onchip", None) is not None:
             self.onchip.drop()
+        prog = self._resident["prog"] if not program and hasattr(self, "_resident") \
+            else _Resident(cfg.prog_depth, 1)
         self._resident = {0: _Resident(cfg.bank_depth, cfg.a_lanes),
-                          1: _Resident(cfg.bank_depth, cfg.b_lanes),
-                          "prog": _Resident(cfg.prog_depth, 1)}
+                          1: _Resident(cfg.bank_depth, cfg.b_lanes), "prog": prog}
 
     def close(self):
         self.backend.close()

@@ -10,8 +10,10 @@ Cycles by phase: ``compute`` (CONFIG/CONTRACT cycles: all counted cycles but the
 MOVEs' and VECs'), ``on_chip_moves`` (the MOVE instructions' cycles, each predicted by
 ``timing.move_cycles``), ``elementwise`` (the bias/act epilogues' VECs and the fills of
 their layouts, ``timing.vec_cycles``), ``host_transfer`` (host-bus words, one per cycle, as the
-harness counts them: data words of the lanes a layout uses, program words, two
-control writes and the status/counter reads per program). ``cycles["counted"]``
+harness counts them: data words of the lanes a layout uses, the program words that
+differ from what program memory holds — a chain run again, e.g. every training step,
+rewrites only its changed seeds — two control writes and the status/counter reads per
+program). ``cycles["counted"]``
 (the CYCLES counters) equals ``cycles["predicted"]`` (the plans' model).
 
 A program halting with an error raises ``FettaError`` (one line) and returns no data.
@@ -29,7 +31,7 @@ import numpy as np
 
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
-                                         PROG_BASE, ErrorCode, Status, buffer_base)
+                                         ErrorCode, Status, buffer_base)
 from fetta.sw_model.accel.move import buffer_lanes
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
@@ -55,10 +57,11 @@ def plan_segments(*args, **kw) -> list[Segment]:
         raise FettaError(str(exc)) from None
 
 
-def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
-    """Write the plan's inputs, run its programs, read its outputs into ``values``;
-    adds to ``counts`` (written, read, cycles, move_cycles, moves)."""
-    cfg = rp.config
+def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
+    """Write the plan's inputs, run its programs (only the program words that differ
+    from what program memory holds, ``Session._write_program``), read its outputs
+    into ``values``; adds to ``counts`` (written, read, cycles, move_cycles, moves)."""
+    cfg, be = rp.config, session.backend
     for t, (base, n) in rp.staged.items():        # written densely into C
         flat = np.asarray(values[t], dtype=np.int64).reshape(-1)
         be.write(buffer_base(2) + base * cfg.c_lanes, (flat & 0xFFFF).tolist())
@@ -81,10 +84,15 @@ def _run_plan(rp: ResidentPlan, values: dict, be, counts: dict) -> dict:
         counts["written"] += rows.shape[0] * cc.lanes_used(h.role)
     for k, prog in enumerate(rp.programs):
         be.clear()
-        be.write(PROG_BASE, prog)
-        counts["written"] += len(prog) + CONTROL_WRITES
+        counts["written"] += session._write_program(prog) + CONTROL_WRITES
         counts["read"] += CONTROL_READS       # STATUS, ERR_PC, counters (as the harness)
-        st = be.run(4 * rp.predicted_cycles + 10_000)
+        try:
+            st = be.run(4 * rp.predicted_cycles + 10_000)
+        except BaseException:
+            session.invalidate()
+            raise
+        if st.error != ErrorCode.NONE or not st.status & Status.DONE:
+            session.invalidate()
         if st.error != ErrorCode.NONE:
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
                              f"word {st.err_pc} of a resident program; no result "
@@ -144,7 +152,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
                             "useful"), 0)
     for seg in segs:
-        session.invalidate()            # the harness's view of the buffers is stale
+        session.invalidate(program=False)   # the harness's view of the buffers is stale
         if not be.known_idle:
             be.abort()
         if seg.plan is None:
@@ -158,9 +166,9 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
             counts["cycles"] += res.cycles
             counts["predicted"] += res.predicted_cycles
             counts["useful"] += res.useful_macs
-            session.invalidate()
+            session.invalidate(program=False)
         else:
-            _run_plan(seg.plan, values, be, counts)
+            _run_plan(seg.plan, values, session, counts)
     consumed = {x for st in plan for x in resident_plan._reads(st)}
     outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
                if x not in consumed or x in keep}

@@ -36,6 +36,27 @@ def test_resident_chain_equals_host_path_on_verilator():
     _check("verilator")
 
 
+def test_a_chain_run_again_rewrites_only_its_changed_program_words():
+    """The session's copy of program memory survives a resident run: the same chain
+    again writes no program word, one with a new seed writes that word only, and
+    the results are still the golden chain's."""
+    from fetta.sim.chain import reference_chain
+    from fetta.sim.harness import Session
+    cfg = get_config("tiny")
+    with Session(cfg, "pysim") as s:
+        first = run_chain(STEPS, TENSORS, session=s, resident=True)
+        again = run_chain(STEPS, TENSORS, session=s, resident=True)
+        reseed = [(*st[:4], {**st[4], "seed": 1234}) if i == 0 else st
+                  for i, st in enumerate(STEPS)]
+        third = run_chain(reseed, TENSORS, session=s, resident=True)
+    prog = sum(len(p) for p in first.resident.segments[0].plan.programs)
+    assert first.host_words["written"] - again.host_words["written"] == prog
+    assert third.host_words["written"] - again.host_words["written"] == 1
+    for res, steps in ((again, STEPS), (third, reseed)):
+        want = reference_chain(check_chain(steps, TENSORS), TENSORS, cfg)["g"]
+        assert np.array_equal(res.outputs["g"], want)
+
+
 def test_program_is_cut_where_program_memory_is_full():
     cfg = get_config("tiny").replace(name="tiny-short-prog", prog_depth=256)
     plan = check_chain(STEPS, TENSORS)
