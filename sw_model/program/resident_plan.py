@@ -879,7 +879,7 @@ def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
     MovePlan)]``)."""
     lanes = cfg.c_lanes
     by_tensor: dict = {}
-    produced = {o for _, _, _, o, _ in plan}
+    produced = {x for st in plan for x in _makes(st)}     # outputs and epilogues
     for h in homes.values():
         if h.tensor not in produced and h.key != DENSE:
             by_tensor.setdefault(h.tensor, []).append(h)

@@ -128,3 +128,17 @@ def test_xent_needs_a_resident_chain_and_keep_names_a_result():
         run_chain(steps, tensors)
     with pytest.raises(FettaError, match="keep='lab' is not a result"):
         run_chain(steps, tensors, resident=True, keep=("lab",))
+
+
+def test_staged_inputs_leave_the_gradient_to_the_xent():
+    """With ``stage=True`` only inputs are written densely and laid out by MOVEs; the
+    gradient, made on chip, is not staged."""
+    rng = np.random.default_rng(6)
+    steps, tensors = _step(rng, batch=16)
+    res = run_chain(steps, tensors, resident=True, stage=True, keep=("dy",))
+    rp = res.resident.segments[0].plan
+    assert "dy" not in rp.staged and set(rp.staged) <= set(tensors)
+    plan = check_chain(steps, tensors)
+    want = reference_chain(plan, tensors, res.config)
+    for name, got in res.outputs.items():
+        assert np.array_equal(got, want[name]), name
