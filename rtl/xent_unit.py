@@ -6,7 +6,8 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from fetta.sw_model.accel.xent import BSZ_MAX, DIV1_BITS, DIV2_BITS, N_MAX
+from fetta.sw_model.accel.xent import (BSZ_MAX, DIV1_BITS, DIV2_BITS, DIV_PER_CYCLE, N_MAX,
+                                       div_cycles)
 from fetta.sw_model.arith.fixedpoint import EXP2_Q15, LOG2E_Q14
 
 from .divider import SeqDivider
@@ -59,8 +60,10 @@ class XentRow(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         assert BSZ_MAX < 1 << BSZ_BITS
-        m.submodules.div1 = d1 = SeqDivider(DIV1_BITS, SUM_BITS)
-        m.submodules.div2 = d2 = SeqDivider(DIV2_BITS, BSZ_BITS)
+        m.submodules.div1 = d1 = SeqDivider(DIV1_BITS, SUM_BITS, DIV_PER_CYCLE)
+        m.submodules.div2 = d2 = SeqDivider(DIV2_BITS, BSZ_BITS, DIV_PER_CYCLE)
+        assert SeqDivider.LATENCY(DIV1_BITS, DIV_PER_CYCLE) == div_cycles(DIV1_BITS)
+        assert SeqDivider.LATENCY(DIV2_BITS, DIV_PER_CYCLE) == div_cycles(DIV2_BITS)
         n, s = Signal.like(self.n), Signal.like(self.s)
         bsz, out_bits = Signal.like(self.bsz), Signal.like(self.out_bits)
         labels = Signal()

@@ -255,7 +255,7 @@ def _timing() -> list[str]:
             f"{VEC_WORDS}-word payload and a tail of `vec_tail(op)` = {MOVE_TAIL} + the "
             f"ALU latency ({vec_latency('requant')} for REQUANT, 0 for the others). "
             f"XENT: a MOVE's fixed part with its {XENT_WORDS}-word payload, then "
-            f"`xent_row_cycles(n)` = {xent_row_cycles(2) - 68 * 2} + 68 n per row of `n` "
+            f"`xent_row_cycles(n)` = {xent_row_cycles(0)} + {xent_row_cycles(1) - xent_row_cycles(0)} n per row of `n` "
             f"classes ({xent_row_cycles(10)} for 10), then 1 (the last write) + "
             f"{MOVE_TAIL} (`xent.xent_cycles`). "
             "SYNC and HALT: 2 "

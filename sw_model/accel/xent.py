@@ -60,15 +60,17 @@ from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check
 
 __all__ = ["XENT_WORDS", "XW", "XENT_FIELDS", "XENT_FIELD", "Xent", "run_xent",
            "xent_row_cycles", "xent_cycles", "N_MAX", "S_MIN", "S_MAX", "BSZ_MAX",
-           "DIV1_BITS", "DIV2_BITS"]
+           "DIV1_BITS", "DIV2_BITS", "DIV_PER_CYCLE", "div_cycles", "class_cycles"]
 
 XENT_WORDS = MOVE_WORDS + 3
 N_MAX = 16
 S_MIN, S_MAX = -7, 31
 BSZ_MAX = 8192
-# the two sequential divisions per class (rtl/divider.py: one bit per cycle, + done)
+# the two sequential divisions per class (rtl/divider.py: DIV_PER_CYCLE quotient bits
+# per cycle, + done)
 DIV1_BITS = 31     # (e << 15) // sum e: e < 2**16
 DIV2_BITS = 30     # (|num| + bsz // 2) // bsz: |num| <= 2**15 << 12
+DIV_PER_CYCLE = 2  # two conditional subtractions chained per cycle
 
 
 class XW(enum.IntEnum):
@@ -88,9 +90,20 @@ _USED = {w: sum(((1 << f.width) - 1) << f.lsb for f in XENT_FIELDS if f.word == 
 def xent_row_cycles(n: int) -> int:
     """Cycles of one row of ``n`` classes: 1 start, ``n`` reads + 1 (the read data's
     latency), ``n`` exponentials, per class two divisions (each started in a cycle of
-    its own, ``bits + 1`` cycles to done) and an emit cycle."""
-    per = 1 + (DIV1_BITS + 1) + 1 + (DIV2_BITS + 1) + 1
-    return 1 + (n + 1) + n + n * per
+    its own, ``div_cycles(bits)`` to done) and an emit cycle."""
+    return 1 + (n + 1) + n + n * class_cycles()
+
+
+def div_cycles(bits: int) -> int:
+    """Cycles from a division's start to its ``done`` (``rtl/divider.py``'s
+    ``LATENCY``): ``ceil(bits / DIV_PER_CYCLE) + 1``."""
+    return -(-bits // DIV_PER_CYCLE) + 1
+
+
+def class_cycles() -> int:
+    """Cycles per class of a row beyond its read and exponential: the two divisions,
+    each started in a cycle of its own, and the emit cycle."""
+    return 1 + div_cycles(DIV1_BITS) + 1 + div_cycles(DIV2_BITS) + 1
 
 
 def xent_cycles(counts, fetch: int = 2) -> int:

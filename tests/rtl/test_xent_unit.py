@@ -93,10 +93,11 @@ def test_rows_equal_the_recipe_and_cycle_formula():
                in zip(rows, results))
 
 
+@pytest.mark.parametrize("per_cycle, latency", [(1, 32), (2, 17), (3, 12)])
 @pytest.mark.parametrize("a, d", [(0, 1), (1, 1), (2**31 - 1, 1), (2**31 - 1, 2**21 - 1),
-                                  (123456789, 1000), (5, 7)])
-def test_divider_quotient_remainder_latency(a, d):
-    dut = SeqDivider(31, 21)
+                                  (123456789, 1000), (5, 7), (2**30 + 3, 2)])
+def test_divider_quotient_remainder_latency(a, d, per_cycle, latency):
+    dut = SeqDivider(31, 21, per_cycle)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     seen = {}
@@ -116,4 +117,4 @@ def test_divider_quotient_remainder_latency(a, d):
     sim.add_testbench(bench)
     sim.run()
     assert (seen["q"], seen["r"]) == divmod(a, d)
-    assert seen["cycles"] == SeqDivider.LATENCY(31) == 32
+    assert seen["cycles"] == SeqDivider.LATENCY(31, per_cycle) == latency
