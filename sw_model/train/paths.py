@@ -313,9 +313,9 @@ class FixedPath(PrecisionPath):
                     ctl.calibrate(int(r.max()) if r.size else 0)
                 seed = tr.next_seed() if rounding == "stochastic" else 0
                 h = requantize(r, ctl.shift, rc.act_bits, rounding, seed)
-                if training:
+                fh = fy - ctl.shift     # the shift h was requantized with (before the
+                if training:            # vote moves it for the next step)
                     ctl.observe(int(h.max()) if h.size else 0)
-                fh = fy - ctl.shift
         return z, fy, caches
 
     def gradients(self, xq, wc, labels):

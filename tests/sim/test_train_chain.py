@@ -31,8 +31,10 @@ def _batch(data, i):
 
 def test_the_chain_is_the_trainers_step(digits):
     model = resolve_model("digits")
+    # one vote moves a shift (votes=1): the activation's shift moves within a few steps
     tr = Trainer(model, TrainConfig(precision="fixed", batch=BATCH, seed=3,
-                                    recipe=FixedRecipe()), n_train=len(digits.x_train))
+                                    recipe=FixedRecipe(votes=1)),
+                 n_train=len(digits.x_train))
     x, y = _batch(digits, 0)
     xq, wc = tr.path.quantize_input(x), tr.path.contraction_weights()
     before = tr.step_state()
@@ -40,7 +42,8 @@ def test_the_chain_is_the_trainers_step(digits):
     assert tr.step_state() == before
     tr.train_step(x, y)                                 # the trainer calibrates
     assert set(step_keys(tr, BATCH)) <= set(tr.shifts)
-    for i in (1, 2, 3):
+    moved = 0               # steps whose activation vote moved the shift
+    for i in range(1, 40):
         x, y = _batch(digits, i)
         tr._seed_index, tr.contraction_index = 0, 0
         xq, wc = tr.path.quantize_input(x), tr.path.contraction_weights()
@@ -61,7 +64,14 @@ def test_the_chain_is_the_trainers_step(digits):
         assert any("xent" in p for *_, p in sc.steps)
         assert sum("mask" in p for *_, p in sc.steps) == len(model.layers) - 1
         tr.restore_step_state(start)
+        act = tr.shifts["L0:act"].shift
         tr.train_step(x, y)
+        moved += tr.shifts["L0:act"].shift != act
+        if moved >= 2 and i >= 3:
+            break
+    # the logits' frac follows the shift the activation was requantized with, also
+    # when that step's vote moves it
+    assert moved >= 2
 
 
 def _small(digits, steps):
