@@ -158,6 +158,7 @@ class RtlTraining:
                              f"'{self.config.name}' has none (shift_slots=0)")
         self.shift_slots = bool(shift_slots)
         self._slot_of: dict[str, int] = {}      # controller key -> slot number
+        self._slot_known: dict[str, tuple] = {}  # activation key -> its slot's state
         self.slot_writes = 0
         self.slots_checked = 0
         if verify not in VERIFY_MODES:
@@ -248,10 +249,17 @@ class RtlTraining:
             f"(shift, pending, gmax) {got} != reference {want}", report)
 
     def _slots_for(self, tr, keys) -> int:
-        """Slots for controllers ``keys`` (new ones written with the trainer's state);
-        host words written."""
+        """Slots for controllers ``keys`` (new ones written with the trainer's state;
+        an activation's slot rewritten when the trainer's controller moved since the
+        chip last held it: a step the trainer ran itself votes on the host); host
+        words written."""
         words = 0
         for key in keys:
+            state = (tr.shifts[key].shift, tr.shifts[key].pending)
+            if key in self._slot_known and self._slot_known[key] != state:
+                words += self.session._init_slot(self._slot_of[key], state)
+                self._slot_known[key] = state
+                self.slot_writes += 1
             if key not in self._slot_of:
                 n = self.config.shift_slots
                 if len(self._slot_of) >= n:
@@ -259,9 +267,10 @@ class RtlTraining:
                                      f"'{self.config.name}' are taken; allowed {n} "
                                      f"controllers")
                 k = self._slot_of[key] = len(self._slot_of) + 1
-                ctl = tr.shifts[key]
-                words += self.session._init_slot(k, (ctl.shift, ctl.pending))
+                words += self.session._init_slot(k, state)
                 self.slot_writes += 1
+                if key.endswith(":act"):
+                    self._slot_known[key] = state
         return words
 
     def step_chain(self, tr, xq, wc, labels):
@@ -309,6 +318,8 @@ class RtlTraining:
         for key in keys:                      # the host's view of the slots
             shift, pending, _ = self.session.read_slot(self._slot_of[key])
             tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
+            if key in self._slot_known:
+                self._slot_known[key] = (shift, pending)
         tr.contraction_index += len(sc.steps)
         if golden is not None:
             self._check_step(tr.step_no, sc, got, golden, keys, after)

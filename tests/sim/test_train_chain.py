@@ -132,3 +132,28 @@ def test_a_wrong_gradient_is_reported_with_tensor_and_element(digits, monkeypatc
 def test_step_chains_need_resident_and_shift_slots():
     with pytest.raises(FettaError, match="--step-chains needs --resident and --shift-slots"):
         RtlTraining("tiny", sim="verilator", resident=True, step_chains=True)
+
+
+def test_an_activation_shift_moved_on_the_host_is_written_to_its_slot(digits):
+    """A step the trainer runs itself (a batch whose plan needs a new controller)
+    votes the activation's shift on the host; the next chain step rewrites that slot
+    first, so the chip requantizes with the trainer's shift."""
+    model = resolve_model("digits")
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=True, step_chains=True)
+    try:
+        tr = Trainer(model, TrainConfig(precision="fixed", batch=BATCH, seed=0,
+                                        recipe=FixedRecipe()),
+                     n_train=len(digits.x_train), executor=rt.executor,
+                     observer=rt.observer, step_chain=rt.step_chain)
+        for i in range(2):                      # calibration, then a chain step
+            tr.train_step(*_batch(digits, i))
+        assert rt.chain_steps == 1
+        act = tr.shifts["L0:act"]
+        act.shift, act.pending = act.shift + 1, 0   # as a host-side vote would
+        writes = rt.slot_writes
+        tr.train_step(*_batch(digits, 2))
+        assert rt.chain_steps == 2 and rt.mismatches == 0
+        assert rt.slot_writes == writes + 1
+    finally:
+        rt.close()
