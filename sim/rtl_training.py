@@ -150,6 +150,7 @@ class RtlTraining:
         self._chain_fits = True
         self.chain_fallback = None      # why the step did not fit as a chain
         self.chain_steps = 0
+        self._chain_step_nos: set = set()       # training steps run as one chain
         self.chain_steps_verified = 0
         self.chain_words = {"written": 0, "read": 0}
         self.vec_cycles = 0
@@ -393,6 +394,7 @@ class RtlTraining:
         self.chain_words["read"] += run.host_words["read"] + slot_read
         self.contractions += len(sc.steps)
         self.chain_steps += 1
+        self._chain_step_nos.add(step_no)
 
     def inference(self, tr, xq, wc):
         """The trainer's evaluation hook (``Trainer.inference``): the inference pass as
@@ -531,6 +533,8 @@ class RtlTraining:
         cfg = self.config
         per_step = [dict(v, step=k, total=sum(v.values())) for k, v in
                     sorted(self.steps.items())]
+        for rec in per_step:      # after the total: a flag, not cycles
+            rec["chain"] = rec["step"] in self._chain_step_nos
         cycles = {p: sum(s[p] for s in per_step) for p in PHASES}
         cycles["total"] = sum(cycles.values())
         cycles["eval"] = dict(self.eval, total=self.eval["compute"] +
