@@ -128,16 +128,30 @@ def _xent(i, spec, x, shape, shapes, tensors) -> dict:
     except ValueError as exc:
         raise ValueError(f"step {i} '{spec}': {exc}") from None
     if "reshape" in full:
-        try:
-            new = tuple(int(d) for d in full["reshape"])
-        except (TypeError, ValueError):
-            raise ValueError(f"step {i} '{spec}': xent reshape={full['reshape']!r} is "
-                             f"not a shape") from None
-        if any(d < 1 for d in new) or int(np.prod(new)) != rows * width:
-            raise ValueError(f"step {i} '{spec}': xent reshape={new} does not have the "
-                             f"logits' {rows * width} elements")
-        full["reshape"] = new
+        full["reshape"] = _shape(i, spec, "xent reshape", full["reshape"], rows * width,
+                                 "the logits'")
     return full
+
+
+def _shape(i, spec, what: str, value, n: int, whose: str, after: str = "") -> tuple:
+    """``value`` as a shape of ``n`` elements, or a one-line ValueError."""
+    try:
+        new = tuple(int(d) for d in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"step {i} '{spec}': {what}={value!r} is not a shape") from None
+    if any(d < 1 for d in new) or int(np.prod(new)) != n:
+        raise ValueError(f"step {i} '{spec}': {what}={new} does not have {whose} {n} "
+                         f"elements{after}")
+    return new
+
+
+def _slot(i, spec, what: str, k) -> int:
+    """``k`` as a shift slot number, or a one-line ValueError."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
+            not 1 <= int(k) <= SLOTS_MAX:
+        raise ValueError(f"step {i} '{spec}': {what}={k!r} out of range; allowed "
+                         f"1..{SLOTS_MAX}")
+    return int(k)
 
 
 def xent_grad(y, labels, x: dict) -> np.ndarray:
@@ -166,12 +180,7 @@ def _act(i, spec, act, seed) -> dict:
     full = {"shift": 0, "rounding": "floor", "out_bits": 16,
             "seed": (int(seed) + i + (1 << 31)) & 0xFFFFFFFF, **act}
     if "slot" in full:
-        k = full["slot"]
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
-                not 1 <= int(k) <= SLOTS_MAX:
-            raise ValueError(f"step {i} '{spec}': act slot={k!r} out of range; allowed "
-                             f"1..{SLOTS_MAX}")
-        full["slot"] = int(k)
+        full["slot"] = _slot(i, spec, "act slot", full["slot"])
         full["vote"] = as_vote(full.get("vote", "none")).name.lower()
     elif "vote" in full:
         raise ValueError(f"step {i} '{spec}': act vote={full['vote']!r} needs a slot")
@@ -249,11 +258,7 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
             raise ValueError(f"step {i} '{spec}': parameter {bad[0]!r} unknown; allowed "
                              f"{', '.join(_PARAMS + _EPILOGUE + _SHAPING + _SLOT)}")
         if "slot" in params:
-            k = params["slot"]
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
-                    not 1 <= int(k) <= SLOTS_MAX:
-                raise ValueError(f"step {i} '{spec}': slot={k!r} out of range; allowed "
-                                 f"1..{SLOTS_MAX}")
+            _slot(i, spec, "slot", params["slot"])
             params["vote"] = as_vote(params.get("vote", "none")).name.lower()
         elif "vote" in params:
             raise ValueError(f"step {i} '{spec}': vote={params['vote']!r} needs a slot")
@@ -294,15 +299,8 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
                                  f"tensor name")
             shapes[pre] = shapes[o]
         if "reshape" in full:
-            try:
-                new = tuple(int(d) for d in full["reshape"])
-            except (TypeError, ValueError):
-                raise ValueError(f"step {i} '{spec}': reshape={full['reshape']!r} is not "
-                                 f"a shape") from None
-            if any(d < 1 for d in new) or int(np.prod(new)) != int(np.prod(shapes[o])):
-                raise ValueError(f"step {i} '{spec}': reshape={new} does not have the "
-                                 f"output's {int(np.prod(shapes[o]))} elements "
-                                 f"{tuple(shapes[o])}")
+            new = _shape(i, spec, "reshape", full["reshape"], int(np.prod(shapes[o])),
+                         "the output's", f" {tuple(shapes[o])}")
             full["reshape"] = new
             for name in (o, full.get("pre")):
                 if name:
