@@ -373,9 +373,14 @@ class RtlTraining:
         run = res.resident
         rec = self.steps.setdefault(step_no, dict.fromkeys(PHASES, 0))
         compute = run.cycles["compute"]
+        st = self.session.stats
         for seg in run.segments:
             if seg.plan is None:
                 continue
+            for bank, rows in seg.plan.peak_rows.items():     # the chain's homes
+                st["peak_rows"][bank.lower()] = max(st["peak_rows"][bank.lower()], rows)
+            st["peak_program_words"] = max([st["peak_program_words"]] +
+                                           [len(p) for p in seg.plan.programs])
             for i, cc in enumerate(seg.plan.compiled):
                 c = cc.predicted_cycles - 2
                 rec[sc.phases[seg.lo + i]] += c

@@ -101,6 +101,8 @@ def test_training_on_the_rtl_with_step_chains_equals_the_numpy_trainer(digits):
     # a slot per controller of the step: 14 contractions and the activation
     assert r["shift_slots"]["slots_used"] == 15
     assert r["mac_utilization_all_cycles"] > 0
+    occ = r["peak_buffer_occupancy"]
+    assert all(0 < occ[k] <= 1 for k in "abc")
 
 
 def test_a_wrong_gradient_is_reported_with_tensor_and_element(digits, monkeypatch):
