@@ -314,7 +314,7 @@ class RtlTraining:
             return None
         finally:
             self.sim_seconds += time.perf_counter() - t0
-        self.session.invalidate()
+        self.session.invalidate(program=False)     # the buffers changed, not the program
         got = step_gradients(sc, res.outputs)
         for key in keys:                      # the host's view of the slots
             shift, pending, _ = self.session.read_slot(self._slot_of[key])

@@ -157,5 +157,8 @@ def test_an_activation_shift_moved_on_the_host_is_written_to_its_slot(digits):
         tr.train_step(*_batch(digits, 2))
         assert rt.chain_steps == 2 and rt.mismatches == 0
         assert rt.slot_writes == writes + 1
+        # the session still knows program memory: the next chain rewrites only the
+        # words that changed (its seeds)
+        assert rt.session._resident["prog"].valid.any()
     finally:
         rt.close()
