@@ -162,3 +162,23 @@ def test_an_activation_shift_moved_on_the_host_is_written_to_its_slot(digits):
         assert rt.session._resident["prog"].valid.any()
     finally:
         rt.close()
+
+
+def test_a_step_that_does_not_fit_falls_back_and_says_why(digits):
+    """digits at batch 64 does not fit `tiny` as resident segments: the trainer runs
+    its own steps (one program per contraction), the results are unchanged and the
+    report names the reason."""
+    data = Dataset(digits.name, digits.x_train[:128], digits.y_train[:128],
+                   digits.x_test[:32], digits.y_test[:32])
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=True, step_chains=True)
+    try:
+        r = rt.finish(train("digits", precision="fixed", epochs=1, batch=64, seed=0,
+                            data=data, executor=rt.executor, observer=rt.observer,
+                            step_chain=rt.step_chain, backend="rtl"))
+    finally:
+        rt.close()
+    ref = train("digits", precision="fixed", epochs=1, batch=64, seed=0, data=data)
+    assert r["step_chains"]["steps"] == 0 and r["mismatches"] == 0
+    assert "does not fit 'tiny' as a resident segment" in r["step_chains"]["fallback"]
+    assert r["epochs"][-1]["loss"] == ref["epochs"][-1]["loss"]
