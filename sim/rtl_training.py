@@ -323,7 +323,13 @@ class RtlTraining:
                 self._slot_known[key] = (shift, pending)
         tr.contraction_index += len(sc.steps)
         if golden is not None:
-            self._check_step(tr.step_no, sc, got, golden, keys, after)
+            try:
+                self._check_step(tr.step_no, sc, got, golden, keys, after)
+            except ContractionMismatch as exc:
+                where = self._locate(sc, keys, start[2])
+                exc.report["first_difference"] = where
+                raise ContractionMismatch(f"{exc}; {where['summary']}", exc.report) \
+                    from None
         self._account_chain(tr.step_no, sc, res, slot_words, len(keys))
         return got
 
@@ -365,6 +371,47 @@ class RtlTraining:
                     f"{tuple(after[key])}", report)
         self.verified += len(sc.steps)
         self.chain_steps_verified += 1
+
+    def _locate(self, sc, keys, start_ctl: dict) -> dict:
+        """After a step chain's mismatch: the chain run again with every slot reset to
+        the step's starting state and every intermediate read back, each compared in
+        chain order with the chain's golden model (``chain.reference_chain``); the
+        first difference named by chain step, phase, layer, operation (the contraction
+        and its epilogues), tensor, element and both values. ``summary``: one line."""
+        from .chain import check_chain, reference_chain, run_chain
+        from fetta.sw_model.program.resident_plan import _makes
+        plan = check_chain(sc.steps, sc.tensors)
+        want = reference_chain(plan, sc.tensors, self.config)
+        for key in keys:
+            self.session._init_slot(self._slot_of[key], start_ctl[key])
+        made = tuple(x for st in plan for x in _makes(st))
+        try:
+            res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
+                            keep=made)
+        except FettaError as exc:
+            return {"summary": f"the rerun reading every intermediate failed: {exc}"}
+        finally:
+            self.session.invalidate()
+        for i, st in enumerate(plan):
+            for name in _makes(st):
+                got, ref = np.asarray(res.outputs[name]), want[name]
+                if np.array_equal(got, ref):
+                    continue
+                elem = tuple(int(v) for v in np.argwhere(got != ref)[0])
+                ops = "contraction" + "".join(f" + {k}" for k in
+                                              ("bias", "mask", "act", "xent") if k in st[4])
+                out = {"chain_step": i, "spec": st[0], "phase": sc.phases[i],
+                       "layer": sc.layers[i], "operation": ops, "tensor": name,
+                       "element": elem, "accelerator": int(got[elem]),
+                       "reference": int(ref[elem])}
+                out["summary"] = (f"first difference on chip: chain step {i} ({sc.phases[i]} "
+                                  f"layer {sc.layers[i]} '{st[0]}', {ops}) {name} element "
+                                  f"{elem}: accelerator {out['accelerator']} != chain "
+                                  f"golden {out['reference']}")
+                return out
+        return {"summary": "the rerun with every intermediate read back equals the chain's "
+                           "golden model at every step (the chain or the state it started "
+                           "from differs from the trainer's step)"}
 
     def _account_chain(self, step_no, sc, res, slot_written: int, slot_read: int) -> None:
         """Cycles by phase of one step chain: each step's CONTRACT cycles to its phase

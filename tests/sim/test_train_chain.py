@@ -123,12 +123,53 @@ def test_a_wrong_gradient_is_reported_with_tensor_and_element(digits, monkeypatc
     try:
         with pytest.raises(ContractionMismatch, match=r"step 1 step chain layer 1 L1/dg1 "
                                                       r"element \(0, 0, 0, 5\): "
-                                                      r"accelerator -?\d+ != reference"):
+                                                      r"accelerator -?\d+ != reference") as e:
             train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0,
                   data=_small(digits, 2), executor=rt.executor, observer=rt.observer,
                   step_chain=rt.step_chain, backend="rtl")
     finally:
         rt.close()
+    # the chip itself was right: the rerun reading every intermediate says so
+    assert "equals the chain's golden model at every step" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_chip_fault_is_located_at_its_chain_step(digits):
+    """A fault on the chip's side (here every long host write into buffer B, the
+    weights, has one bit flipped from the second step on) is found at the step's
+    outputs, then located by the rerun that reads every intermediate: the first chain
+    step whose result differs from the chain's golden model, with its operation."""
+    from fetta.sw_model.accel.hostmap import buffer_base
+    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
+                     shift_slots=True, step_chains=True)
+    on = []
+    real = rt.session.backend.write
+
+    def faulty(addr, words):
+        words = list(words)
+        if on and buffer_base(1) <= addr < buffer_base(2) and len(words) > 32:
+            words[0] ^= 0x4
+        return real(addr, words)
+
+    rt.session.backend.write = faulty
+    try:
+        tr = Trainer(resolve_model("digits"),
+                     TrainConfig(precision="fixed", batch=BATCH, seed=0,
+                                 recipe=FixedRecipe()),
+                     n_train=len(digits.x_train), executor=rt.executor,
+                     observer=rt.observer, step_chain=rt.step_chain)
+        for i in range(2):
+            tr.train_step(*_batch(digits, i))
+        on.append(1)
+        with pytest.raises(ContractionMismatch) as e:
+            tr.train_step(*_batch(digits, 2))
+    finally:
+        rt.close()
+    where = e.value.report["first_difference"]
+    assert "first difference on chip: chain step" in str(e.value)
+    assert where["tensor"].startswith("L") and where["operation"].startswith("contraction")
+    assert where["accelerator"] != where["reference"]
+    assert "\n" not in str(e.value)
 
 
 def test_step_chains_need_resident_and_shift_slots():
