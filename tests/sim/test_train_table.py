@@ -35,3 +35,25 @@ def test_render_follows_the_numbers():
     assert a != b and "| forward | " in b
     two = render(load(ROOT), load_resident(ROOT))
     assert "with `--resident`" in two and two != a
+
+
+def test_step_chain_block_is_the_stored_runs():
+    """README's training-step-as-one-chain figures: the stored ``--step-chains`` run on
+    ``large`` (every chain step verified, accuracy equal to the per-contraction run's)
+    rendered between its markers."""
+    from fetta.sim.train_table import (STEP_BEGIN, STEP_END, load_step_chains,
+                                       render_step_chains)
+    chains, base = load_step_chains(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(STEP_BEGIN):readme.index(STEP_END) + len(STEP_END)] + "\n"
+    assert block == render_step_chains(chains, base), \
+        "README is out of date: run python scripts/gen_docs.py"
+    sc = chains["step_chains"]
+    assert chains["mismatches"] == base["mismatches"] == 0
+    assert sc["steps"] == sc["verified"] == sum(s["chain"] for s in
+                                                chains["cycles_per_step"]) > 0
+    assert chains["test_accuracy"] == base["test_accuracy"]
+    assert chains["accelerator"]["config"]["name"] == "large"
+    chain_steps = [s for s in chains["cycles_per_step"] if s["chain"]]
+    assert all(s["elementwise"] > 0 for s in chain_steps)
+    assert all(s["total"] == sum(s[p] for p in PHASES) for s in chain_steps)
