@@ -118,14 +118,17 @@ class _Resident:
         self.rows = np.zeros((depth, lanes), dtype=np.int64)
         self.valid = np.zeros(depth, dtype=bool)
 
-    def runs(self, rows: np.ndarray, used: int | None = None) -> list[tuple[int, int]]:
-        """[start, stop) row ranges of ``rows`` whose first ``used`` lanes (default
-        all) differ from what is resident."""
+    def runs(self, rows: np.ndarray, used: int | None = None,
+             at: int = 0) -> list[tuple[int, int]]:
+        """[start, stop) row ranges of ``rows`` (to be held from row ``at``; the ranges
+        relative to ``rows``) whose first ``used`` lanes (default all) differ from what
+        is resident."""
         n = len(rows)
         if n == 0:
             return []
         used = rows.shape[1] if used is None else used
-        diff = ~self.valid[:n] | (self.rows[:n, :used] != rows[:, :used]).any(axis=1)
+        diff = ~self.valid[at:at + n] | \
+            (self.rows[at:at + n, :used] != rows[:, :used]).any(axis=1)
         if diff.all():
             return [(0, n)]
         idx = np.flatnonzero(diff)
@@ -179,17 +182,21 @@ class Session:
                       "peak_program_words": 0}
         self.invalidate()
 
-    def invalidate(self, program: bool = True) -> None:
+    def invalidate(self, program: bool = True, buffers: bool = True) -> None:
         """Forget what is resident: the next contraction rewrites everything (and
         no kept result is moved from C). ``program=False`` keeps the copy of program
-        memory (programs run change the buffers, never program memory)."""
+        memory (programs run change the buffers, never program memory);
+        ``buffers=False`` keeps the copies of A and B (for a caller that has marked
+        the rows its programs wrote, as ``sim.resident`` does)."""
         cfg = self.config
         if getattr(self, "onchip", None) is not None:
             self.onchip.drop()
-        prog = self._resident["prog"] if not program and hasattr(self, "_resident") \
-            else _Resident(cfg.prog_depth, 1)
-        self._resident = {0: _Resident(cfg.bank_depth, cfg.a_lanes),
-                          1: _Resident(cfg.bank_depth, cfg.b_lanes), "prog": prog}
+        old = getattr(self, "_resident", None)
+        keep = {"prog": not program, 0: not buffers, 1: not buffers}
+        fresh = {0: (cfg.bank_depth, cfg.a_lanes), 1: (cfg.bank_depth, cfg.b_lanes),
+                 "prog": (cfg.prog_depth, 1)}
+        self._resident = {k: old[k] if old is not None and keep[k] else _Resident(*shape)
+                          for k, shape in fresh.items()}
 
     def close(self):
         self.backend.close()

@@ -38,7 +38,7 @@ from fetta.sw_model.program import resident_plan
 from fetta.sw_model.program.resident_plan import ResidentPlan, Segment
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments", "run_resident",
-           "ResidentRun"]
+           "chip_written_rows", "ResidentRun"]
 
 
 def plan_resident(*args, **kw) -> ResidentPlan:
@@ -57,10 +57,42 @@ def plan_segments(*args, **kw) -> list[Segment]:
         raise FettaError(str(exc)) from None
 
 
+def chip_written_rows(rp: ResidentPlan) -> dict:
+    """``{0: rows of A, 1: rows of B}`` that the plan's programs write (every MOVE,
+    fill, VEC and XENT destination row, decoded from the programs themselves); the
+    session's copies of those rows are stale after a run. Computed once per plan."""
+    got = rp.__dict__.get("_chip_rows")
+    if got is None:
+        from fetta.sw_model.accel.isa import Op, decode_header
+        from fetta.sw_model.accel.move import Move, buffer_lanes as lanes_of
+        from fetta.sw_model.accel.vec import Vec
+        from fetta.sw_model.accel.xent import Xent
+        rows = {0: [], 1: []}
+        for prog in rp.programs:
+            pc = 0
+            while pc < len(prog):
+                op, n = decode_header(prog[pc])
+                payload = prog[pc + 1:pc + 1 + n]
+                mv = (Move.decode(payload) if op == Op.MOVE else
+                      Vec.decode(payload).move if op == Op.VEC else
+                      Xent.decode(payload).move if op == Op.XENT else None)
+                if mv is not None and mv.dst in ("A", "B"):
+                    rows["AB".index(mv.dst)].append(
+                        np.unique(mv.addresses()[1] // lanes_of(rp.config, mv.dst)))
+                pc += 1 + n
+        got = {k: np.unique(np.concatenate(v)) if v else np.zeros(0, np.int64)
+               for k, v in rows.items()}
+        rp.__dict__["_chip_rows"] = got
+    return got
+
+
 def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
-    """Write the plan's inputs, run its programs (only the program words that differ
-    from what program memory holds, ``Session._write_program``), read its outputs
-    into ``values``; adds to ``counts`` (written, read, cycles, move_cycles, moves)."""
+    """Write the plan's inputs (of an operand home only the rows that differ from the
+    session's copy of A and B: e.g. the weights' rows a training step did not change)
+    and its programs (only the program words that differ from what program memory
+    holds, ``Session._write_program``), run them, mark the rows they write stale in
+    the session's copies, read the outputs into ``values``; adds to ``counts``
+    (written, read, skipped, cycles, move_cycles, moves)."""
     cfg, be = rp.config, session.backend
     for t, (base, n) in rp.staged.items():        # written densely into C
         flat = np.asarray(values[t], dtype=np.int64).reshape(-1)
@@ -69,22 +101,34 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
     for h in rp.input_homes():
         if h.tensor in rp.staged:
             continue
-        if h.key == resident_plan.DENSE:          # a bias: one word per element
+        bank = "AB".index(h.bank)
+        res = session._resident[bank]
+        if h.key == resident_plan.DENSE:   # a bias, labels: one word per element
             flat = np.asarray(values[h.tensor], dtype=np.int64).reshape(-1)
             lanes = cfg.b_lanes if h.bank == "B" else cfg.a_lanes
-            be.write(buffer_base("AB".index(h.bank)) + h.base * lanes,
-                     (flat & 0xFFFF).tolist())
+            be.write(buffer_base(bank) + h.base * lanes, (flat & 0xFFFF).tolist())
             counts["written"] += flat.size
+            res.valid[h.base:h.base + h.rows] = False      # not tracked
             continue
         cc = rp.compiled[h.step]
         rows = cc.pack_a(values[h.tensor]) if h.role == "a" else cc.pack_b(values[h.tensor])
-        lanes = rows.shape[1]
-        be.write(buffer_base("AB".index(h.bank)) + h.base * lanes,
-                 (rows.reshape(-1) & 0xFFFF).tolist())
-        counts["written"] += rows.shape[0] * cc.lanes_used(h.role)
+        rows = np.asarray(rows, dtype=np.int64)
+        lanes, used = rows.shape[1], cc.lanes_used(h.role)
+        written = 0
+        for lo, hi in (res.runs(rows, used, at=h.base) if session.residency
+                       else [(0, len(rows))]):
+            chunk = res.merged(h.base + lo, rows[lo:hi], used)
+            be.write(buffer_base(bank) + (h.base + lo) * lanes,
+                     (chunk.reshape(-1) & 0xFFFF).tolist())
+            res.store(h.base + lo, chunk)
+            written += (hi - lo) * used
+        counts["written"] += written
+        counts["skipped"] += len(rows) * used - written
     for k, prog in enumerate(rp.programs):
         be.clear()
-        counts["written"] += session._write_program(prog) + CONTROL_WRITES
+        wp = session._write_program(prog)
+        counts["written"] += wp + CONTROL_WRITES
+        counts["skipped"] += len(prog) - wp       # program words already held
         counts["read"] += CONTROL_READS       # STATUS, ERR_PC, counters (as the harness)
         try:
             st = be.run(4 * rp.predicted_cycles + 10_000)
@@ -104,6 +148,8 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
         counts["cycles"] += st.counters["cycles"]
         counts["move_elements"] += st.counters["move_cycles"]
         counts["vec_elements"] += st.counters["vec_cycles"]
+    for bank, rows in chip_written_rows(rp).items():   # what the programs overwrote
+        session._resident[bank].valid[rows] = False
     counts["move_cycles"] += rp.move_cycles
     counts["vec_cycles"] += rp.vec_cycles
     counts["predicted"] += rp.predicted_cycles
@@ -152,7 +198,9 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
                             "useful"), 0)
     for seg in segs:
-        session.invalidate(program=False)   # the harness's view of the buffers is stale
+        # results kept on chip by the harness are gone; its copies of A and B stay
+        # right (every run marks the rows its programs write)
+        session.invalidate(program=False, buffers=False)
         if not be.known_idle:
             be.abort()
         if seg.plan is None:
@@ -166,7 +214,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
             counts["cycles"] += res.cycles
             counts["predicted"] += res.predicted_cycles
             counts["useful"] += res.useful_macs
-            session.invalidate(program=False)
+            session.invalidate(program=False, buffers=False)
         else:
             _run_plan(seg.plan, values, session, counts)
     consumed = {x for st in plan for x in resident_plan._reads(st)}

@@ -314,7 +314,9 @@ class RtlTraining:
             return None
         finally:
             self.sim_seconds += time.perf_counter() - t0
-        self.session.invalidate(program=False)     # the buffers changed, not the program
+        # results kept by the executor path are gone; the copies of A, B and program
+        # memory are right (the run marked what its programs wrote)
+        self.session.invalidate(program=False, buffers=False)
         got = step_gradients(sc, res.outputs)
         for key in keys:                      # the host's view of the slots
             shift, pending, _ = self.session.read_slot(self._slot_of[key])

@@ -51,6 +51,8 @@ def test_check_mode_names_a_stale_document(tmp_path):
     import shutil
     for rel in ("scripts/gen_docs.py", "README.md", "docs/datasheet.md", "docs/energy.md",
                 "docs/train/rtl-digits-tiny.json", "docs/train/rtl-digits-tiny-resident.json",
+                "docs/train/rtl-digits-large-step-chains.json",
+                "docs/train/rtl-digits-large-resident-slots.json",
                 "docs/eval/eval.json", "docs/ttm/ttm-steps-tiny.json",
                 *(str(p.relative_to(ROOT)) for p in (ROOT / "docs/resident").glob("*.json"))):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

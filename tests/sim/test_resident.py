@@ -8,6 +8,7 @@ import pytest
 from fetta.errors import FettaError
 from fetta.sim.chain import run_chain
 from fetta.sw_model.program import resident_plan
+from fetta.sim import resident
 from fetta.sim.resident import plan_resident, plan_segments
 from fetta.sim.chain import check_chain
 from fetta.sw_model.accel.config import get_config
@@ -36,24 +37,43 @@ def test_resident_chain_equals_host_path_on_verilator():
     _check("verilator")
 
 
-def test_a_chain_run_again_rewrites_only_its_changed_program_words():
-    """The session's copy of program memory survives a resident run: the same chain
-    again writes no program word, one with a new seed writes that word only, and
-    the results are still the golden chain's."""
+def test_a_chain_run_again_rewrites_only_what_changed():
+    """The session's copies of program memory and of A and B survive a resident run
+    (the rows the programs wrote marked stale): the same chain again writes no input
+    row and no program word, one with a new seed writes that word only, one with a new
+    ``x`` rewrites x's rows only; the results are always the golden chain's."""
     from fetta.sim.chain import reference_chain
     from fetta.sim.harness import Session
+    from fetta.sw_model.accel.hostmap import CONTROL_WRITES
     cfg = get_config("tiny")
+    x2 = dict(TENSORS, x=TENSORS["x"] + 1)
     with Session(cfg, "pysim") as s:
         first = run_chain(STEPS, TENSORS, session=s, resident=True)
         again = run_chain(STEPS, TENSORS, session=s, resident=True)
         reseed = [(*st[:4], {**st[4], "seed": 1234}) if i == 0 else st
                   for i, st in enumerate(STEPS)]
         third = run_chain(reseed, TENSORS, session=s, resident=True)
-    prog = sum(len(p) for p in first.resident.segments[0].plan.programs)
-    assert first.host_words["written"] - again.host_words["written"] == prog
+        fourth = run_chain(reseed, x2, session=s, resident=True)
+    rp = first.resident.segments[0].plan
+    control = CONTROL_WRITES * len(rp.programs)
+    prog = sum(len(p) for p in rp.programs)
+    inputs = first.host_words["written"] - control - prog
+    # every input and program word is written or skipped; the input rows skipped are
+    # those no program of the chain overwrote (a later tensor may reuse their rows)
+    again_in = again.host_words["written"] - control
+    assert again_in + again.host_words["skipped"] == inputs + prog
+    assert again.host_words["skipped"] > 0
+    chip = resident.chip_written_rows(rp)
+    stale = [h for h in rp.input_homes() if h.key != "dense" and
+             np.isin(np.arange(h.base, h.base + h.rows), chip["AB".index(h.bank)]).any()]
+    assert (again_in > 0) == bool(stale)
     assert third.host_words["written"] - again.host_words["written"] == 1
-    for res, steps in ((again, STEPS), (third, reseed)):
-        want = reference_chain(check_chain(steps, TENSORS), TENSORS, cfg)["g"]
+    x_words = sum(h.rows * rp.compiled[h.step].lanes_used(h.role)
+                  for h in rp.input_homes() if h.tensor == "x")
+    assert 0 < fourth.host_words["written"] - third.host_words["written"] <= x_words
+    for res, steps, t in ((again, STEPS, TENSORS), (third, reseed, TENSORS),
+                          (fourth, reseed, x2)):
+        want = reference_chain(check_chain(steps, t), t, cfg)["g"]
         assert np.array_equal(res.outputs["g"], want)
 
 
