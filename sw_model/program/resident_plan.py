@@ -196,6 +196,12 @@ class ResidentPlan:
     shapes: dict = field(default_factory=dict)   # every tensor's einsum shape
 
     @property
+    def choices(self) -> list:
+        """Every step's layout choice (mapping, A lanes, B lanes): ``plan_resident``'s
+        ``layouts`` for the same chain with other seeds or shifts."""
+        return [_choice(cc) for cc in self.compiled]
+
+    @property
     def predicted_cycles(self) -> int:
         """Cycles of all programs (the CYCLES counters' sum): every step's predicted
         cycles less its HALT, the MOVEs, the epilogues' VECs, one HALT per program."""
@@ -743,18 +749,28 @@ class _Planner:
 
 
 def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
-                  footprint: bool = True, stage: bool = False) -> ResidentPlan:
+                  footprint: bool = True, stage: bool = False,
+                  layouts: list | None = None) -> ResidentPlan:
     """Compile and place a checked chain (``check_chain``'s list) whose inputs have
     ``shapes``; see the module docstring. ``keep``: results the host reads even if a
     step of the chain consumes them (a later segment needs them). ``footprint``:
     retry with footprint-aware layouts when the cycle-optimal ones do not fit (False:
     cycle-optimal layouts or a refusal). ``stage``: the host writes inputs densely into
-    C and MOVEs lay them out (``_stage``)."""
+    C and MOVEs lay them out (``_stage``). ``layouts``: every step's layout choice
+    (``ResidentPlan.choices`` of a plan of the same chain with other seeds or shifts),
+    used when it places; otherwise the search runs."""
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
     pl = _Planner(plan, shapes, cfg, keep)
-    layout, placed = pl.default, pl.place(pl.default)
+    layout, placed = pl.default, None
+    if layouts is not None:
+        layout = [pl.forced(i, c) for i, c in enumerate(layouts)]
+        placed = pl.place(layout)
+        if placed.fail is not None:
+            layout, placed = pl.default, None
+    if placed is None:
+        placed = pl.place(layout)
     if placed.fail is not None:
         smallest = [pl.compiled(i, slack=math.inf) for i in range(pl.n)]
         for start in (pl.default, smallest) if footprint else ():
@@ -926,16 +942,71 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                          f"resident chain needs it; run the chain without resident")
     # the plans are a function of the chain, its input shapes and the preset: an
     # evaluation that runs the same chain on every chunk plans it once
-    key = (repr(list(plan)), tuple(sorted((k, tuple(v)) for k, v in shapes.items())),
-           cfg, footprint, stage, tuple(sorted(keep)))
+    rest = (tuple(sorted((k, tuple(v)) for k, v in shapes.items())), cfg, footprint, stage,
+            tuple(sorted(keep)))
+    key = (repr(list(plan)),) + rest
     if key not in _SEGMENTS:
-        if len(_SEGMENTS) >= 64:
-            _SEGMENTS.pop(next(iter(_SEGMENTS)))
-        _SEGMENTS[key] = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep))
+        # a training step's chain changes its seeds and shifts every step, not its
+        # layouts: the cuts and layout choices of the same structure are reused
+        skey = (_structure(plan),) + rest
+        known = _STRUCTURES.get(skey)
+        segs = _replan(plan, shapes, cfg, footprint, stage, set(keep), known) \
+            if known is not None else None
+        if segs is None:
+            segs = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep))
+        for cache, k, v in ((_SEGMENTS, key, segs), (_STRUCTURES, skey, [
+                (sg.lo, sg.hi, None if sg.plan is None else sg.plan.choices)
+                for sg in segs])):
+            if len(cache) >= 64:
+                cache.pop(next(iter(cache)))
+            cache[k] = v
     return _SEGMENTS[key]
 
 
 _SEGMENTS: dict = {}
+_STRUCTURES: dict = {}
+
+
+def _structure(plan) -> str:
+    """A chain with its seeds, shifts and xent frac left out (what a layout does not
+    depend on)."""
+    def strip(p):
+        q = {k: v for k, v in p.items() if k not in ("seed", "shift")}
+        for k, drop in (("act", ("seed", "shift")), ("xent", ("frac",))):
+            if k in q:
+                q[k] = {a: b for a, b in q[k].items() if a not in drop}
+        return q
+    return repr([(s, a, b, o, strip(p)) for s, a, b, o, p in plan])
+
+
+def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
+            keep: set, known: list) -> list[Segment] | None:
+    """The segments of ``plan`` cut and laid out as ``known`` (``(lo, hi, choices)``
+    of the same structure); None when one of them no longer places."""
+    all_shapes = dict(shapes)
+    for st in plan:
+        spec, a, b, o, p = st
+        all_shapes.update(_made_shapes(st, p.get("reshape") or parse_spec(spec).output_shape(
+            all_shapes[a], all_shapes[b])))
+    segs = []
+    for lo, hi, choices in known:
+        if choices is None:
+            segs.append(Segment(lo, hi, None))
+            continue
+        sub = plan[lo:hi + 1]
+        made = {x for st in sub for x in _makes(st)}
+        later = {x for st in plan[hi + 1:] for x in _reads(st)}
+        ins = {x for st in sub for x in _reads(st) if x not in made}
+        try:
+            rp = plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
+                               keep=made & (later | keep), footprint=footprint,
+                               stage=stage, layouts=choices)
+        except ValueError:
+            return None
+        if rp.choices != list(choices):
+            return None
+        segs.append(Segment(lo, hi, rp))
+    return segs
 
 
 def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,

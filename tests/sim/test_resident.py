@@ -283,3 +283,29 @@ def test_training_layer_at_batch_8_pays_only_bound_check_cycles():
         if cc.predicted_cycles != best.predicted_cycles:
             slower.append(i)
     assert slower == [1]
+
+
+def test_a_chain_with_new_seeds_reuses_its_layouts(monkeypatch):
+    """Seeds and shifts change no layout: the same chain with other ones is cut and
+    laid out as before without searching again, the same choices a fresh search
+    makes, and still runs equal to the golden chain."""
+    from fetta.sim.chain import reference_chain
+    cfg = get_config("tiny")
+    shapes = {k: np.shape(v) for k, v in TENSORS.items()}
+    plan = check_chain(STEPS, TENSORS)
+    first = resident_plan.plan_segments(plan, shapes, cfg)
+    other = [(*st[:4], {**st[4], "seed": 77 + i, "shift": st[4]["shift"] + 1})
+             for i, st in enumerate(STEPS)]
+    plan2 = check_chain(other, TENSORS)
+    monkeypatch.setattr(resident_plan, "_plan_segments",
+                        lambda *a, **k: pytest.fail("searched again"))
+    again = resident_plan.plan_segments(plan2, shapes, cfg)
+    monkeypatch.undo()
+    resident_plan._SEGMENTS.clear()
+    resident_plan._STRUCTURES.clear()
+    fresh = resident_plan.plan_segments(plan2, shapes, cfg)
+    assert [s.plan.choices for s in again] == [s.plan.choices for s in fresh] == \
+        [s.plan.choices for s in first]
+    assert [s.plan.programs for s in again] == [s.plan.programs for s in fresh]
+    res = run_chain(other, TENSORS, resident=True)
+    assert np.array_equal(res.outputs["g"], reference_chain(plan2, TENSORS, cfg)["g"])
