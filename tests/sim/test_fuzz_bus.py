@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fuzz_tiers import tier  # noqa: E402
+from fuzz_tiers import backend_fixture, skip_slow_pysim, tier  # noqa: E402
 
 from fetta.sw_model.program.compiler import compile_contraction  # noqa: E402
 from fetta.sw_model.accel.hostmap import (PROG_BASE, REG_BASE, ErrorCode, Reg,  # noqa: E402
@@ -85,12 +85,7 @@ def check_sequence(be, seq):
             assert v in expect[addr], f"word {addr:#x} is {v:#x}; allowed {expect[addr]}"
 
 
-@pytest.fixture(scope="module", params=["verilator", "cxxrtl", "pysim"])
-def be(request):
-    from fetta.sim.backends.base import get_backend
-    b = get_backend(request.param, CONFIG)
-    yield b
-    b.close()
+be = backend_fixture(CONFIG)
 
 
 def test_fuzz_bus_sequences(be):
@@ -102,7 +97,6 @@ def test_fuzz_bus_sequences(be):
 @pytest.mark.slow
 def test_fuzz_bus_sequences_slow(be):
     """Slow tier: 10,000 random sequences per compiled backend."""
-    if be.name == "pysim":
-        pytest.skip("pysim: default-tier examples only (~1,000x slower)")
+    skip_slow_pysim(be)
     tier(slow=True)(given(seq=st.lists(ops, max_size=12))(
         lambda seq: check_sequence(be, seq)))()

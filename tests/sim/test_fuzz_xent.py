@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from buffer_check import assert_buffers_equal  # noqa: E402
-from fuzz_tiers import tier  # noqa: E402
+from fuzz_tiers import backend_fixture, skip_slow_pysim, tier  # noqa: E402
 
 from fetta.sw_model.accel.config import get_config  # noqa: E402
 from fetta.sw_model.accel.hostmap import (PROG_BASE, REG_BASE, ErrorCode,  # noqa: E402
@@ -130,12 +130,7 @@ def check(be, payload, rng_seed):
     assert_buffers_equal(be, CFG, bufs, f"error {st_.error!r}, {x}")
 
 
-@pytest.fixture(scope="module", params=["verilator", "cxxrtl", "pysim"])
-def be(request):
-    from fetta.sim.backends.base import get_backend
-    b = get_backend(request.param, CFG)
-    yield b
-    b.close()
+be = backend_fixture(CFG)
 
 
 def test_fuzz_xent(be):
@@ -145,7 +140,6 @@ def test_fuzz_xent(be):
 
 @pytest.mark.slow
 def test_fuzz_xent_slow(be):
-    if be.name == "pysim":
-        pytest.skip("pysim: default-tier examples only (a run is ~1,000x slower)")
+    skip_slow_pysim(be)
     tier(slow=True)(given(p=payloads(), s=st.integers(0, 1000))(
         lambda p, s: check(be, p, s)))()
