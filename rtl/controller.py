@@ -13,6 +13,7 @@ from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, 
 from fetta.sw_model.accel.move import MOVE_WORDS
 from fetta.sw_model.accel.vec import VEC_FIELD, VEC_SHIFT_MAX, VEC_WORDS, VecOp, vec_tail
 from fetta.sw_model.accel.xent import XENT_FIELD, XENT_WORDS
+from fetta.sw_model.accel.adam import ADAM_WORDS
 from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, SLOT_SHIFT_BITS, VOTE_BITS
 from fetta.sw_model.accel.timing import Timing
@@ -71,6 +72,11 @@ class Controller(wiring.Component):
       walk steps only on the XENT unit's read requests (``x_step_req``, in the top),
       and the instruction ends when the walk is done and the unit idle
       (``xent.xent_cycles``); its run cycles count as ``vec``;
+    * ADAM (with ``adam_entries``): loads like a VEC (``adam.ADAM_WORDS`` payload
+      words, also handed to the top's update unit, ``ld``/``ld_word``), the unit's
+      refusals (``a_bad``: BAD_CONFIG at validation; ``a_range_bad``: ADDRESS_RANGE
+      with the range check), then runs like an XENT, element after element
+      (``adam.adam_cycles``); its run cycles count as ``vec``; it logs nothing;
     * SYNC: nothing is in flight after a CONTRACT, so it costs its fetch only;
     * HALT: sets DONE and returns to idle.
 
@@ -145,6 +151,12 @@ class Controller(wiring.Component):
             # XENT (rtl/xent_unit.py, in the top): this MOVE-path instruction is an
             # XENT; run rows while x_go; the unit's read requests and busy
             "xent": Out(1), "x_go": Out(1), "x_step_req": In(1), "x_busy": In(1),
+            # ADAM (rtl/adam_unit.py, in the top): this MOVE-path instruction is an
+            # ADAM; the payload words as they load (the unit keeps its own), its
+            # refusals; it runs like an XENT (x_go, x_step_req, x_busy: the top
+            # connects the unit of the instruction)
+            "adam": Out(1), "ld": Out(1), "ld_word": Out(6), "a_bad": In(1),
+            "a_range_bad": In(1),
             "mv": Out(wiring.Signature({
                 "rd_en": Out(1), "rd_buf": Out(2), "rd_addr": Out(32),
                 "wr_en": Out(1), "wr_buf": Out(2), "wr_addr": Out(32), "wr_fill": Out(1),
@@ -245,7 +257,7 @@ class Controller(wiring.Component):
         error = Signal(8)
         done = Signal()
         length = Signal(range(max(self.n_config, self.timing.contract_words,
-                                  MOVE_WORDS, VEC_WORDS, XENT_WORDS) + 1))
+                                  MOVE_WORDS, VEC_WORDS, XENT_WORDS, ADAM_WORDS) + 1))
         widx = Signal.like(length)
         tail = Signal(range(self.tail_cycles + 1))
         since_last = Signal(range(D + 1))
@@ -284,6 +296,8 @@ class Controller(wiring.Component):
             return [pc.eq(value), room.eq(cfg.prog_depth - 1 - value)]
 
         xent = Signal()             # the MOVE-path instruction being run is an XENT
+        adam = Signal()             # ... an ADAM
+        unit_walk = xent | adam     # the walk steps on a unit's read requests
         # MOVE: the move unit checks and walks; the controller sequences it.
         mv = None
         if cfg.move_unit:
@@ -305,13 +319,13 @@ class Controller(wiring.Component):
             m.d.comb += [self.mv.classes.eq(mv.classes[:5]), self.mv.labels.eq(mv.slot[0])]
             m.d.comb += [self.v_slot.eq(mv.slot),
                          self.mv.shift.eq(Mux(mv.slot != 0, self.v_slot_shift, mv.shift))]
-            vec_slot_bad = mv.vec & ~xent & (mv.slot != 0) & \
+            vec_slot_bad = mv.vec & ~xent & ~adam & (mv.slot != 0) & \
                 (self.v_slot_shift > VEC_SHIFT_MAX)
         move_wait = Signal(range(vec_tail(VecOp.REQUANT) + 1))
         walked = Signal()           # XENT: the walk's last element has been issued
-        m.d.comb += self.xent.eq(xent)
+        m.d.comb += [self.xent.eq(xent), self.adam.eq(adam)]
         if mv is not None:
-            m.d.comb += mv.xent.eq(xent)
+            m.d.comb += [mv.xent.eq(xent), mv.adam.eq(adam)]
 
         opcode = self.prog_data[0:8]
         plen = self.prog_data[16:32]
@@ -372,14 +386,18 @@ class Controller(wiring.Component):
                         payload_instruction(self.timing.contract_words, "LOAD_CONTRACT")
                     if mv is not None:
                         with m.Case(Op.MOVE):
-                            m.d.sync += xent.eq(0)
+                            m.d.sync += [xent.eq(0), adam.eq(0)]
                             payload_instruction(MOVE_WORDS, "LOAD_MOVE")
                         with m.Case(Op.VEC):
-                            m.d.sync += xent.eq(0)
+                            m.d.sync += [xent.eq(0), adam.eq(0)]
                             payload_instruction(VEC_WORDS, "LOAD_MOVE")
                         with m.Case(Op.XENT):
-                            m.d.sync += xent.eq(1)
+                            m.d.sync += [xent.eq(1), adam.eq(0)]
                             payload_instruction(XENT_WORDS, "LOAD_MOVE")
+                        if cfg.adam_entries:
+                            with m.Case(Op.ADAM):
+                                m.d.sync += [xent.eq(0), adam.eq(1)]
+                                payload_instruction(ADAM_WORDS, "LOAD_MOVE")
                     with m.Default():
                         m.d.sync += fail(ErrorCode.ILLEGAL_OPCODE)
                         m.next = "IDLE"
@@ -498,7 +516,8 @@ class Controller(wiring.Component):
                 with m.State("LOAD_MOVE"):
                     m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
                                  inc["stall_config"].eq(1), mv.load.eq(1),
-                                 mv.load_word.eq(widx)]
+                                 mv.load_word.eq(widx), self.ld.eq(1),
+                                 self.ld_word.eq(widx)]
                     m.d.sync += widx.eq(widx + 1)
                     with m.If(widx == length - 1):
                         m.next = "MOVE_VALIDATE"
@@ -506,7 +525,7 @@ class Controller(wiring.Component):
                 with m.State("MOVE_VALIDATE"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["stall_fill"].eq(1), self.prog_addr.eq(pc + 1 + mv.word)]
-                    with m.If(mv.bad | vec_slot_bad):
+                    with m.If(mv.bad | vec_slot_bad | (adam & self.a_bad)):
                         m.d.sync += fail(ErrorCode.BAD_CONFIG)
                         m.next = "IDLE"
                     with m.Else():
@@ -517,7 +536,7 @@ class Controller(wiring.Component):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["stall_fill"].eq(1), self.prog_addr.eq(pc + 1 + mv.word)]
                     with m.If(mv.check_done):
-                        with m.If(mv.check_ok):
+                        with m.If(mv.check_ok & ~(adam & self.a_range_bad)):
                             m.d.comb += mv.run_start.eq(1)
                             m.d.sync += walked.eq(0)
                             m.next = "MOVE_RUN"
@@ -528,7 +547,7 @@ class Controller(wiring.Component):
                 with m.State("MOVE_RUN"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
                                  inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec)]
-                    with m.If(xent):
+                    with m.If(unit_walk):
                         # the unit requests each read; rows until the walk is done
                         m.d.comb += [mv.step.eq(self.x_step_req & ~walked),
                                      self.x_go.eq(~walked)]
@@ -550,7 +569,7 @@ class Controller(wiring.Component):
                     m.d.comb += [self.end_slot.eq(mv.slot), self.end_vote.eq(mv.vote),
                                  self.end_bits.eq(mv.out_bits)]
                     with m.If(move_wait == mv.tail - 1):
-                        m.d.comb += self.logged_end.eq(mv.vec & ~self.abort)
+                        m.d.comb += self.logged_end.eq(mv.vec & ~adam & ~self.abort)
                         m.d.sync += set_pc(pc + 1 + length)
                         m.next = "FETCH"
                     on_abort()

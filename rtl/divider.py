@@ -10,16 +10,20 @@ __all__ = ["SeqDivider"]
 
 class SeqDivider(wiring.Component):
     """``q = a // d`` and ``r = a % d`` for unsigned ``a`` (``n_bits``) and ``d``
-    (``d_bits``, ``d >= 1``; the caller never divides by 0).
+    (``d_bits``, ``d >= 1``; the caller never divides by 0); with a partial remainder
+    ``r0 < d`` (default 0) the dividend is ``r0 * 2**n_bits + a`` (the low ``n_bits``
+    quotient bits of a longer division whose high part is already known; only when
+    ``n_bits`` is a multiple of ``per_cycle``, so that no leading zero is shifted in
+    after ``r0``).
 
-    ``start`` (one cycle) loads ``a`` and ``d``; the quotient is found from its top bit
+    ``start`` (one cycle) loads ``a``, ``r0`` and ``d``; the quotient is found from its top bit
     down, ``per_cycle`` bits per cycle (``a`` is widened with leading zeros to a
     multiple of ``per_cycle`` bits) in the ``ceil(n_bits / per_cycle)`` cycles after
     ``start``, and ``done`` pulses in the next, ``LATENCY(n_bits, per_cycle) =
     ceil(n_bits / per_cycle) + 1`` cycles after ``start``'s, when ``q`` and ``r`` are
     valid; they hold until the next ``start``. ``busy`` while the bits are found.
 
-    Members: ``start``, ``a``, ``d``, ``busy``, ``done``, ``q``, ``r``.
+    Members: ``start``, ``a``, ``r0``, ``d``, ``busy``, ``done``, ``q``, ``r``.
     """
 
     @staticmethod
@@ -30,7 +34,8 @@ class SeqDivider(wiring.Component):
         if per_cycle < 1:
             raise ValueError(f"per_cycle={per_cycle}; allowed >= 1")
         self.n_bits, self.d_bits, self.per_cycle = n_bits, d_bits, per_cycle
-        super().__init__({"start": In(1), "a": In(n_bits), "d": In(d_bits),
+        super().__init__({"start": In(1), "a": In(n_bits), "r0": In(d_bits),
+                          "d": In(d_bits),
                           "busy": Out(1), "done": Out(1), "q": Out(n_bits),
                           "r": Out(d_bits)})
 
@@ -58,7 +63,7 @@ class SeqDivider(wiring.Component):
             r, q = r_next, q_next
         m.d.sync += self.done.eq(0)
         with m.If(self.start):
-            m.d.sync += [rem.eq(0), quo.eq(self.a), dd.eq(self.d), cnt.eq(cycles),
+            m.d.sync += [rem.eq(self.r0), quo.eq(self.a), dd.eq(self.d), cnt.eq(cycles),
                          self.busy.eq(1)]
         with m.Elif(self.busy):
             m.d.sync += [rem.eq(r), quo.eq(q), cnt.eq(cnt - 1)]

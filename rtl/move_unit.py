@@ -5,6 +5,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from fetta.sw_model.accel.adam import ADAM_WORDS
 from fetta.sw_model.accel.config import AccelConfig
 from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, VOTE_BITS
@@ -86,7 +87,7 @@ class MoveUnit(wiring.Component):
                       "C": cfg.c_lanes * cfg.bank_depth}
         self.W = W = (max(self.words.values()) - 1).bit_length()
         super().__init__({
-            "load": In(1), "load_word": In(range(MOVE_WORDS)), "data": In(32),
+            "load": In(1), "load_word": In(range(ADAM_WORDS)), "data": In(32),
             "word": Out(8), "check_start": In(1), "check_cancel": In(1),
             "check_done": Out(1), "check_ok": Out(1), "bad": Out(1),
             "run_start": In(1), "step": In(1), "last": Out(1),
@@ -99,6 +100,10 @@ class MoveUnit(wiring.Component):
             # XENT (sw_model/accel/xent.py): set by the controller for an XENT; the
             # classes (innermost count) and the PARAM word (in ``seed``)
             "xent": In(1), "classes": Out(range(COUNT_MAX + 1)),
+            # ADAM (sw_model/accel/adam.py): set by the controller for an ADAM, whose
+            # payload words after the MOVE's the update unit decodes (not the VEC
+            # fields); only its fill bit is refused here
+            "adam": In(1),
             "tail": Out(range(vec_tail(VecOp.REQUANT) + 1)),
         })
 
@@ -149,7 +154,7 @@ class MoveUnit(wiring.Component):
                         m.d.sync += n[i].eq(count - 1)
                         with m.If((count == 0) | (count > COUNT_MAX)):
                             m.d.sync += bad_count.eq(1)
-        vec_bad = self.vec & ~self.xent & (
+        vec_bad = self.vec & ~self.xent & ~self.adam & (
             (self.op >= len(VecOp)) | (self.rounding == 3) |
             (self.out_bits < 2) | (self.out_bits > 16) | fill |
             (self.vote == 3) | ((self.vote != 0) & (self.slot == 0)) |
@@ -164,7 +169,7 @@ class MoveUnit(wiring.Component):
             (n[L - 1] < 1) | (n[L - 1] > N_MAX - 1) | (xs < S_MIN) | (xs > S_MAX) |
             (xb < 2) | (xb > BSZ_MAX) | (self.out_bits < 2) | (self.out_bits > 16) |
             op_extra | param_extra | (index_base != 0) | fill | ~self.vec)
-        vec_bad = vec_bad | xent_bad
+        vec_bad = vec_bad | xent_bad | (self.adam & fill)
         m.d.comb += self.bad.eq((src == 3) | (dst == 3) | ((src == dst) & ~fill) | bad_count
                                 | vec_bad)
 
@@ -257,8 +262,8 @@ class MoveUnit(wiring.Component):
         # VEC: the destination read of the ops that need it, the forward flag, the
         # element number, the tail
         reads_dest = Signal()
-        m.d.comb += reads_dest.eq(self.vec & (self.xent | Cat(*(self.op == int(o)
-                                                               for o in READS_DEST)).any()))
+        m.d.comb += reads_dest.eq(self.vec & ~self.adam & (
+            self.xent | Cat(*(self.op == int(o) for o in READS_DEST)).any()))
         m.d.comb += [self.rd2_en.eq(self.step & reads_dest),
                      self.rd2_addr.eq(walk.addr_dst)]
         m.d.sync += self.fwd.eq(self.step & pending & (walk.addr_dst == wr_addr))
@@ -268,6 +273,7 @@ class MoveUnit(wiring.Component):
         with m.Elif(self.step):
             m.d.sync += [count.eq(count + 1), self.index.eq(count)]
         is_rq = Cat(*(self.op == int(o) for o in REQUANTS)).any()
-        m.d.comb += self.tail.eq(Mux(self.vec & is_rq & ~self.xent, vec_tail(VecOp.REQUANT),
+        m.d.comb += self.tail.eq(Mux(self.vec & is_rq & ~self.xent & ~self.adam,
+                                     vec_tail(VecOp.REQUANT),
                                      MOVE_TAIL))
         return m

@@ -10,9 +10,11 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, XENT_FIELD
-from fetta.sw_model.accel.hostmap import (BUF_BASE, BUSY_WRITE_HALTS, MAGIC, PROG_BASE, REG_BASE,
-                                         MAXLOG_DEPTH, READ_LATENCY, Ctrl, Reg, Status)
+from fetta.sw_model.accel.hostmap import (ADAM_BASE, BUF_BASE, BUSY_WRITE_HALTS, MAGIC,
+                                         PROG_BASE, REG_BASE, MAXLOG_DEPTH, READ_LATENCY,
+                                         Ctrl, Reg, Status)
 
+from .adam_unit import AdamUnit
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
 from .controller import Controller
@@ -41,8 +43,10 @@ class Accelerator(wiring.Component):
     the CE array with its networks and output stages (``rtl/ce_array.py``); with the
     MOVE unit, on its path the vector ALU (``rtl/vector_alu.py``, VEC), the XENT unit
     (``rtl/xent_unit.py``, with the row's destination addresses and the XENT_CORRECT
-    count), the max log (``rtl/max_log.py``) and the shift slots
-    (``rtl/shift_slots.py``, ``shift_slots`` > 0).
+    count), the max log (``rtl/max_log.py``), the shift slots
+    (``rtl/shift_slots.py``, ``shift_slots`` > 0) and the update unit with its state
+    memory (``rtl/adam_unit.py``, ``adam_entries`` > 0; ADAM, the state memory on the
+    bus at ``hostmap.ADAM_BASE``).
 
     Host bus: writes land the cycle they are strobed; reads return after
     ``READ_LATENCY`` = 2 cycles. Program and buffer writes while a program runs are
@@ -140,7 +144,10 @@ class Accelerator(wiring.Component):
         if cfg.shift_slots:
             is_slot = (addr >= REG_BASE + Reg.SLOT) & (addr < REG_BASE + Reg.SLOT +
                                                         cfg.shift_slots)
-        dropped = bus.write & (is_prog | is_buf | is_slot) & running
+        is_adam = C(0, 1)
+        if cfg.adam_entries:
+            is_adam = (addr >= ADAM_BASE) & (addr < ADAM_BASE + 4 * cfg.adam_entries)
+        dropped = bus.write & (is_prog | is_buf | is_slot | is_adam) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
             m.d.sync += bus_violation.eq(1)
@@ -167,7 +174,7 @@ class Accelerator(wiring.Component):
             m.d.sync += mv_src_buf.eq(mv.rd_buf)
         with m.If(mv.rd2_en):
             m.d.sync += mv_dst_buf.eq(mv.wr_buf)
-        alu = None
+        alu = au = None
         w_en, w_buf, w_addr, w_data = mv.wr_en, mv.wr_buf, mv.wr_addr, mv_word
         if cfg.move_unit:
             m.submodules.vector_alu = alu = VectorAlu(len(mv.wr_addr))
@@ -184,8 +191,7 @@ class Accelerator(wiring.Component):
             # addresses and writes each class's gradient when it is done
             m.submodules.xent_unit = xu = XentRow()
             x_dst = Array(Signal(len(mv.wr_addr), name=f"x_dst{j}") for j in range(XENT_N_MAX))
-            m.d.comb += [xu.go.eq(ctl.x_go), ctl.x_step_req.eq(xu.step_req),
-                         ctl.x_busy.eq(xu.busy), xu.n.eq(mv.classes),
+            m.d.comb += [xu.go.eq(ctl.x_go & ctl.xent), xu.n.eq(mv.classes),
                          xu.s.eq(mv.seed[XENT_FIELD["s"].lsb:][:XENT_FIELD["s"].width]),
                          xu.bsz.eq(mv.seed[XENT_FIELD["bsz"].lsb:][:XENT_FIELD["bsz"].width]),
                          xu.out_bits.eq(mv.out_bits), xu.labels.eq(mv.labels),
@@ -199,6 +205,29 @@ class Accelerator(wiring.Component):
             w_buf = Mux(ctl.xent, mv.wr_buf, Mux(mv.vec, alu.out_buf, mv.wr_buf))
             w_addr = Mux(ctl.xent, x_dst[xu.out_index], Mux(mv.vec, alu.out_addr, mv.wr_addr))
             w_data = Mux(ctl.xent, xu.out_g, Mux(mv.vec, alu.out, mv_word))
+            step_req, unit_busy = xu.step_req, xu.busy
+            # ADAM (rtl/adam_unit.py): the unit requests each gradient read, keeps the
+            # element's destination address (its last point's) and writes the
+            # updated weight word when the element is done
+            if cfg.adam_entries:
+                m.submodules.adam_unit = au = AdamUnit(cfg)
+                a_dst = Signal(len(mv.wr_addr))
+                m.d.comb += [au.load.eq(ctl.ld), au.load_word.eq(ctl.ld_word),
+                             au.data.eq(prog_rd.data), ctl.a_bad.eq(au.bad),
+                             ctl.a_range_bad.eq(au.range_bad), au.go.eq(ctl.x_go & ctl.adam),
+                             au.in_valid.eq(mv.wr_en & ctl.adam), au.in_g.eq(mv_word),
+                             au.running.eq(running),
+                             au.host_addr.eq((addr - ADAM_BASE)[2:2 + len(au.host_addr)]),
+                             au.host_k.eq(addr[:2]), au.host_wdata.eq(bus.wdata),
+                             au.host_we.eq(bus.write & is_adam & ~running)]
+                with m.If(mv.wr_en & ctl.adam):
+                    m.d.sync += a_dst.eq(mv.wr_addr)
+                w_en = Mux(ctl.adam, au.out_valid, w_en)
+                w_addr = Mux(ctl.adam, a_dst, w_addr)
+                w_data = Mux(ctl.adam, au.out_word, w_data)
+                step_req = Mux(ctl.adam, au.step_req, step_req)
+                unit_busy = Mux(ctl.adam, au.busy, unit_busy)
+            m.d.comb += [ctl.x_step_req.eq(step_req), ctl.x_busy.eq(unit_busy)]
             # the max log: a C row's lane maximum or a VEC's word magnitude, one cycle
             # after the write (as MaxAbs's); closed MaxAbs.LATENCY cycles after the
             # instruction's last cycle, when its last word is in
@@ -230,6 +259,8 @@ class Accelerator(wiring.Component):
                          slots.end_vote.eq(e_vote), slots.end_bits.eq(e_bits),
                          slots.end_max.eq(max_log.closing)]
             assert MaxAbs.LATENCY >= 1      # e_* is registered before the close reads it
+            if au is not None:              # an ADAM's slot: its gradient's shift
+                m.d.comb += au.slot_shift.eq(slots.v_shift)
         for i, name in enumerate("abc"):
             buf = bufs[name]
             lanes = buf.lanes
@@ -331,6 +362,9 @@ class Accelerator(wiring.Component):
                             m.d.comb += rdata.eq(val)
         with m.Elif(r_addr1 < PROG_BASE + cfg.prog_depth):
             m.d.comb += rdata.eq(prog_rd.data)
+        if au is not None:
+            with m.Elif((r_addr1 >= ADAM_BASE) & (r_addr1 < ADAM_BASE + 4 * cfg.adam_entries)):
+                m.d.comb += rdata.eq(au.host_rdata)
         with m.Elif(r_addr1 >= BUF_BASE):
             for i, name in enumerate("abc"):
                 buf = bufs[name]

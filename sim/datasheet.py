@@ -12,12 +12,14 @@ from fetta.sw_model.accel import benes, reduction_net
 from fetta.sw_model.accel.config import PRESETS, get_config
 from fetta.sw_model.accel.vec import (READS_DEST, VEC_FIELDS, VEC_WORDS, VW, VecOp,
                                       vec_latency)
+from fetta.sw_model.accel.adam import (ADAM_FIELDS, ADAM_WORDS, AW, GSHIFT_MAX, OUT_SHIFT_MAX,
+                                       STEP_SHIFT_MAX, adam_element_cycles)
 from fetta.sw_model.accel.xent import (BSZ_MAX, N_MAX as XENT_N_MAX, S_MAX, S_MIN,
                                        XENT_FIELDS, XENT_WORDS, XW, xent_row_cycles)
 from fetta.sw_model.accel.move import (MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW)
 from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
-                                          MAGIC, PROG_BASE, READ_LATENCY, Ctrl, ErrorCode,
+                                          MAGIC, PROG_BASE, ADAM_BASE, READ_LATENCY, Ctrl, ErrorCode,
                                           Reg, Status)
 from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, COUNT_BITS,
                                       COUNT_MAX, CW, FIELD, N_LEVELS, Op, config_layout,
@@ -233,6 +235,22 @@ def _isa() -> list[str]:
             "row's first word) is written to the destination; XENT_CORRECT counts the "
             "rows whose first maximum is the target (`sw_model/accel/xent.py`). Same "
             "presets as MOVE.", ""]
+    out += [f"### ADAM payload ({ADAM_WORDS} words: the MOVE payload, then `AW` offsets " +
+            ", ".join(f"{w.name} = {int(w)}" for w in AW) + ")", ""]
+    out += _table(["word", "bits", "field", "kind"],
+                  [[str(f.word), f"{f.lsb + f.width - 1}..{f.lsb}", f.name, f.kind]
+                   for f in ADAM_FIELDS])
+    out += ["Source: the gradient (with `reduce` the innermost level's points summed per "
+            "element); element `e` updates state entry `state_base + e` (first and "
+            "second moment, master code: `sw_model/arith/adam.py`, the recipe's "
+            "`FixedAdam`) and writes `align(w, out_shift, 0, out_bits)` to the "
+            "destination word of its last point (with `load` only that, from the stored "
+            f"`w`). `gshift` and `out_shift` signed (-{GSHIFT_MAX}..{GSHIFT_MAX}, "
+            f"-{OUT_SHIFT_MAX}..{OUT_SHIFT_MAX}), `step_shift` 0..{STEP_SHIFT_MAX}, "
+            "`w_bits` and `out_bits` 2..16, `b1`/`b2` 0..2**24; `fill` 0. State entries "
+            "per preset (`adam_entries`, host window at `hostmap.ADAM_BASE`): " +
+            ", ".join(f"{n} {c.adam_entries:,}" for n, c in PRESETS.items()) +
+            " (0: no unit, ADAM illegal; `sw_model/accel/adam.py`).", ""]
     return out
 
 
@@ -258,6 +276,11 @@ def _timing() -> list[str]:
             f"`xent_row_cycles(n)` = {xent_row_cycles(0)} + {xent_row_cycles(1) - xent_row_cycles(0)} n per row of `n` "
             f"classes ({xent_row_cycles(10)} for 10), then 1 (the last write) + "
             f"{MOVE_TAIL} (`xent.xent_cycles`). "
+            f"ADAM: a MOVE's fixed part with its {ADAM_WORDS}-word payload, then "
+            f"`adam_element_cycles(r)` = {adam_element_cycles(0)} + r per element of `r` "
+            f"gradient words ({adam_element_cycles(1)} for 1; with `load` "
+            f"{adam_element_cycles(0, True)} + r), then 1 + {MOVE_TAIL} "
+            "(`adam.adam_cycles`). "
             "SYNC and HALT: 2 "
             "cycles. Per-preset constants: section 1. The compiler's "
             "`predict_cycles` is this model; tests compare it with the RTL's CYCLES "
@@ -404,7 +427,13 @@ def _control() -> list[str]:
                    for e in ErrorCode])
     out += ["**Program memory readback**: while idle, reading `0x%06x + i` returns "
             "program word `i` (the port is the controller's while a program runs). "
-            "Buffer words read back sign-extended from 16 bits." % PROG_BASE, ""]
+            "Buffer words read back sign-extended from 16 bits." % PROG_BASE,
+            "",
+            "**Update unit state memory**: while idle, `0x%06x + 4p + k` reads and "
+            "writes state entry `p` (`adam_entries` per preset): k = 0 the first moment "
+            "(32 bits), 1 the second moment (32 bits), 2 the master code (16 bits, "
+            "written from bits 15..0, read sign-extended), 3 reads 0; a write during a "
+            "run is dropped and recorded like a memory write." % ADAM_BASE, ""]
     return out
 
 

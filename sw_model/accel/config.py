@@ -77,6 +77,12 @@ class AccelConfig:
                        ``rtl.shift_slots``), 0..31; a CONTRACT or VEC names one and
                        votes on its largest result word. Needs ``move_unit`` (the max
                        log is its vote input); 0: every shift comes from the program.
+        adam_entries:  entries of the update unit's state memory (``sw_model.accel.adam``,
+                       ``rtl.adam_unit``: the ADAM instruction, fixed-point Adam on
+                       chip; one entry per parameter element: first and second moment,
+                       master code), 0 or a power of two in 16..65536; 0: no unit (ADAM
+                       is an illegal opcode, the host updates the weights). Needs
+                       ``move_unit`` (ADAM walks the MOVE path).
         vote_up, vote_down, vote_count: the vote rule of the slots (the recipe's
                        ``shift_up``, ``shift_down``, ``votes``): up when the largest
                        |word| exceeds ``vote_up`` of full scale, down below
@@ -101,6 +107,7 @@ class AccelConfig:
     counter_bits: int = 48
     move_unit: bool = True
     shift_slots: int = 16
+    adam_entries: int = 4096
     vote_up: float = 0.9
     vote_down: float = 0.3
     vote_count: int = 3
@@ -138,6 +145,13 @@ class AccelConfig:
         if self.shift_slots and not self.move_unit:
             raise ValueError(f"config field shift_slots={self.shift_slots} needs "
                              f"move_unit=True (the max log feeds the votes); allowed 0")
+        need_int("adam_entries", 0, 65536)
+        if self.adam_entries and not _pow2(self.adam_entries) or 0 < self.adam_entries < 16:
+            raise ValueError(f"config field adam_entries={self.adam_entries} is not 0 or a "
+                             f"power of two in 16..65536")
+        if self.adam_entries and not self.move_unit:
+            raise ValueError(f"config field adam_entries={self.adam_entries} needs "
+                             f"move_unit=True (ADAM walks the MOVE path); allowed 0")
         need_int("vote_count", 1, 7)
         for f in ("vote_up", "vote_down"):
             v = getattr(self, f)
@@ -219,7 +233,8 @@ PRESETS = {
     # fit beside the array (results travel through the host).
     "ice40": AccelConfig(name="ice40", n_ce=2, pe_rows=2, pe_cols=1, bank_depth=256,
                          prog_depth=256, device="ice40up5k", out_share=2,
-                         counter_bits=32, move_unit=False, shift_slots=0),
+                         counter_bits=32, move_unit=False, shift_slots=0,
+                         adam_entries=0),
     # ECP5-85F (ULX3S): 2 CEs x 8x4 = 64 MACs on MULT18X18D. 8 C lanes (a 16-lane
     # reduction network of 4 CEs x 4 columns did not route: README "FPGA builds"),
     # 4 output stages for them (a tile drains in 16 cycles); the 16-lane A network
@@ -228,14 +243,14 @@ PRESETS = {
                         device="ecp5-85f", out_share=2, dist_pipeline=1, mac_pipeline=1),
     # Simulation studies: 16 CEs x 4x4 = 256 MACs.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
-                         prog_depth=4096),
+                         prog_depth=4096, adam_entries=16384),
     # ASIC class (evaluation, ``fetta eval``): 4 CEs x 16x16 = 1,024 MACs, the most the
     # 64-lane networks allow (a_lanes = b_lanes = c_lanes = 64); 32,768-row banks (4 MiB
     # per buffer, 12 MiB in all) hold every contraction of the evaluated training steps
     # at batch 64 in one program except CoMERA's largest (chunked). Node and clock are
     # stated, not measured: ``sw_model.accel.energy.ASIC_TECH``.
     "asic": AccelConfig(name="asic", n_ce=4, pe_rows=16, pe_cols=16, bank_depth=32768,
-                        prog_depth=1024),
+                        prog_depth=1024, adam_entries=65536),
 }
 
 

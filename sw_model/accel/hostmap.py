@@ -8,6 +8,11 @@ address                     meaning
 ==========================  ===================================================
 ``REG_BASE + Reg.X``        control/status/counter registers (table below)
 ``PROG_BASE + i``           program word ``i`` (write-only while idle)
+``ADAM_BASE + 4p + k``      the update unit's state entry ``p`` (``adam_entries``
+                            of them; ``sw_model.accel.adam``): ``k`` = 0 the first
+                            moment ``m`` (32 bits), 1 the second moment ``v`` (32
+                            bits), 2 the master code ``w`` (16 bits, written from
+                            ``wdata[15:0]``, read sign-extended), 3 reads 0
 ``buffer_base(buf) + j``    buffer word ``j`` of buffer ``buf`` (A=0, B=1, C=2);
                             ``j = row * lanes(buf) + lane``; 16-bit words,
                             written from ``wdata[15:0]``, read sign-extended
@@ -21,7 +26,7 @@ stalls the host.
 Host writes while busy (the one rule; ``rtl/top.py``, every backend's direct-memory
 path (``sim/backends/base.py``: ``Backend.direct_ok``), the UART bridge, which only forwards
 bus writes, and ``docs/isa.md`` follow it): a host write to program memory, to a
-buffer or to a shift-slot register (``Reg.SLOT``) while a program runs (STATUS.BUSY) is **dropped** — it never reaches the
+buffer, to the update unit's state memory or to a shift-slot register (``Reg.SLOT``) while a program runs (STATUS.BUSY) is **dropped** — it never reaches the
 memory — and is recorded, sticky: STATUS bit 3 (``Status.BUS_WHILE_BUSY``) stays set
 until a CLEAR, and the error code becomes ``ErrorCode.BUS_WHILE_BUSY`` (5) unless an
 error is already recorded. The run does **not** halt: the dropped write cannot change
@@ -45,7 +50,7 @@ import enum
 
 from ..arith.fixedpoint import wrap
 
-__all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "BUF_BASE",
+__all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "ADAM_BASE", "ADAM_SPAN", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "CONTROL_WRITES", "CONTROL_READS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
@@ -60,6 +65,8 @@ READ_LATENCY = 2
 
 REG_BASE = 0x000000
 PROG_BASE = 0x010000
+ADAM_BASE = 0x040000
+ADAM_SPAN = 4 * 65536  # words: 4 per state entry, at most 65,536 entries
 BUF_BASE = 0x100000
 BUF_SPAN = 0x100000  # words per buffer region
 
@@ -136,7 +143,7 @@ BUSY_WRITE_HALTS = False
 
 
 def is_memory_address(addr: int) -> bool:
-    """True for program-memory and buffer addresses; registers are not memories (the
+    """True for program-memory, state-memory and buffer addresses; registers are not memories (the
     busy rule also drops writes to the shift-slot registers, ``is_slot_address``)."""
     return addr >= PROG_BASE
 

@@ -15,6 +15,9 @@ Every instruction starts with a header word: ``opcode`` in bits 7..0, payload le
   (``sw_model/accel/vec.py``).
 * ``XENT`` (0x07): the softmax cross-entropy gradient of rows of logits along a MOVE's
   walk, ``xent.XENT_WORDS`` payload words (``sw_model/accel/xent.py``).
+* ``ADAM`` (0x08): the fixed-point Adam update of a parameter tensor along a MOVE's
+  walk, its state in the update unit's memory, ``adam.ADAM_WORDS`` payload words
+  (``sw_model/accel/adam.py``).
 
 Any other opcode halts with ``ErrorCode.ILLEGAL_OPCODE``.
 """
@@ -51,6 +54,7 @@ class Op(enum.IntEnum):
     MOVE = 0x05       # on-chip copy between buffers (sw_model.accel.move)
     VEC = 0x06        # elementwise op along a MOVE's walk (sw_model.accel.vec)
     XENT = 0x07       # softmax cross-entropy gradient along a MOVE's walk (sw_model.accel.xent)
+    ADAM = 0x08       # fixed-point Adam update along a MOVE's walk (sw_model.accel.adam)
 
 
 def header(op: Op, length: int = 0) -> int:

@@ -36,7 +36,7 @@ import numpy as np
 __all__ = [
     "ROUNDING_MODES", "Format", "check_width", "check_shift", "check_out_bits",
     "check_rounding", "check_acc_bits", "wrap", "saturate", "dither_hash", "dither",
-    "round_shift", "output_stage", "quantize", "dequantize", "Pow2Code",
+    "round_shift", "output_stage", "align", "quantize", "dequantize", "Pow2Code",
     "EXP2_Q15", "LOG2E_Q14", "softmax_q15", "softmax_xent_rows",
 ]
 
@@ -198,6 +198,21 @@ def output_stage(acc, *, shift: int = 0, rounding: str = "floor", out_bits: int 
     if not 0 <= seed < (1 << 32):
         raise ValueError(f"seed={seed} out of range; allowed 0..{(1 << 32) - 1}")
     return saturate(round_shift(wrap(acc, acc_bits), shift, rounding, seed, index), out_bits)
+
+
+def align(x, frac_from: int, frac_to: int, bits: int, rounding: str = "nearest-even",
+          seed: int = 0) -> np.ndarray:
+    """Re-express codes with ``frac_from`` fractional bits in ``frac_to``, saturated to
+    ``bits``."""
+    x = np.asarray(x, dtype=np.int64)
+    s = frac_from - frac_to
+    if s > 0:
+        x = round_shift(x, min(s, 62), rounding, seed)
+    elif s < 0:
+        lim = 1 << 62
+        x = np.clip(x, -(lim >> -s) if -s < 62 else -1, (lim >> -s) if -s < 62 else 1)
+        x = x << np.int64(-s)
+    return saturate(x, bits)
 
 
 def quantize(x, fmt: Format, rounding: str = "nearest-even", seed: int = 0) -> np.ndarray:

@@ -21,6 +21,7 @@ from ..accel.move import Move, run_move
 from ..accel.shift_slots import SlotFile
 from ..accel.vec import Vec, run_vec
 from ..accel.xent import Xent, run_xent
+from ..accel.adam import Adam, AdamState, run_adam
 
 __all__ = ["run_program"]
 
@@ -47,7 +48,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     gives a CONTRACT or VEC that names a slot its shift and takes its vote at its end;
     an instruction the controller refuses with ``BAD_CONFIG`` raises ValueError;
     XENT instructions run ``sw_model.accel.xent.run_xent`` (``state["xent_correct"]``:
-    their rows with argmax == label, ``Reg.XENT_CORRECT``);
+    their rows with argmax == label, ``Reg.XENT_CORRECT``); ADAM instructions run
+    ``sw_model.accel.adam.run_adam`` on ``state["adam"]`` (an ``AdamState``, kept from
+    one program to the next like the hardware's state memory);
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -138,6 +141,13 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                                                                "C": c_buf})
             maxlog.append(int(np.abs(written).max()))
             state["xent_correct"] = state.get("xent_correct", 0) + ok
+        elif op == Op.ADAM and cfg.adam_entries:
+            x = Adam.decode(payload)
+            if "adam" not in state:
+                state["adam"] = AdamState(cfg)
+            slots.check(x.slot, 0, 0)
+            run_adam(cfg, x, {"A": a_buf, "B": b_buf, "C": c_buf}, state["adam"],
+                     slot_shift=slots.shift(x.slot, 0))
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         elif op == Op.VEC and cfg.move_unit:

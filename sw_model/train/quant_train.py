@@ -41,8 +41,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..accel.shift_slots import advance, vote
-from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, dither_hash, output_stage,
-                               round_shift, saturate, softmax_xent_rows)
+from ..arith.adam import LR_FRAC, R_FRAC, adam_update, isqrt
+from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, align, dither_hash,
+                               output_stage, round_shift, saturate, softmax_xent_rows)
 from ..arith.fixedpoint import softmax_q15 as fp_softmax_q15
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
@@ -87,21 +88,6 @@ def shift_codes(x, s: int) -> np.ndarray:
     if s >= 0:
         return x >> np.int64(min(s, 63))
     return x << np.int64(-s)
-
-
-def align(x, frac_from: int, frac_to: int, bits: int, rounding: str = "nearest-even",
-          seed: int = 0) -> np.ndarray:
-    """Re-express codes with ``frac_from`` fractional bits in ``frac_to``, saturated to
-    ``bits``."""
-    x = np.asarray(x, dtype=np.int64)
-    s = frac_from - frac_to
-    if s > 0:
-        x = round_shift(x, min(s, 62), rounding, seed)
-    elif s < 0:
-        lim = 1 << 62
-        x = np.clip(x, -(lim >> -s) if -s < 62 else -1, (lim >> -s) if -s < 62 else 1)
-        x = x << np.int64(-s)
-    return saturate(x, bits)
 
 
 def calibrate_shift(acc_max: int, out_bits: int, up: float, acc_bits: int) -> int:
@@ -175,21 +161,6 @@ def xent_frac(bsz: int) -> int:
     return 14 + (int(bsz) - 1).bit_length()
 
 
-def isqrt(v) -> np.ndarray:
-    """floor(sqrt(v)) for int64 v >= 0, exact (float estimate, integer correction)."""
-    v = np.asarray(v, dtype=np.int64)
-    s = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
-    s = np.where(s * s > v, s - 1, s)
-    s = np.where((s + 1) * (s + 1) <= v, s + 1, s)
-    return s
-
-
-def _div_round(num, den) -> np.ndarray:
-    """num / den rounded to nearest, ties away from zero; den > 0."""
-    num = np.asarray(num, dtype=np.int64)
-    return np.sign(num) * ((np.abs(num) + den // 2) // den)
-
-
 class FixedAdam:
     """Adam on integer codes (moments 32-bit). Per parameter tensor:
 
@@ -203,8 +174,8 @@ class FixedAdam:
       ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` is a host scalar in Q30.
     """
 
-    R = 16
-    L = 30
+    R = R_FRAC
+    L = LR_FRAC
 
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999):
         self.lr, self.beta1, self.beta2 = lr, beta1, beta2
@@ -239,17 +210,10 @@ class FixedAdam:
         if prior is not None:
             gm = gm + np.round(np.asarray(prior) * 2.0 ** fm).astype(np.int64)
         gm = np.clip(gm, -mb, mb - 1)
-        m = self.m[i] + round_shift((gm - self.m[i]) * self.b1q, 24, "stochastic",
-                                    seeds[0])
-        self.m[i] = m = np.clip(m, -mb, mb - 1)
-        g2 = (gm * gm) >> np.int64(16)
-        v = self.v[i] + round_shift((np.minimum(g2, (1 << 32) - 1) - self.v[i]) * self.b2q,
-                                    24, "stochastic", seeds[1])
-        self.v[i] = v = np.clip(v, 0, (1 << 32) - 1)
-        r = np.clip(_div_round(m << np.int64(self.R - 8), isqrt(v) + 1), -(1 << 20), 1 << 20)
-        step = round_shift(r * self.lr_q(), self.R + self.L - frac_w, "stochastic",
-                           seeds[1] ^ 0x5bd1e995)
-        return saturate(np.asarray(w, np.int64) - step, bits_w)
+        self.m[i], self.v[i], w = adam_update(
+            gm, self.m[i], self.v[i], w, b1q=self.b1q, b2q=self.b2q, lr_q=self.lr_q(),
+            step_shift=self.R + self.L - frac_w, w_bits=bits_w, seeds=seeds)
+        return w
 
     def tick(self) -> None:
         self.t += 1

@@ -126,7 +126,8 @@ def test_refused_move_halts_and_writes_nothing(be, move, code):
 
 
 def test_move_is_an_illegal_opcode_without_the_unit():
-    cfg = CFG.replace(name="tiny-nomove", move_unit=False, shift_slots=0)
+    cfg = CFG.replace(name="tiny-nomove", move_unit=False, shift_slots=0,
+                      adam_entries=0)
     with PysimBackend(cfg) as b:
         b.write(PROG_BASE, Move("C", "A", 0, 0).encode() + [HALT])
         st = b.run(10_000)

@@ -135,7 +135,8 @@ def test_refused_vec_halts_and_writes_nothing(pysim, words, code):
 
 
 def test_vec_is_an_illegal_opcode_without_the_unit():
-    cfg = CFG.replace(name="tiny-nomove", move_unit=False, shift_slots=0)
+    cfg = CFG.replace(name="tiny-nomove", move_unit=False, shift_slots=0,
+                      adam_entries=0)
     with get_backend("pysim", cfg) as b:
         b.write(PROG_BASE, GOOD.encode() + [HALT])
         st = b.run(10_000)

@@ -38,7 +38,8 @@ def test_expansion_and_validation():
 
 
 def test_boolean_field_values():
-    sp = parse_space("[fields]\nmove_unit = [true, false]\nshift_slots = 0\nn_ce = 4",
+    sp = parse_space("[fields]\nmove_unit = [true, false]\nshift_slots = 0\n"
+                     "adam_entries = 0\nn_ce = 4",
                      "b.toml")
     assert sorted(p.config.move_unit for p in sp.points) == [False, True]
 

@@ -36,6 +36,10 @@ def test_presets():
     (dict(mac_kind="shift", mac_pipeline=1), r"mac_pipeline=1 out of range; allowed 0\.\.0"),
     (dict(n_ce=2, pe_rows=1, dist_pipeline=1), r"dist_pipeline=1 out of range; allowed 0\.\.0"),
     (dict(n_ce=2, pe_cols=2, out_share=8), r"out_share=8 out of range; allowed 1\.\.4"),
+    (dict(adam_entries=1000), r"adam_entries=1000 is not 0 or a power of two in 16\.\.65536"),
+    (dict(adam_entries=8), r"adam_entries=8 is not 0 or a power of two"),
+    (dict(adam_entries=1 << 17), r"adam_entries=131072 out of range"),
+    (dict(move_unit=False, shift_slots=0), r"adam_entries=4096 needs move_unit=True"),
 ])
 def test_bad_configuration_names_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
