@@ -50,7 +50,7 @@ class AdamUnit(wiring.Component):
     division (``rtl/divider.py``), the product with the learning rate, and the write
     cycle: the new ``m``, ``v``, ``w`` into the state entry and ``out_valid`` with
     ``out_word`` (the destination word: ``align(w, out_shift, 0, out_bits)``) the next
-    cycle. With ``load`` the reads go straight to the write cycle, which writes no
+    cycle (not with ``nowrite``). With ``load`` the reads go straight to the write cycle, which writes no
     state and aligns the stored ``w``. ``adam_element_cycles(r, load)`` cycles per
     element; ``busy`` while an element is in flight.
 
@@ -99,7 +99,7 @@ class AdamUnit(wiring.Component):
             return v.as_signed() if f.kind == "signed" else v
 
         reduce_, out_shift, out_bits = field("reduce"), field("out_shift"), field("out_bits")
-        load_mode = field("load")
+        load_mode, nowrite = field("load"), field("nowrite")
         w_bits, step_shift = field("w_bits"), field("step_shift")
         gshift, state_base = field("gshift"), field("state_base")
         b1, b2, lr = field("b1"), field("b2"), field("lr")
@@ -343,7 +343,7 @@ class AdamUnit(wiring.Component):
             with m.State("WRITE"):
                 for n in ("m", "v", "w"):
                     m.d.comb += mems[n][1].en.eq(~load_mode)
-                m.d.sync += [self.out_valid.eq(1), self.out_word.eq(o_sat)]
+                m.d.sync += [self.out_valid.eq(~nowrite), self.out_word.eq(o_sat)]
                 m.next = "IDLE"
         assert adam_element_cycles(1) == 1 + 2 + ADAM_PIPE + SQRT_BITS // SQRT_PER_CYCLE \
             + 1 + div_cycles(DIV_BITS) + 2

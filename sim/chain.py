@@ -75,7 +75,7 @@ __all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_ep
            "params_of", "slot_of", "reference_chain", "xent_grad"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
-_EPILOGUE = ("bias", "mask", "act", "pre", "xent")
+_EPILOGUE = ("bias", "mask", "act", "pre", "xent", "update")
 _XENT = ("labels", "grad", "frac", "out_bits", "bsz", "classes", "reshape")
 _SHAPING = ("reshape",)
 # A step's shift slot (sw_model.accel.shift_slots): its CONTRACTs take the shift from
@@ -131,6 +131,39 @@ def _xent(i, spec, x, shape, shapes, tensors) -> dict:
         full["reshape"] = _shape(i, spec, "xent reshape", full["reshape"], rows * width,
                                  "the logits'")
     return full
+
+
+def _update(i, spec, items, full) -> list:
+    """A checked ``update`` epilogue of step ``i``: a list of the optimizer's updates
+    (``kind`` ``core``: the step's output is a parameter's gradient; ``bias``: the
+    sum over the batch of the xent's gradient, or of the step's output)."""
+    from fetta.sw_model.program.update import UPDATE_KEYS
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"step {i} '{spec}': update={items!r} is not a non-empty list "
+                         f"of dicts")
+    out = []
+    for u in items:
+        if not isinstance(u, dict):
+            raise ValueError(f"step {i} '{spec}': update item {u!r} is not a dict")
+        bad = [k for k in u if k not in UPDATE_KEYS + ("kind",)]
+        if bad:
+            raise ValueError(f"step {i} '{spec}': update parameter {bad[0]!r} unknown; "
+                             f"allowed kind, {', '.join(UPDATE_KEYS)}")
+        missing = [k for k in UPDATE_KEYS + ("kind",) if k not in u]
+        if missing:
+            raise ValueError(f"step {i} '{spec}': update needs {missing[0]!r}")
+        if u["kind"] not in ("core", "bias"):
+            raise ValueError(f"step {i} '{spec}': update kind={u['kind']!r} unknown; "
+                             f"allowed core, bias")
+        if u["kind"] == "bias" and not ("xent" in full or "mask" in full):
+            raise ValueError(f"step {i} '{spec}': a bias update needs the step's xent "
+                             f"or mask (its output gradient)")
+        seeds = u["seeds"]
+        if not isinstance(seeds, (list, tuple)) or len(seeds) != 2:
+            raise ValueError(f"step {i} '{spec}': update seeds={seeds!r} is not two "
+                             f"seeds")
+        out.append({**u, "seeds": tuple(int(x) for x in seeds)})
+    return out
 
 
 def _shape(i, spec, what: str, value, n: int, whose: str, after: str = "") -> tuple:
@@ -311,6 +344,8 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
                                  f"reads the logits, act makes an activation")
             full["xent"] = _xent(i, spec, full["xent"], shapes[o], shapes, tensors)
             shapes[full["xent"]["grad"]] = full["xent"].get("reshape", shapes[o])
+        if "update" in full:
+            full["update"] = _update(i, spec, full["update"], full)
         out.append((str(sp), a, b, o, full))
     return out
 
@@ -363,13 +398,22 @@ def has_epilogue(params) -> bool:
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
-              **backend_options) -> ChainResult:
+              state=None, **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
     outputs returned are then the ones no step consumes and those named in ``keep``
     (read back although a later step consumes them); with ``stage=True`` the host
-    writes each input densely (one word per element) and MOVEs lay it out."""
+    writes each input densely (one word per element) and MOVEs lay it out; ``state``
+    (``{input: {"state", "out_shift", "out_bits"}}``) names inputs the update unit lays
+    out from its state memory instead of the host (their ``tensors`` value is what
+    the golden model uses: the state memory must hold it).
+
+    ``update`` epilogues (resident chains, configurations with the update unit): a
+    list of optimizer updates run right after the step (``sw_model.program.update``:
+    ADAM instructions on the step's result where it is in C, or, ``kind`` ``bias``,
+    the sum over the batch of its xent gradient or masked output); they change only
+    the update unit's state memory, so the chain's outputs do not show them."""
     from .harness import Session
 
     t0 = time.perf_counter()
@@ -385,7 +429,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     if resident:
         from .resident import run_resident
         try:
-            run = run_resident(plan, tensors, sess, stage=stage, keep=keep)
+            run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state)
         finally:
             if own:
                 sess.close()

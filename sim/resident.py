@@ -67,15 +67,18 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
         from fetta.sw_model.accel.move import Move, buffer_lanes as lanes_of
         from fetta.sw_model.accel.vec import Vec
         from fetta.sw_model.accel.xent import Xent
+        from fetta.sw_model.accel.adam import Adam
         rows = {0: [], 1: []}
         for prog in rp.programs:
             pc = 0
             while pc < len(prog):
                 op, n = decode_header(prog[pc])
                 payload = prog[pc + 1:pc + 1 + n]
+                ad = Adam.decode(payload) if op == Op.ADAM else None
                 mv = (Move.decode(payload) if op == Op.MOVE else
                       Vec.decode(payload).move if op == Op.VEC else
-                      Xent.decode(payload).move if op == Op.XENT else None)
+                      Xent.decode(payload).move if op == Op.XENT else
+                      ad.move if ad is not None and not ad.nowrite else None)
                 if mv is not None and mv.dst in ("A", "B"):
                     rows["AB".index(mv.dst)].append(
                         np.unique(mv.addresses()[1] // lanes_of(rp.config, mv.dst)))
@@ -95,6 +98,8 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
     (written, read, skipped, cycles, move_cycles, moves)."""
     cfg, be = rp.config, session.backend
     for t, (base, n) in rp.staged.items():        # written densely into C
+        if t in rp.state:                         # ... by the update unit
+            continue
         flat = np.asarray(values[t], dtype=np.int64).reshape(-1)
         be.write(buffer_base(2) + base * cfg.c_lanes, (flat & 0xFFFF).tolist())
         counts["written"] += n
@@ -174,10 +179,12 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
     return values
 
 
-def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
+def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
+                 state=None):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
+    ``state``: inputs the update unit lays out from its state memory (``plan_resident``).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -192,7 +199,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=()):
         raise FettaError(f"keep={bad[0]!r} is not a result of the chain; allowed "
                          f"{', '.join(map(repr, sorted(made)))}")
     segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage,
-                         keep=keep)
+                         keep=keep, state=state)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "vec_cycles", "vec_elements", "predicted",

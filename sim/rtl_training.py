@@ -136,16 +136,41 @@ class RtlTraining:
              first chain step and every ``SAMPLE_EVERY``-th) against the trainer's
              own step run beside it on the golden model: logits, every gradient and
              every slot, the first difference raising ``ContractionMismatch``.
+        onchip_update: with ``step_chains``, the optimizer on chip too
+             (``plan_step_chain(update=True)``; a preset with the update unit,
+             ``adam_entries``): each chain step lays its weights and biases out from
+             the state memory and updates them there with ADAM instructions, so the
+             host writes no weight; the host writes the state memory (moments, master
+             codes) once, and again after a step the trainer ran itself. The trainer's
+             own update stays the golden model: with ``verify`` the state memory is
+             read back before the next chain step (and at ``finish``) and compared
+             with the trainer's moments and master codes (``ContractionMismatch``
+             naming step, tensor, element, field and both values); those reads are
+             ``verify_words``, not the step's host words. Rank adaptation (its prior
+             term) updates on the host: chain steps without the update then.
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
                  clock_mhz: float | None = None, session: Session | None = None,
                  resident: bool = False, shift_slots: bool = False,
-                 step_chains: bool = False):
+                 step_chains: bool = False, onchip_update: bool = False):
         self.config = get_config(config)
         if step_chains and not (resident and shift_slots):
             raise FettaError("--step-chains needs --resident and --shift-slots (the step's "
                              "intermediates and its adaptive shifts stay on chip)")
+        if onchip_update and not step_chains:
+            raise FettaError("--on-chip-update needs --step-chains (the update runs in "
+                             "the step's chain)")
+        if onchip_update and not self.config.adam_entries:
+            raise FettaError(f"--on-chip-update needs a preset with the update unit; "
+                             f"'{self.config.name}' has none (adam_entries=0)")
+        self.onchip_update = bool(onchip_update)
+        self._state_synced = False      # the state memory holds the trainer's state
+        self._state_pending = None      # (step, trainer) whose update the chip ran
+        self.state_writes = 0           # host words writing the state memory
+        self.verify_words = 0           # host words reading it back to verify
+        self.update_steps = 0
+        self.updates_verified = 0
         self.step_chains = bool(step_chains)
         self._chain_fits = True
         self.chain_fallback = None      # why the step did not fit as a chain
@@ -196,6 +221,9 @@ class RtlTraining:
         if b_pow2 is not None and self.config.mac_kind != "shift":
             raise FettaError(f"power-of-two weights need a shift-MAC config; "
                              f"{self.config.name!r} has mac_kind {self.config.mac_kind!r}")
+        if self._state_pending is not None:      # before a host step moves the trainer
+            self._check_state(*self._state_pending)
+        self._state_synced = False      # a step on the host: the state memory is stale
         t0 = time.perf_counter()
         slot_kw = self._slot_args(shift, shift_use) if self.shift_slots else {}
         # resident: an intermediate stays on chip; the host reads its MAX_ABS only
@@ -287,6 +315,12 @@ class RtlTraining:
         keys = step_keys(tr, len(xq))
         if any(k not in tr.shifts or not tr.shifts[k].ready for k in keys):
             return None
+        update = self.onchip_update and not tr.adapting
+        if self._state_pending is not None:         # the previous chain step's update
+            self._check_state(*self._state_pending)
+        state_words = 0
+        if update and not self._state_synced:
+            state_words = self._write_state(tr)
         start = tr.step_state()
         golden = None
         if self.verify == "all" or (self.verify == "sample" and
@@ -300,11 +334,11 @@ class RtlTraining:
                 tr.executor, tr.observer = ex, ob
                 tr.restore_step_state(start)
         slot_words = self._slots_for(tr, keys)
-        sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of)
+        sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of, update=update)
         t0 = time.perf_counter()
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
-                            keep=sc.keep)
+                            keep=sc.keep, state=sc.state)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise
@@ -332,8 +366,68 @@ class RtlTraining:
                 exc.report["first_difference"] = where
                 raise ContractionMismatch(f"{exc}; {where['summary']}", exc.report) \
                     from None
-        self._account_chain(tr.step_no, sc, res, slot_words, len(keys))
+        self._account_chain(tr.step_no, sc, res, slot_words + state_words, len(keys))
+        if update:
+            self.update_steps += 1
+            if golden is not None:      # compared once the trainer's update has run
+                self._state_pending = (tr.step_no, tr)
+        self._state_synced = update     # a step without the update leaves it stale
         return got
+
+    def _state_words(self, tr) -> np.ndarray:
+        """The trainer's optimizer state as state-memory words (entry x (m, v, w, 0)),
+        in ``train_chain.state_layout`` order."""
+        opt = tr.path.opt
+        ws = [g for cl in tr.params for g in cl] + list(tr.bias)
+        words = np.zeros((sum(int(np.size(w)) for w in ws), 4), np.int64)
+        words[:, 0] = np.concatenate([np.reshape(m, -1) for m in opt.m])
+        words[:, 1] = np.concatenate([np.reshape(v, -1) for v in opt.v])
+        words[:, 2] = np.concatenate([np.reshape(w, -1) for w in ws])
+        return words
+
+    def _write_state(self, tr) -> int:
+        """Write the trainer's moments and master codes into the state memory; host
+        words written."""
+        from fetta.sw_model.accel.hostmap import ADAM_BASE
+        words = self._state_words(tr)
+        if len(words) > self.config.adam_entries:
+            raise FettaError(f"{len(words)} parameters do not fit the state memory of "
+                             f"'{self.config.name}' ({self.config.adam_entries} entries)")
+        self.session.backend.write(ADAM_BASE, (words.reshape(-1) & 0xFFFFFFFF).tolist())
+        self._state_synced = True
+        self.state_writes += words.size
+        return int(words.size)
+
+    def _check_state(self, step_no, tr) -> None:
+        """The state memory against the trainer's optimizer after step ``step_no``'s
+        update (the trainer's own, the golden model)."""
+        from fetta.sw_model.accel.hostmap import ADAM_BASE
+        from .train_chain import state_layout
+        self._state_pending = None
+        want = self._state_words(tr)
+        raw = np.array(self.session.backend.read(ADAM_BASE, want.size),
+                       np.int64).reshape(want.shape)
+        self.verify_words += want.size
+        got = raw.copy()
+        for k in (0, 2):                         # m and w read back signed
+            got[:, k] = ((raw[:, k] + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        bad = np.argwhere(got[:, :3] != want[:, :3])
+        if not len(bad):
+            self.updates_verified += 1
+            return
+        e, f = (int(v) for v in bad[0])
+        names = [f"L{l}/g{k + 1}" for l, cl in enumerate(tr.params) for k in range(len(cl))]
+        names += [f"L{l}/bias" for l in range(len(tr.bias))]
+        t = max(i for i, (first, _) in enumerate(state_layout(tr)) if first <= e)
+        first = state_layout(tr)[t][0]
+        field = ("first moment m", "second moment v", "master code w")[f]
+        self.mismatches += 1
+        report = {"step": step_no, "phase": "update", "tensor": names[t],
+                  "element": e - first, "field": field[-1],
+                  "accelerator": int(got[e, f]), "reference": int(want[e, f])}
+        raise ContractionMismatch(
+            f"mismatch at step {step_no} update {names[t]} element {e - first} {field}: "
+            f"accelerator {int(got[e, f])} != reference {int(want[e, f])}", report)
 
     def _check_step(self, step_no, sc, got, golden, keys, after) -> None:
         """The chain's logits, gradients and slots against the trainer's own step."""
@@ -627,6 +721,10 @@ class RtlTraining:
             "step_chains": {"on": self.step_chains, "steps": self.chain_steps,
                             "verified": self.chain_steps_verified,
                             "fallback": self.chain_fallback},
+            "on_chip_update": {"on": self.onchip_update, "steps": self.update_steps,
+                               "verified": self.updates_verified,
+                               "state_words_written": self.state_writes,
+                               "verify_words_read": self.verify_words},
             "clock_mhz": self.clock_mhz,
             "simulated_seconds_per_step": mean / hz,
             "simulated_seconds_total": cycles["total"] / hz,
@@ -644,6 +742,8 @@ class RtlTraining:
         }
 
     def finish(self, results: dict) -> dict:
+        if self._state_pending is not None:      # the last chain step's update
+            self._check_state(*self._state_pending)
         rep = self.report()
         out = dict(results, **rep)
         if rep["simulated_seconds_per_step"]:

@@ -24,12 +24,24 @@ layer's output gradient ``dy``, whose sum over the batch is the bias gradient (a
 wider than a 16-bit word, computed on the host). Fixed precision only (pow2 weights
 need a shift-MAC preset and swapped operands).
 
+With ``update`` the step's optimizer runs on chip too (``sw_model.program.update``):
+each core gradient is followed by its ADAM (fixed-point Adam on the update unit's state
+memory, ``sw_model/accel/adam.py``) and each layer's output gradient by its bias's
+(the sum over the batch); the weights and biases the step reads are laid out from the
+state memory (the chain's ``state`` inputs: 4-bit weight codes, biases aligned to
+their layer's output), so the host writes neither. Parameters, seeds (the ones the
+trainer's own update draws next, in its order), learning rate and moment fracs are the
+trainer's ``FixedAdam``'s; state entries in its order (``state_layout``). The trainer's
+own update stays the golden model: after the step the state memory must equal its
+moments and master codes. Not with rank adaptation (its prior term stays on the host).
+
 Names: ``L{l}/{tensor}`` of layer ``l``'s plan, ``L{l}/z`` a hidden layer's
 pre-activation (the mask of the layer above's ``dx``), ``L{l+1}/x`` its activation,
 ``L{l}/dy`` the gradient at layer ``l``'s output (the xent's, or the layer above's
 masked ``dx``), ``labels`` the labels.
 
-Members: ``StepChain``, ``plan_step_chain``, ``step_keys``, ``step_gradients``.
+Members: ``StepChain``, ``plan_step_chain``, ``step_keys``, ``step_gradients``,
+``state_layout``.
 """
 
 from __future__ import annotations
@@ -38,10 +50,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fetta.sw_model.train.quant_train import align, xent_frac
+from fetta.sw_model.train.quant_train import align, derive_seed, xent_frac
 from fetta.sw_model.ttm.layers import backward_phases, layer_plans, network_cores
 
-__all__ = ["StepChain", "plan_step_chain", "step_keys", "step_gradients"]
+__all__ = ["StepChain", "plan_step_chain", "step_keys", "step_gradients", "state_layout"]
 
 
 @dataclass
@@ -61,6 +73,7 @@ class StepChain:
     keys: list
     act_keys: list
     core_shapes: list
+    state: dict | None = None     # inputs laid out from the state memory (``update``)
 
 
 def _parts(tr, bsz: int) -> list:
@@ -80,9 +93,20 @@ def step_keys(tr, bsz: int) -> list[str]:
     return keys
 
 
-def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None) -> StepChain | None:
+def state_layout(tr) -> list[tuple]:
+    """The state memory of trainer ``tr``'s parameters in its optimizer's order (every
+    core of every layer, then every bias): ``(first entry, elements)`` per tensor."""
+    sizes = [int(np.size(g)) for cl in tr.params for g in cl] + \
+        [int(np.size(b)) for b in tr.bias]
+    firsts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
+    return list(zip(firsts, sizes))
+
+
+def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None,
+                    update: bool = False) -> StepChain | None:
     """Trainer ``tr``'s next training step as a chain (module docstring), or None
-    (no seed drawn) while one of its shift controllers is not calibrated."""
+    (no seed drawn) while one of its shift controllers is not calibrated. ``update``:
+    with the optimizer on chip (module docstring)."""
     if tr.cfg.precision != "fixed":
         raise ValueError(f"plan_step_chain needs precision fixed; the trainer is "
                          f"{tr.cfg.precision}")
@@ -169,10 +193,57 @@ def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None) -> StepChain 
             phases.append(phase[st.out])
             at.append(l)
             step_key.append(key)
+    state = None
+    if update:
+        state = _on_chip_update(tr, steps, frac, fracs)
     return StepChain([tuple(s) for s in steps], tensors,
                      tuple(f"L{l}/dy" for l in range(len(layers))), logits, frac, phases,
                      at, step_key, [f"L{l}:act" for l in range(last)],
-                     [[np.shape(g) for g in wc[l]] for l in range(len(layers))])
+                     [[np.shape(g) for g in wc[l]] for l in range(len(layers))], state)
+
+
+def _on_chip_update(tr, steps, frac: dict, fracs: list) -> dict:
+    """Attach the optimizer's updates to the chain's ``steps`` (in place) and return its
+    ``state`` inputs (module docstring)."""
+    opt, rc, layers = tr.path.opt, tr.cfg.recipe, tr.model.layers
+    if tr.adapting:
+        raise ValueError("the optimizer on chip has no rank-adaptation prior term; "
+                         "rank adaptation updates on the host")
+    if opt is None or any(f is None for f in opt.fm):
+        raise ValueError("the optimizer's moment fracs are set by its first update; "
+                         "run a step on the host first")
+    where = state_layout(tr)
+    idx0 = tr._seed_index          # the trainer's update draws its seeds next
+    lr = opt.lr_q(opt.t + 1)
+    by_out = {st[3]: st for st in steps}
+    ncores = sum(len(cl) for cl in tr.params)
+    state = {}
+    for i, (first, _) in enumerate(where):
+        seeds = (derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i),
+                 derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i + 1))
+        if i < ncores:
+            l, k = next((l, k) for l, cl in enumerate(tr.params) for k in range(len(cl))
+                        if sum(len(c) for c in tr.params[:l]) + k == i)
+            name, fw, bits, kind = f"L{l}/dg{k + 1}", rc.master_frac, rc.master_bits, "core"
+            fg = frac[name]
+            state[f"L{l}/g{k + 1}"] = {"state": first,
+                                       "out_shift": rc.master_frac - rc.weight_frac,
+                                       "out_bits": rc.weight_bits}
+        else:
+            l = i - ncores
+            name, fw, bits, kind = f"L{l}/dy", rc.bias_frac, rc.bias_bits, "bias"
+            fg = frac[name]
+            state[f"L{l}/bias"] = {"state": first,
+                                   "out_shift": rc.bias_frac - fracs[l]["y"],
+                                   "out_bits": rc.inter_bits}
+        st = by_out.get(name)
+        if st is None:          # an xent gradient: its logits step makes it
+            st = next(s for s in steps if s[4].get("xent", {}).get("grad") == name)
+        st[4].setdefault("update", []).append(
+            {"kind": kind, "state": first, "lr": lr, "seeds": seeds,
+             "gshift": opt.fm[i] - fg, "w_bits": bits, "step_shift": opt.R + opt.L - fw,
+             "b1": opt.b1q, "b2": opt.b2q})
+    return state
 
 
 def step_gradients(sc: StepChain, outputs: dict):

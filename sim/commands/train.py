@@ -20,7 +20,7 @@ HELP = "train a TTM network (digits or mnist-tt) in float, fixed or pow2 precisi
 
 
 RTL_ONLY = ("sim", "config", "verify", "clock_mhz", "resident", "eval_chains",
-            "shift_slots", "step_chains")
+            "shift_slots", "step_chains", "on_chip_update")
 
 
 def _numpy_backend(args) -> dict:
@@ -72,9 +72,13 @@ def _rtl_backend(args) -> dict:
     if args.step_chains and not (args.resident and args.shift_slots):
         raise ValueError("--step-chains needs --resident and --shift-slots (the step's "
                          "intermediates and its adaptive shifts stay on chip)")
+    if args.on_chip_update and not args.step_chains:
+        raise ValueError("--on-chip-update needs --step-chains (the update runs in the "
+                         "step's chain)")
     rt = RtlTraining(config, sim=sim, verify=verify, clock_mhz=args.clock_mhz,
                      resident=bool(args.resident), shift_slots=bool(args.shift_slots),
-                     step_chains=bool(args.step_chains))
+                     step_chains=bool(args.step_chains),
+                     onchip_update=bool(args.on_chip_update))
     extra = {"inference": rt.inference} if args.eval_chains else {}
     if args.step_chains:
         extra["step_chain"] = rt.step_chain
@@ -150,6 +154,12 @@ def add_arguments(p) -> None:
                           "chain: forward, biases, activations, loss gradient (XENT), "
                           "ReLU masks and backward on chip (sim/train_chain.py); the "
                           "digits step at batch 64 fits 'large', not 'tiny'")
+    rtl.add_argument("--on-chip-update", action="store_const", const=True, default=None,
+                     help="with --step-chains: the optimizer on chip too (the ADAM "
+                          "instruction on the update unit's state memory): each step "
+                          "lays its weights out from the state memory and updates them "
+                          "there, the host writing no weight; verified against the "
+                          "trainer's own update (not with --rank-adapt)")
     rtl.add_argument("--clock-mhz", type=float, default=None,
                      help="clock for simulated time [default: the preset's clock: the "
                           "measured Fmax of an FPGA preset, the stated ASIC clock "

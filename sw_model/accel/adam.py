@@ -25,7 +25,8 @@ master_frac - weight_frac``, ``out_bits = weight_bits``) or a bias aligned to it
 layer's output (``out_shift = bias_frac - frac_y``). With ``load`` nothing is updated:
 the state is only read and every element's destination word is that of its ``w`` (the
 master weights laid out for a step's contractions; the gradient words are read and
-ignored). The state memory is host
+ignored). With ``nowrite`` no destination word is written (an update whose weights
+the next step lays out with ``load``; the walk's destination is still range-checked). The state memory is host
 memory while idle (``hostmap.ADAM_BASE``: entry ``p`` at ``ADAM_BASE + 4p``: ``m``,
 ``v``, ``w`` sign-extended, a word that reads 0), so the host loads the master weights
 and zero moments once and reads them back for checkpoints.
@@ -39,7 +40,8 @@ payload word          fields
 ``MOVE_WORDS`` OP     ``reduce`` bit 0, ``load`` bit 1, ``out_shift`` bits 6..2 (signed,
                       -15..15), ``out_bits`` bits 11..7 (2..16), ``slot`` bits 20..16
                       (0 none, 1..``shift_slots``; the VEC's slot field), ``w_bits``
-                      bits 25..21 (2..16), ``step_shift`` bits 31..26 (0..62)
+                      bits 25..21 (2..16), ``step_shift`` bits 31..26 (0..62),
+                      ``nowrite`` bit 15
 ``+1`` PARAM          ``gshift`` bits 6..0 (signed, -31..31), ``state_base`` bits
                       31..16
 ``+2`` SEED0          the first moment's dither seed
@@ -119,7 +121,7 @@ class AW(enum.IntEnum):
 ADAM_FIELDS = (Field("reduce", AW.OP, 0, 1), Field("load", AW.OP, 1, 1),
                Field("out_shift", AW.OP, 2, 5, "signed"), Field("out_bits", AW.OP, 7, 5),
                Field("slot", AW.OP, 16, SLOT_BITS), Field("w_bits", AW.OP, 21, 5),
-               Field("step_shift", AW.OP, 26, 6),
+               Field("step_shift", AW.OP, 26, 6), Field("nowrite", AW.OP, 15, 1),
                Field("gshift", AW.PARAM, 0, 7, "signed"),
                Field("state_base", AW.PARAM, 16, 16),
                Field("seed0", AW.SEED0, 0, 32), Field("seed1", AW.SEED1, 0, 32),
@@ -169,6 +171,7 @@ class Adam:
     out_bits: int = 16
     reduce: bool = False
     load: bool = False
+    nowrite: bool = False
     slot: int = 0
     b1: int = 1677722          # round(0.1 * 2**24)
     b2: int = 16777            # round(0.001 * 2**24)
@@ -226,7 +229,8 @@ class Adam:
                 raise ValueError(f"ADAM payload word {int(w)}: reserved bits "
                                  f"{extra:#x} set; allowed 0")
         v = {f.name: f.decode(int(payload[f.word])) for f in ADAM_FIELDS}
-        v["reduce"], v["load"] = bool(v["reduce"]), bool(v["load"])
+        for flag in ("reduce", "load", "nowrite"):
+            v[flag] = bool(v[flag])
         return cls(Move.decode(payload[:MOVE_WORDS]), **v)
 
 
@@ -273,6 +277,7 @@ def run_adam(cfg: AccelConfig, x: Adam, bufs: dict, state: AdamState,
                               index=x.index_base + np.arange(n, dtype=np.int64))
         state.m[sel], state.v[sel], state.w[sel] = m, v, w
     out = align(w, x.out_shift, 0, x.out_bits)
-    dd = d.reshape(n, r)[:, -1]
-    bufs[mv.dst][dd // dl, dd % dl] = out
+    if not x.nowrite:
+        dd = d.reshape(n, r)[:, -1]
+        bufs[mv.dst][dd // dl, dd % dl] = out
     return out

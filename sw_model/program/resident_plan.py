@@ -122,6 +122,7 @@ from .compiler import CompiledContraction, candidates, compile_contraction
 from .elementwise import VecPlan, in_place, to_operand, vec_map
 from .moves import (MovePlan, operand_words, relayout, relayout_dense, relayout_to_dense,
                     result_words)
+from .update import load_dense, update_bias, update_core
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
 
@@ -131,6 +132,7 @@ BIAS_BANK = "A"       # biases (dense): beside the activations; B holds the weig
 MASK_BANK = "A"       # ReLU masks (pre-activations, dense), likewise
 XENT_BANK = "A"       # an xent's labels and logits (dense), likewise
 GRAD_BANK = "C"       # an xent's gradient (dense): a MOVE copies between two buffers
+UPDATE_BANK = "A"     # an output gradient copied densely for its bias update
 _CPARAMS = ("shift", "rounding", "out_bits", "seed")
 
 
@@ -194,6 +196,7 @@ class ResidentPlan:
     vecs: list = field(default_factory=list)     # (step, tensor, bank, VecPlan)
     epilogue_outputs: dict = field(default_factory=dict)   # name -> (step, kind)
     shapes: dict = field(default_factory=dict)   # every tensor's einsum shape
+    state: dict = field(default_factory=dict)    # inputs the update unit lays out
 
     @property
     def choices(self) -> list:
@@ -234,7 +237,7 @@ class ResidentPlan:
     def input_homes(self) -> list:
         """The homes the host writes: those of tensors no step of the plan produces."""
         return [h for h in self.homes.values() if h.tensor not in self.step_outputs
-                and h.tensor not in self.epilogue_outputs]
+                and h.tensor not in self.epilogue_outputs and h.tensor not in self.state]
 
     @property
     def host_words(self) -> dict:
@@ -245,7 +248,7 @@ class ResidentPlan:
         written = sum(h.elements if h.key == DENSE else
                       h.rows * self.compiled[h.step].lanes_used(h.role)
                       for h in self.input_homes() if h.tensor not in self.staged)
-        written += sum(n for _, n in self.staged.values())
+        written += sum(n for t, (_, n) in self.staged.items() if t not in self.state)
         written += sum(len(p) + CONTROL_WRITES for p in self.programs)
         read = CONTROL_READS * len(self.programs)
         for name in self.outputs:
@@ -560,6 +563,15 @@ class _Planner:
                                        start, 2 * i, i, "mask", elements=n)
             if "xent" in p:
                 self._xent_homes(i, p, homes, home_of)
+            elif any(u["kind"] == "bias" for u in p.get("update", ())):
+                # the output gradient copied out of C densely (during the step's moves)
+                # for its bias update's batch sum: one stride per element
+                n = math.prod(self.shapes[o])
+                key = (o, UPDATE_BANK, DENSE)
+                home_of[i, "usrc"] = key
+                homes[key] = _Home(o, UPDATE_BANK, DENSE,
+                                   -(-n // buffer_lanes(self.cfg, UPDATE_BANK)),
+                                   2 * i + 1, 2 * i + 1, i, "usrc", elements=n)
         last = 2 * self.n - 1
         for o, i in self.act.items():
             if o in self.outputs:       # read by the host from a dense home in A
@@ -750,7 +762,7 @@ class _Planner:
 
 def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
                   footprint: bool = True, stage: bool = False,
-                  layouts: list | None = None) -> ResidentPlan:
+                  layouts: list | None = None, state: dict | None = None) -> ResidentPlan:
     """Compile and place a checked chain (``check_chain``'s list) whose inputs have
     ``shapes``; see the module docstring. ``keep``: results the host reads even if a
     step of the chain consumes them (a later segment needs them). ``footprint``:
@@ -758,7 +770,10 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
     cycle-optimal layouts or a refusal). ``stage``: the host writes inputs densely into
     C and MOVEs lay them out (``_stage``). ``layouts``: every step's layout choice
     (``ResidentPlan.choices`` of a plan of the same chain with other seeds or shifts),
-    used when it places; otherwise the search runs."""
+    used when it places; otherwise the search runs. ``state``: inputs the update unit
+    lays out from its state memory instead of the host (``{tensor: {"state": first
+    entry, "out_shift", "out_bits"}}``, ``sw_model.program.update.load_dense``)."""
+    state = {t: v for t, v in (state or {}).items() if t in shapes}
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
@@ -804,11 +819,28 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
                      if allp[k].bank == bk] or [0]) for bk in ("A", "B", "C")}
 
     # staged inputs: written densely into C, laid out by MOVEs before the first step
-    staged, stage_words, moves = _stage(plan, homes, compiled, shapes, cfg) if stage \
-        else ({}, [], [])
+    staged, stage_words, moves = _stage(plan, homes, compiled, shapes, cfg, stage, state)
+    # state inputs: the update unit writes their dense copies (staged in C, or a dense
+    # home: a bias) before anything else
+    vecs = []
+    load_words = []
+    for t, st in state.items():
+        n = math.prod(shapes[t])
+        kw = dict(out_shift=st["out_shift"], out_bits=st["out_bits"])
+        targets = [("C", staged[t][0])] if t in staged else []
+        targets += [(h.bank, h.base) for h in homes.values()
+                    if h.tensor == t and h.key == DENSE]
+        if not targets:
+            raise ValueError(f"state input {t!r} has no home the update unit can write "
+                             f"densely")
+        for bank, row in targets:
+            vp = load_dense(cfg, n, int(st["state"]), dst=bank, dst_row=row, **kw)
+            vecs.append((-1, t, bank, vp))
+            load_words += vp.program()
+    stage_words = load_words + stage_words
     # programs: each step, its bias add, then its result into every home that needs
     # it: MOVEs, or, for an activation output, the activation's VECs
-    chunks, vecs, epi_out = [], [], {}
+    chunks, epi_out = [], {}
     for i, (spec, a, b, o, p) in enumerate(plan):
         cc = compiled[i]
         ha, hb = homes[home_of[i, "a"]], homes[home_of[i, "b"]]
@@ -836,9 +868,29 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
             vp = _xent(cfg, p, shapes[o], hx.base, hl.base, hg.base)
             vecs.append((i, grad, XENT_BANK, vp))
             words += mp.program() + vp.program()
+        for u in p.get("update", ()):     # the optimizer: from the gradient where it is
+            if u["kind"] == "core":
+                words_c = c_base[i] * cfg.c_lanes + result_words(cc)
+                vp = update_core(cfg, words_c, "C", u)
+            elif "xent" in p:             # a bias from the xent's dense gradient
+                g = shapes[grad]
+                words_g = hg.base * buffer_lanes(cfg, GRAD_BANK) + \
+                    np.arange(math.prod(g), dtype=np.int64)
+                vp = update_bias(cfg, words_g.reshape(g[0], -1), GRAD_BANK, u)
+            else:        # a bias from the step's (masked) output, copied out densely
+                hu = homes[home_of[i, "usrc"]]
+                mp = relayout_to_dense(cc, dst=UPDATE_BANK, src_row=c_base[i],
+                                       dst_row=hu.base)
+                moves.append((i, o, UPDATE_BANK, mp))
+                words += mp.program()
+                words_u = hu.base * buffer_lanes(cfg, UPDATE_BANK) + \
+                    np.arange(math.prod(shapes[o]), dtype=np.int64)
+                vp = update_bias(cfg, words_u.reshape(shapes[o][0], -1), UPDATE_BANK, u)
+            vecs.append((i, o, "state", vp))
+            words += vp.program()
         acts = []         # the activation's VecPlans: (bank, plan), in program order
         for h in homes.values():
-            if h.tensor not in _makes(plan[i]) or h.role in ("xsrc", "grad"):
+            if h.tensor not in _makes(plan[i]) or h.role in ("xsrc", "grad", "usrc"):
                 continue
             if h.tensor == grad:
                 mp = relayout_dense(compiled[h.step], h.role, shapes[grad], src=GRAD_BANK,
@@ -882,17 +934,20 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
     programs.append(cur + [HALT])
     return ResidentPlan(cfg, compiled, homes, c_base, programs, moves, pl.outputs, peak,
                         [o for _, _, _, o, _ in plan], changed, staged, vecs, epi_out,
-                        dict(shapes))
+                        dict(shapes), dict(state))
 
 
-def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
+def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig,
+           stage: bool = True, state: dict | None = None):
     """Staged inputs: every input whose homes take more host words than its elements
     (replicas, padding lanes) is written densely (one element per word, row-major)
     into C from row 0 on, largest saving first while C's rows last, and MOVEd
     (``moves.relayout_dense``) into each of its homes before the first step (C holds
     nothing else then: results are written from the first step on). Returns
     (``{tensor: (first C row, elements)}``, the MOVEs' words, ``[(-1, tensor, bank,
-    MovePlan)]``)."""
+    MovePlan)]``). Without ``stage`` only the ``state`` inputs are staged (always: the
+    update unit writes them densely, never the host)."""
+    state = state or {}
     lanes = cfg.c_lanes
     by_tensor: dict = {}
     produced = {x for st in plan for x in _makes(st)}     # outputs and epilogues
@@ -902,9 +957,13 @@ def _stage(plan, homes: dict, compiled: list, shapes: dict, cfg: AccelConfig):
     saving = {t: sum(h.rows * compiled[h.step].lanes_used(h.role) for h in hs) -
               math.prod(shapes[t]) for t, hs in by_tensor.items()}
     staged, row = {}, 0
-    for t in sorted(by_tensor, key=lambda t: -saving[t]):
+    for t in sorted(by_tensor, key=lambda t: (t not in state, -saving[t])):
         rows = -(-math.prod(shapes[t]) // lanes)
-        if saving[t] <= 0 or row + rows > cfg.bank_depth:
+        if t in state:
+            if row + rows > cfg.bank_depth:
+                raise ValueError(f"state input {t!r} does not fit C's staging rows "
+                                 f"{row}..{row + rows - 1}; bank depth {cfg.bank_depth}")
+        elif not stage or saving[t] <= 0 or row + rows > cfg.bank_depth:
             continue
         staged[t], row = (row, math.prod(shapes[t])), row + rows
     words, moves = [], []
@@ -927,7 +986,7 @@ class Segment:
 
 
 def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
-                  footprint: bool = True, stage: bool = False,
+                  footprint: bool = True, stage: bool = False, state: dict | None = None,
                   keep=()) -> list[Segment]:
     """Cut a checked chain into resident segments: the whole chain if it fits, else,
     greedily from the front, the longest run of steps that fits (tried longest first);
@@ -942,18 +1001,22 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                          f"resident chain needs it; run the chain without resident")
     # the plans are a function of the chain, its input shapes and the preset: an
     # evaluation that runs the same chain on every chunk plans it once
+    state = dict(state or {})
+    if (state or any("update" in st[4] for st in plan)) and not cfg.adam_entries:
+        raise ValueError(f"config '{cfg.name}' has no update unit (adam_entries=0): a "
+                         f"chain's update epilogues and state inputs need it")
     rest = (tuple(sorted((k, tuple(v)) for k, v in shapes.items())), cfg, footprint, stage,
             tuple(sorted(keep)))
-    key = (repr(list(plan)),) + rest
+    key = (repr(list(plan)), repr(sorted(state.items()))) + rest
     if key not in _SEGMENTS:
         # a training step's chain changes its seeds and shifts every step, not its
         # layouts: the cuts and layout choices of the same structure are reused
-        skey = (_structure(plan),) + rest
+        skey = (_structure(plan), tuple(sorted(state))) + rest
         known = _STRUCTURES.get(skey)
-        segs = _replan(plan, shapes, cfg, footprint, stage, set(keep), known) \
+        segs = _replan(plan, shapes, cfg, footprint, stage, set(keep), known, state) \
             if known is not None else None
         if segs is None:
-            segs = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep))
+            segs = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep), state)
         for cache, k, v in ((_SEGMENTS, key, segs), (_STRUCTURES, skey, [
                 (sg.lo, sg.hi, None if sg.plan is None else sg.plan.choices)
                 for sg in segs])):
@@ -975,12 +1038,16 @@ def _structure(plan) -> str:
         for k, drop in (("act", ("seed", "shift")), ("xent", ("frac",))):
             if k in q:
                 q[k] = {a: b for a, b in q[k].items() if a not in drop}
+        if "update" in q:
+            q["update"] = [{a: b for a, b in u.items() if a not in ("lr", "seeds",
+                                                                     "gshift")}
+                           for u in q["update"]]
         return q
     return repr([(s, a, b, o, strip(p)) for s, a, b, o, p in plan])
 
 
 def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
-            keep: set, known: list) -> list[Segment] | None:
+            keep: set, known: list, state: dict | None = None) -> list[Segment] | None:
     """The segments of ``plan`` cut and laid out as ``known`` (``(lo, hi, choices)``
     of the same structure); None when one of them no longer places."""
     all_shapes = dict(shapes)
@@ -1000,7 +1067,7 @@ def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
         try:
             rp = plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
                                keep=made & (later | keep), footprint=footprint,
-                               stage=stage, layouts=choices)
+                               stage=stage, layouts=choices, state=state)
         except ValueError:
             return None
         if rp.choices != list(choices):
@@ -1010,7 +1077,7 @@ def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
 
 
 def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
-                   stage: bool, keep: set) -> list[Segment]:
+                   stage: bool, keep: set, state: dict | None = None) -> list[Segment]:
     shapes = dict(shapes)
     all_shapes = dict(shapes)
     for st in plan:
@@ -1026,7 +1093,7 @@ def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
         try:
             return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
                                  keep=made & (later | keep), footprint=footprint,
-                                 stage=stage)
+                                 stage=stage, state=state)
         except ValueError:
             return None
 
@@ -1042,7 +1109,7 @@ def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
                 break
         else:
             spec, p = plan[lo][0], plan[lo][4]
-            if any(k in p for k in ("bias", "mask", "act", "xent")):
+            if any(k in p for k in ("bias", "mask", "act", "xent", "update")):
                 raise ValueError(f"step {lo} '{spec}' with a bias/mask/act/xent epilogue does "
                                  f"not fit '{cfg.name}' as a resident segment; the "
                                  f"epilogue runs on chip only there")

@@ -191,8 +191,10 @@ class FixedAdam:
         self.v = [np.zeros(s, np.int64) for s in shapes]
         self.fm = [None] * len(shapes)
 
-    def lr_q(self) -> int:
-        t = self.t
+    def lr_q(self, t: int | None = None) -> int:
+        """The bias-corrected learning rate of update ``t`` (default the current) in
+        Q``L``."""
+        t = self.t if t is None else int(t)
         lr_t = self.lr * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
         return int(round(lr_t * 2 ** self.L))
 

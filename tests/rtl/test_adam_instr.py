@@ -79,7 +79,7 @@ def _random_adam(rng, base):
                 gshift=int(rng.integers(-31, 32)), w_bits=w_bits,
                 out_shift=int(rng.choice([0, 4, 15, -15, -3, rng.integers(-15, 16)])),
                 out_bits=int(rng.choice([4, 16, 2])), reduce=reduce,
-                load=bool(rng.integers(4) == 0), b1=int(rng.choice([1677722, 0, 1 << 24, rng.integers(0, 1 << 24)])),
+                load=bool(rng.integers(4) == 0), nowrite=bool(rng.integers(4) == 0), b1=int(rng.choice([1677722, 0, 1 << 24, rng.integers(0, 1 << 24)])),
                 b2=int(rng.choice([16777, 1 << 24, rng.integers(0, 1 << 24)])),
                 index_base=int(rng.integers(0, 1 << 32)))
 
@@ -212,7 +212,7 @@ def _op(**fields):
     (_op(w_bits=1), ErrorCode.BAD_CONFIG),
     (_op(step_shift=63), ErrorCode.BAD_CONFIG),
     (_op(slot=CFG.shift_slots + 1), ErrorCode.BAD_CONFIG),
-    (_word(GOOD, AW.OP, GOOD.encode()[1 + AW.OP] | 1 << 13), ErrorCode.BAD_CONFIG),
+    (_word(GOOD, AW.OP, GOOD.encode()[1 + AW.OP] | 1 << 13), ErrorCode.BAD_CONFIG),  # reserved
     (_word(GOOD, AW.PARAM, 0x40), ErrorCode.BAD_CONFIG),                 # gshift -64
     (_word(GOOD, AW.PARAM, 1 << 8), ErrorCode.BAD_CONFIG),               # reserved
     (_word(GOOD, AW.B1, (1 << 24) + 1), ErrorCode.BAD_CONFIG),
