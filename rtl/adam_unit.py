@@ -12,7 +12,7 @@ from fetta.sw_model.accel.adam import (ADAM_FIELD, ADAM_FIELDS, ADAM_PIPE, AW, B
                                        SQRT_PER_CYCLE, STEP_SHIFT_MAX, adam_element_cycles,
                                        div_cycles)
 from fetta.sw_model.accel.config import AccelConfig
-from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
+from fetta.sw_model.accel.isa import COUNT_BITS, used_bits
 from fetta.sw_model.accel.move import MOVE_LEVELS, MOVE_FIELD
 from fetta.sw_model.accel.shift_slots import SLOT_SHIFT_BITS
 from fetta.sw_model.arith.adam import B_SHIFT, R_MAX, STEP_SEED_XOR
@@ -127,8 +127,7 @@ class AdamUnit(wiring.Component):
         elements = Mux(reduce_, p_outer, p_all)
         m.d.comb += self.range_bad.eq(state_base + elements > self.entries)
 
-        used = {w: sum(((1 << f.width) - 1) << f.lsb for f in ADAM_FIELDS if f.word == w)
-                for w in AW}
+        used = used_bits(ADAM_FIELDS, AW)
         reserved = Cat(*((words[w] & ~used[w] & 0xFFFFFFFF) != 0 for w in AW)).any()
         k_eff = Signal(signed(8))
         m.d.comb += k_eff.eq(gshift + Mux(self.slot != 0, self.slot_shift, 0))

@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.adam import ADAM_WORDS
 from fetta.sw_model.accel.config import AccelConfig
-from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX
+from fetta.sw_model.accel.isa import COUNT_BITS, COUNT_MAX, used_bits
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, VOTE_BITS
 from fetta.sw_model.accel.xent import (BSZ_MAX, N_MAX, S_MAX, S_MIN, XENT_FIELD,
                                        XENT_FIELDS, XW)
@@ -121,8 +121,7 @@ class MoveUnit(wiring.Component):
         bad_count = Signal()
         index_base = Signal(32)
         op_extra, param_extra = Signal(), Signal()     # XENT: reserved bits set
-        xent_used = {w: sum(((1 << f.width) - 1) << f.lsb for f in XENT_FIELDS
-                            if f.word == w) for w in (XW.OP, XW.PARAM)}
+        xent_used = used_bits(XENT_FIELDS, (XW.OP, XW.PARAM))
         d = self.data
         assert fs["src"].word == fs["dst"].word == fs["fill"].word == MW.MODE
         with m.If(self.load):

@@ -398,7 +398,7 @@ def has_epilogue(params) -> bool:
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
-              state=None, **backend_options) -> ChainResult:
+              state=None, discard=(), **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
@@ -407,7 +407,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     writes each input densely (one word per element) and MOVEs lay it out; ``state``
     (``{input: {"state", "out_shift", "out_bits"}}``) names inputs the update unit lays
     out from its state memory instead of the host (their ``tensors`` value is what
-    the golden model uses: the state memory must hold it).
+    the golden model uses: the state memory must hold it); ``discard`` names results
+    no step consumes that the host does not read (resident chains).
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:
@@ -429,7 +430,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     if resident:
         from .resident import run_resident
         try:
-            run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state)
+            run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state,
+                               discard=discard)
         finally:
             if own:
                 sess.close()

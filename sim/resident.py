@@ -180,11 +180,12 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
 
 
 def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
-                 state=None):
+                 state=None, discard=()):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
     ``state``: inputs the update unit lays out from its state memory (``plan_resident``).
+    ``discard``: results no step consumes that the host does not read (not returned).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -199,7 +200,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
         raise FettaError(f"keep={bad[0]!r} is not a result of the chain; allowed "
                          f"{', '.join(map(repr, sorted(made)))}")
     segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage,
-                         keep=keep, state=state)
+                         keep=keep, state=state, discard=discard)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
@@ -226,7 +227,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
             _run_plan(seg.plan, values, session, counts)
     consumed = {x for st in plan for x in resident_plan._reads(st)}
     outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
-               if x not in consumed or x in keep}
+               if (x not in consumed or x in keep) and x not in discard}
     cycles = {"compute": counts["cycles"] - counts["move_cycles"] - counts["vec_cycles"],
               "on_chip_moves": counts["move_cycles"],
               "elementwise": counts["vec_cycles"],

@@ -148,6 +148,11 @@ class RtlTraining:
              naming step, tensor, element, field and both values); those reads are
              ``verify_words``, not the step's host words. Rank adaptation (its prior
              term) updates on the host: chain steps without the update then.
+             With ``verify`` off the chip is trusted: the chain returns only the
+             logits (loss) and the slots, the gradients stay on chip, and the
+             trainer keeps only its step count and seeds (its parameters are read
+             back from the state memory when it needs them: evaluation, checkpoints,
+             a step it runs itself; ``state_words_read``).
     """
 
     def __init__(self, config="tiny", *, sim: str = "verilator", verify: str = "all",
@@ -171,6 +176,9 @@ class RtlTraining:
         self.verify_words = 0           # host words reading it back to verify
         self.update_steps = 0
         self.updates_verified = 0
+        self.state_entries = 0          # parameters in the state memory
+        self.trust = self.onchip_update and verify == "off"
+        self.state_reads = 0            # host words reading the parameters back
         self.step_chains = bool(step_chains)
         self._chain_fits = True
         self.chain_fallback = None      # why the step did not fit as a chain
@@ -320,6 +328,7 @@ class RtlTraining:
             self._check_state(*self._state_pending)
         state_words = 0
         if update and not self._state_synced:
+            tr.sync_params()            # (current unless the chip updated them)
             state_words = self._write_state(tr)
         start = tr.step_state()
         golden = None
@@ -335,10 +344,18 @@ class RtlTraining:
                 tr.restore_step_state(start)
         slot_words = self._slots_for(tr, keys)
         sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of, update=update)
+        trust = update and self.trust and golden is None
+        keep, discard = sc.keep, ()
+        if trust:       # the gradients stay on chip: only the logits come back
+            keep = ()
+            discard = tuple(st[3] for st in sc.steps if "update" in st[4] and
+                            any(u["kind"] == "core" for u in st[4]["update"]))
+            tr.param_source = self._read_params
+            self._trust_tr = tr
         t0 = time.perf_counter()
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
-                            keep=sc.keep, state=sc.state)
+                            keep=keep, state=sc.state, discard=discard)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise
@@ -351,7 +368,9 @@ class RtlTraining:
         # results kept by the executor path are gone; the copies of A, B and program
         # memory are right (the run marked what its programs wrote)
         self.session.invalidate(program=False, buffers=False)
-        got = step_gradients(sc, res.outputs)
+        got = step_gradients(sc, res.outputs) if not trust else \
+            (np.asarray(res.outputs[sc.logits], np.int64).reshape(len(xq), -1),
+             sc.frac[sc.logits], None, None, True)
         for key in keys:                      # the host's view of the slots
             shift, pending, _ = self.session.read_slot(self._slot_of[key])
             tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
@@ -385,6 +404,27 @@ class RtlTraining:
         words[:, 2] = np.concatenate([np.reshape(w, -1) for w in ws])
         return words
 
+    def _read_params(self):
+        """The trainer's ``param_source``: parameters, biases and moments read back
+        from the state memory (``state_layout`` order)."""
+        from fetta.sw_model.accel.hostmap import ADAM_BASE
+        from .train_chain import state_layout
+        tr = self._trust_tr
+        where = state_layout(tr)
+        n = sum(k for _, k in where)
+        raw = np.array(self.session.backend.read(ADAM_BASE, 4 * n), np.int64).reshape(n, 4)
+        self.state_reads += 4 * n
+        sx = lambda a: ((a + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)   # noqa: E731
+        m, v, w = sx(raw[:, 0]), raw[:, 1], sx(raw[:, 2])
+        parts = [slice(f, f + k) for f, k in where]
+        nc = sum(len(cl) for cl in tr.params)
+        params, i = [], 0
+        for cl in tr.params:
+            params.append([w[parts[i + k]] for k in range(len(cl))])
+            i += len(cl)
+        bias = [w[parts[nc + l]] for l in range(len(tr.bias))]
+        return params, bias, [m[p] for p in parts], [v[p] for p in parts]
+
     def _write_state(self, tr) -> int:
         """Write the trainer's moments and master codes into the state memory; host
         words written."""
@@ -396,6 +436,7 @@ class RtlTraining:
         self.session.backend.write(ADAM_BASE, (words.reshape(-1) & 0xFFFFFFFF).tolist())
         self._state_synced = True
         self.state_writes += words.size
+        self.state_entries = len(words)
         return int(words.size)
 
     def _check_state(self, step_no, tr) -> None:
@@ -476,13 +517,16 @@ class RtlTraining:
         and its epilogues), tensor, element and both values. ``summary``: one line."""
         from .chain import check_chain, reference_chain, run_chain
         from fetta.sw_model.program.resident_plan import _makes
-        plan = check_chain(sc.steps, sc.tensors)
+        # without the optimizer's updates: the rerun must not update the state again
+        steps = [(s, a, b, o, {k: v for k, v in p.items() if k != "update"})
+                 for s, a, b, o, p in sc.steps]
+        plan = check_chain(steps, sc.tensors)
         want = reference_chain(plan, sc.tensors, self.config)
         for key in keys:
             self.session._init_slot(self._slot_of[key], start_ctl[key])
         made = tuple(x for st in plan for x in _makes(st))
         try:
-            res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
+            res = run_chain(steps, sc.tensors, session=self.session, resident=True,
                             keep=made)
         except FettaError as exc:
             return {"summary": f"the rerun reading every intermediate failed: {exc}"}
@@ -723,8 +767,11 @@ class RtlTraining:
                             "fallback": self.chain_fallback},
             "on_chip_update": {"on": self.onchip_update, "steps": self.update_steps,
                                "verified": self.updates_verified,
+                               "parameters": self.state_entries,
                                "state_words_written": self.state_writes,
-                               "verify_words_read": self.verify_words},
+                               "verify_words_read": self.verify_words,
+                               "trusted": self.trust,
+                               "param_words_read": self.state_reads},
             "clock_mhz": self.clock_mhz,
             "simulated_seconds_per_step": mean / hz,
             "simulated_seconds_total": cycles["total"] / hz,

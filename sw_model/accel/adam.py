@@ -80,7 +80,7 @@ import numpy as np
 from ..arith.adam import adam_update, align_gradient
 from ..arith.fixedpoint import align
 from .config import AccelConfig
-from .isa import Field, Op, header
+from .isa import Field, Op, decode_fields, header, used_bits
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, move_check, move_check_cycles
 from .shift_slots import SLOT_BITS
 from .xent import DIV_PER_CYCLE, div_cycles
@@ -128,8 +128,7 @@ ADAM_FIELDS = (Field("reduce", AW.OP, 0, 1), Field("load", AW.OP, 1, 1),
                Field("lr", AW.LR, 0, 32), Field("b1", AW.B1, 0, 25),
                Field("b2", AW.B2, 0, 25), Field("index_base", AW.INDEX, 0, 32))
 ADAM_FIELD = {f.name: f for f in ADAM_FIELDS}
-_USED = {w: sum(((1 << f.width) - 1) << f.lsb for f in ADAM_FIELDS if f.word == w)
-         for w in AW}
+_USED = used_bits(ADAM_FIELDS, AW)
 
 
 def adam_element_cycles(r: int, load: bool = False) -> int:
@@ -220,15 +219,7 @@ class Adam:
     def decode(cls, payload) -> "Adam":
         """The ADAM of ``payload``; ValueError on what the controller refuses with
         ``BAD_CONFIG`` (the slot's range needs the config: ``run_adam``)."""
-        if len(payload) != ADAM_WORDS:
-            raise ValueError(f"ADAM payload of {len(payload)} words; the ISA has exactly "
-                             f"{ADAM_WORDS}")
-        for w in AW:
-            extra = int(payload[w]) & ~_USED[w] & 0xFFFFFFFF
-            if extra:
-                raise ValueError(f"ADAM payload word {int(w)}: reserved bits "
-                                 f"{extra:#x} set; allowed 0")
-        v = {f.name: f.decode(int(payload[f.word])) for f in ADAM_FIELDS}
+        v = decode_fields("ADAM", payload, ADAM_WORDS, ADAM_FIELDS, _USED)
         for flag in ("reduce", "load", "nowrite"):
             v[flag] = bool(v[flag])
         return cls(Move.decode(payload[:MOVE_WORDS]), **v)

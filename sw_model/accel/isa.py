@@ -33,7 +33,8 @@ from .routing import distribution_n_switch_bits
 from .shift_slots import SLOT_BITS, SLOTS_MAX, VOTE_BITS, as_vote
 
 __all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MODE_HOLD", "MODE_BITS",
-           "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD",
+           "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD", "used_bits",
+           "decode_fields",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
            "encode_config", "decode_header", "SYNC", "HALT",
            "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "pass_cycles", "check_cycles",
@@ -319,6 +320,27 @@ class Field:
         if self.signed and raw >> (self.width - 1):
             return raw - (1 << self.width)
         return raw
+
+
+def used_bits(fields, words) -> dict:
+    """``{word: mask of the bits its fields use}`` for every word of ``words``."""
+    return {w: sum(((1 << f.width) - 1) << f.lsb for f in fields if f.word == w)
+            for w in words}
+
+
+def decode_fields(name: str, payload, length: int, fields, used: dict) -> dict:
+    """The field values of an instruction ``name``'s ``payload`` (``length`` words);
+    ValueError (what the controller refuses with ``BAD_CONFIG``) on another length or
+    a reserved bit (one outside ``used``, ``used_bits``) set."""
+    if len(payload) != length:
+        raise ValueError(f"{name} payload of {len(payload)} words; the ISA has exactly "
+                         f"{length}")
+    for w, mask in used.items():
+        extra = int(payload[w]) & ~mask & 0xFFFFFFFF
+        if extra:
+            raise ValueError(f"{name} payload word {int(w)}: reserved bits {extra:#x} "
+                             f"set; allowed 0")
+    return {f.name: f.decode(int(payload[f.word])) for f in fields}
 
 
 def _contract_fields() -> tuple:

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..arith.fixedpoint import softmax_xent_rows
 from .config import AccelConfig
-from .isa import Field, Op, header
+from .isa import Field, Op, decode_fields, header, used_bits
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check, \
     move_check_cycles
 
@@ -83,8 +83,7 @@ XENT_FIELDS = (Field("out_bits", XW.OP, 11, 5), Field("labels", XW.OP, 16, 1),
                Field("s", XW.PARAM, 0, 6, "signed"),
                Field("bsz", XW.PARAM, 16, 14))
 XENT_FIELD = {f.name: f for f in XENT_FIELDS}
-_USED = {w: sum(((1 << f.width) - 1) << f.lsb for f in XENT_FIELDS if f.word == w)
-         for w in XW}
+_USED = used_bits(XENT_FIELDS, XW)
 
 
 def xent_row_cycles(n: int) -> int:
@@ -164,15 +163,7 @@ class Xent:
     def decode(cls, payload) -> "Xent":
         """The XENT of ``payload``; ValueError on what the controller refuses with
         ``BAD_CONFIG``."""
-        if len(payload) != XENT_WORDS:
-            raise ValueError(f"XENT payload of {len(payload)} words; the ISA has exactly "
-                             f"{XENT_WORDS}")
-        for w in XW:
-            extra = int(payload[w]) & ~_USED[w] & 0xFFFFFFFF
-            if extra:
-                raise ValueError(f"XENT payload word {int(w)}: reserved bits "
-                                 f"{extra:#x} set; allowed 0")
-        v = {f.name: f.decode(int(payload[f.word])) for f in XENT_FIELDS}
+        v = decode_fields("XENT", payload, XENT_WORDS, XENT_FIELDS, _USED)
         return cls(Move.decode(payload[:MOVE_WORDS]), v["s"] + 2, v["bsz"], v["out_bits"],
                    bool(v["labels"]))
 

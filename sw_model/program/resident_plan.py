@@ -418,7 +418,7 @@ class _Placed:
 class _Planner:
     """Layout choice and placement of one resident chain (module docstring)."""
 
-    def __init__(self, plan, shapes: dict, cfg: AccelConfig, keep):
+    def __init__(self, plan, shapes: dict, cfg: AccelConfig, keep, discard=()):
         self.plan, self.cfg, self.n = plan, cfg, len(plan)
         self.shapes = dict(shapes)
         self.default = []
@@ -433,7 +433,7 @@ class _Planner:
                 self.producer[name] = i
         readers = {x for st in plan for x in _reads(st)}
         self.outputs = [x for st in plan for x in _makes(st)
-                        if x not in readers or x in keep]
+                        if (x not in readers or x in keep) and x not in discard]
         self.act = {o: i for i, (_, _, _, o, p) in enumerate(plan) if "act" in p}
         self.grads = {p["xent"]["grad"]: i for i, (_, _, _, _, p) in enumerate(plan)
                       if "xent" in p}
@@ -762,7 +762,8 @@ class _Planner:
 
 def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
                   footprint: bool = True, stage: bool = False,
-                  layouts: list | None = None, state: dict | None = None) -> ResidentPlan:
+                  layouts: list | None = None, state: dict | None = None,
+                  discard=()) -> ResidentPlan:
     """Compile and place a checked chain (``check_chain``'s list) whose inputs have
     ``shapes``; see the module docstring. ``keep``: results the host reads even if a
     step of the chain consumes them (a later segment needs them). ``footprint``:
@@ -772,12 +773,14 @@ def plan_resident(plan, shapes: dict, cfg: AccelConfig, keep=(), *,
     (``ResidentPlan.choices`` of a plan of the same chain with other seeds or shifts),
     used when it places; otherwise the search runs. ``state``: inputs the update unit
     lays out from its state memory instead of the host (``{tensor: {"state": first
-    entry, "out_shift", "out_bits"}}``, ``sw_model.program.update.load_dense``)."""
+    entry, "out_shift", "out_bits"}}``, ``sw_model.program.update.load_dense``).
+    ``discard``: results no step consumes that the host does not read either (a
+    gradient the update unit has consumed)."""
     state = {t: v for t, v in (state or {}).items() if t in shapes}
     if not cfg.move_unit:
         raise ValueError(f"config '{cfg.name}' has no MOVE unit (move_unit=False): a "
                          f"resident chain needs it; run the chain without resident")
-    pl = _Planner(plan, shapes, cfg, keep)
+    pl = _Planner(plan, shapes, cfg, keep, discard)
     layout, placed = pl.default, None
     if layouts is not None:
         layout = [pl.forced(i, c) for i, c in enumerate(layouts)]
@@ -987,6 +990,7 @@ class Segment:
 
 def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
                   footprint: bool = True, stage: bool = False, state: dict | None = None,
+                  discard=(),
                   keep=()) -> list[Segment]:
     """Cut a checked chain into resident segments: the whole chain if it fits, else,
     greedily from the front, the longest run of steps that fits (tried longest first);
@@ -1006,17 +1010,18 @@ def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,
         raise ValueError(f"config '{cfg.name}' has no update unit (adam_entries=0): a "
                          f"chain's update epilogues and state inputs need it")
     rest = (tuple(sorted((k, tuple(v)) for k, v in shapes.items())), cfg, footprint, stage,
-            tuple(sorted(keep)))
+            tuple(sorted(keep)), tuple(sorted(discard)))
     key = (repr(list(plan)), repr(sorted(state.items()))) + rest
     if key not in _SEGMENTS:
         # a training step's chain changes its seeds and shifts every step, not its
         # layouts: the cuts and layout choices of the same structure are reused
         skey = (_structure(plan), tuple(sorted(state))) + rest
         known = _STRUCTURES.get(skey)
-        segs = _replan(plan, shapes, cfg, footprint, stage, set(keep), known, state) \
-            if known is not None else None
+        segs = _replan(plan, shapes, cfg, footprint, stage, set(keep), known, state,
+                       set(discard)) if known is not None else None
         if segs is None:
-            segs = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep), state)
+            segs = _plan_segments(plan, shapes, cfg, footprint, stage, set(keep), state,
+                                  set(discard))
         for cache, k, v in ((_SEGMENTS, key, segs), (_STRUCTURES, skey, [
                 (sg.lo, sg.hi, None if sg.plan is None else sg.plan.choices)
                 for sg in segs])):
@@ -1047,7 +1052,8 @@ def _structure(plan) -> str:
 
 
 def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
-            keep: set, known: list, state: dict | None = None) -> list[Segment] | None:
+            keep: set, known: list, state: dict | None = None,
+            discard: set = frozenset()) -> list[Segment] | None:
     """The segments of ``plan`` cut and laid out as ``known`` (``(lo, hi, choices)``
     of the same structure); None when one of them no longer places."""
     all_shapes = dict(shapes)
@@ -1067,7 +1073,8 @@ def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
         try:
             rp = plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
                                keep=made & (later | keep), footprint=footprint,
-                               stage=stage, layouts=choices, state=state)
+                               stage=stage, layouts=choices, state=state,
+                               discard=discard)
         except ValueError:
             return None
         if rp.choices != list(choices):
@@ -1077,7 +1084,8 @@ def _replan(plan, shapes: dict, cfg: AccelConfig, footprint: bool, stage: bool,
 
 
 def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
-                   stage: bool, keep: set, state: dict | None = None) -> list[Segment]:
+                   stage: bool, keep: set, state: dict | None = None,
+                   discard: set = frozenset()) -> list[Segment]:
     shapes = dict(shapes)
     all_shapes = dict(shapes)
     for st in plan:
@@ -1093,7 +1101,7 @@ def _plan_segments(plan, shapes: dict, cfg: AccelConfig, footprint: bool,
         try:
             return plan_resident(sub, {k: all_shapes[k] for k in ins}, cfg,
                                  keep=made & (later | keep), footprint=footprint,
-                                 stage=stage, state=state)
+                                 stage=stage, state=state, discard=discard)
         except ValueError:
             return None
 

@@ -349,7 +349,22 @@ class FixedPath(PrecisionPath):
         wc = self.contraction_weights()
         xq = self.quantize_input(x)
         got = tr.step_chain(tr, xq, wc, labels) if tr.step_chain is not None else None
-        z, fz, gcores, gbias = got if got is not None else self.gradients(xq, wc, labels)
+        if got is None and tr.params_stale:      # the trainer's own step: current ones
+            tr.sync_params()
+            wc = self.contraction_weights()
+        if got is not None and len(got) == 5 and got[4]:
+            # the device updated the parameters: keep the step count and the seeds
+            # the update drew there (the same sequence), not the parameters
+            z, fz = got[0], got[1]
+            nc = tr.model.n_classes
+            loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
+            self.opt.tick()
+            for _ in range(2 * (sum(len(cl) for cl in tr.params) + len(tr.bias))):
+                tr.next_seed()
+            tr.params_stale = True
+            return loss, int((z[:, :nc].argmax(1) == labels).sum())
+        z, fz, gcores, gbias = got[:4] if got is not None else \
+            self.gradients(xq, wc, labels)
         nc = tr.model.n_classes
         loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
         prior = tr.ranker.prior_grads(self.real_cores(), tr.cfg.rank_prior / tr.n_train) \

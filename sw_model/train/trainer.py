@@ -129,8 +129,15 @@ class Trainer:
         #: ``step_chain(trainer, xq, wc, labels) -> (z, frac, core gradients, bias
         #: gradients) or None``: a fixed-mode training step's forward, loss gradient
         #: and backward besides the trainer's own (None: the trainer's own, through
-        #: the executor; ``sim.rtl_training`` runs it as one resident chain)
+        #: the executor; ``sim.rtl_training`` runs it as one resident chain); a fifth
+        #: element True says the device updated the parameters itself (the trainer
+        #: then keeps only the optimizer's step count and seeds, and its parameters
+        #: are stale until ``sync_params``; the gradients may be None)
         self.step_chain = step_chain
+        #: ``param_source() -> (params, bias, m, v)``: where the parameters and the
+        #: optimizer's moments live when the device updated them (``sync_params``)
+        self.param_source = None
+        self.params_stale = False
         #: ``inference(trainer, xq, wc) -> (logit codes, frac) or None``: an
         #: evaluation path of the fixed modes besides the executor's (None: the
         #: trainer's own pass; ``sim.rtl_training`` runs it as resident chains)
@@ -217,8 +224,28 @@ class Trainer:
         self.step_no += 1
         return out
 
+    def sync_params(self) -> None:
+        """After steps the device updated itself: parameters and moments read back
+        from it (``param_source``); nothing when they are current."""
+        if not self.params_stale:
+            return
+        if self.param_source is None:
+            raise RuntimeError("the parameters were updated on the device and no "
+                               "param_source reads them back")
+        params, bias, m, v = self.param_source()
+        self.params = [[np.asarray(g, np.int64).reshape(old.shape) for g, old in
+                        zip(cl, ocl)] for cl, ocl in zip(params, self.params)]
+        self.bias = [np.asarray(b, np.int64).reshape(old.shape)
+                     for b, old in zip(bias, self.bias)]
+        self.path.opt.m = [np.asarray(a, np.int64).reshape(o.shape)
+                           for a, o in zip(m, self.path.opt.m)]
+        self.path.opt.v = [np.asarray(a, np.int64).reshape(o.shape)
+                           for a, o in zip(v, self.path.opt.v)]
+        self.params_stale = False
+
     def predict_logits(self, x) -> np.ndarray:
         """Logits (real values) of the inference plan, in chunks of the batch size."""
+        self.sync_params()
         outs = []
         bs = self.cfg.batch
         for i in range(0, len(x), bs):
@@ -286,6 +313,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        self.sync_params()
         arrays = {}
         for l, cl in enumerate(self.params):
             for k, g in enumerate(cl):

@@ -28,3 +28,13 @@ def buffer_contents(be, cfg, name: str, rows: int) -> np.ndarray:
     i, lanes = BUFS.index(name), buffer_lanes(cfg, name)
     words = np.array(be.read(buffer_base(i), rows * lanes), dtype=np.int64) & 0xFFFF
     return (((words + 32768) & 0xFFFF) - 32768).reshape(rows, lanes)
+
+
+def assert_ab_equal(be, cfg, state: dict, rows: int, label: str) -> None:
+    """Buffers A and B read back equal the model's (``state["A"]``, ``state["B"]``
+    after ``run_program``) in their first ``rows`` rows; the first difference named."""
+    for name in ("A", "B"):
+        got, want = buffer_contents(be, cfg, name, rows), state[name][:rows]
+        bad = np.argwhere(got != want)
+        assert not len(bad), (f"{label} buffer {name} row/lane {tuple(bad[0])}: RTL "
+                              f"{got[tuple(bad[0])]}, model {want[tuple(bad[0])]}")

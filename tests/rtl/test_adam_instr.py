@@ -19,7 +19,7 @@ from fetta.sw_model.accel.timing import timing
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.train.quant_train import FixedAdam
 
-from move_buffers import buffer_contents, load_buffers
+from move_buffers import assert_ab_equal, buffer_contents, load_buffers
 
 CFG = get_config("tiny")
 ROWS = 48
@@ -95,11 +95,7 @@ def _check(be, rng, adams, label):
     assert s.ok, hex(s.status)
     state = {"adam": st}
     run_program(CFG, prog, bufs["A"], bufs["B"], bufs["C"], state=state)
-    for name, buf in (("A", state["A"]), ("B", state["B"])):
-        got = buffer_contents(be, CFG, name, ROWS)
-        bad = np.argwhere(got != buf[:ROWS])
-        assert not len(bad), (f"{label} buffer {name} row/lane {tuple(bad[0])}: RTL "
-                              f"{got[tuple(bad[0])]}, model {buf[tuple(bad[0])]}")
+    assert_ab_equal(be, CFG, state, ROWS, label)
     m, v, w, zero = read_state(be, ENTRIES)
     for key, got, want in (("m", m, st.m), ("v", v, st.v), ("w", w, st.w)):
         bad = np.flatnonzero(got != want[:ENTRIES])

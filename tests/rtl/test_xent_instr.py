@@ -17,7 +17,7 @@ from fetta.sw_model.accel.xent import XW, Xent, run_xent, xent_cycles
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.train.quant_train import softmax_xent_grad
 
-from move_buffers import buffer_contents, load_buffers
+from move_buffers import assert_ab_equal, buffer_contents, load_buffers
 
 CFG = get_config("tiny")
 ROWS = 48
@@ -70,11 +70,7 @@ def _check(be, rng, xents, label):
     assert st.ok, hex(st.status)
     state = {}
     run_program(CFG, prog, bufs["A"], bufs["B"], bufs["C"], state=state)
-    for name, buf in (("A", state["A"]), ("B", state["B"])):
-        got = buffer_contents(be, CFG, name, ROWS)
-        bad = np.argwhere(got != buf[:ROWS])
-        assert not len(bad), (f"{label} buffer {name} row/lane {tuple(bad[0])}: RTL "
-                              f"{got[tuple(bad[0])]}, model {buf[tuple(bad[0])]}")
+    assert_ab_equal(be, CFG, state, ROWS, label)
     assert be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0] == state["xent_correct"]
     tm = timing(CFG)
     c = st.counters

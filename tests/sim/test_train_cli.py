@@ -163,7 +163,7 @@ def test_rtl_without_any_verilator_falls_back_to_cxxrtl(monkeypatch, capsys):
 
     class Recorder:
         def __init__(self, config, *, sim, verify, clock_mhz, resident, shift_slots,
-                     step_chains):
+                     step_chains, onchip_update):
             chosen.append(sim)
             raise FettaError("stopped after choosing the simulator")
 

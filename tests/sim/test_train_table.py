@@ -37,17 +37,28 @@ def test_render_follows_the_numbers():
     assert "with `--resident`" in two and two != a
 
 
+def sc_steps(run: dict) -> int:
+    return sum(s["chain"] for s in run["cycles_per_step"])
+
+
 def test_step_chain_block_is_the_stored_runs():
     """README's training-step-as-one-chain figures: the stored ``--step-chains`` run on
     ``large`` (every chain step verified, accuracy equal to the per-contraction run's)
     rendered between its markers."""
     from fetta.sim.train_table import (STEP_BEGIN, STEP_END, load_step_chains,
                                        render_step_chains)
-    chains, base = load_step_chains(ROOT)
+    chains, base, update, trusted = load_step_chains(ROOT)
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index(STEP_BEGIN):readme.index(STEP_END) + len(STEP_END)] + "\n"
-    assert block == render_step_chains(chains, base), \
+    assert block == render_step_chains(chains, base, update, trusted), \
         "README is out of date: run python scripts/gen_docs.py"
+    for run in (update, trusted):       # the optimizer on chip: the same training
+        if run is not None:
+            assert run["test_accuracy"] == base["test_accuracy"]
+            assert run["on_chip_update"]["steps"] == sc_steps(run) > 0
+    if update is not None:
+        assert update["mismatches"] == 0
+        assert update["on_chip_update"]["verified"] == update["on_chip_update"]["steps"]
     sc = chains["step_chains"]
     assert chains["mismatches"] == base["mismatches"] == 0
     assert sc["steps"] == sc["verified"] == sum(s["chain"] for s in

@@ -130,3 +130,33 @@ def test_on_chip_update_needs_step_chains_and_the_unit():
     with pytest.raises(FettaError, match="--on-chip-update needs --step-chains"):
         RtlTraining("tiny", sim="verilator", resident=True, shift_slots=True,
                     onchip_update=True)
+
+
+def test_a_trusted_chip_returns_only_the_logits_and_trains_the_same(digits):
+    """With verification off the gradients stay on chip (only the logits and the slots
+    come back), the trainer keeps only its step count and seeds and reads the
+    parameters back from the state memory to evaluate: the same loss and accuracy
+    as the NumPy fixed trainer, and fewer host words per step than verified."""
+    data = _small(digits, 4)
+    runs = {}
+    for verify in ("off", "all"):
+        rt = RtlTraining("tiny", sim="verilator", verify=verify, resident=True,
+                         shift_slots=True, step_chains=True, onchip_update=True)
+        try:
+            r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0,
+                      data=data, executor=rt.executor, observer=rt.observer,
+                      step_chain=rt.step_chain, backend="rtl")
+            runs[verify] = rt.finish(r)
+        finally:
+            rt.close()
+    ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)
+    trusted = runs["off"]
+    assert trusted["on_chip_update"]["trusted"] and trusted["on_chip_update"]["steps"] == 3
+    assert trusted["on_chip_update"]["param_words_read"] == 4 * 3216   # one evaluation
+    assert trusted["test_accuracy"] == ref["test_accuracy"]
+    assert trusted["epochs"][-1]["loss"] == ref["epochs"][-1]["loss"]
+    chain = [s for s in trusted["cycles_per_step"] if s["chain"]]
+    checked = [s for s in runs["all"]["cycles_per_step"] if s["chain"]]
+    # step by step: the same chain without the gradients read back
+    assert len(chain) == len(checked) == 3
+    assert all(a["host_transfer"] < b["host_transfer"] for a, b in zip(chain, checked))
