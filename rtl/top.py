@@ -180,7 +180,8 @@ class Accelerator(wiring.Component):
             m.submodules.vector_alu = alu = VectorAlu(len(mv.wr_addr))
             last_out = Signal(WORD_BITS)        # the word written the previous cycle
             m.d.sync += last_out.eq(alu.out)
-            m.d.comb += [alu.valid.eq(mv.wr_en & mv.vec & ~ctl.xent), alu.a.eq(mv_word),
+            m.d.comb += [alu.valid.eq(mv.wr_en & mv.vec & ~ctl.xent & ~ctl.adam),
+                         alu.a.eq(mv_word),
                          alu.b.eq(Mux(mv.fwd, last_out, mv_dst_word)),
                          alu.addr.eq(mv.wr_addr), alu.buf.eq(mv.wr_buf),
                          alu.index.eq(mv.index)]

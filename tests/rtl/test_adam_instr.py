@@ -16,6 +16,7 @@ from fetta.sw_model.accel.hostmap import (ADAM_BASE, PROG_BASE, REG_BASE, ErrorC
 from fetta.sw_model.accel.isa import HALT
 from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes
 from fetta.sw_model.accel.timing import timing
+from fetta.sw_model.accel.vec import Vec
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.train.quant_train import FixedAdam
 
@@ -85,10 +86,14 @@ def _random_adam(rng, base):
 
 
 def _check(be, rng, adams, label):
+    """The ADAMs, then a VEC (the max log must hold only the VEC's largest word: an
+    ADAM logs nothing), on the backend and the model."""
     bufs = load_buffers(be, rng, CFG, ROWS, shrink_every=2)
     st = _random_state(rng, ENTRIES)
     write_state(be, st, ENTRIES)
-    prog = [w for x in adams for w in x.encode()] + [HALT]
+    small = Vec(Move("C", "B", 2 * CFG.c_lanes, 40 * CFG.b_lanes,
+                     (MoveLevel(CFG.c_lanes, 1, 1),)), "relu")    # a row of small words
+    prog = [w for x in adams for w in x.encode()] + small.encode() + [HALT]
     be.clear()
     be.write(PROG_BASE, prog)
     s = be.run(2_000_000)
@@ -96,6 +101,8 @@ def _check(be, rng, adams, label):
     state = {"adam": st}
     run_program(CFG, prog, bufs["A"], bufs["B"], bufs["C"], state=state)
     assert_ab_equal(be, CFG, state, ROWS, label)
+    assert be.read(REG_BASE + Reg.MAXLOG_COUNT, 1)[0] == len(state["maxlog"]) == 1
+    assert be.read(REG_BASE + Reg.MAXLOG, 1)[0] == state["maxlog"][0], label
     m, v, w, zero = read_state(be, ENTRIES)
     for key, got, want in (("m", m, st.m), ("v", v, st.v), ("w", w, st.w)):
         bad = np.flatnonzero(got != want[:ENTRIES])
@@ -104,7 +111,8 @@ def _check(be, rng, adams, label):
     assert not zero.any()
     tm = timing(CFG)
     c = s.counters
-    assert c["cycles"] == sum(x.cycles(tm.fetch) for x in adams) + tm.fetch
+    assert c["cycles"] == sum(x.cycles(tm.fetch) for x in adams) + tm.fetch + \
+        tm.vec_cycles(small.counts, small.op)
     assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
                            + c["stall_drain"] + c["move_cycles"] + c["vec_cycles"])
 
