@@ -17,7 +17,7 @@ from fetta.sw_model.train.quant_train import FixedRecipe
 from fetta.sw_model.train.trainer import TrainConfig, Trainer, train
 from fetta.sw_model.ttm.models import resolve_model
 
-BATCH = 8
+from rtl_train_runs import BATCH, small_digits, train_on_rtl
 
 
 @pytest.fixture(scope="module")
@@ -74,23 +74,12 @@ def test_the_chain_is_the_trainers_step(digits):
     assert moved >= 2
 
 
-def _small(digits, steps):
-    n = BATCH * steps
-    return Dataset(digits.name, digits.x_train[:n], digits.y_train[:n],
-                   digits.x_test[:32], digits.y_test[:32])
+_small = small_digits
 
 
 def test_training_on_the_rtl_with_step_chains_equals_the_numpy_trainer(digits):
     data = _small(digits, 3)
-    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
-                     shift_slots=True, step_chains=True)
-    try:
-        r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data,
-                  executor=rt.executor, observer=rt.observer, step_chain=rt.step_chain,
-                  backend="rtl")
-        r = rt.finish(r)
-    finally:
-        rt.close()
+    r = train_on_rtl(data, verify="all")
     ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)
     assert r["mismatches"] == 0
     assert r["step_chains"] == {"on": True, "steps": 2, "verified": 2, "fallback": None}

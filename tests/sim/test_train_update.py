@@ -17,22 +17,16 @@ from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import ADAM_BASE
 from fetta.sw_model.accel.isa import Op, decode_header
 from fetta.sw_model.program.resident_plan import plan_segments
-from fetta.sw_model.train.data import Dataset, load_dataset
+from fetta.sw_model.train.data import load_dataset
 from fetta.sw_model.train.trainer import TrainConfig, Trainer, train
 from fetta.sw_model.ttm.models import resolve_model
 
-BATCH = 8
+from rtl_train_runs import BATCH, small_digits, train_on_rtl
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset(resolve_model("digits").dataset, None)
-
-
-def _small(digits, steps):
-    n = BATCH * steps
-    return Dataset(digits.name, digits.x_train[:n], digits.y_train[:n],
-                   digits.x_test[:32], digits.y_test[:32])
 
 
 def _trainer(digits, **kw):
@@ -83,16 +77,8 @@ def test_the_step_chain_carries_every_update_and_loads_every_parameter(digits):
 
 
 def test_training_with_the_optimizer_on_chip_equals_the_numpy_trainer(digits):
-    data = _small(digits, 4)
-    rt = RtlTraining("tiny", sim="verilator", verify="all", resident=True,
-                     shift_slots=True, step_chains=True, onchip_update=True)
-    try:
-        r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data,
-                  executor=rt.executor, observer=rt.observer, step_chain=rt.step_chain,
-                  backend="rtl")
-        r = rt.finish(r)
-    finally:
-        rt.close()
+    data = small_digits(digits, 4)
+    r = train_on_rtl(data, verify="all", onchip_update=True)
     ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)
     assert r["mismatches"] == 0
     assert r["on_chip_update"]["steps"] == 3 and r["on_chip_update"]["verified"] == 3
@@ -137,18 +123,8 @@ def test_a_trusted_chip_returns_only_the_logits_and_trains_the_same(digits):
     come back), the trainer keeps only its step count and seeds and reads the
     parameters back from the state memory to evaluate: the same loss and accuracy
     as the NumPy fixed trainer, and fewer host words per step than verified."""
-    data = _small(digits, 4)
-    runs = {}
-    for verify in ("off", "all"):
-        rt = RtlTraining("tiny", sim="verilator", verify=verify, resident=True,
-                         shift_slots=True, step_chains=True, onchip_update=True)
-        try:
-            r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0,
-                      data=data, executor=rt.executor, observer=rt.observer,
-                      step_chain=rt.step_chain, backend="rtl")
-            runs[verify] = rt.finish(r)
-        finally:
-            rt.close()
+    data = small_digits(digits, 4)
+    runs = {v: train_on_rtl(data, verify=v, onchip_update=True) for v in ("off", "all")}
     ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)
     trusted = runs["off"]
     assert trusted["on_chip_update"]["trusted"] and trusted["on_chip_update"]["steps"] == 3
