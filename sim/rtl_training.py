@@ -171,6 +171,7 @@ class RtlTraining:
                              f"'{self.config.name}' has none (adam_entries=0)")
         self.onchip_update = bool(onchip_update)
         self._state_synced = False      # the state memory holds the trainer's state
+        self._synced_after = None       # ... after this training step's update
         self._state_pending = None      # (step, trainer) whose update the chip ran
         self.state_writes = 0           # host words writing the state memory
         self.verify_words = 0           # host words reading it back to verify
@@ -231,7 +232,6 @@ class RtlTraining:
                              f"{self.config.name!r} has mac_kind {self.config.mac_kind!r}")
         if self._state_pending is not None:      # before a host step moves the trainer
             self._check_state(*self._state_pending)
-        self._state_synced = False      # a step on the host: the state memory is stale
         t0 = time.perf_counter()
         slot_kw = self._slot_args(shift, shift_use) if self.shift_slots else {}
         # resident: an intermediate stays on chip; the host reads its MAX_ABS only
@@ -327,6 +327,10 @@ class RtlTraining:
         if self._state_pending is not None:         # the previous chain step's update
             self._check_state(*self._state_pending)
         state_words = 0
+        if self._synced_after != tr.step_no - 1:
+            # a step the trainer ran itself (or none yet): the state memory is stale
+            # (an evaluation in between changes nothing)
+            self._state_synced = False
         if update and not self._state_synced:
             tr.sync_params()            # (current unless the chip updated them)
             state_words = self._write_state(tr)
@@ -391,6 +395,7 @@ class RtlTraining:
             if golden is not None:      # compared once the trainer's update has run
                 self._state_pending = (tr.step_no, tr)
         self._state_synced = update     # a step without the update leaves it stale
+        self._synced_after = tr.step_no if update else None
         return got
 
     def _state_words(self, tr) -> np.ndarray:

@@ -16,14 +16,15 @@ def small_digits(digits, steps: int) -> Dataset:
                    digits.x_test[:32], digits.y_test[:32])
 
 
-def train_on_rtl(data, **options) -> dict:
-    """One epoch of fixed-point digits at batch ``BATCH``, seed 0, on the RTL with
+def train_on_rtl(data, epochs: int = 1, **options) -> dict:
+    """``epochs`` of fixed-point digits at batch ``BATCH``, seed 0, on the RTL with
     ``RtlTraining("tiny", sim="verilator", resident=True, shift_slots=True,
     step_chains=True, **options)``; the report of ``finish``."""
     rt = RtlTraining("tiny", sim="verilator", resident=True, shift_slots=True,
                      step_chains=True, **options)
     try:
-        r = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data,
+        r = train("digits", precision="fixed", epochs=epochs, batch=BATCH, seed=0,
+                  data=data,
                   executor=rt.executor, observer=rt.observer, step_chain=rt.step_chain,
                   backend="rtl")
         return rt.finish(r)

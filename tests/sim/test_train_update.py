@@ -136,3 +136,12 @@ def test_a_trusted_chip_returns_only_the_logits_and_trains_the_same(digits):
     # step by step: the same chain without the gradients read back
     assert len(chain) == len(checked) == 3
     assert all(a["host_transfer"] < b["host_transfer"] for a, b in zip(chain, checked))
+
+
+def test_the_state_memory_is_written_once_across_epochs(digits):
+    """An evaluation between chain steps leaves the state memory current (written
+    once, after the first step); a step the trainer runs itself makes it stale."""
+    r = train_on_rtl(small_digits(digits, 3), verify="all", onchip_update=True,
+                     epochs=2)
+    assert r["mismatches"] == 0 and r["on_chip_update"]["steps"] == 5
+    assert r["on_chip_update"]["state_words_written"] == 4 * 3216
