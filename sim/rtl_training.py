@@ -359,7 +359,7 @@ class RtlTraining:
         t0 = time.perf_counter()
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
-                            keep=keep, state=sc.state, discard=discard)
+                            keep=keep, state=sc.state, discard=discard, stage=update)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise

@@ -241,9 +241,10 @@ PRESETS = {
     # is cut by one pipeline register (block RAM -> 7 switch stages was too long).
     "ecp5": AccelConfig(name="ecp5", n_ce=2, pe_rows=8, pe_cols=4, bank_depth=512,
                         device="ecp5-85f", out_share=2, dist_pipeline=1, mac_pipeline=1),
-    # Simulation studies: 16 CEs x 4x4 = 256 MACs.
+    # Simulation studies: 16 CEs x 4x4 = 256 MACs; 8,192 program words hold a digits
+    # training step with its optimizer as one program.
     "large": AccelConfig(name="large", n_ce=16, pe_rows=4, pe_cols=4, bank_depth=2048,
-                         prog_depth=4096, adam_entries=16384),
+                         prog_depth=8192, adam_entries=16384),
     # ASIC class (evaluation, ``fetta eval``): 4 CEs x 16x16 = 1,024 MACs, the most the
     # 64-lane networks allow (a_lanes = b_lanes = c_lanes = 64); 32,768-row banks (4 MiB
     # per buffer, 12 MiB in all) hold every contraction of the evaluated training steps
