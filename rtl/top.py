@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, XENT_FIELD
+from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, XENT_FIELD, XENT_LOSS_BITS
 from fetta.sw_model.accel.hostmap import (ADAM_BASE, BUF_BASE, BUSY_WRITE_HALTS, MAGIC,
                                          PROG_BASE, REG_BASE, MAXLOG_DEPTH, READ_LATENCY,
                                          Ctrl, Reg, Status)
@@ -108,6 +108,7 @@ class Accelerator(wiring.Component):
         # with the MOVE unit only (the resident flow's vote input; reads 0 without)
         max_abs = max_log = None
         x_correct = Signal(32)      # XENT rows whose first maximum is the target
+        x_loss = Signal(XENT_LOSS_BITS)  # their cross-entropy, bits Q16 (wraps)
         if cfg.move_unit:
             m.submodules.max_abs = max_abs = MaxAbs(cfg.c_lanes)
             m.submodules.max_log = max_log = MaxLog()
@@ -139,7 +140,7 @@ class Accelerator(wiring.Component):
                 taken = bus.wdata[0] & ~bus.wdata[1] & ~bus.wdata[2] & ~running
                 m.d.comb += [max_abs.clear.eq(taken), max_log.clear.eq(taken)]
                 with m.If(taken):
-                    m.d.sync += x_correct.eq(0)
+                    m.d.sync += [x_correct.eq(0), x_loss.eq(0)]
         is_slot = C(0, 1)
         if cfg.shift_slots:
             is_slot = (addr >= REG_BASE + Reg.SLOT) & (addr < REG_BASE + Reg.SLOT +
@@ -202,6 +203,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += x_dst[xu.ld_index].eq(mv.wr_addr)
             with m.If(xu.done & xu.correct):
                 m.d.sync += x_correct.eq(x_correct + 1)
+            with m.If(xu.done):
+                m.d.sync += x_loss.eq(x_loss + xu.loss)
             w_en = Mux(ctl.xent, xu.out_valid, Mux(mv.vec, alu.out_valid, mv.wr_en))
             w_buf = Mux(ctl.xent, mv.wr_buf, Mux(mv.vec, alu.out_buf, mv.wr_buf))
             w_addr = Mux(ctl.xent, x_dst[xu.out_index], Mux(mv.vec, alu.out_addr, mv.wr_addr))
@@ -333,6 +336,8 @@ class Accelerator(wiring.Component):
             Reg.MAX_ABS: max_abs.max if max_abs is not None else C(0, 16),
             Reg.MAXLOG_COUNT: max_log.count if max_log is not None else C(0, 8),
             Reg.XENT_CORRECT: x_correct if cfg.move_unit else C(0, 32),
+            Reg.XENT_LOSS: x_loss[:32] if cfg.move_unit else C(0, 32),
+            Reg.XENT_LOSS + 1: x_loss[32:] if cfg.move_unit else C(0, 16),
         }
         for k in range(MAXLOG_DEPTH):
             regs[int(Reg.MAXLOG) + k] = max_log.log[k] if max_log is not None else C(0, 16)

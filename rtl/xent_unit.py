@@ -7,8 +7,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.xent import (BSZ_MAX, DIV1_BITS, DIV2_BITS, DIV_PER_CYCLE, N_MAX,
-                                       div_cycles)
-from fetta.sw_model.arith.fixedpoint import EXP2_Q15, LOG2E_Q14
+                                       XENT_LOSS_BITS, div_cycles)
+from fetta.sw_model.arith.fixedpoint import EXP2_Q15, LOG2_Q16, LOG2E_Q14
 
 from .divider import SeqDivider
 
@@ -28,6 +28,7 @@ class XentRow(wiring.Component):
         p  = (e << 15) // sum_j e               (Q15 probability)
         num = (p - 2**15 [y[j] != 0]) << (c - 1)
         g  = saturate(out_bits, sign(num) * ((|num| + bsz // 2) // bsz))
+        loss = sum over targets j of log2_q16(sum_j e) - t[j]   (bits, Q16)
 
     While ``go`` is high the unit runs row after row. A row: one start cycle (the
     parameters ``n``, ``s``, ``bsz``, ``out_bits`` are latched); ``n`` read requests
@@ -36,15 +37,18 @@ class XentRow(wiring.Component):
     the class it is stored as); ``n`` exponentials, one per cycle; per class the two
     divisions (``rtl/divider.py``, each started in a cycle of its own) and an emit
     cycle: ``out_valid`` with ``out_g`` and ``out_index`` the next cycle. ``done``
-    (with ``correct``: ``y[amax] != 0``) with the row's last ``out_valid``. Cycles per
-    row: ``sw_model.accel.xent.xent_row_cycles(n)``.
+    (with ``correct``: ``y[amax] != 0``, and ``loss``: the row's cross-entropy,
+    ``sw_model.arith.fixedpoint.xent_loss_rows``, summed while the row runs: ``-t`` of
+    a target in its exponential's cycle, ``log2_q16`` of the sum in its division's
+    start cycle) with the row's last ``out_valid``. Cycles per row:
+    ``sw_model.accel.xent.xent_row_cycles(n)``.
 
     With ``labels`` the targets are a label index, the row's first ``in_y``
     (``y[j] = (j == label)``; an index outside 0..n-1 gives the row no target).
 
     Members: ``go``, ``n`` (2..16), ``s`` (-7..31), ``bsz`` (2..8192), ``out_bits``
     (2..16), ``labels``, ``step_req``, ``in_valid``, ``in_z``, ``in_y``, ``ld_index``,
-    ``out_valid``, ``out_g``, ``out_index``, ``busy``, ``done``, ``correct``.
+    ``out_valid``, ``out_g``, ``out_index``, ``busy``, ``done``, ``correct``, ``loss``.
     """
 
     def __init__(self):
@@ -55,6 +59,7 @@ class XentRow(wiring.Component):
             "in_y": In(signed(16)), "ld_index": Out(range(N_MAX)),
             "out_valid": Out(1), "out_g": Out(signed(16)), "out_index": Out(range(N_MAX)),
             "busy": Out(1), "done": Out(1), "correct": Out(1),
+            "loss": Out(XENT_LOSS_BITS),
         })
 
     def elaborate(self, platform):
@@ -120,6 +125,19 @@ class XentRow(wiring.Component):
 
         m.d.comb += [d1.a.eq(er[k] << 15), d1.d.eq(total),
                      d2.a.eq(mag + (bsz >> 1)), d2.d.eq(bsz)]
+        # log2_q16(total): the leading one's position p (15..20: total >= 2**15, the
+        # row maximum's e) and the 8 bits below it looked up in LOG2_Q16
+        lg_idx = Signal(8)
+        lg_int = Signal(3)
+        for p in range(15, SUM_BITS):
+            with m.If(total[p]):
+                m.d.comb += [lg_idx.eq(total[p - 8:p]), lg_int.eq(p - 15)]
+        lg_table = Array(Const(int(v), 16) for v in LOG2_Q16)
+        lg = Signal(19)
+        m.d.comb += lg.eq(Cat(lg_table[lg_idx], lg_int))
+        row_loss = Signal(XENT_LOSS_BITS)
+        m.d.comb += self.loss.eq(row_loss)
+
         m.d.sync += [self.done.eq(0), self.out_valid.eq(0)]
 
         with m.FSM(name="xent"):
@@ -130,7 +148,7 @@ class XentRow(wiring.Component):
                     m.d.sync += [n.eq(self.n), s.eq(self.s), bsz.eq(self.bsz),
                                  out_bits.eq(self.out_bits), labels.eq(self.labels),
                                  k.eq(0), req.eq(0),
-                                 total.eq(0), yb.eq(0)]
+                                 total.eq(0), yb.eq(0), row_loss.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.step_req.eq(req < n)
@@ -150,11 +168,15 @@ class XentRow(wiring.Component):
                         m.next = "EXP"
             with m.State("EXP"):
                 m.d.sync += [er[k].eq(e), total.eq(total + e), k.eq(k + 1)]
+                with m.If(yb.bit_select(k, 1)):
+                    m.d.sync += row_loss.eq(row_loss - t)
                 with m.If(last):
                     m.d.sync += k.eq(0)
                     m.next = "DIV1"
             with m.State("DIV1"):
                 m.d.comb += d1.start.eq(1)
+                with m.If(yb.bit_select(k, 1)):
+                    m.d.sync += row_loss.eq(row_loss + lg)
                 m.next = "WAIT1"
             with m.State("WAIT1"):
                 with m.If(d1.done):

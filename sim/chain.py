@@ -398,7 +398,8 @@ def has_epilogue(params) -> bool:
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
-              state=None, discard=(), **backend_options) -> ChainResult:
+              state=None, discard=(), xent_results: bool = False,
+              **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
@@ -408,7 +409,9 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     (``{input: {"state", "out_shift", "out_bits"}}``) names inputs the update unit lays
     out from its state memory instead of the host (their ``tensors`` value is what
     the golden model uses: the state memory must hold it); ``discard`` names results
-    no step consumes that the host does not read (resident chains).
+    no step consumes that the host does not read (resident chains);
+    ``xent_results``: the host reads the XENTs' accuracy count and loss sum
+    (``ChainResult.resident.xent``, ``sim.resident.run_resident``).
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:
@@ -431,7 +434,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         from .resident import run_resident
         try:
             run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state,
-                               discard=discard)
+                               discard=discard, xent_results=xent_results)
         finally:
             if own:
                 sess.close()

@@ -39,6 +39,7 @@ from pathlib import Path
 from fetta.sw_model.accel import hostmap
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.shift_slots import PENDING_BITS, SLOT_SHIFT_BITS
+from fetta.sw_model.accel.xent import XENT_LOSS_BITS
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, MAXLOG_DEPTH,
                                     PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
@@ -160,6 +161,14 @@ def register_model(config="tiny") -> dict:
             regs.append(reg("XENT_CORRECT", word, "r", doc, [field(
                 "COUNT", 0, 32, "r", 0, "XENT rows with argmax == label since START "
                 "(sw_model/accel/xent.py); reads 0 without the MOVE unit")]))
+        elif r == Reg.XENT_LOSS:
+            what = ("XENT rows' cross-entropy summed in bits, Q16, since START "
+                    "(fixedpoint.xent_loss_rows; wraps at 2**48); reads 0 without the "
+                    "MOVE unit")
+            regs.append(reg("XENT_LOSS_LO", word, "r", f"{doc}; bits 31..0", [field(
+                "SUM", 0, 32, "r", 0, what)]))
+            regs.append(reg("XENT_LOSS_HI", word + 1, "r", f"{doc}; bits 47..32", [field(
+                "SUM", 0, XENT_LOSS_BITS - 32, "r", 0, what)]))
         elif r == Reg.MAXLOG:
             for k in range(MAXLOG_DEPTH):
                 regs.append(reg(f"MAXLOG_{k}", word + k, "r", doc, [field(

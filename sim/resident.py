@@ -31,7 +31,9 @@ import numpy as np
 
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
-                                         ErrorCode, Status, buffer_base)
+                                         REG_BASE, XENT_RESULT_WORDS, ErrorCode, Reg,
+                                         Status, buffer_base)
+from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.move import buffer_lanes
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
@@ -63,17 +65,14 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
     session's copies of those rows are stale after a run. Computed once per plan."""
     got = rp.__dict__.get("_chip_rows")
     if got is None:
-        from fetta.sw_model.accel.isa import Op, decode_header
+        from fetta.sw_model.accel.isa import Op, instructions
         from fetta.sw_model.accel.move import Move, buffer_lanes as lanes_of
         from fetta.sw_model.accel.vec import Vec
         from fetta.sw_model.accel.xent import Xent
         from fetta.sw_model.accel.adam import Adam
         rows = {0: [], 1: []}
         for prog in rp.programs:
-            pc = 0
-            while pc < len(prog):
-                op, n = decode_header(prog[pc])
-                payload = prog[pc + 1:pc + 1 + n]
+            for _, op, payload in instructions(prog):
                 ad = Adam.decode(payload) if op == Op.ADAM else None
                 mv = (Move.decode(payload) if op == Op.MOVE else
                       Vec.decode(payload).move if op == Op.VEC else
@@ -82,7 +81,6 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
                 if mv is not None and mv.dst in ("A", "B"):
                     rows["AB".index(mv.dst)].append(
                         np.unique(mv.addresses()[1] // lanes_of(rp.config, mv.dst)))
-                pc += 1 + n
         got = {k: np.unique(np.concatenate(v)) if v else np.zeros(0, np.int64)
                for k, v in rows.items()}
         rp.__dict__["_chip_rows"] = got
@@ -153,6 +151,13 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
         counts["cycles"] += st.counters["cycles"]
         counts["move_elements"] += st.counters["move_cycles"]
         counts["vec_elements"] += st.counters["vec_cycles"]
+        if "xent" in counts and any(op == Op.XENT for _, op, _ in instructions(prog)):
+            # the XENTs' accuracy count and loss sum (cleared by the next START)
+            correct = be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0]
+            lo, hi = be.read(REG_BASE + Reg.XENT_LOSS, 2)
+            counts["xent"]["correct"] += int(correct)
+            counts["xent"]["loss"] += int(lo) | int(hi) << 32
+            counts["read"] += XENT_RESULT_WORDS
     for bank, rows in chip_written_rows(rp).items():   # what the programs overwrote
         session._resident[bank].valid[rows] = False
     counts["move_cycles"] += rp.move_cycles
@@ -180,12 +185,15 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
 
 
 def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
-                 state=None, discard=()):
+                 state=None, discard=(), xent_results: bool = False):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
     ``state``: inputs the update unit lays out from its state memory (``plan_resident``).
     ``discard``: results no step consumes that the host does not read (not returned).
+    ``xent_results``: after each program with an XENT the host reads its accuracy
+    count and loss sum (``XENT_RESULT_WORDS``: ``Reg.XENT_CORRECT``, ``Reg.XENT_LOSS``)
+    into ``ResidentRun.xent`` (``{"correct", "loss"}`` summed over the chain).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -205,6 +213,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
                             "useful"), 0)
+    if xent_results:
+        counts["xent"] = {"correct": 0, "loss": 0}
     for seg in segs:
         # results kept on chip by the harness are gone; its copies of A and B stay
         # right (every run marks the rows its programs write)
@@ -240,7 +250,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     return ResidentRun(outputs, cycles, {"written": counts["written"],
                                          "read": counts["read"],
                                          "skipped": counts["skipped"]},
-                       segs, counts["useful"])
+                       segs, counts["useful"], counts.get("xent"))
 
 
 @dataclass
@@ -251,3 +261,4 @@ class ResidentRun:
     host_words: dict
     segments: list
     useful_macs: int
+    xent: dict | None = None

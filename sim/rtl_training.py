@@ -66,6 +66,7 @@ from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
 from fetta.sw_model.accel.shift_slots import Vote
+from fetta.sw_model.train.paths import DeviceStep
 from fetta.sw_model.ttm.layers import backward_phases, is_root
 
 from .jsonio import source_commit
@@ -148,8 +149,9 @@ class RtlTraining:
              naming step, tensor, element, field and both values); those reads are
              ``verify_words``, not the step's host words. Rank adaptation (its prior
              term) updates on the host: chain steps without the update then.
-             With ``verify`` off the chip is trusted: the chain returns only the
-             logits (loss) and the slots, the gradients stay on chip, and the
+             With ``verify`` off the chip is trusted: the host reads the step's loss
+             sum and accuracy count (``run_chain(xent_results=True)``: three words)
+             and the slots; logits and gradients stay on chip, and the
              trainer keeps only its step count and seeds (its parameters are read
              back from the state memory when it needs them: evaluation, checkpoints,
              a step it runs itself; ``state_words_read``).
@@ -350,16 +352,18 @@ class RtlTraining:
         sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of, update=update)
         trust = update and self.trust and golden is None
         keep, discard = sc.keep, ()
-        if trust:       # the gradients stay on chip: only the logits come back
-            keep = ()
+        if trust:       # the gradients and logits stay on chip: the loss and the
+            keep = ()   # accuracy count come back (XENT_LOSS, XENT_CORRECT)
             discard = tuple(st[3] for st in sc.steps if "update" in st[4] and
                             any(u["kind"] == "core" for u in st[4]["update"]))
+            discard += (sc.logits,)
             tr.param_source = self._read_params
             self._trust_tr = tr
         t0 = time.perf_counter()
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
-                            keep=keep, state=sc.state, discard=discard, stage=update)
+                            keep=keep, state=sc.state, discard=discard, stage=update,
+                            xent_results=trust)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise
@@ -372,9 +376,8 @@ class RtlTraining:
         # results kept by the executor path are gone; the copies of A, B and program
         # memory are right (the run marked what its programs wrote)
         self.session.invalidate(program=False, buffers=False)
-        got = step_gradients(sc, res.outputs) if not trust else \
-            (np.asarray(res.outputs[sc.logits], np.int64).reshape(len(xq), -1),
-             sc.frac[sc.logits], None, None, True)
+        got = DeviceStep(res.resident.xent["loss"], res.resident.xent["correct"]) \
+            if trust else step_gradients(sc, res.outputs)
         for key in keys:                      # the host's view of the slots
             shift, pending, _ = self.session.read_slot(self._slot_of[key])
             tr.shifts[key].shift, tr.shifts[key].pending = shift, pending

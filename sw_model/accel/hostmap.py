@@ -52,7 +52,7 @@ from ..arith.fixedpoint import wrap
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "ADAM_BASE", "ADAM_SPAN", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
-           "CONTROL_WRITES", "CONTROL_READS",
+           "CONTROL_WRITES", "CONTROL_READS", "XENT_RESULT_WORDS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
            "is_memory_address", "is_slot_address", "MAXLOG_DEPTH"]
 
@@ -95,6 +95,7 @@ class Reg(enum.IntEnum):
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
     MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
     XENT_CORRECT = 36 # read: rows the program's XENTs found their first maximum at the target (argmax == label: the accuracy count; cleared by START; with the MOVE unit, 0 without)
+    XENT_LOSS = 38    # read: the program's XENT rows' cross-entropy summed in bits, Q16 (xent_loss_rows; lo word here, bits 47..32 at the next address; wraps at 2**48; cleared by START; with the MOVE unit, 0 without)
     MAXLOG = 64       # read: MAXLOG + k, k < MAXLOG_DEPTH: largest |result word| the k-th CONTRACT or VEC of the program wrote (the adaptive-shift vote of each contraction without reading its result)
     SLOT = 96         # read/write: SLOT + k - 1, 1 <= k <= shift_slots: shift slot k (shift_slots.slot_word: shift 5..0, pending 11..8, gmax 31..16); written while idle only (a write during a run is dropped and recorded like a memory write); not cleared by START or CLEAR
 
@@ -113,6 +114,8 @@ COUNTERS = {
 # the harness do per run; every host-word count uses these).
 CONTROL_WRITES = 2
 CONTROL_READS = 2 + 2 * len(COUNTERS)
+# Host-bus words of a batch's XENT results: XENT_CORRECT and XENT_LOSS (lo, hi).
+XENT_RESULT_WORDS = 3
 
 
 class Ctrl(enum.IntFlag):

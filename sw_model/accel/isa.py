@@ -36,7 +36,7 @@ __all__ = ["Op", "N_LEVELS", "COUNT_MAX", "CONTRACT_WORDS", "MODE_CONTINUE", "MO
            "Level", "Contract", "CW", "Field", "CONTRACT_FIELDS", "FIELD", "used_bits",
            "decode_fields",
            "Mapping", "ConfigPayload", "config_words", "net_words", "header",
-           "encode_config", "decode_header", "SYNC", "HALT",
+           "encode_config", "decode_header", "instructions", "SYNC", "HALT",
            "CheckPass", "CHECK_PASSES", "CHECK_STREAMS", "pass_cycles", "check_cycles",
            "loop_deltas"]
 
@@ -64,6 +64,16 @@ def header(op: Op, length: int = 0) -> int:
 
 def decode_header(word: int) -> tuple[int, int]:
     return word & 0xFF, (word >> 16) & 0xFFFF
+
+
+def instructions(program):
+    """``(pc, op, payload)`` of each instruction of ``program`` (words) in order, walked
+    by the headers' payload lengths."""
+    pc = 0
+    while pc < len(program):
+        op, n = decode_header(program[pc])
+        yield pc, op, program[pc + 1:pc + 1 + n]
+        pc += 1 + n
 
 
 SYNC = header(Op.SYNC)

@@ -14,8 +14,12 @@ at the destination the gradient of the mean cross-entropy
     num = ((e << 15) // sum(e) - 2**15 [y != 0]) << (ceil(log2 bsz) - 1),
     e = 2**((z - max z) * log2 e) in Q15 (the 256-entry table, ``EXP2_Q15``)
 
-with frac ``14 + ceil(log2 bsz)``, and counts the rows whose first maximum has a
-nonzero target (``Reg.XENT_CORRECT``: the accuracy count, cleared by START).
+with frac ``14 + ceil(log2 bsz)``, counts the rows whose first maximum has a
+nonzero target (``Reg.XENT_CORRECT``: the accuracy count, cleared by START) and sums
+the rows' cross-entropy in bits, Q16 (``sw_model.arith.fixedpoint.xent_loss_rows``:
+per target ``log2_q16(sum e) - t``, from the same terms as the gradient;
+``Reg.XENT_LOSS``, 48 bits wrapping, cleared by START): the host reads the loss and
+the accuracy of a batch in three words, not its logits.
 
 Encoding: a header word (``isa.Op.XENT``, payload length ``XENT_WORDS``), the MOVE
 payload (``fill`` 0), then
@@ -42,7 +46,8 @@ cycle, then the tail. The row cycles and the last write's count as ``vec_cycles`
 (counter ``Reg.VEC``: vector-unit busy).
 
 Members: ``XENT_WORDS``, ``XW``, ``XENT_FIELDS``, ``Xent``, ``run_xent``,
-``xent_row_cycles``, ``xent_cycles``, ``N_MAX``, ``S_MIN``, ``S_MAX``, ``BSZ_MAX``.
+``xent_row_cycles``, ``xent_cycles``, ``N_MAX``, ``S_MIN``, ``S_MAX``, ``BSZ_MAX``,
+``XENT_LOSS_BITS``.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arith.fixedpoint import softmax_xent_rows
+from ..arith.fixedpoint import softmax_xent_rows, xent_loss_rows
 from .config import AccelConfig
 from .isa import Field, Op, decode_fields, header, used_bits
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check, \
@@ -60,7 +65,8 @@ from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, buffer_lanes, move_check
 
 __all__ = ["XENT_WORDS", "XW", "XENT_FIELDS", "XENT_FIELD", "Xent", "run_xent",
            "xent_row_cycles", "xent_cycles", "N_MAX", "S_MIN", "S_MAX", "BSZ_MAX",
-           "DIV1_BITS", "DIV2_BITS", "DIV_PER_CYCLE", "div_cycles", "class_cycles"]
+           "DIV1_BITS", "DIV2_BITS", "DIV_PER_CYCLE", "div_cycles", "class_cycles",
+           "XENT_LOSS_BITS"]
 
 XENT_WORDS = MOVE_WORDS + 3
 N_MAX = 16
@@ -71,6 +77,7 @@ BSZ_MAX = 8192
 DIV1_BITS = 31     # (e << 15) // sum e: e < 2**16
 DIV2_BITS = 30     # (|num| + bsz // 2) // bsz: |num| <= 2**15 << 12
 DIV_PER_CYCLE = 2  # two conditional subtractions chained per cycle
+XENT_LOSS_BITS = 48  # Reg.XENT_LOSS: the loss sum's width (wraps)
 
 
 class XW(enum.IntEnum):
@@ -168,10 +175,10 @@ class Xent:
                    bool(v["labels"]))
 
 
-def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int]:
+def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int, int]:
     """Execute ``x`` on ``bufs`` (updated in place); returns (the words written in
-    order, rows whose first maximum has a nonzero target). ValueError when the range
-    check refuses it."""
+    order, rows whose first maximum has a nonzero target, the rows' loss sum in bits
+    Q16, ``xent_loss_rows``). ValueError when the range check refuses it."""
     mv = x.move
     if move_check(cfg, mv):
         raise ValueError(f"XENT {mv.src}->{mv.dst} outside its buffers or overlapping")
@@ -181,7 +188,7 @@ def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int]:
     n = x.classes
     # rows in order, each written after it is read: a later row reads earlier writes
     out = np.empty(len(d), dtype=np.int64)
-    ok = 0
+    ok = loss = 0
     for r in range(len(d) // n):
         sr, dr = s[r * n:(r + 1) * n], d[r * n:(r + 1) * n]
         zr = src[sr // sl, sr % sl].reshape(1, n)
@@ -191,4 +198,5 @@ def run_xent(cfg: AccelConfig, x: Xent, bufs: dict) -> tuple[np.ndarray, int]:
         gr, cr = softmax_xent_rows(zr, yr, x.frac, x.bsz, x.out_bits)
         dst[dr // dl, dr % dl] = out[r * n:(r + 1) * n] = gr[0]
         ok += int(cr[0])
-    return out, ok
+        loss += int(xent_loss_rows(zr, yr, x.frac)[0])
+    return out, ok, loss

@@ -37,7 +37,8 @@ __all__ = [
     "ROUNDING_MODES", "Format", "check_width", "check_shift", "check_out_bits",
     "check_rounding", "check_acc_bits", "wrap", "saturate", "dither_hash", "dither",
     "round_shift", "output_stage", "align", "quantize", "dequantize", "Pow2Code",
-    "EXP2_Q15", "LOG2E_Q14", "softmax_q15", "softmax_xent_rows",
+    "EXP2_Q15", "LOG2E_Q14", "LOG2_Q16", "softmax_q15", "softmax_xent_rows", "log2_q16",
+    "xent_loss_rows", "LOSS_FRAC",
 ]
 
 # The softmax's exponential (``sw_model.train.quant_train.softmax_q15``, the vector
@@ -45,6 +46,10 @@ __all__ = [
 # 17 bits unsigned) and log2(e) in Q14.
 EXP2_Q15 = np.round(2.0 ** (np.arange(256) / 256.0) * 32768).astype(np.int64)
 LOG2E_Q14 = 23637   # round(log2(e) * 2**14)
+# The cross-entropy loss's logarithm (``xent_loss_rows``, the XENT unit's loss sum):
+# log2(1 + i/256) in Q16 for i in 0..255 (values 0..65281, 16 bits unsigned).
+LOG2_Q16 = np.round(np.log2(1.0 + np.arange(256) / 256.0) * 65536).astype(np.int64)
+LOSS_FRAC = 16      # xent_loss_rows: the loss in bits (log2 units), Q16
 
 ROUNDING_MODES = ("floor", "nearest-even", "stochastic")
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -305,12 +310,11 @@ class Pow2Code:
         return np.asarray(activation, dtype=np.int64) * self.decode(codes)
 
 
-def softmax_q15(z, frac: int) -> np.ndarray:
-    """Integer softmax of each row of codes ``z`` (frac ``frac``): Q15 probabilities.
-    exp(d) = 2**(d*log2 e), ``d = z - max(row)`` in the log2 domain with 16 fractional
-    bits (``t = d * LOG2E_Q14`` shifted right by ``frac - 2``, left when negative), the
-    integer part a shift and the top 8 fractional bits looked up in ``EXP2_Q15``;
-    ``p = (e << 15) // sum(e)``."""
+def _exp2_terms(z, frac: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(t, e)`` of rows of logit codes ``z`` (frac ``frac``): ``t = (z - max(row)) *
+    log2 e`` in Q16 (``d * LOG2E_Q14`` shifted right by ``frac - 2``, left when
+    negative; <= 0) and ``e = 2**t`` in Q15 (the integer part a shift, the top 8
+    fractional bits looked up in ``EXP2_Q15``; the row's maximum has ``e = 2**15``)."""
     z = np.asarray(z, dtype=np.int64)
     d = z - z.max(axis=1, keepdims=True)                 # <= 0
     s = frac + 14 - 16
@@ -318,7 +322,42 @@ def softmax_q15(z, frac: int) -> np.ndarray:
     t = prod >> np.int64(min(s, 63)) if s >= 0 else prod << np.int64(-s)
     ip = t >> np.int64(16)                               # <= 0
     e = EXP2_Q15[(t & np.int64(0xFFFF)) >> np.int64(8)] >> np.minimum(-ip, 62)
+    return t, e
+
+
+def softmax_q15(z, frac: int) -> np.ndarray:
+    """Integer softmax of each row of codes ``z`` (frac ``frac``): Q15 probabilities.
+    exp(d) = 2**(d*log2 e), ``d = z - max(row)`` in the log2 domain with 16 fractional
+    bits (``t = d * LOG2E_Q14`` shifted right by ``frac - 2``, left when negative), the
+    integer part a shift and the top 8 fractional bits looked up in ``EXP2_Q15``;
+    ``p = (e << 15) // sum(e)``."""
+    _, e = _exp2_terms(z, frac)
     return (e << np.int64(15)) // e.sum(axis=1, keepdims=True)
+
+
+def log2_q16(s) -> np.ndarray:
+    """``log2(s / 2**15)`` in Q16 of sums of exponentials ``s >= 2**15`` (Q15): with
+    ``p`` the position of the leading one, ``(p - 15) << 16`` plus
+    ``LOG2_Q16[the 8 bits below the leading one]`` (the mantissa truncated)."""
+    s = np.asarray(s, dtype=np.int64)
+    if (s < 1 << 15).any():
+        raise ValueError(f"log2_q16 of {int(s[s < 1 << 15].flat[0])}; allowed >= 2**15")
+    p = np.floor(np.log2(s.astype(np.float64))).astype(np.int64)
+    p += (s >> p) >= 2                                   # exact for any int64
+    p -= (s >> p) == 0
+    return ((p - 15) << np.int64(16)) + LOG2_Q16[(s >> (p - 8)) & np.int64(0xFF)]
+
+
+def xent_loss_rows(z, y, frac: int) -> np.ndarray:
+    """The cross-entropy of rows of logit codes ``z`` (frac ``frac``) with targets
+    ``y`` (nonzero: the label), in bits (log2 units) in Q16 (``LOSS_FRAC``), from the
+    softmax's own terms (``_exp2_terms``): per row ``sum over targets j of
+    log2_q16(sum e) - t[j]`` (>= 0; a row without a target: 0). The loss in nats is
+    ``value * ln 2 / 2**16`` (what the XENT unit sums in ``Reg.XENT_LOSS``)."""
+    t, e = _exp2_terms(z, frac)
+    y = np.asarray(y, dtype=np.int64)
+    lg = log2_q16(e.sum(axis=1))
+    return ((y != 0) * (lg[:, None] - t)).sum(axis=1)
 
 
 def softmax_xent_rows(z, y, frac: int, bsz: int, out_bits: int = 16):

@@ -20,7 +20,7 @@ from ..accel.isa import Contract, Op, config_layout, decode_header
 from ..accel.move import Move, run_move
 from ..accel.shift_slots import SlotFile
 from ..accel.vec import Vec, run_vec
-from ..accel.xent import Xent, run_xent
+from ..accel.xent import XENT_LOSS_BITS, Xent, run_xent
 from ..accel.adam import Adam, AdamState, run_adam
 
 __all__ = ["run_program"]
@@ -48,7 +48,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     gives a CONTRACT or VEC that names a slot its shift and takes its vote at its end;
     an instruction the controller refuses with ``BAD_CONFIG`` raises ValueError;
     XENT instructions run ``sw_model.accel.xent.run_xent`` (``state["xent_correct"]``:
-    their rows with argmax == label, ``Reg.XENT_CORRECT``); ADAM instructions run
+    their rows with argmax == label, ``Reg.XENT_CORRECT``; ``state["xent_loss"]``:
+    their loss sum, ``Reg.XENT_LOSS``); ADAM instructions run
     ``sw_model.accel.adam.run_adam`` on ``state["adam"]`` (an ``AdamState``, kept from
     one program to the next like the hardware's state memory);
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
@@ -67,6 +68,7 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     used = cfg.c_lanes
     maxlog = state["maxlog"] = []
     state["xent_correct"] = 0
+    state["xent_loss"] = 0
     slots = state.get("slots")
     if slots is None:
         slots = state["slots"] = SlotFile(cfg)
@@ -137,10 +139,11 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
             maxlog.append(largest)
             slots.end(c.slot, c.vote, largest, out_bits)
         elif op == Op.XENT and cfg.move_unit:
-            written, ok = run_xent(cfg, Xent.decode(payload), {"A": a_buf, "B": b_buf,
-                                                               "C": c_buf})
+            written, ok, loss = run_xent(cfg, Xent.decode(payload),
+                                         {"A": a_buf, "B": b_buf, "C": c_buf})
             maxlog.append(int(np.abs(written).max()))
             state["xent_correct"] = state.get("xent_correct", 0) + ok
+            state["xent_loss"] = (state.get("xent_loss", 0) + loss) % (1 << XENT_LOSS_BITS)
         elif op == Op.ADAM and cfg.adam_entries:
             x = Adam.decode(payload)
             if "adam" not in state:

@@ -29,6 +29,7 @@ to the optimizer state of the cores ``sl`` (flat optimizer order); ``optimizer_s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,11 +37,23 @@ from ..arith.fixedpoint import Format, Pow2Code, quantize, saturate, wrap
 from ..ttm.layers import layer_plans, ttm_backward, ttm_forward
 from ..ttm.plan import Step
 from .executor import ContractionEvent, ShiftUse
-from .quant_train import (FixedAdam, ShiftController, align, requantize, softmax_xent_grad,
+from .quant_train import (FixedAdam, ShiftController, align, loss_from_sum, requantize,
+                          softmax_xent_grad, xent_loss_sum,
                           weights_for_contraction)
 from .rank_adapt import shrink_layer
 
-__all__ = ["PrecisionPath", "FloatPath", "FixedPath", "PATHS", "path_for", "softmax_xent"]
+__all__ = ["PrecisionPath", "FloatPath", "FixedPath", "PATHS", "path_for", "softmax_xent",
+           "DeviceStep"]
+
+
+@dataclass(frozen=True)
+class DeviceStep:
+    """A training step the device ran whole, its optimizer included (the ``step_chain``
+    hook's answer when the device is trusted): the batch's loss summed over its rows
+    in bits, Q16 (``quant_train.xent_loss_sum``, the XENT unit's ``Reg.XENT_LOSS``),
+    and its rows whose first maximum is at the label (``Reg.XENT_CORRECT``)."""
+    loss_sum: int
+    correct: int
 
 
 def softmax_xent(logits: np.ndarray, labels: np.ndarray):
@@ -352,21 +365,18 @@ class FixedPath(PrecisionPath):
         if got is None and tr.params_stale:      # the trainer's own step: current ones
             tr.sync_params()
             wc = self.contraction_weights()
-        if got is not None and len(got) == 5 and got[4]:
-            # the device updated the parameters: keep the step count and the seeds
-            # the update drew there (the same sequence), not the parameters
-            z, fz = got[0], got[1]
-            nc = tr.model.n_classes
-            loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
+        nc = tr.model.n_classes
+        if isinstance(got, DeviceStep):
+            # the device ran the whole step, its update too: keep the step count and
+            # the seeds the update drew there (the same sequence), not the parameters
             self.opt.tick()
             for _ in range(2 * (sum(len(cl) for cl in tr.params) + len(tr.bias))):
                 tr.next_seed()
             tr.params_stale = True
-            return loss, int((z[:, :nc].argmax(1) == labels).sum())
+            return loss_from_sum(got.loss_sum, len(labels)), int(got.correct)
         z, fz, gcores, gbias = got[:4] if got is not None else \
             self.gradients(xq, wc, labels)
-        nc = tr.model.n_classes
-        loss, _ = softmax_xent(z[:, :nc] * 2.0 ** -fz, labels)
+        loss = loss_from_sum(xent_loss_sum(z, fz, labels, nc), len(labels))
         prior = tr.ranker.prior_grads(self.real_cores(), tr.cfg.rank_prior / tr.n_train) \
             if tr.adapting else None
         self.opt.tick()

@@ -43,12 +43,13 @@ import numpy as np
 from ..accel.shift_slots import advance, vote
 from ..arith.adam import LR_FRAC, R_FRAC, adam_update, isqrt
 from ..arith.fixedpoint import (EXP2_Q15, LOG2E_Q14, Pow2Code, align, dither_hash,
-                               output_stage, round_shift, saturate, softmax_xent_rows)
+                               LOSS_FRAC, output_stage, round_shift, saturate,
+                               softmax_xent_rows, xent_loss_rows)
 from ..arith.fixedpoint import softmax_q15 as fp_softmax_q15
 
 __all__ = ["FixedRecipe", "ShiftController", "derive_seed", "shift_codes", "align",
            "softmax_xent_grad", "xent_frac", "FixedAdam", "isqrt", "weights_for_contraction",
-           "EXP2_Q15", "calibrate_shift"]
+           "EXP2_Q15", "calibrate_shift", "xent_loss_sum", "loss_from_sum"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,23 @@ def softmax_xent_grad(z, frac: int, labels, n_classes: int, grad_bits: int = 16)
     g = np.zeros_like(z)
     g[:, :n_classes] = softmax_xent_rows(z[:, :n_classes], y, frac, bsz, grad_bits)[0]
     return saturate(g, grad_bits), xent_frac(bsz)
+
+
+def xent_loss_sum(z, frac: int, labels, n_classes: int) -> int:
+    """The batch's cross-entropy over the first ``n_classes`` columns of logit codes
+    ``z`` (frac ``frac``), summed over the rows in bits, Q16
+    (``fixedpoint.xent_loss_rows``: what the XENT instruction sums on chip,
+    ``Reg.XENT_LOSS``)."""
+    z = np.asarray(z, dtype=np.int64)
+    y = np.zeros((z.shape[0], n_classes), dtype=np.int64)
+    y[np.arange(z.shape[0]), labels] = 1
+    return int(xent_loss_rows(z[:, :n_classes], y, frac).sum())
+
+
+def loss_from_sum(total: int, rows: int) -> float:
+    """The mean loss in nats of a ``xent_loss_sum`` over ``rows`` rows (the fixed-point
+    recipe's reported training loss)."""
+    return float(total) * float(np.log(2.0)) / float(1 << LOSS_FRAC) / rows
 
 
 def xent_frac(bsz: int) -> int:

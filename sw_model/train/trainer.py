@@ -129,10 +129,10 @@ class Trainer:
         #: ``step_chain(trainer, xq, wc, labels) -> (z, frac, core gradients, bias
         #: gradients) or None``: a fixed-mode training step's forward, loss gradient
         #: and backward besides the trainer's own (None: the trainer's own, through
-        #: the executor; ``sim.rtl_training`` runs it as one resident chain); a fifth
-        #: element True says the device updated the parameters itself (the trainer
-        #: then keeps only the optimizer's step count and seeds, and its parameters
-        #: are stale until ``sync_params``; the gradients may be None)
+        #: the executor; ``sim.rtl_training`` runs it as one resident chain); or
+        #: ``paths.DeviceStep(loss_sum, correct)``: the device ran the whole step and
+        #: updated the parameters itself (the trainer then keeps only the optimizer's
+        #: step count and seeds, and its parameters are stale until ``sync_params``)
         self.step_chain = step_chain
         #: ``param_source() -> (params, bias, m, v)``: where the parameters and the
         #: optimizer's moments live when the device updated them (``sync_params``)

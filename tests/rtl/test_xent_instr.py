@@ -1,7 +1,7 @@
 """The XENT instruction (``sw_model/accel/xent.py``, ``rtl/xent_unit.py`` behind the MOVE
 path): random XENTs on pysim, Verilator and CXXRTL equal the functional model in every
-buffer word, in XENT_CORRECT and in CYCLES (``xent_cycles``); the model equals the
-recipe's ``softmax_xent_grad`` on a batch; refused XENTs halt with ``BAD_CONFIG`` and
+buffer word, in XENT_CORRECT, XENT_LOSS and CYCLES (``xent_cycles``); the model equals the
+recipe's ``softmax_xent_grad`` and ``xent_loss_sum`` on a batch; refused XENTs halt with ``BAD_CONFIG`` and
 write nothing."""
 
 import numpy as np
@@ -15,7 +15,7 @@ from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes
 from fetta.sw_model.accel.timing import timing
 from fetta.sw_model.accel.xent import XW, Xent, run_xent, xent_cycles
 from fetta.sw_model.program.fabric_model import run_program
-from fetta.sw_model.train.quant_train import softmax_xent_grad
+from fetta.sw_model.train.quant_train import softmax_xent_grad, xent_loss_sum
 
 from move_buffers import assert_ab_equal, buffer_contents, load_buffers
 
@@ -72,6 +72,8 @@ def _check(be, rng, xents, label):
     run_program(CFG, prog, bufs["A"], bufs["B"], bufs["C"], state=state)
     assert_ab_equal(be, CFG, state, ROWS, label)
     assert be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0] == state["xent_correct"]
+    lo, hi = be.read(REG_BASE + Reg.XENT_LOSS, 2)
+    assert state["xent_loss"] > 0 and lo | hi << 32 == state["xent_loss"], label
     tm = timing(CFG)
     c = st.counters
     assert c["cycles"] == sum(xent_cycles(x.counts, tm.fetch) for x in xents) + tm.fetch
@@ -105,16 +107,17 @@ def test_model_equals_the_recipe_on_a_batch():
     y[np.arange(bsz), labels] = 1
     bufs["B"].reshape(-1)[:bsz * n] = y.reshape(-1)
     x = Xent(Move("C", "B", 0, 0, (MoveLevel(bsz, n, n), MoveLevel(n, 1, 1))), frac, bsz)
-    _, ok = run_xent(CFG, x, bufs)
+    _, ok, loss = run_xent(CFG, x, bufs)
     want, _ = softmax_xent_grad(z, frac, labels, n)
+    assert loss == xent_loss_sum(z, frac, labels, n)
     assert np.array_equal(bufs["B"].reshape(-1)[:bsz * n].reshape(bsz, n), want)
     assert ok == int((z.argmax(1) == labels).sum())
     # the same with the label indices in each row's first destination word
     bufs["B"][:] = 0
     bufs["B"].reshape(-1)[:bsz * n:n] = labels
-    _, ok2 = run_xent(CFG, Xent(x.move, frac, bsz, labels=True), bufs)
+    _, ok2, loss2 = run_xent(CFG, Xent(x.move, frac, bsz, labels=True), bufs)
     assert np.array_equal(bufs["B"].reshape(-1)[:bsz * n].reshape(bsz, n), want)
-    assert ok2 == ok
+    assert (ok2, loss2) == (ok, loss)
 
 
 GOOD = Xent(Move("C", "A", 0, 0, (MoveLevel(2, 4, 4), MoveLevel(4, 1, 1))), 8, 2)

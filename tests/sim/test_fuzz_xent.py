@@ -124,7 +124,7 @@ def check(be, payload, rng_seed):
     code, x = expected(payload)
     assert st_.error == code, (st_.error, code, payload)
     if x is not None:
-        _, ok = run_xent(CFG, x, bufs)
+        _, ok, _ = run_xent(CFG, x, bufs)
         assert st_.counters["cycles"] == xent_cycles(x.counts, timing(CFG).fetch) + 2
         assert be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0] == ok
     assert_buffers_equal(be, CFG, bufs, f"error {st_.error!r}, {x}")

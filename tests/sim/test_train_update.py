@@ -118,11 +118,12 @@ def test_on_chip_update_needs_step_chains_and_the_unit():
                     onchip_update=True)
 
 
-def test_a_trusted_chip_returns_only_the_logits_and_trains_the_same(digits):
-    """With verification off the gradients stay on chip (only the logits and the slots
-    come back), the trainer keeps only its step count and seeds and reads the
-    parameters back from the state memory to evaluate: the same loss and accuracy
-    as the NumPy fixed trainer, and fewer host words per step than verified."""
+def test_a_trusted_chip_returns_only_loss_and_accuracy_and_trains_the_same(digits):
+    """With verification off the logits and gradients stay on chip (the loss sum and
+    the accuracy count come back, and the slots), the trainer keeps only its step
+    count and seeds and reads the parameters back from the state memory to evaluate:
+    the same loss and accuracy as the NumPy fixed trainer, and fewer host words per
+    step than verified."""
     data = small_digits(digits, 4)
     runs = {v: train_on_rtl(data, verify=v, onchip_update=True) for v in ("off", "all")}
     ref = train("digits", precision="fixed", epochs=1, batch=BATCH, seed=0, data=data)

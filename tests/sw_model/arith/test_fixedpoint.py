@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from fetta.sw_model.arith.fixedpoint import (ROUNDING_MODES, Format, Pow2Code, check_acc_bits,
                                  check_out_bits, check_rounding, check_shift, check_width,
                                  dequantize, dither, dither_hash, output_stage, quantize,
-                                 round_shift, saturate, wrap)
+                                 round_shift, saturate, wrap, LOG2_Q16, LOG2E_Q14,
+                                 log2_q16, xent_loss_rows)
 
 M32 = 0xFFFFFFFF
 
@@ -261,3 +262,37 @@ def test_pow2_layout_and_multiply():
 def test_invalid_parameters_raise_value_error(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_log2_q16_is_the_leading_one_and_the_truncated_mantissa():
+    # exact integer definition, from the smallest sum to the largest of 16 classes
+    for s in [1 << 15, (1 << 15) + 1, 65535, 1 << 16, 98303, 98304, 16 * 65447]:
+        p = s.bit_length() - 1
+        assert log2_q16(s) == ((p - 15) << 16) + LOG2_Q16[(s >> (p - 8)) & 0xFF]
+    assert log2_q16(1 << 15) == 0 and log2_q16(1 << 16) == 1 << 16
+    s = np.arange(1 << 15, 1 << 20, 37)
+    assert np.all(np.abs(log2_q16(s) / 65536 - np.log2(s / 32768)) < 2 ** -7)
+    with pytest.raises(ValueError, match="allowed >= 2\\*\\*15"):
+        log2_q16([32767])
+
+
+def test_xent_loss_rows_is_the_cross_entropy_in_bits():
+    rng = np.random.default_rng(3)
+    frac = 9
+    z = rng.integers(-3000, 3000, (200, 10))
+    labels = rng.integers(0, 10, 200)
+    y = np.zeros_like(z)
+    y[np.arange(200), labels] = 1
+    got = xent_loss_rows(z, y, frac) / 65536 * np.log(2)
+    zf = z / 2.0 ** frac
+    want = np.log(np.exp(zf - zf.max(1, keepdims=True)).sum(1)) + zf.max(1) \
+        - zf[np.arange(200), labels]
+    assert np.all(np.abs(got - want) < 0.01)
+    # extremes: the label at the maximum of equal logits; a label far below; no target
+    eq = np.zeros((1, 16), np.int64)
+    one = np.eye(16, dtype=np.int64)[:1]
+    assert xent_loss_rows(eq, one, 4)[0] == 4 << 16               # log2(16), exact
+    far = np.array([[32767, -32768]])
+    t = ((-65535 * LOG2E_Q14) << 7)                              # s = -7: shifted left
+    assert xent_loss_rows(far, np.array([[0, 1]]), -5)[0] == -t   # sum e = 2**15
+    assert xent_loss_rows(far, np.zeros((1, 2), np.int64), 9)[0] == 0
