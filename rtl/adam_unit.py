@@ -58,7 +58,12 @@ class AdamUnit(wiring.Component):
     ``host_k`` (0 m, 1 v, 2 w), ``host_we``, ``host_wdata``; ``host_rdata`` the word
     ``host_k`` of the entry addressed the cycle before (``running`` low).
 
-    Members: ``load``, ``load_word``, ``data``, ``slot_shift``, ``bad``, ``range_bad``,
+    STEP (``sw_model/accel/step.py``): with ``step_on`` the seeds are derived from
+    SEED0/SEED1 by ``step_key``, and ``lr_step`` takes ``step_lr`` (refused, ``bad``,
+    without ``step_on``).
+
+    Members: ``step_on``, ``step_key``, ``step_lr``, ``load``, ``load_word``, ``data``,
+    ``slot_shift``, ``bad``, ``range_bad``,
     ``slot``, ``go``, ``step_req``, ``in_valid``, ``in_g``, ``out_valid``,
     ``out_word``, ``busy``, ``running``, ``host_addr``, ``host_k``, ``host_we``,
     ``host_wdata``, ``host_rdata``.
@@ -77,6 +82,7 @@ class AdamUnit(wiring.Component):
             "go": In(1), "step_req": Out(1), "in_valid": In(1), "in_g": In(signed(16)),
             "out_valid": Out(1), "out_word": Out(signed(16)), "busy": Out(1),
             "running": In(1),
+            "step_on": In(1), "step_key": In(32), "step_lr": In(32),
             "host_addr": In(ab), "host_k": In(2), "host_we": In(1), "host_wdata": In(32),
             "host_rdata": Out(32),
         })
@@ -103,7 +109,17 @@ class AdamUnit(wiring.Component):
         w_bits, step_shift = field("w_bits"), field("step_shift")
         gshift, state_base = field("gshift"), field("state_base")
         b1, b2, lr = field("b1"), field("b2"), field("lr")
-        seed0, seed1, index_base = field("seed0"), field("seed1"), field("index_base")
+        index_base = field("index_base")
+        # the seeds: SEED0/SEED1, or after a STEP the seeds its key derives from them
+        # (registered: steady from the cycle after the words load); the learning
+        # rate: LR, or with lr_step the STEP's (refused before any STEP)
+        seed0, seed1 = Signal(32), Signal(32)
+        for sd, name in ((seed0, "seed0"), (seed1, "seed1")):
+            raw = field(name)
+            m.d.sync += sd.eq(Mux(self.step_on, add_dither_hash(
+                m, self.step_key, raw, name=f"adam_{name}_derive"), raw))
+        lr_step = field("lr_step")
+        lr = Mux(lr_step, self.step_lr, lr)
         m.d.comb += self.slot.eq(field("slot"))
 
         # element count: running products of the MOVE's level counts as they load
@@ -135,7 +151,8 @@ class AdamUnit(wiring.Component):
             reserved | (out_shift < -OUT_SHIFT_MAX) | (out_bits < 2) | (out_bits > 16) |
             (w_bits < 2) | (w_bits > 16) | (step_shift > STEP_SHIFT_MAX) |
             (gshift < -GSHIFT_MAX) | (b1 > BETA_MAX) | (b2 > BETA_MAX) |
-            (self.slot > cfg.shift_slots) | (k_eff < -GSHIFT_MAX) | (k_eff > GSHIFT_MAX))
+            (self.slot > cfg.shift_slots) | (k_eff < -GSHIFT_MAX) | (k_eff > GSHIFT_MAX) |
+            (lr_step & ~self.step_on))
 
         # -- state memory -------------------------------------------------------------
         mems = {}

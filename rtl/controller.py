@@ -18,7 +18,10 @@ from fetta.sw_model.accel.routing import reduction_n_switch_bits
 from fetta.sw_model.accel.shift_slots import SLOT_BITS, SLOT_SHIFT_BITS, VOTE_BITS
 from fetta.sw_model.accel.timing import Timing
 
+from fetta.sw_model.accel.step import STEP_WORDS
+
 from .bound_check import BoundCheck
+from .dither import add_dither_hash
 from .fabric_control import FabricControlSignature
 from .isa_layout import word_layout, word_view
 from .loop_nest import LoopNest
@@ -29,7 +32,7 @@ __all__ = ["Controller", "CONTROLLER_STATES"]
 # Encoding of ``ctrl_state_code`` in waveforms (asserted equal to the FSM's own).
 # (Amaranth numbers states by first mention: every busy state can abort into TAIL.)
 CONTROLLER_STATES = ("IDLE", "FETCH", "DECODE", "TAIL", "LOAD_CONFIG", "LOAD_CONTRACT",
-                     "LOAD_MOVE", "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN",
+                     "LOAD_MOVE", "LOAD_STEP", "CHECK_CONFIG", "VALIDATE", "CHECK", "RUN",
                      "MOVE_VALIDATE", "MOVE_CHECK", "MOVE_RUN", "MOVE_TAIL")
 
 
@@ -42,6 +45,9 @@ class Controller(wiring.Component):
 
     * fetch + decode: 2 cycles; a payload of ``n`` words loads in ``n`` more cycles;
     * CONFIG: the payload goes straight into the configuration registers;
+    * STEP (with the MOVE unit): the key and learning rate into ``step_key`` and
+      ``step_lr``, ``step_on`` set (START clears it); from then on the output stages'
+      seed is ``dither_hash(step_key, SEED)`` (``sw_model/accel/step.py``);
     * CONTRACT: the payload's MODE, bases, loop counts (as ``count - 1``) and row
       index stride go into registers as the words load (the strides, SEED and
       BASE_IDX stay in program memory: the address generator starts from BASE_IDX on
@@ -140,6 +146,10 @@ class Controller(wiring.Component):
             "cnt_mac_active": Out(cb), "cnt_stall_drain": Out(cb),
             "cnt_stall_fill": Out(cb), "cnt_stall_config": Out(cb),
             "cnt_instructions": Out(cb), "cnt_move": Out(cb), "cnt_vec": Out(cb),
+            "cnt_xent": Out(cb), "cnt_adam": Out(cb),
+            # the program's STEP (sw_model/accel/step.py): seeds derived from its key
+            # from then on, its learning rate for ADAMs with lr_step (START clears)
+            "step_on": Out(1), "step_key": Out(32), "step_lr": Out(32),
             "used_c_lanes": Out(range(cfg.c_lanes + 1)),
             "logged_end": Out(1),
             # shift slots (rtl/shift_slots.py): the slot a CONTRACT / VEC names and
@@ -206,6 +216,7 @@ class Controller(wiring.Component):
         # The output stages read the register, not the memory's read data: the read
         # data into the dither hash's first stage was the ecp5 preset's critical path.
         seed = Signal(32)
+        seed_raw = Signal(32)       # the SEED word as the read port shows it in RUN
         mode = Signal(word_layout(CW.MODE))       # the MODE word's fields
         row_stride_idx = Signal(32)
         base = {s: Signal(AB, name=f"base_{s}") for s in "abc"}
@@ -270,7 +281,7 @@ class Controller(wiring.Component):
 
         counters = {name: getattr(self, f"cnt_{name}") for name in
                     ("cycles", "busy", "mac_active", "stall_drain", "stall_fill",
-                     "stall_config", "instructions", "move", "vec")}
+                     "stall_config", "instructions", "move", "vec", "xent", "adam")}
         inc = {name: Signal(name=f"inc_{name}") for name in counters}
         clear = Signal()
         m.d.comb += clear.eq(self.clear & ~self.busy)
@@ -358,7 +369,7 @@ class Controller(wiring.Component):
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
             with m.State("IDLE"):
                 with m.If(self.start & ~self.clear & ~self.abort):
-                    m.d.sync += set_pc(0) + [error.eq(0), done.eq(0)]
+                    m.d.sync += set_pc(0) + [error.eq(0), done.eq(0), self.step_on.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [self.prog_addr.eq(pc), inc["cycles"].eq(1),
@@ -394,6 +405,8 @@ class Controller(wiring.Component):
                         with m.Case(Op.XENT):
                             m.d.sync += [xent.eq(1), adam.eq(0)]
                             payload_instruction(XENT_WORDS, "LOAD_MOVE")
+                        with m.Case(Op.STEP):
+                            payload_instruction(STEP_WORDS, "LOAD_STEP")
                         if cfg.adam_entries:
                             with m.Case(Op.ADAM):
                                 m.d.sync += [xent.eq(0), adam.eq(1)]
@@ -421,6 +434,18 @@ class Controller(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += set_pc(pc + 1 + length)
+                    m.next = "FETCH"
+                on_abort()
+            with m.State("LOAD_STEP"):
+                m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
+                             inc["stall_config"].eq(1)]
+                m.d.sync += widx.eq(widx + 1)
+                with m.If(widx == 0):
+                    m.d.sync += self.step_key.eq(self.prog_data)
+                with m.Else():
+                    m.d.sync += self.step_lr.eq(self.prog_data)
+                with m.If(widx == length - 1):
+                    m.d.sync += [self.step_on.eq(1)] + set_pc(pc + 1 + length)
                     m.next = "FETCH"
                 on_abort()
             with m.State("LOAD_CONTRACT"):
@@ -546,7 +571,8 @@ class Controller(wiring.Component):
                     on_abort()
                 with m.State("MOVE_RUN"):
                     m.d.comb += [inc["cycles"].eq(1), inc["busy"].eq(1),
-                                 inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec)]
+                                 inc["move"].eq(~mv.vec), inc["vec"].eq(mv.vec),
+                                 inc["xent"].eq(mv.vec & xent), inc["adam"].eq(mv.vec & adam)]
                     with m.If(unit_walk):
                         # the unit requests each read; rows until the walk is done
                         m.d.comb += [mv.step.eq(self.x_step_req & ~walked),
@@ -593,8 +619,12 @@ class Controller(wiring.Component):
         self.fsm_state = Signal(len(fsm.state), name="ctrl_state_code")
         self.state_names = dict(fsm.decoding)
         m.d.comb += self.fsm_state.eq(fsm.state)
+        # the output stages' seed: the SEED word, or after a STEP the seed its key
+        # derives from it (dither_hash(key, word)), a cycle after the word is read
         with m.If(fsm.ongoing("RUN")):
-            m.d.sync += seed.eq(self.prog_data)
+            m.d.sync += seed_raw.eq(self.prog_data)
+        derived = add_dither_hash(m, self.step_key, seed_raw, name="seed_derive")
+        m.d.sync += seed.eq(Mux(self.step_on, derived, seed_raw))
         # in_valid/first/last are registered: aligned with the buffer read data.
         with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
             m.d.sync += [self.fabric.in_valid.eq(0), self.fabric.in_first.eq(0), self.fabric.in_last.eq(0)]

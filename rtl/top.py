@@ -15,6 +15,7 @@ from fetta.sw_model.accel.hostmap import (ADAM_BASE, BUF_BASE, BUSY_WRITE_HALTS,
                                          Ctrl, Reg, Status)
 
 from .adam_unit import AdamUnit
+from .dither import add_dither_hash
 from .buffers import WORD_BITS, BankedBuffer
 from .ce_array import CEArray
 from .controller import Controller
@@ -186,8 +187,15 @@ class Accelerator(wiring.Component):
                          alu.b.eq(Mux(mv.fwd, last_out, mv_dst_word)),
                          alu.addr.eq(mv.wr_addr), alu.buf.eq(mv.wr_buf),
                          alu.index.eq(mv.index)]
-            for name in ("op", "shift", "rounding", "out_bits", "seed"):
+            for name in ("op", "shift", "rounding", "out_bits"):
                 m.d.comb += getattr(alu, name).eq(getattr(mv, name))
+            # the VEC's seed: its SEED word, or after a STEP the seed derived from it
+            # (registered: steady from the cycle after the word loads, well before
+            # the VEC's first element)
+            vec_seed = Signal(32)
+            m.d.sync += vec_seed.eq(Mux(ctl.step_on, add_dither_hash(
+                m, ctl.step_key, mv.seed, name="vec_seed_derive"), mv.seed))
+            m.d.comb += alu.seed.eq(vec_seed)
             # XENT (rtl/xent_unit.py): the unit requests the reads of a row (source:
             # the logits, destination: the targets), keeps the row's destination
             # addresses and writes each class's gradient when it is done
@@ -220,7 +228,8 @@ class Accelerator(wiring.Component):
                              au.data.eq(prog_rd.data), ctl.a_bad.eq(au.bad),
                              ctl.a_range_bad.eq(au.range_bad), au.go.eq(ctl.x_go & ctl.adam),
                              au.in_valid.eq(mv.wr_en & ctl.adam), au.in_g.eq(mv_word),
-                             au.running.eq(running),
+                             au.running.eq(running), au.step_on.eq(ctl.step_on),
+                             au.step_key.eq(ctl.step_key), au.step_lr.eq(ctl.step_lr),
                              au.host_addr.eq((addr - ADAM_BASE)[2:2 + len(au.host_addr)]),
                              au.host_k.eq(addr[:2]), au.host_wdata.eq(bus.wdata),
                              au.host_we.eq(bus.write & is_adam & ~running)]
@@ -353,7 +362,8 @@ class Accelerator(wiring.Component):
                          (Reg.STALL_FILL, ctl.cnt_stall_fill),
                          (Reg.STALL_CONFIG, ctl.cnt_stall_config),
                          (Reg.INSTRUCTIONS, ctl.cnt_instructions),
-                         (Reg.MOVE, ctl.cnt_move), (Reg.VEC, ctl.cnt_vec)):
+                         (Reg.MOVE, ctl.cnt_move), (Reg.VEC, ctl.cnt_vec),
+                         (Reg.XENT_CYCLES, ctl.cnt_xent), (Reg.ADAM_CYCLES, ctl.cnt_adam)):
             regs[reg] = sig[:32]
             if cfg.counter_bits > 32:
                 regs[reg + 1] = sig[32:]

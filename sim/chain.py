@@ -398,7 +398,7 @@ def has_epilogue(params) -> bool:
 
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
-              state=None, discard=(), xent_results: bool = False,
+              state=None, discard=(), xent_results: bool = False, lean: bool = False,
               **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
@@ -411,7 +411,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     the golden model uses: the state memory must hold it); ``discard`` names results
     no step consumes that the host does not read (resident chains);
     ``xent_results``: the host reads the XENTs' accuracy count and loss sum
-    (``ChainResult.resident.xent``, ``sim.resident.run_resident``).
+    (``ChainResult.resident.xent``, ``sim.resident.run_resident``); ``lean``: its
+    programs run lean (no CLEAR, no counter reads: ``run_resident``).
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:
@@ -434,7 +435,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         from .resident import run_resident
         try:
             run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state,
-                               discard=discard, xent_results=xent_results)
+                               discard=discard, xent_results=xent_results, lean=lean)
         finally:
             if own:
                 sess.close()

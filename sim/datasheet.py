@@ -18,13 +18,14 @@ from fetta.sw_model.accel.xent import (BSZ_MAX, N_MAX as XENT_N_MAX, S_MAX, S_MI
                                        XENT_FIELDS, XENT_WORDS, XW, xent_row_cycles)
 from fetta.sw_model.accel.move import (MOVE_CHECK_PASSES, MOVE_FIELDS, MOVE_LEVELS,
                                        MOVE_TAIL, MOVE_WORDS, MW)
-from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, COUNTERS,
+from fetta.sw_model.accel.hostmap import (ADDR_BITS, BUF_BASE, BUF_SPAN, ALL_COUNTERS,
                                           MAGIC, PROG_BASE, ADAM_BASE, READ_LATENCY, Ctrl, ErrorCode,
                                           Reg, Status)
 from fetta.sw_model.accel.isa import (CHECK_PASSES, CONTRACT_FIELDS, CONTRACT_WORDS, COUNT_BITS,
                                       COUNT_MAX, CW, FIELD, N_LEVELS, Op, config_layout,
                                       dist_bits, header)
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, dither, dither_hash
+from fetta.sw_model.accel.step import STEP_WORDS, step_cycles
 from fetta.sw_model.accel.timing import OUTPUT_STAGE_LATENCY, timing
 from fetta.sw_model.program.compiler import compile_contraction, mappings
 
@@ -251,6 +252,12 @@ def _isa() -> list[str]:
             "per preset (`adam_entries`, host window at `hostmap.ADAM_BASE`): " +
             ", ".join(f"{n} {c.adam_entries:,}" for n, c in PRESETS.items()) +
             " (0: no unit, ADAM illegal; `sw_model/accel/adam.py`).", ""]
+    out += [f"### STEP payload ({STEP_WORDS} words: KEY, LR)", "",
+            "From STEP to HALT every seed word (a CONTRACT's SEED, a VEC's SEED, an "
+            "ADAM's SEED0 and SEED1) names an index `i` and the seed used is "
+            "`dither_hash(KEY, i)`; an ADAM with `lr_step` uses LR (Q30). START clears "
+            f"the mode. `{step_cycles()}` cycles. With the MOVE unit "
+            "(`sw_model/accel/step.py`).", ""]
     return out
 
 
@@ -402,7 +409,7 @@ def _control() -> list[str]:
            "they accumulate over programs until cleared). `cycles = stall_config + "
            "stall_fill + mac_active + stall_drain + move`:", ""]
     out += _table(["counter", "register", "counts"],
-                  [[n, f"0x{int(r):02x}", cnt[r.name]] for n, r in COUNTERS.items()])
+                  [[n, f"0x{int(r):02x}", cnt[r.name]] for n, r in ALL_COUNTERS.items()])
     out += ["Errors 1-4 halt at once: STATUS.ERROR set, the code in STATUS bits 15..8, "
             "ERR_PC = the program counter when the error was raised; nothing is "
             "written to C for a CONTRACT that fails its checks. Code 5 does not halt: "

@@ -40,7 +40,7 @@ from fetta.sw_model.accel import hostmap
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.shift_slots import PENDING_BITS, SLOT_SHIFT_BITS
 from fetta.sw_model.accel.xent import XENT_LOSS_BITS
-from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, COUNTERS, MAGIC, MAXLOG_DEPTH,
+from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, ALL_COUNTERS, MAGIC, MAXLOG_DEPTH,
                                     PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
 
@@ -110,7 +110,7 @@ def register_model(config="tiny") -> dict:
     _never_elaborated(top)
     regdoc, ctrldoc = member_docs(Reg), member_docs(Ctrl)
     statdoc, errdoc = member_docs(Status), member_docs(ErrorCode)
-    counter_regs = {int(r): name for name, r in COUNTERS.items()}
+    counter_regs = {int(r): name for name, r in ALL_COUNTERS.items()}
     cb = cfg.counter_bits
 
     def reg(name, word, access, desc, fields):

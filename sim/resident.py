@@ -14,7 +14,9 @@ harness counts them: data words of the lanes a layout uses, the program words th
 differ from what program memory holds — a chain run again, e.g. every training step,
 rewrites only its changed seeds — two control writes and the status/counter reads per
 program). ``cycles["counted"]``
-(the CYCLES counters) equals ``cycles["predicted"]`` (the plans' model).
+(the CYCLES counters) equals ``cycles["predicted"]`` (the plans' model);
+``cycles["vector_busy"]`` (the vector-busy counters by operation: VEC ALU, XENT, ADAM)
+equals ``cycles["vector_busy_predicted"]`` (``timing.vector_busy`` of the programs).
 
 A program halting with an error raises ``FettaError`` (one line) and returns no data.
 
@@ -31,10 +33,13 @@ import numpy as np
 
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
-                                         REG_BASE, XENT_RESULT_WORDS, ErrorCode, Reg,
+                                         LEAN_READS, LEAN_WRITES, REG_BASE,
+                                         UNIT_COUNTER_READS, UNIT_COUNTERS,
+                                         XENT_RESULT_WORDS, ErrorCode, Reg,
                                          Status, buffer_base)
 from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.move import buffer_lanes
+from fetta.sw_model.accel.timing import VECTOR_OPS, vector_busy
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
 from fetta.sw_model.program.resident_plan import ResidentPlan, Segment
@@ -127,14 +132,20 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
             written += (hi - lo) * used
         counts["written"] += written
         counts["skipped"] += len(rows) * used - written
+    lean = counts.get("lean", False)
+    if lean:                                  # one CLEAR opens a series of lean runs
+        counts["written"] += be.begin_lean()
+    plan_busy = dict.fromkeys(VECTOR_OPS, 0)
     for k, prog in enumerate(rp.programs):
-        be.clear()
+        if not lean:
+            be.clear()
         wp = session._write_program(prog)
-        counts["written"] += wp + CONTROL_WRITES
+        counts["written"] += wp + (LEAN_WRITES if lean else CONTROL_WRITES)
         counts["skipped"] += len(prog) - wp       # program words already held
-        counts["read"] += CONTROL_READS       # STATUS, ERR_PC, counters (as the harness)
+        # STATUS, ERR_PC, counters (as the harness); a lean run: STATUS
+        counts["read"] += LEAN_READS if lean else CONTROL_READS
         try:
-            st = be.run(4 * rp.predicted_cycles + 10_000)
+            st = be.run(4 * rp.predicted_cycles + 10_000, counters=not lean)
         except BaseException:
             session.invalidate()
             raise
@@ -148,9 +159,23 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
             raise FettaError(f"accelerator stopped without DONE (STATUS "
                              f"0x{st.status:08x}) in a resident program; no result "
                              f"returned")
-        counts["cycles"] += st.counters["cycles"]
-        counts["move_elements"] += st.counters["move_cycles"]
-        counts["vec_elements"] += st.counters["vec_cycles"]
+        busy = vector_busy(prog)
+        if lean:        # counted in aggregate when the series closes (expect_counters)
+            by_op = busy
+        else:
+            counts["cycles"] += st.counters["cycles"]
+            counts["move_elements"] += st.counters["move_cycles"]
+            counts["vec_elements"] += st.counters["vec_cycles"]
+            by_op = {"xent": 0, "adam": 0}
+            if busy["xent"] or busy["adam"]:      # the vector unit's counters by op
+                unit = be.counters(UNIT_COUNTERS)
+                counts["read"] += UNIT_COUNTER_READS
+                by_op = {"xent": unit["xent_cycles"], "adam": unit["adam_cycles"]}
+            by_op["vec"] = st.counters["vec_cycles"] - by_op["xent"] - by_op["adam"]
+        for k, v in busy.items():
+            counts["busy"][k] += by_op[k]
+            counts["busy_predicted"][k] += v
+            plan_busy[k] += v
         if "xent" in counts and any(op == Op.XENT for _, op, _ in instructions(prog)):
             # the XENTs' accuracy count and loss sum (cleared by the next START)
             correct = be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0]
@@ -158,6 +183,14 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
             counts["xent"]["correct"] += int(correct)
             counts["xent"]["loss"] += int(lo) | int(hi) << 32
             counts["read"] += XENT_RESULT_WORDS
+    if lean:
+        vec = sum(plan_busy.values())
+        be.expect_counters(len(rp.programs), cycles=rp.predicted_cycles,
+                           move_cycles=rp.move_elements, vec_cycles=vec,
+                           xent_cycles=plan_busy["xent"], adam_cycles=plan_busy["adam"])
+        counts["cycles"] += rp.predicted_cycles
+        counts["move_elements"] += rp.move_elements
+        counts["vec_elements"] += vec
     for bank, rows in chip_written_rows(rp).items():   # what the programs overwrote
         session._resident[bank].valid[rows] = False
     counts["move_cycles"] += rp.move_cycles
@@ -185,7 +218,7 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
 
 
 def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
-                 state=None, discard=(), xent_results: bool = False):
+                 state=None, discard=(), xent_results: bool = False, lean: bool = False):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
@@ -194,6 +227,10 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     ``xent_results``: after each program with an XENT the host reads its accuracy
     count and loss sum (``XENT_RESULT_WORDS``: ``Reg.XENT_CORRECT``, ``Reg.XENT_LOSS``)
     into ``ResidentRun.xent`` (``{"correct", "loss"}`` summed over the chain).
+    ``lean``: the programs run lean (``Backend.run(counters=False)``: no CLEAR, STATUS
+    the only read; one CLEAR opens the series, ``Backend.settle_counters`` checks the
+    counters against the model's sums when it closes — at the next CLEAR or the
+    caller's ``settle_counters``): the cycles reported are the model's until then.
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -213,8 +250,11 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
                             "move_elements", "vec_cycles", "vec_elements", "predicted",
                             "useful"), 0)
+    counts["busy"] = dict.fromkeys(VECTOR_OPS, 0)
+    counts["busy_predicted"] = dict.fromkeys(VECTOR_OPS, 0)
     if xent_results:
         counts["xent"] = {"correct": 0, "loss": 0}
+    counts["lean"] = lean
     for seg in segs:
         # results kept on chip by the harness are gone; its copies of A and B stay
         # right (every run marks the rows its programs write)
@@ -247,6 +287,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     cycles["counted"], cycles["predicted"] = counts["cycles"], counts["predicted"]
     cycles["move_elements"] = counts["move_elements"]
     cycles["vec_elements"] = counts["vec_elements"]
+    cycles["vector_busy"] = counts["busy"]
+    cycles["vector_busy_predicted"] = counts["busy_predicted"]
     return ResidentRun(outputs, cycles, {"written": counts["written"],
                                          "read": counts["read"],
                                          "skipped": counts["skipped"]},

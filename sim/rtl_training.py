@@ -24,6 +24,9 @@ Accounting (the ``finish`` hook adds it to the results JSON):
   MOVE instructions that bring kept results from C into the next contraction's
   layout, with ``resident=True``, ``sim/onchip.py``; 0 otherwise); ``total``. Evaluation contractions are counted apart under ``eval``.
 * ``host_words_per_step``: host-bus words written and read per training step (mean).
+* ``step_chains.vector_busy``: the step chains' vector-busy cycles by operation (the
+  counters ``Reg.VEC`` less the others: the VEC ALU's ``vec``, ``Reg.XENT_CYCLES``,
+  ``Reg.ADAM_CYCLES``), and whether they equal the model's (``timing.vector_busy``).
 * ``mac_utilization``: useful MACs / (array MACs x compute cycles) over training
   contractions (``mac_utilization_with_transfer`` counts on-chip move and
   host-transfer cycles too).
@@ -66,6 +69,7 @@ from fetta.sw_model.arith.contraction import reference_contraction
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.measured import preset_clock
 from fetta.sw_model.accel.shift_slots import Vote
+from fetta.sw_model.accel.timing import VECTOR_OPS
 from fetta.sw_model.train.paths import DeviceStep
 from fetta.sw_model.ttm.layers import backward_phases, is_root
 
@@ -190,6 +194,9 @@ class RtlTraining:
         self.chain_steps_verified = 0
         self.chain_words = {"written": 0, "read": 0}
         self.vec_cycles = 0
+        # the step chains' vector-busy cycles by operation (counters; and the model's)
+        self.vector_busy = dict.fromkeys(VECTOR_OPS, 0)
+        self.vector_busy_model = dict.fromkeys(VECTOR_OPS, 0)
         if shift_slots and not self.config.shift_slots:
             raise FettaError(f"--shift-slots needs a preset with shift slots; "
                              f"'{self.config.name}' has none (shift_slots=0)")
@@ -363,7 +370,7 @@ class RtlTraining:
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
                             keep=keep, state=sc.state, discard=discard, stage=update,
-                            xent_results=trust)
+                            xent_results=trust, lean=trust)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise
@@ -589,6 +596,9 @@ class RtlTraining:
         self.compute_cycles += run.cycles["compute"]
         self.move_cycles += run.cycles["on_chip_moves"]
         self.vec_cycles += run.cycles["elementwise"]
+        for k in VECTOR_OPS:
+            self.vector_busy[k] += run.cycles["vector_busy"][k]
+            self.vector_busy_model[k] += run.cycles["vector_busy_predicted"][k]
         self.host_cycles += host
         self.chain_words["written"] += run.host_words["written"] + slot_written
         self.chain_words["read"] += run.host_words["read"] + slot_read
@@ -772,7 +782,15 @@ class RtlTraining:
             if cycles["total"] else 0.0,
             "step_chains": {"on": self.step_chains, "steps": self.chain_steps,
                             "verified": self.chain_steps_verified,
-                            "fallback": self.chain_fallback},
+                            "fallback": self.chain_fallback,
+                            "vector_busy": dict(self.vector_busy),
+                            "vector_busy_model_exact":
+                                self.vector_busy == self.vector_busy_model,
+                            # trusted chains run lean (no CLEAR, no counter reads per
+                            # program); the counters are read and checked against the
+                            # model when a series closes (these words, not per step)
+                            "lean": self.trust,
+                            "counter_settle_words": self.session.backend.settle_reads},
             "on_chip_update": {"on": self.onchip_update, "steps": self.update_steps,
                                "verified": self.updates_verified,
                                "parameters": self.state_entries,
@@ -799,6 +817,7 @@ class RtlTraining:
     def finish(self, results: dict) -> dict:
         if self._state_pending is not None:      # the last chain step's update
             self._check_state(*self._state_pending)
+        self.session.backend.settle_counters()   # the last lean runs' counters
         rep = self.report()
         out = dict(results, **rep)
         if rep["simulated_seconds_per_step"]:

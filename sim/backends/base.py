@@ -16,8 +16,8 @@ import importlib
 from typing import Sequence
 
 from fetta.sw_model.accel.config import AccelConfig, get_config
-from fetta.sw_model.accel.hostmap import (COUNTERS, REG_BASE, Ctrl, ErrorCode, Reg, Status,
-                                         is_memory_address)
+from fetta.sw_model.accel.hostmap import (ALL_COUNTERS, COUNTERS, REG_BASE, Ctrl, ErrorCode,
+                                         Reg, Status, is_memory_address)
 
 from fetta.errors import FettaError, RunTimeout
 
@@ -77,6 +77,9 @@ class Backend(abc.ABC):
     def __init__(self, config: AccelConfig | str):
         self.config = get_config(config)
         self.known_idle = True
+        self._lean = None              # an open series of lean runs: predicted sums
+        self._lean_checked = set()
+        self.settle_reads = 0          # host words settle_counters has read so far
 
     def direct_ok(self, addr: int) -> bool:
         """A memory access at ``addr`` may bypass the bus (see the class docstring)."""
@@ -112,15 +115,61 @@ class Backend(abc.ABC):
     def read_reg(self, reg: Reg) -> int:
         return self.read(REG_BASE + reg, 1)[0]
 
-    def counters(self) -> dict[str, int]:
+    def counters(self, which: dict = COUNTERS) -> dict[str, int]:
+        """The counters ``which`` (``hostmap.COUNTERS``: every run reads them;
+        ``UNIT_COUNTERS``, ``ALL_COUNTERS``), 2 words each."""
         out = {}
-        for name, reg in COUNTERS.items():
+        for name, reg in which.items():
             lo, hi = self.read(REG_BASE + reg, 2)
             out[name] = lo | (hi << 32)
         return out
 
     def clear(self) -> None:
+        """``Ctrl.CLEAR`` (counters, error, done), after ``settle_counters`` has checked
+        what lean runs left in the counters."""
+        self.settle_counters()
         self.write_reg(Reg.CTRL, Ctrl.CLEAR)
+
+    # -- lean runs: the counters checked in aggregate ---------------------------------
+    def begin_lean(self) -> int:
+        """Start a series of lean runs (``run(..., counters=False)``): CLEAR once (1
+        host word, returned; 0 when a series is already open)."""
+        if self._lean is not None:
+            return 0
+        self.clear()
+        self._lean = {"programs": 0, **{k: 0 for k in ALL_COUNTERS}}
+        return 1
+
+    def expect_counters(self, programs: int, **counts: int) -> None:
+        """Add what the model predicts ``programs`` lean runs add to the counters
+        named in ``counts`` (``COUNTERS`` names)."""
+        if self._lean is None:
+            raise FettaError("expect_counters outside a lean series (begin_lean first)")
+        bad = [k for k in counts if k not in ALL_COUNTERS]
+        if bad:
+            raise ValueError(f"counter {bad[0]!r} unknown; allowed "
+                             f"{', '.join(ALL_COUNTERS)}")
+        self._lean["programs"] += programs
+        self._lean.update({k: self._lean[k] + int(v) for k, v in counts.items()})
+        self._lean_checked.update(counts)
+
+    def settle_counters(self) -> int:
+        """Close a lean series: read the counters (``2 * len(ALL_COUNTERS)`` words,
+        returned; 0 without a series) and compare the ones ``expect_counters`` named
+        with the sums predicted; a difference raises ``FettaError`` naming the
+        counter, both values and the runs it covers."""
+        if self._lean is None:
+            return 0
+        want, checked = self._lean, self._lean_checked
+        self._lean, self._lean_checked = None, set()
+        got = self.counters(ALL_COUNTERS)
+        self.settle_reads += 2 * len(ALL_COUNTERS)
+        for k in ALL_COUNTERS:
+            if k in checked and got[k] != want[k]:
+                raise FettaError(f"{self.name}: counter {k} after {want['programs']} lean "
+                                 f"runs: {got[k]} counted != {want[k]} predicted by the "
+                                 f"cycle model")
+        return 2 * len(ALL_COUNTERS)
 
     def abort(self) -> int:
         """Stop a running program (``Ctrl.ABORT``) and wait until the accelerator is
@@ -146,13 +195,21 @@ class Backend(abc.ABC):
                              f"is returned") from None
         self.known_idle = True
 
-    def run(self, max_cycles: int) -> RunStatus:
-        """Start the loaded program, wait for it to halt, return status + counters.
-        A run that times out is aborted (``RunTimeout``)."""
+    def run(self, max_cycles: int, counters: bool = True) -> RunStatus:
+        """Start the loaded program, wait for it to halt, return status + counters
+        (STATUS, the counters, ERR_PC: ``hostmap.CONTROL_READS`` words). A run that
+        times out is aborted (``RunTimeout``). ``counters=False`` (a lean run, in a
+        series ``begin_lean`` opened): STATUS only (``LEAN_READS`` words; ERR_PC too
+        when it reports an error), ``RunStatus.counters`` None."""
+        if not counters and self._lean is None:
+            raise FettaError("a lean run outside a lean series (begin_lean first)")
         self.start_and_wait(max_cycles)
         status = self.read_reg(Reg.STATUS)
         if status & Status.BUSY:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
+        if not counters:
+            err = self.read_reg(Reg.ERR_PC) if status & Status.ERROR else 0
+            return RunStatus(status, None, err)
         return RunStatus(status, self.counters(), self.read_reg(Reg.ERR_PC))
 
     def __enter__(self):

@@ -110,13 +110,15 @@ class BoardBackend(Backend):
         return (self._busy_counter() - before) & ((1 << 64) - 1)
 
     # Every frame costs a round trip on the line: read register blocks in one burst.
-    def counters(self) -> dict[str, int]:
-        lo = min(COUNTERS.values())
-        words = self.read(REG_BASE + lo, max(COUNTERS.values()) + 2 - lo)
+    def counters(self, which: dict = COUNTERS) -> dict[str, int]:
+        lo = min(which.values())
+        words = self.read(REG_BASE + lo, max(which.values()) + 2 - lo)
         return {name: words[reg - lo] | (words[reg - lo + 1] << 32)
-                for name, reg in COUNTERS.items()}
+                for name, reg in which.items()}
 
-    def run(self, max_cycles: int) -> RunStatus:
+    def run(self, max_cycles: int, counters: bool = True) -> RunStatus:
+        if not counters and self._lean is None:
+            raise FettaError("a lean run outside a lean series (begin_lean first)")
         try:
             self._start_and_wait(max_cycles)
         except RunTimeout as exc:
@@ -126,7 +128,7 @@ class BoardBackend(Backend):
         status, _pc, err_pc = self.read(REG_BASE + Reg.STATUS, 3)
         if status & Status.BUSY:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")
-        return RunStatus(status, self.counters(), err_pc)
+        return RunStatus(status, self.counters() if counters else None, err_pc)
 
     def close(self) -> None:
         self.transport.close()

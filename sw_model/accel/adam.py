@@ -41,7 +41,8 @@ payload word          fields
                       -15..15), ``out_bits`` bits 11..7 (2..16), ``slot`` bits 20..16
                       (0 none, 1..``shift_slots``; the VEC's slot field), ``w_bits``
                       bits 25..21 (2..16), ``step_shift`` bits 31..26 (0..62),
-                      ``nowrite`` bit 15
+                      ``nowrite`` bit 15, ``lr_step`` bit 12 (the learning rate is
+                      the program's STEP's, ``sw_model/accel/step.py``, not LR)
 ``+1`` PARAM          ``gshift`` bits 6..0 (signed, -31..31), ``state_base`` bits
                       31..16
 ``+2`` SEED0          the first moment's dither seed
@@ -62,7 +63,8 @@ per element ``adam_element_cycles(r, load)`` (``rtl/adam_unit.py``: its ``r`` gr
 reads, the moment updates, a sequential square root and division, the step, the
 write; with ``load`` the reads and the write), the
 cycle after the last element's write and ``MOVE_TAIL``. The element cycles and that
-cycle count as ``vec_cycles`` (counter ``Reg.VEC``: vector unit busy).
+cycle count as ``vec_cycles`` (counters ``Reg.VEC``, vector unit busy, and
+``Reg.ADAM_CYCLES``: ``Adam.busy_cycles``).
 
 Members: ``ADAM_WORDS``, ``AW``, ``ADAM_FIELDS``, ``ADAM_FIELD``, ``Adam``,
 ``AdamState``, ``run_adam``, ``adam_element_cycles``, ``adam_cycles``, ``SQRT_BITS``,
@@ -83,6 +85,7 @@ from .config import AccelConfig
 from .isa import Field, Op, decode_fields, header, used_bits
 from .move import MOVE_TAIL, MOVE_WORDS, Move, _counts, move_check, move_check_cycles
 from .shift_slots import SLOT_BITS
+from .step import StepParams, derive
 from .xent import DIV_PER_CYCLE, div_cycles
 
 __all__ = ["ADAM_WORDS", "AW", "ADAM_FIELDS", "ADAM_FIELD", "Adam", "AdamState",
@@ -122,6 +125,7 @@ ADAM_FIELDS = (Field("reduce", AW.OP, 0, 1), Field("load", AW.OP, 1, 1),
                Field("out_shift", AW.OP, 2, 5, "signed"), Field("out_bits", AW.OP, 7, 5),
                Field("slot", AW.OP, 16, SLOT_BITS), Field("w_bits", AW.OP, 21, 5),
                Field("step_shift", AW.OP, 26, 6), Field("nowrite", AW.OP, 15, 1),
+               Field("lr_step", AW.OP, 12, 1),
                Field("gshift", AW.PARAM, 0, 7, "signed"),
                Field("state_base", AW.PARAM, 16, 16),
                Field("seed0", AW.SEED0, 0, 32), Field("seed1", AW.SEED1, 0, 32),
@@ -171,6 +175,7 @@ class Adam:
     reduce: bool = False
     load: bool = False
     nowrite: bool = False
+    lr_step: bool = False
     slot: int = 0
     b1: int = 1677722          # round(0.1 * 2**24)
     b2: int = 16777            # round(0.001 * 2**24)
@@ -208,6 +213,12 @@ class Adam:
     def elements(self) -> int:
         return int(np.prod(self.move.counts)) // self.reads
 
+    @property
+    def busy_cycles(self) -> int:
+        """The vector-busy cycles it takes (``Reg.VEC`` and ``Reg.ADAM_CYCLES``): the
+        elements and the cycle after the last write."""
+        return self.elements * adam_element_cycles(self.reads, self.load) + 1
+
     def encode(self) -> list[int]:
         words = self.move.encode()[1:] + [0] * (ADAM_WORDS - MOVE_WORDS)
         for f in ADAM_FIELDS:
@@ -220,7 +231,7 @@ class Adam:
         """The ADAM of ``payload``; ValueError on what the controller refuses with
         ``BAD_CONFIG`` (the slot's range needs the config: ``run_adam``)."""
         v = decode_fields("ADAM", payload, ADAM_WORDS, ADAM_FIELDS, _USED)
-        for flag in ("reduce", "load", "nowrite"):
+        for flag in ("reduce", "load", "nowrite", "lr_step"):
             v[flag] = bool(v[flag])
         return cls(Move.decode(payload[:MOVE_WORDS]), **v)
 
@@ -237,11 +248,15 @@ class AdamState:
 
 
 def run_adam(cfg: AccelConfig, x: Adam, bufs: dict, state: AdamState,
-             slot_shift: int = 0) -> np.ndarray:
+             slot_shift: int = 0, step: StepParams | None = None) -> np.ndarray:
     """Execute ``x`` on ``bufs`` and ``state`` (updated in place); ``slot_shift`` the
-    named slot's shift (0 without a slot). Returns the destination words written, in
-    order. ValueError for what the controller refuses (nothing changed)."""
+    named slot's shift (0 without a slot); ``step`` the program's STEP so far (its key
+    derives the seeds, its learning rate serves ``lr_step``). Returns the destination
+    words written, in order. ValueError for what the controller refuses (nothing
+    changed)."""
     mv = x.move
+    if x.lr_step and step is None:
+        raise ValueError("ADAM lr_step=1 before any STEP of its program")
     if x.slot > cfg.shift_slots:
         raise ValueError(f"ADAM slot={x.slot} out of range; allowed 0..{cfg.shift_slots}")
     k = x.gshift + (int(slot_shift) if x.slot else 0)
@@ -262,9 +277,11 @@ def run_adam(cfg: AccelConfig, x: Adam, bufs: dict, state: AdamState,
     else:
         g = bufs[mv.src][s // sl, s % sl].reshape(n, r).sum(axis=1)
         gm = align_gradient(g, k)
+        seeds = (x.seed0, x.seed1) if step is None else \
+            (derive(step.key, x.seed0), derive(step.key, x.seed1))
         m, v, w = adam_update(gm, state.m[sel], state.v[sel], state.w[sel], b1q=x.b1,
-                              b2q=x.b2, lr_q=x.lr, step_shift=x.step_shift,
-                              w_bits=x.w_bits, seeds=(x.seed0, x.seed1),
+                              b2q=x.b2, lr_q=step.lr if x.lr_step else x.lr,
+                              step_shift=x.step_shift, w_bits=x.w_bits, seeds=seeds,
                               index=x.index_base + np.arange(n, dtype=np.int64))
         state.m[sel], state.v[sel], state.w[sel] = m, v, w
     out = align(w, x.out_shift, 0, x.out_bits)

@@ -52,7 +52,9 @@ from ..arith.fixedpoint import wrap
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "ADAM_BASE", "ADAM_SPAN", "BUF_BASE",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
-           "CONTROL_WRITES", "CONTROL_READS", "XENT_RESULT_WORDS",
+           "CONTROL_WRITES", "CONTROL_READS", "XENT_RESULT_WORDS", "LEAN_WRITES",
+           "UNIT_COUNTERS", "ALL_COUNTERS", "UNIT_COUNTER_READS",
+           "LEAN_READS",
            "MAGIC", "STATUS_CODE_LSB", "STATUS_CODE_BITS", "BUSY_WRITE_HALTS",
            "is_memory_address", "is_slot_address", "MAXLOG_DEPTH"]
 
@@ -91,11 +93,13 @@ class Reg(enum.IntEnum):
     STALL_CONFIG = 26 # fetch, decode and payload-loading cycles of every instruction
     INSTRUCTIONS = 28 # instructions executed (fetched and decoded)
     MOVE = 30         # MOVE element cycles: one word copied (or row cleared) each
-    VEC = 32          # VEC element cycles: one word through the vector ALU each
+    VEC = 32          # vector-unit busy cycles: VEC element cycles (one word through the vector ALU each), XENT row cycles, ADAM element cycles
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
     MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
     XENT_CORRECT = 36 # read: rows the program's XENTs found their first maximum at the target (argmax == label: the accuracy count; cleared by START; with the MOVE unit, 0 without)
     XENT_LOSS = 38    # read: the program's XENT rows' cross-entropy summed in bits, Q16 (xent_loss_rows; lo word here, bits 47..32 at the next address; wraps at 2**48; cleared by START; with the MOVE unit, 0 without)
+    XENT_CYCLES = 40  # the part of VEC that XENT rows took (vector-busy cycles by operation)
+    ADAM_CYCLES = 42  # the part of VEC that ADAM elements took (the update unit busy)
     MAXLOG = 64       # read: MAXLOG + k, k < MAXLOG_DEPTH: largest |result word| the k-th CONTRACT or VEC of the program wrote (the adaptive-shift vote of each contraction without reading its result)
     SLOT = 96         # read/write: SLOT + k - 1, 1 <= k <= shift_slots: shift slot k (shift_slots.slot_word: shift 5..0, pending 11..8, gmax 31..16); written while idle only (a write during a run is dropped and recorded like a memory write); not cleared by START or CLEAR
 
@@ -108,12 +112,22 @@ COUNTERS = {
     "stall_config": Reg.STALL_CONFIG, "instructions": Reg.INSTRUCTIONS,
     "move_cycles": Reg.MOVE, "vec_cycles": Reg.VEC,
 }
+# The vector-busy cycles by operation: read (4 words) after a program with an XENT or
+# an ADAM, not after every run (``CONTROL_READS`` counts ``COUNTERS`` only).
+UNIT_COUNTERS = {"xent_cycles": Reg.XENT_CYCLES, "adam_cycles": Reg.ADAM_CYCLES}
+ALL_COUNTERS = {**COUNTERS, **UNIT_COUNTERS}
+UNIT_COUNTER_READS = 2 * len(UNIT_COUNTERS)
 
 # Host-bus words of one program run besides data: CLEAR and START written; STATUS,
 # ERR_PC and the 64-bit COUNTERS read back (what ``sim.backends`` ``Backend.run`` and
 # the harness do per run; every host-word count uses these).
 CONTROL_WRITES = 2
 CONTROL_READS = 2 + 2 * len(COUNTERS)
+# A lean run (``Backend.run(counters=False)``, a series of them with one CLEAR and the
+# counters read once at its end, checked in aggregate against the cycle model): START
+# written, STATUS read (ERR_PC too when it reports an error).
+LEAN_WRITES = 1
+LEAN_READS = 1
 # Host-bus words of a batch's XENT results: XENT_CORRECT and XENT_LOSS (lo, hi).
 XENT_RESULT_WORDS = 3
 

@@ -56,6 +56,7 @@ class Op(enum.IntEnum):
     VEC = 0x06        # elementwise op along a MOVE's walk (sw_model.accel.vec)
     XENT = 0x07       # softmax cross-entropy gradient along a MOVE's walk (sw_model.accel.xent)
     ADAM = 0x08       # fixed-point Adam update along a MOVE's walk (sw_model.accel.adam)
+    STEP = 0x09       # a training step's key (derived seeds) and learning rate (sw_model.accel.step)
 
 
 def header(op: Op, length: int = 0) -> int:

@@ -29,6 +29,11 @@ CONTRACT's serial bound check (``isa.check_cycles``); ``contract_fixed``, a
 CONTRACT's cycles besides its issues and drain stalls; ``move_cycles``, a whole
 MOVE (``move.move_cycles``: its range check and one cycle per element);
 ``vec_cycles``, a whole VEC (``vec.vec_cycles``).
+
+``vector_busy(program)``: the vector-busy cycles a program's VEC, XENT and ADAM
+instructions take, by operation (``{"vec", "xent", "adam"}``: what ``Reg.VEC`` less
+the other two, ``Reg.XENT_CYCLES`` and ``Reg.ADAM_CYCLES`` count; static, from each
+instruction's ``busy_cycles``).
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import AccelConfig
-from .isa import CONTRACT_WORDS, check_cycles, config_words
+from .isa import CONTRACT_WORDS, Op, check_cycles, config_words, instructions
 from .move import move_cycles
-from .vec import vec_cycles
+from .adam import Adam
+from .vec import Vec, vec_cycles
+from .xent import Xent
 from .routing import DISTRIBUTION_LATENCY, reduction_latency, reduction_n_switch_bits
 
-__all__ = ["Timing", "timing", "OUTPUT_STAGE_LATENCY", "FETCH_CYCLES"]
+__all__ = ["Timing", "timing", "vector_busy", "VECTOR_OPS", "OUTPUT_STAGE_LATENCY",
+           "FETCH_CYCLES"]
+
+VECTOR_OPS = ("vec", "xent", "adam")   # vector-busy cycles by operation
 
 # Output stage: multiply-free shift, round (dither), saturate, registered write; the
 # RTL (``rtl.output_stage.OutputStage``) is built with this latency and asserts it.
@@ -96,3 +106,16 @@ def timing(cfg: AccelConfig) -> Timing:
                   config_words=config_words(cfg, reduction_n_switch_bits(cfg.c_lanes)),
                   contract_words=CONTRACT_WORDS,
                   tail=1 + dist + 1 + cfg.drain_cycles + red + OUTPUT_STAGE_LATENCY)
+
+
+def vector_busy(program) -> dict:
+    """Vector-busy cycles of ``program`` (words) by operation, ``VECTOR_OPS``: each VEC's,
+    XENT's and ADAM's ``busy_cycles`` (the counters ``Reg.VEC`` = their sum,
+    ``Reg.XENT_CYCLES``, ``Reg.ADAM_CYCLES``)."""
+    kinds = {Op.VEC: ("vec", Vec), Op.XENT: ("xent", Xent), Op.ADAM: ("adam", Adam)}
+    out = dict.fromkeys(VECTOR_OPS, 0)
+    for _, op, payload in instructions(program):
+        if op in kinds:
+            name, cls = kinds[op]
+            out[name] += cls.decode(payload).busy_cycles
+    return out

@@ -174,6 +174,11 @@ class Vec:
     def elements(self) -> int:
         return self.move.elements
 
+    @property
+    def busy_cycles(self) -> int:
+        """The vector-busy cycles it takes (``Reg.VEC``): one per element."""
+        return self.elements
+
     def encode(self) -> list[int]:
         """The instruction: header word + ``VEC_WORDS`` payload words."""
         words = self.move.encode()[1:] + [0] * (VEC_WORDS - MOVE_WORDS)

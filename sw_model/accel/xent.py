@@ -43,7 +43,7 @@ Timing (``xent_cycles``): a MOVE's fixed part with ``XENT_WORDS`` payload words,
 per row ``xent_row_cycles(n)`` (``rtl/xent_unit.py``: the row's reads, its
 exponentials, two sequential divisions and a write per class), the last write's
 cycle, then the tail. The row cycles and the last write's count as ``vec_cycles``
-(counter ``Reg.VEC``: vector-unit busy).
+(counters ``Reg.VEC``, vector-unit busy, and ``Reg.XENT_CYCLES``: ``Xent.busy_cycles``).
 
 Members: ``XENT_WORDS``, ``XW``, ``XENT_FIELDS``, ``Xent``, ``run_xent``,
 ``xent_row_cycles``, ``xent_cycles``, ``N_MAX``, ``S_MIN``, ``S_MAX``, ``BSZ_MAX``,
@@ -157,6 +157,13 @@ class Xent:
     @property
     def classes(self) -> int:
         return self.move.counts[-1]
+
+    @property
+    def busy_cycles(self) -> int:
+        """The vector-busy cycles it takes (``Reg.VEC`` and ``Reg.XENT_CYCLES``): the
+        rows and the cycle of the last write."""
+        rows = int(np.prod(self.counts[:-1]))
+        return rows * xent_row_cycles(self.classes) + 1
 
     def encode(self) -> list[int]:
         words = self.move.encode()[1:] + [0] * (XENT_WORDS - MOVE_WORDS)

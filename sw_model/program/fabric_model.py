@@ -9,6 +9,7 @@ tested against the RTL (``tests/sw_model/program/test_fabric_model.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..accel.shift_slots import SlotFile
 from ..accel.vec import Vec, run_vec
 from ..accel.xent import XENT_LOSS_BITS, Xent, run_xent
 from ..accel.adam import Adam, AdamState, run_adam
+from ..accel.step import StepParams, derive
 
 __all__ = ["run_program"]
 
@@ -51,7 +53,9 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     their rows with argmax == label, ``Reg.XENT_CORRECT``; ``state["xent_loss"]``:
     their loss sum, ``Reg.XENT_LOSS``); ADAM instructions run
     ``sw_model.accel.adam.run_adam`` on ``state["adam"]`` (an ``AdamState``, kept from
-    one program to the next like the hardware's state memory);
+    one program to the next like the hardware's state memory); a STEP
+    (``sw_model.accel.step``) makes every later seed of the program an index the
+    STEP's key derives the seed from, and serves ADAMs with ``lr_step`` its rate;
     after HALT ``state["A"]``, ``state["B"]`` hold the A and B buffers."""
     state = {} if state is None else state
     R, C, n_ce = cfg.pe_rows, cfg.pe_cols, cfg.n_ce
@@ -67,6 +71,7 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
     settings = None
     used = cfg.c_lanes
     maxlog = state["maxlog"] = []
+    step = None                      # the program's STEP so far (START clears it)
     state["xent_correct"] = 0
     state["xent_loss"] = 0
     slots = state.get("slots")
@@ -81,6 +86,10 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
             return c_buf
         if op == Op.SYNC:
             pc += 1
+            continue
+        if op == Op.STEP and cfg.move_unit:
+            step = StepParams.decode(payload)
+            pc += 1 + n
             continue
         if op == Op.CONFIG:
             def field(name):
@@ -101,7 +110,8 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
             if shift >= cfg.acc_bits:
                 raise ValueError(f"CONTRACT shift {shift} (slot {c.slot}) out of range; "
                                  f"allowed 0..{cfg.acc_bits - 1}")
-            cont, hold, seed = c.acc_continue, c.acc_hold, c.seed
+            cont, hold = c.acc_continue, c.acc_hold
+            seed = c.seed if step is None else derive(step.key, c.seed)
             levels = c.levels
             for ctr in itertools.product(*[range(lv.count) for lv in levels]):
                 ra = c.base_a + sum(i * lv.stride_a for i, lv in zip(ctr, levels))
@@ -150,11 +160,13 @@ def run_program(cfg: AccelConfig, program, a_rows, b_rows, c_rows=None,
                 state["adam"] = AdamState(cfg)
             slots.check(x.slot, 0, 0)
             run_adam(cfg, x, {"A": a_buf, "B": b_buf, "C": c_buf}, state["adam"],
-                     slot_shift=slots.shift(x.slot, 0))
+                     slot_shift=slots.shift(x.slot, 0), step=step)
         elif op == Op.MOVE and cfg.move_unit:
             run_move(cfg, Move.decode(payload), {"A": a_buf, "B": b_buf, "C": c_buf})
         elif op == Op.VEC and cfg.move_unit:
             v = Vec.decode(payload)
+            if step is not None:
+                v = dataclasses.replace(v, seed=derive(step.key, v.seed))
             slots.check(v.slot, v.vote, v.shift)
             written = run_vec(cfg, v, {"A": a_buf, "B": b_buf, "C": c_buf},
                               shift=slots.shift(v.slot, v.shift))

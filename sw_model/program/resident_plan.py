@@ -109,8 +109,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..accel.config import AccelConfig
-from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES
-from ..accel.isa import HALT, Contract, Op, decode_header
+from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES, UNIT_COUNTER_READS
+from ..accel.isa import HALT, Contract, Op, decode_header, instructions
 from ..accel.move import Move, MoveLevel, buffer_lanes
 from ..accel.shift_slots import Vote, as_vote
 from ..accel.timing import timing
@@ -251,6 +251,10 @@ class ResidentPlan:
         written += sum(n for t, (_, n) in self.staged.items() if t not in self.state)
         written += sum(len(p) + CONTROL_WRITES for p in self.programs)
         read = CONTROL_READS * len(self.programs)
+        # after a program with an XENT or ADAM: the vector unit's counters by op
+        read += UNIT_COUNTER_READS * sum(
+            any(op in (Op.XENT, Op.ADAM) for _, op, _ in instructions(p))
+            for p in self.programs)
         for name in self.outputs:
             home = self.output_home(name)
             if home is not None:

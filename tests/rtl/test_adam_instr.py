@@ -11,11 +11,11 @@ import pytest
 from fetta.sim.backends.base import get_backend
 from fetta.sw_model.accel.adam import ADAM_FIELD, AW, Adam, AdamState, run_adam
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import (ADAM_BASE, PROG_BASE, REG_BASE, ErrorCode, Reg,
-                                         Status)
+from fetta.sw_model.accel.hostmap import (ADAM_BASE, PROG_BASE, REG_BASE, UNIT_COUNTERS,
+                                          ErrorCode, Reg, Status)
 from fetta.sw_model.accel.isa import HALT
 from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes
-from fetta.sw_model.accel.timing import timing
+from fetta.sw_model.accel.timing import timing, vector_busy
 from fetta.sw_model.accel.vec import Vec
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.train.quant_train import FixedAdam
@@ -115,6 +115,12 @@ def _check(be, rng, adams, label):
         tm.vec_cycles(small.counts, small.op)
     assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
                            + c["stall_drain"] + c["move_cycles"] + c["vec_cycles"])
+    # vector-busy cycles by operation: the ADAMs' elements, the VEC's, no XENT
+    busy = vector_busy(prog)
+    assert busy["adam"] == sum(x.busy_cycles for x in adams) > 0
+    unit = be.counters(UNIT_COUNTERS)
+    assert (unit["adam_cycles"], unit["xent_cycles"]) == (busy["adam"], 0), label
+    assert c["vec_cycles"] == busy["adam"] + busy["vec"] == busy["adam"] + small.elements
 
 
 def _adams(rng, count):

@@ -9,7 +9,7 @@ import pytest
 
 from fetta.sim.backends.base import get_backend
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Status
+from fetta.sw_model.accel.hostmap import PROG_BASE, UNIT_COUNTERS, ErrorCode, Status
 from fetta.sw_model.accel.isa import HALT
 from fetta.sw_model.accel.move import BUFS, Move, MoveLevel
 from fetta.sw_model.accel.timing import timing
@@ -71,6 +71,8 @@ def _check(be, rng, vecs, label):
     c = st.counters
     assert c["cycles"] == sum(tm.vec_cycles(v.counts, v.op) for v in vecs) + tm.fetch
     assert c["vec_cycles"] == sum(v.elements for v in vecs) and c["move_cycles"] == 0
+    unit = be.counters(UNIT_COUNTERS)
+    assert unit["xent_cycles"] == unit["adam_cycles"] == 0     # by operation: the ALU's
     assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
                            + c["stall_drain"] + c["move_cycles"] + c["vec_cycles"])
 

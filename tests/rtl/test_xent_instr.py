@@ -9,10 +9,11 @@ import pytest
 
 from fetta.sim.backends.base import get_backend
 from fetta.sw_model.accel.config import get_config
-from fetta.sw_model.accel.hostmap import PROG_BASE, REG_BASE, ErrorCode, Reg, Status
+from fetta.sw_model.accel.hostmap import (PROG_BASE, REG_BASE, UNIT_COUNTERS, ErrorCode, Reg,
+                                          Status)
 from fetta.sw_model.accel.isa import HALT
 from fetta.sw_model.accel.move import BUFS, Move, MoveLevel, buffer_lanes
-from fetta.sw_model.accel.timing import timing
+from fetta.sw_model.accel.timing import timing, vector_busy
 from fetta.sw_model.accel.xent import XW, Xent, run_xent, xent_cycles
 from fetta.sw_model.program.fabric_model import run_program
 from fetta.sw_model.train.quant_train import softmax_xent_grad, xent_loss_sum
@@ -79,6 +80,12 @@ def _check(be, rng, xents, label):
     assert c["cycles"] == sum(xent_cycles(x.counts, tm.fetch) for x in xents) + tm.fetch
     assert c["cycles"] == (c["stall_config"] + c["stall_fill"] + c["mac_active_cycles"]
                            + c["stall_drain"] + c["move_cycles"] + c["vec_cycles"])
+    # vector-busy cycles by operation: all of them the XENTs'
+    busy = sum(x.busy_cycles for x in xents)
+    unit = be.counters(UNIT_COUNTERS)
+    assert (unit["xent_cycles"], unit["adam_cycles"], c["vec_cycles"]) == (busy, 0, busy), \
+        label
+    assert vector_busy(prog) == {"vec": 0, "xent": busy, "adam": 0}
     return state
 
 

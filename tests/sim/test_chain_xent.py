@@ -48,6 +48,11 @@ def _check(steps, tensors, res, label, keep=()):
     assert res.host_words == {**rp.host_words, "skipped": 0}
     assert run.cycles["elementwise"] == rp.vec_cycles
     assert run.cycles["vec_elements"] == rp.vec_elements
+    # the vector-busy counters by operation: the XENT's rows and the VEC ALU's elements
+    busy = run.cycles["vector_busy"]
+    assert busy == run.cycles["vector_busy_predicted"], label
+    assert busy["xent"] > 0 and busy["vec"] > 0 and busy["adam"] == 0, label
+    assert sum(busy.values()) == run.cycles["vec_elements"], label
     return want
 
 

@@ -88,6 +88,9 @@ def test_training_with_the_optimizer_on_chip_equals_the_numpy_trainer(digits):
     assert r["epochs"][-1]["loss"] == ref["epochs"][-1]["loss"]
     steps = r["cycles_per_step"]
     assert all(s["elementwise"] > 0 for s in steps[1:])
+    busy = r["step_chains"]["vector_busy"]            # by operation, as the model says
+    assert r["step_chains"]["vector_busy_model_exact"] and min(busy.values()) > 0
+    assert sum(busy.values()) < sum(s["elementwise"] for s in steps if s["chain"])
 
 
 def test_a_wrong_state_word_is_reported_with_tensor_element_and_field(digits):
@@ -137,6 +140,9 @@ def test_a_trusted_chip_returns_only_loss_and_accuracy_and_trains_the_same(digit
     # step by step: the same chain without the gradients read back
     assert len(chain) == len(checked) == 3
     assert all(a["host_transfer"] < b["host_transfer"] for a, b in zip(chain, checked))
+    # trusted chains run lean: their counters were read and checked in aggregate
+    assert trusted["step_chains"]["lean"] and not runs["all"]["step_chains"]["lean"]
+    assert trusted["step_chains"]["counter_settle_words"] > 0
 
 
 def test_the_state_memory_is_written_once_across_epochs(digits):
