@@ -30,12 +30,15 @@ class ShiftSlots(wiring.Component):
 
     Host port: ``wr_en``, ``wr_slot`` (0-based), ``wr_data`` (``slot_word`` layout)
     set a slot (the top allows it while idle only); ``word[k]`` reads slot ``k+1``.
+    ``moved`` bit ``k``: slot ``k+1``'s shift moved by a vote since the bit was last
+    cleared (``clr_en`` with ``clr_mask``: its 1 bits cleared; a host write to a slot
+    leaves the bits), so the host reads one word per program, not every slot.
     A host write and a vote to the same slot in one cycle cannot happen (votes end
     before DONE; writes need idle).
 
     Members: ``c_slot``, ``c_shift``, ``v_slot``, ``v_shift``, ``end``, ``end_slot``,
     ``end_vote``, ``end_bits``, ``end_max``, ``wr_en``, ``wr_slot``, ``wr_data``,
-    ``word[shift_slots]``.
+    ``word[shift_slots]``, ``moved``, ``clr_en``, ``clr_mask``.
     """
 
     def __init__(self, config: AccelConfig):
@@ -49,6 +52,7 @@ class ShiftSlots(wiring.Component):
             "end_bits": In(5), "end_max": In(BUFFER_WORD_BITS),
             "wr_en": In(1), "wr_slot": In(range(n)), "wr_data": In(32),
             "word": Out(32).array(n),
+            "moved": Out(n), "clr_en": In(1), "clr_mask": In(n),
         })
 
     def elaborate(self, platform):
@@ -115,4 +119,12 @@ class ShiftSlots(wiring.Component):
         for k in range(n):
             with m.If(u_en & (u_slot == k)):
                 m.d.sync += [shift[k].eq(u_s), pend[k].eq(u_p), gmax[k].eq(u_g)]
+        # moved: a closing vote that changed its slot's shift (never with a host write
+        # or a clear: both need idle)
+        moved = Signal(n)
+        m.d.comb += self.moved.eq(moved)
+        with m.If(self.clr_en):
+            m.d.sync += moved.eq(moved & ~self.clr_mask)
+        with m.Elif(~self.wr_en & u_en & (self.end_vote == Vote.CLOSE) & (new_s != s)):
+            m.d.sync += moved.bit_select(u_slot, 1).eq(1)
         return m

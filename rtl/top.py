@@ -149,7 +149,10 @@ class Accelerator(wiring.Component):
         is_adam = C(0, 1)
         if cfg.adam_entries:
             is_adam = (addr >= ADAM_BASE) & (addr < ADAM_BASE + 4 * cfg.adam_entries)
-        dropped = bus.write & (is_prog | is_buf | is_slot | is_adam) & running
+        is_moved = C(0, 1)
+        if cfg.shift_slots:
+            is_moved = addr == REG_BASE + Reg.SLOT_MOVED
+        dropped = bus.write & (is_prog | is_buf | is_slot | is_moved | is_adam) & running
         m.d.comb += ctl.bus_error.eq(dropped)
         with m.If(dropped):
             m.d.sync += bus_violation.eq(1)
@@ -355,7 +358,12 @@ class Accelerator(wiring.Component):
                 regs[int(Reg.SLOT) + k] = slots.word[k]
             m.d.comb += [slots.wr_en.eq(bus.write & is_slot & ~running),
                          slots.wr_slot.eq((addr - (REG_BASE + Reg.SLOT))[:len(slots.wr_slot)]),
-                         slots.wr_data.eq(bus.wdata)]
+                         slots.wr_data.eq(bus.wdata),
+                         # SLOT_MOVED: write 1s to clear (idle only, like a slot write)
+                         slots.clr_en.eq(bus.write & (addr == REG_BASE + Reg.SLOT_MOVED) &
+                                         ~running),
+                         slots.clr_mask.eq(bus.wdata[:cfg.shift_slots])]
+            regs[Reg.SLOT_MOVED] = slots.moved
         for reg, sig in ((Reg.CYCLES, ctl.cnt_cycles), (Reg.BUSY, ctl.cnt_busy),
                          (Reg.MAC_ACTIVE, ctl.cnt_mac_active),
                          (Reg.STALL_DRAIN, ctl.cnt_stall_drain),

@@ -64,15 +64,17 @@ import numpy as np
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.move import Move, MoveLevel
 from fetta.sw_model.accel.shift_slots import SLOTS_MAX, as_vote
+from fetta.sw_model.accel.step import StepParams, derive
 from fetta.sw_model.accel.vec import Vec
 from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, Xent
 from fetta.sw_model.arith.einsum_spec import parse_spec
 from fetta.sw_model.arith.fixedpoint import ROUNDING_MODES, softmax_xent_rows
+from fetta.sw_model.program.resident_plan import literal_seeds
 
 from fetta.errors import FettaError
 
 __all__ = ["ChainResult", "run_chain", "check_chain", "load_chain_file", "has_epilogue",
-           "params_of", "slot_of", "reference_chain", "xent_grad"]
+           "params_of", "slot_of", "reference_chain", "xent_grad", "as_step"]
 
 _PARAMS = ("shift", "rounding", "out_bits", "seed")
 _EPILOGUE = ("bias", "mask", "act", "pre", "xent", "update")
@@ -350,10 +352,21 @@ def check_chain(steps, tensors, seed: int = 0) -> list[tuple]:
     return out
 
 
-def reference_chain(plan, tensors, config) -> dict:
+def as_step(step) -> StepParams | None:
+    """``step`` (None, a ``StepParams`` or ``{"key", "lr"}``) as ``StepParams``."""
+    if step is None or isinstance(step, StepParams):
+        return step
+    if isinstance(step, dict) and set(step) <= {"key", "lr"} and "key" in step:
+        return StepParams(int(step["key"]), int(step.get("lr", 0)))
+    raise ValueError(f"step={step!r} is not a STEP's {{'key', 'lr'}}")
+
+
+def reference_chain(plan, tensors, config, step=None) -> dict:
     """Every tensor of a checked chain by the golden model: each step's
     ``reference_contraction``, its epilogue by ``vec.vec_alu`` (the bias broadcast,
-    the activation's dither index the output's flat index), its ``reshape``."""
+    the activation's dither index the output's flat index), its ``reshape``. ``step``:
+    the chain runs after a STEP (its seeds are indices:
+    ``resident_plan.literal_seeds``)."""
     from fetta.sw_model.accel.vec import vec_alu
     from fetta.sw_model.arith.contraction import reference_contraction
     from fetta.sw_model.arith.fixedpoint import Pow2Code
@@ -361,7 +374,7 @@ def reference_chain(plan, tensors, config) -> dict:
     cfg = get_config(config)
     pow2 = Pow2Code(cfg.pow2_bits) if cfg.mac_kind == "shift" else None
     values = {k: np.asarray(v, dtype=np.int64) for k, v in tensors.items()}
-    for spec, a, b, o, p in plan:
+    for spec, a, b, o, p in literal_seeds(plan, as_step(step)):
         y = reference_contraction(spec, values[a], values[b], acc_bits=cfg.acc_bits,
                                   b_pow2=pow2, **params_of(p))
         if "bias" in p:
@@ -399,7 +412,7 @@ def has_epilogue(params) -> bool:
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
               state=None, discard=(), xent_results: bool = False, lean: bool = False,
-              **backend_options) -> ChainResult:
+              step=None, **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
@@ -412,7 +425,12 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     no step consumes that the host does not read (resident chains);
     ``xent_results``: the host reads the XENTs' accuracy count and loss sum
     (``ChainResult.resident.xent``, ``sim.resident.run_resident``); ``lean``: its
-    programs run lean (no CLEAR, no counter reads: ``run_resident``).
+    programs run lean (no CLEAR, no counter reads: ``run_resident``); ``step``
+    (``{"key", "lr"}``, resident chains): every program opens with that STEP
+    (``sw_model/accel/step.py``), the steps' seeds are indices the key derives the
+    seeds from (``literal_seeds``) and the updates take the STEP's learning rate
+    (their ``lr`` must equal it): a training step's programs stay the same from
+    step to step but for the STEP's two words.
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:
@@ -424,6 +442,9 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     t0 = time.perf_counter()
     plan = check_chain(steps, tensors, seed)
     cfg = get_config(config)
+    step = as_step(step)
+    if step is not None and not resident:
+        raise ValueError("step (a STEP opening every program) needs resident=True")
     if not resident:
         for i, (spec, _, _, _, params) in enumerate(plan):
             if has_epilogue(params):
@@ -435,7 +456,8 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         from .resident import run_resident
         try:
             run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state,
-                               discard=discard, xent_results=xent_results, lean=lean)
+                               discard=discard, xent_results=xent_results, lean=lean,
+                               step=step)
         finally:
             if own:
                 sess.close()

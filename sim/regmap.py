@@ -161,6 +161,12 @@ def register_model(config="tiny") -> dict:
             regs.append(reg("XENT_CORRECT", word, "r", doc, [field(
                 "COUNT", 0, 32, "r", 0, "XENT rows with argmax == label since START "
                 "(sw_model/accel/xent.py); reads 0 without the MOVE unit")]))
+        elif r == Reg.SLOT_MOVED:
+            regs.append(reg("SLOT_MOVED", word, "rw", doc, [field(
+                "MOVED", 0, max(cfg.shift_slots, 1), "rw", 0,
+                "bit k-1: shift slot k's shift moved by a vote since the bit was last "
+                "cleared; write 1s to clear (sw_model/accel/shift_slots.py); reads 0 "
+                "without shift slots")]))
         elif r == Reg.XENT_LOSS:
             what = ("XENT rows' cross-entropy summed in bits, Q16, since START "
                     "(fixedpoint.xent_loss_rows; wraps at 2**48); reads 0 without the "

@@ -39,10 +39,11 @@ from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTR
                                          Status, buffer_base)
 from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.move import buffer_lanes
+from fetta.sw_model.accel.step import STEP_WORDS, step_cycles
 from fetta.sw_model.accel.timing import VECTOR_OPS, vector_busy
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program import resident_plan
-from fetta.sw_model.program.resident_plan import ResidentPlan, Segment
+from fetta.sw_model.program.resident_plan import ResidentPlan, Segment, literal_seeds
 
 __all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments", "run_resident",
            "chip_written_rows", "ResidentRun"]
@@ -92,7 +93,7 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
     return got
 
 
-def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
+def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) -> dict:
     """Write the plan's inputs (of an operand home only the rows that differ from the
     session's copy of A and B: e.g. the weights' rows a training step did not change)
     and its programs (only the program words that differ from what program memory
@@ -136,7 +137,17 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
     if lean:                                  # one CLEAR opens a series of lean runs
         counts["written"] += be.begin_lean()
     plan_busy = dict.fromkeys(VECTOR_OPS, 0)
-    for k, prog in enumerate(rp.programs):
+    programs = rp.programs
+    extra = 0                       # the STEPs' cycles
+    if step is not None:
+        programs = [step.encode() + p for p in programs]
+        extra = step_cycles() * len(programs)
+        long = [len(p) for p in programs if len(p) > session.config.prog_depth]
+        if long:
+            raise FettaError(f"a resident program of {long[0] - STEP_WORDS - 1} words "
+                             f"with its STEP needs {long[0]} program words; program "
+                             f"depth {session.config.prog_depth}")
+    for k, prog in enumerate(programs):
         if not lean:
             be.clear()
         wp = session._write_program(prog)
@@ -145,7 +156,7 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
         # STATUS, ERR_PC, counters (as the harness); a lean run: STATUS
         counts["read"] += LEAN_READS if lean else CONTROL_READS
         try:
-            st = be.run(4 * rp.predicted_cycles + 10_000, counters=not lean)
+            st = be.run(4 * (rp.predicted_cycles + extra) + 10_000, counters=not lean)
         except BaseException:
             session.invalidate()
             raise
@@ -185,17 +196,17 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
             counts["read"] += XENT_RESULT_WORDS
     if lean:
         vec = sum(plan_busy.values())
-        be.expect_counters(len(rp.programs), cycles=rp.predicted_cycles,
+        be.expect_counters(len(rp.programs), cycles=rp.predicted_cycles + extra,
                            move_cycles=rp.move_elements, vec_cycles=vec,
                            xent_cycles=plan_busy["xent"], adam_cycles=plan_busy["adam"])
-        counts["cycles"] += rp.predicted_cycles
+        counts["cycles"] += rp.predicted_cycles + extra
         counts["move_elements"] += rp.move_elements
         counts["vec_elements"] += vec
     for bank, rows in chip_written_rows(rp).items():   # what the programs overwrote
         session._resident[bank].valid[rows] = False
     counts["move_cycles"] += rp.move_cycles
     counts["vec_cycles"] += rp.vec_cycles
-    counts["predicted"] += rp.predicted_cycles
+    counts["predicted"] += rp.predicted_cycles + extra
     counts["useful"] += sum(cc.useful_macs for cc in rp.compiled)
     for o in rp.outputs:
         home = rp.output_home(o)
@@ -218,7 +229,8 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict) -> dict:
 
 
 def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
-                 state=None, discard=(), xent_results: bool = False, lean: bool = False):
+                 state=None, discard=(), xent_results: bool = False, lean: bool = False,
+                 step=None):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
@@ -231,6 +243,9 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     the only read; one CLEAR opens the series, ``Backend.settle_counters`` checks the
     counters against the model's sums when it closes — at the next CLEAR or the
     caller's ``settle_counters``): the cycles reported are the model's until then.
+    ``step`` (``StepParams``): every program opens with that STEP; the plan's seeds are
+    indices (``sim.chain.literal_seeds``), its updates take the STEP's learning rate
+    (their ``lr`` must equal it).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -244,7 +259,17 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     if bad:
         raise FettaError(f"keep={bad[0]!r} is not a result of the chain; allowed "
                          f"{', '.join(map(repr, sorted(made)))}")
-    segs = plan_segments(plan, {k: v.shape for k, v in values.items()}, cfg, stage=stage,
+    pplan = plan
+    if step is not None:
+        for i, (spec, _, _, _, p) in enumerate(plan):
+            for u in p.get("update", ()):
+                if int(u["lr"]) != step.lr:
+                    raise FettaError(f"step {i} '{spec}': update lr {u['lr']} != the "
+                                     f"STEP's {step.lr}; with a STEP every update "
+                                     f"takes its learning rate")
+        pplan = [(sp, a, b, o, dict(p, update=[dict(u, lr_step=True) for u in p["update"]])
+                  if "update" in p else p) for sp, a, b, o, p in plan]
+    segs = plan_segments(pplan, {k: v.shape for k, v in values.items()}, cfg, stage=stage,
                          keep=keep, state=state, discard=discard)
     be = session.backend
     counts = dict.fromkeys(("written", "read", "skipped", "cycles", "move_cycles",
@@ -261,8 +286,8 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
         session.invalidate(program=False, buffers=False)
         if not be.known_idle:
             be.abort()
-        if seg.plan is None:
-            spec, a, b, o, p = plan[seg.lo]
+        if seg.plan is None:      # a separate job: its seeds written out
+            spec, a, b, o, p = literal_seeds(plan[seg.lo:seg.lo + 1], step)[0]
             res = session.contract(spec, values[a], values[b], **resident_plan._cparams(p),
                                    **{k: p[k] for k in ("slot", "vote") if k in p})
             values[o] = res.output.reshape(p.get("reshape", res.output.shape))
@@ -274,7 +299,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
             counts["useful"] += res.useful_macs
             session.invalidate(program=False, buffers=False)
         else:
-            _run_plan(seg.plan, values, session, counts)
+            _run_plan(seg.plan, values, session, counts, step)
     consumed = {x for st in plan for x in resident_plan._reads(st)}
     outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
                if (x not in consumed or x in keep) and x not in discard}

@@ -154,8 +154,10 @@ class RtlTraining:
              ``verify_words``, not the step's host words. Rank adaptation (its prior
              term) updates on the host: chain steps without the update then.
              With ``verify`` off the chip is trusted: the host reads the step's loss
-             sum and accuracy count (``run_chain(xent_results=True)``: three words)
-             and the slots; logits and gradients stay on chip, and the
+             sum and accuracy count (``run_chain(xent_results=True)``: three words),
+             ``Reg.SLOT_MOVED`` and the slots it names (the others' pending votes
+             when the trainer syncs); the programs run lean and open with a STEP
+             (derived seeds, the step's learning rate); logits and gradients stay on chip, and the
              trainer keeps only its step count and seeds (its parameters are read
              back from the state memory when it needs them: evaluation, checkpoints,
              a step it runs itself; ``state_words_read``).
@@ -186,6 +188,9 @@ class RtlTraining:
         self.state_entries = 0          # parameters in the state memory
         self.trust = self.onchip_update and verify == "off"
         self.state_reads = 0            # host words reading the parameters back
+        self._slots_stale = False       # only the moved slots read since the last sync
+        self.slot_sync_reads = 0        # host words reading every slot at a sync
+        self._stale_keys = []
         self.step_chains = bool(step_chains)
         self._chain_fits = True
         self.chain_fallback = None      # why the step did not fit as a chain
@@ -356,7 +361,10 @@ class RtlTraining:
                 tr.executor, tr.observer = ex, ob
                 tr.restore_step_state(start)
         slot_words = self._slots_for(tr, keys)
-        sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of, update=update)
+        # with the update: programs opening with a STEP (derived seeds, the step's
+        # learning rate), the same every step but for its two words
+        sc = plan_step_chain(tr, xq, wc, labels, slots=self._slot_of, update=update,
+                             derive=update)
         trust = update and self.trust and golden is None
         keep, discard = sc.keep, ()
         if trust:       # the gradients and logits stay on chip: the loss and the
@@ -370,7 +378,7 @@ class RtlTraining:
         try:
             res = run_chain(sc.steps, sc.tensors, session=self.session, resident=True,
                             keep=keep, state=sc.state, discard=discard, stage=update,
-                            xent_results=trust, lean=trust)
+                            xent_results=trust, lean=trust, step=sc.step)
         except FettaError as exc:
             if self.chain_steps or "does not fit" not in str(exc):
                 raise
@@ -385,11 +393,9 @@ class RtlTraining:
         self.session.invalidate(program=False, buffers=False)
         got = DeviceStep(res.resident.xent["loss"], res.resident.xent["correct"]) \
             if trust else step_gradients(sc, res.outputs)
-        for key in keys:                      # the host's view of the slots
-            shift, pending, _ = self.session.read_slot(self._slot_of[key])
-            tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
-            if key in self._slot_known:
-                self._slot_known[key] = (shift, pending)
+        # the host's view of the slots: every slot, or (trusted) the ones SLOT_MOVED
+        # names (the others' pending votes are read when the trainer needs them)
+        slot_reads = self._moved_slots(tr, keys) if trust else self._read_slots(tr, keys)
         tr.contraction_index += len(sc.steps)
         if golden is not None:
             try:
@@ -399,7 +405,7 @@ class RtlTraining:
                 exc.report["first_difference"] = where
                 raise ContractionMismatch(f"{exc}; {where['summary']}", exc.report) \
                     from None
-        self._account_chain(tr.step_no, sc, res, slot_words + state_words, len(keys))
+        self._account_chain(tr.step_no, sc, res, slot_words + state_words, slot_reads)
         if update:
             self.update_steps += 1
             if golden is not None:      # compared once the trainer's update has run
@@ -419,12 +425,48 @@ class RtlTraining:
         words[:, 2] = np.concatenate([np.reshape(w, -1) for w in ws])
         return words
 
+    def _read_slots(self, tr, keys) -> int:
+        """Every slot of ``keys`` read into the trainer's controllers; host words."""
+        for key in keys:
+            shift, pending, _ = self.session.read_slot(self._slot_of[key])
+            tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
+            if key in self._slot_known:
+                self._slot_known[key] = (shift, pending)
+        self._slots_stale = False
+        return len(keys)
+
+    def _moved_slots(self, tr, keys) -> int:
+        """The slots whose shift moved (``Reg.SLOT_MOVED``, then cleared) read into the
+        trainer's controllers; the others' pending votes are stale until
+        ``_read_slots`` (the trainer's ``sync_params``). Host words."""
+        from fetta.sw_model.accel.hostmap import REG_BASE, Reg
+        be = self.session.backend
+        moved = be.read(REG_BASE + Reg.SLOT_MOVED, 1)[0]
+        words = 1
+        for key in keys:
+            k = self._slot_of[key]
+            if moved >> (k - 1) & 1:
+                shift, pending, _ = self.session.read_slot(k)
+                tr.shifts[key].shift, tr.shifts[key].pending = shift, pending
+                if key in self._slot_known:
+                    self._slot_known[key] = (shift, pending)
+                words += 1
+        if moved:
+            be.write(REG_BASE + Reg.SLOT_MOVED, [moved])
+            words += 1
+        self._slots_stale = True
+        self._stale_keys = list(keys)
+        return words
+
     def _read_params(self):
         """The trainer's ``param_source``: parameters, biases and moments read back
-        from the state memory (``state_layout`` order)."""
+        from the state memory (``state_layout`` order), and the slots' pending votes
+        when only the moved slots were read."""
         from fetta.sw_model.accel.hostmap import ADAM_BASE
         from .train_chain import state_layout
         tr = self._trust_tr
+        if self._slots_stale:
+            self.slot_sync_reads += self._read_slots(tr, self._stale_keys)
         where = state_layout(tr)
         n = sum(k for _, k in where)
         raw = np.array(self.session.backend.read(ADAM_BASE, 4 * n), np.int64).reshape(n, 4)
@@ -536,13 +578,13 @@ class RtlTraining:
         steps = [(s, a, b, o, {k: v for k, v in p.items() if k != "update"})
                  for s, a, b, o, p in sc.steps]
         plan = check_chain(steps, sc.tensors)
-        want = reference_chain(plan, sc.tensors, self.config)
+        want = reference_chain(plan, sc.tensors, self.config, step=sc.step)
         for key in keys:
             self.session._init_slot(self._slot_of[key], start_ctl[key])
         made = tuple(x for st in plan for x in _makes(st))
         try:
             res = run_chain(steps, sc.tensors, session=self.session, resident=True,
-                            keep=made)
+                            keep=made, step=sc.step)
         except FettaError as exc:
             return {"summary": f"the rerun reading every intermediate failed: {exc}"}
         finally:
@@ -797,7 +839,8 @@ class RtlTraining:
                                "state_words_written": self.state_writes,
                                "verify_words_read": self.verify_words,
                                "trusted": self.trust,
-                               "param_words_read": self.state_reads},
+                               "param_words_read": self.state_reads,
+                               "slot_words_read_at_sync": self.slot_sync_reads},
             "clock_mhz": self.clock_mhz,
             "simulated_seconds_per_step": mean / hz,
             "simulated_seconds_total": cycles["total"] / hz,

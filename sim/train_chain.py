@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fetta.sw_model.accel.step import StepParams
+from fetta.sw_model.arith.fixedpoint import dither_hash
 from fetta.sw_model.train.quant_train import align, derive_seed, xent_frac
 from fetta.sw_model.ttm.layers import backward_phases, layer_plans, network_cores
 
@@ -74,6 +76,7 @@ class StepChain:
     act_keys: list
     core_shapes: list
     state: dict | None = None     # inputs laid out from the state memory (``update``)
+    step: StepParams | None = None  # the STEP every program opens with (``derive``)
 
 
 def _parts(tr, bsz: int) -> list:
@@ -103,10 +106,14 @@ def state_layout(tr) -> list[tuple]:
 
 
 def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None,
-                    update: bool = False) -> StepChain | None:
+                    update: bool = False, derive: bool = False) -> StepChain | None:
     """Trainer ``tr``'s next training step as a chain (module docstring), or None
     (no seed drawn) while one of its shift controllers is not calibrated. ``update``:
-    with the optimizer on chip (module docstring)."""
+    with the optimizer on chip (module docstring). ``derive``: the chain's seeds are
+    the indices ``i`` of ``derive_seed(seed, t, i)`` and ``StepChain.step`` the STEP
+    (key ``dither_hash(seed, t)``, the updates' learning rate) every program opens
+    with (``run_chain(..., step=)``): the programs are the same every step but for
+    the STEP's words."""
     if tr.cfg.precision != "fixed":
         raise ValueError(f"plan_step_chain needs precision fixed; the trainer is "
                          f"{tr.cfg.precision}")
@@ -124,9 +131,14 @@ def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None,
     parts = _parts(tr, bsz)
     stochastic = rc.rounding == "stochastic"
 
+    def draw() -> int:          # the next seed, or with ``derive`` its index
+        i = tr._seed_index
+        s = tr.next_seed()
+        return i if derive else s
+
     def params(key, out_bits) -> dict:
         p = {"shift": tr.shifts[key].shift, "rounding": rc.rounding,
-             "out_bits": out_bits, "seed": tr.next_seed() if stochastic else 0}
+             "out_bits": out_bits, "seed": draw() if stochastic else 0}
         if slots is not None:
             p.update(slot=slots[key], vote="close")
         return p
@@ -159,7 +171,7 @@ def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None,
         if l < last:           # the activation's seed follows the layer's contractions
             ctl = tr.shifts[f"L{l}:act"]
             act = {"shift": ctl.shift, "rounding": rc.rounding, "out_bits": rc.act_bits,
-                   "seed": tr.next_seed() if stochastic else 0}
+                   "seed": draw() if stochastic else 0}
             if slots is not None:
                 act.update(slot=slots[f"L{l}:act"], vote="close")
             p.update(act=act, pre=f"L{l}/z", reshape=(bsz, *layers[l + 1].in_modes))
@@ -195,14 +207,19 @@ def plan_step_chain(tr, xq, wc, labels, slots: dict | None = None,
             step_key.append(key)
     state = None
     if update:
-        state = _on_chip_update(tr, steps, frac, fracs)
+        state = _on_chip_update(tr, steps, frac, fracs, derive)
+    step = None
+    if derive:
+        lr = tr.path.opt.lr_q(tr.path.opt.t + 1) if update else 0
+        step = StepParams(int(dither_hash(int(tr.cfg.seed) & 0xFFFFFFFF, tr.step_no)), lr)
     return StepChain([tuple(s) for s in steps], tensors,
                      tuple(f"L{l}/dy" for l in range(len(layers))), logits, frac, phases,
                      at, step_key, [f"L{l}:act" for l in range(last)],
-                     [[np.shape(g) for g in wc[l]] for l in range(len(layers))], state)
+                     [[np.shape(g) for g in wc[l]] for l in range(len(layers))], state,
+                     step)
 
 
-def _on_chip_update(tr, steps, frac: dict, fracs: list) -> dict:
+def _on_chip_update(tr, steps, frac: dict, fracs: list, derive: bool = False) -> dict:
     """Attach the optimizer's updates to the chain's ``steps`` (in place) and return its
     ``state`` inputs (module docstring)."""
     opt, rc, layers = tr.path.opt, tr.cfg.recipe, tr.model.layers
@@ -219,8 +236,9 @@ def _on_chip_update(tr, steps, frac: dict, fracs: list) -> dict:
     ncores = sum(len(cl) for cl in tr.params)
     state = {}
     for i, (first, _) in enumerate(where):
-        seeds = (derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i),
-                 derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i + 1))
+        seeds = (idx0 + 2 * i, idx0 + 2 * i + 1) if derive else \
+            (derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i),
+             derive_seed(tr.cfg.seed, tr.step_no, idx0 + 2 * i + 1))
         if i < ncores:
             l, k = next((l, k) for l, cl in enumerate(tr.params) for k in range(len(cl))
                         if sum(len(c) for c in tr.params[:l]) + k == i)

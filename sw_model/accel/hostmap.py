@@ -97,6 +97,7 @@ class Reg(enum.IntEnum):
     MAX_ABS = 34      # read: largest |result word| the program's CONTRACTs wrote to C (with the MOVE unit; 0 without)
     MAXLOG_COUNT = 35 # read: CONTRACT and VEC instructions completed since START (each one's largest |result word| is in MAXLOG + k while k < MAXLOG_DEPTH; with the MOVE unit, 0 without)
     XENT_CORRECT = 36 # read: rows the program's XENTs found their first maximum at the target (argmax == label: the accuracy count; cleared by START; with the MOVE unit, 0 without)
+    SLOT_MOVED = 37   # read: bit k-1 set when shift slot k's shift moved by a vote since the bit was last cleared; write (idle only, a write during a run is dropped and recorded): 1 bits clear those bits; not cleared by START or CLEAR (with shift slots, 0 without)
     XENT_LOSS = 38    # read: the program's XENT rows' cross-entropy summed in bits, Q16 (xent_loss_rows; lo word here, bits 47..32 at the next address; wraps at 2**48; cleared by START; with the MOVE unit, 0 without)
     XENT_CYCLES = 40  # the part of VEC that XENT rows took (vector-busy cycles by operation)
     ADAM_CYCLES = 42  # the part of VEC that ADAM elements took (the update unit busy)

@@ -33,7 +33,10 @@ the next instruction reads any slot: in-order semantics, as the recipe's. Slots 
 their state across programs (START and CLEAR leave them); the host reads and writes
 them at ``Reg.SLOT + k - 1`` (``slot_word``/``slot_fields``) while idle: a write sets
 the first calibration of a shift (the recipe's first-batch calibration is the host's)
-or restores a checkpoint.
+or restores a checkpoint. ``Reg.SLOT_MOVED`` has bit ``k - 1`` set when slot ``k``'s
+shift moved by a vote (the host writes 1s to clear bits; START and CLEAR leave it): a
+host that keeps copies of the shifts reads one word per program, and the slots that
+moved.
 
 Refused with ``BAD_CONFIG`` (nothing written): vote code 3, a vote with slot 0, a slot
 above ``shift_slots``, a nonzero shift field with a slot, and (VEC) a slot shift above
@@ -129,10 +132,13 @@ def slot_fields(word: int) -> tuple[int, int, int]:
 
 class SlotFile:
     """The slots of a config (``cfg.shift_slots`` of them), as the hardware keeps them:
-    ``slots[k - 1] = [shift, pending, gmax]`` for slot ``k``."""
+    ``slots[k - 1] = [shift, pending, gmax]`` for slot ``k``; ``moved`` (bit ``k - 1``:
+    slot ``k``'s shift moved by a vote since the host last cleared the bit,
+    ``Reg.SLOT_MOVED``)."""
 
     def __init__(self, cfg, words=None):
         self.cfg = cfg
+        self.moved = 0
         n = cfg.shift_slots
         self.slots = [[0, 0, 0] for _ in range(n)] if words is None else \
             [list(slot_fields(w)) for w in words]
@@ -167,5 +173,8 @@ class SlotFile:
             return
         cfg = self.cfg
         v = vote(max(s[2], int(out_max)), out_bits, cfg.vote_up, cfg.vote_down)
+        old = s[0]
         s[0], s[1] = advance(s[0], s[1], v, cfg.vote_count, cfg.acc_bits - 1)
         s[2] = 0
+        if s[0] != old:
+            self.moved |= 1 << (slot - 1)

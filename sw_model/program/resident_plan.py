@@ -113,6 +113,7 @@ from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES, UNIT_COUNTER_READS
 from ..accel.isa import HALT, Contract, Op, decode_header, instructions
 from ..accel.move import Move, MoveLevel, buffer_lanes
 from ..accel.shift_slots import Vote, as_vote
+from ..accel.step import derive
 from ..accel.timing import timing
 from ..accel.vec import Vec
 from ..accel.xent import Xent, xent_cycles, xent_row_cycles
@@ -124,7 +125,7 @@ from .moves import (MovePlan, operand_words, relayout, relayout_dense, relayout_
                     result_words)
 from .update import load_dense, update_bias, update_core
 
-__all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments"]
+__all__ = ["ResidentPlan", "plan_resident", "Segment", "plan_segments", "literal_seeds"]
 
 _BANK = {"a": "A", "b": "B"}
 DENSE = "dense"       # the layout key of a home holding element e at word e
@@ -990,6 +991,25 @@ class Segment:
     lo: int
     hi: int
     plan: ResidentPlan | None
+
+
+def literal_seeds(plan, step) -> list:
+    """A checked chain whose programs open with ``STEP(step)`` names its seeds as
+    indices (``sw_model/accel/step.py``): the same chain with every seed the index
+    derives (``derive(step.key, i)``: contractions, activations, updates) — what its
+    golden model and a separate-job segment use. ``step`` (``StepParams``) None: ``plan`` itself."""
+    if step is None:
+        return plan
+    out = []
+    for spec, a, b, o, p in plan:
+        q = dict(p, seed=derive(step.key, p["seed"]))
+        if "act" in q:
+            q["act"] = dict(q["act"], seed=derive(step.key, q["act"]["seed"]))
+        if "update" in q:
+            q["update"] = [dict(u, seeds=tuple(derive(step.key, x) for x in u["seeds"]))
+                           for u in q["update"]]
+        out.append((spec, a, b, o, q))
+    return out
 
 
 def plan_segments(plan, shapes: dict, cfg: AccelConfig, *,

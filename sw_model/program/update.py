@@ -61,8 +61,10 @@ def _check(cfg: AccelConfig, p: dict, n: int) -> None:
 
 def _adam(mv: Move, p: dict, first: int, **kw) -> Adam:
     s0, s1 = p["seeds"]
-    return Adam(mv, state_base=int(p["state"]) + first, lr=int(p["lr"]), seed0=int(s0),
-                seed1=int(s1), step_shift=int(p["step_shift"]), gshift=int(p["gshift"]),
+    # after a STEP (``lr_step``, set by the resident run): the STEP's learning rate
+    step = bool(p.get("lr_step"))
+    return Adam(mv, state_base=int(p["state"]) + first, lr=0 if step else int(p["lr"]),
+                lr_step=step, seed0=int(s0), seed1=int(s1), step_shift=int(p["step_shift"]), gshift=int(p["gshift"]),
                 w_bits=int(p["w_bits"]), b1=int(p["b1"]), b2=int(p["b2"]),
                 index_base=first, **kw)
 

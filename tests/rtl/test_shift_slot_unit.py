@@ -39,7 +39,9 @@ def _slots(be):
 
 
 def _set_slots(be, words):
+    """Slot words written, SLOT_MOVED cleared (a fresh model's)."""
     be.write(REG_BASE + Reg.SLOT, list(words))
+    be.write(REG_BASE + Reg.SLOT_MOVED, [0xFFFFFFFF])
 
 
 def _contract_program(rng):
@@ -76,6 +78,9 @@ def _compare_slots(be, state, label):
     bad = [k + 1 for k, (g, w) in enumerate(zip(got, want)) if g != w]
     assert not bad, (f"{label}: slot {bad[0]} RTL (shift, pending, gmax) "
                      f"{got[bad[0] - 1]}, model {want[bad[0] - 1]}")
+    moved = be.read(REG_BASE + Reg.SLOT_MOVED, 1)[0]
+    assert moved == state["slots"].moved, f"{label}: SLOT_MOVED {moved:#x} != model " \
+        f"{state['slots'].moved:#x}"
 
 
 def _vec_programs(be, rng, programs, label):
@@ -106,6 +111,14 @@ def test_vec_votes_move_the_slots_like_the_model(pysim):
     programs = [_vecs(rng, lambda k: 1 + k % 3) for _ in range(5)]
     state = _vec_programs(pysim, rng, programs, "pysim")
     assert any(s[0] for s in state["slots"].slots[:3])
+    # SLOT_MOVED names the slots whose shift moved; writing 1s clears those bits only
+    moved = state["slots"].moved
+    assert moved and not moved >> 3
+    low = moved & -moved
+    pysim.write(REG_BASE + Reg.SLOT_MOVED, [low])
+    assert pysim.read(REG_BASE + Reg.SLOT_MOVED, 1)[0] == moved & ~low
+    pysim.write(REG_BASE + Reg.SLOT_MOVED, [0xFFFFFFFF])
+    assert pysim.read(REG_BASE + Reg.SLOT_MOVED, 1)[0] == 0
 
 
 def test_contract_votes_and_gather_match_the_model(pysim):

@@ -11,7 +11,6 @@ import pytest
 
 from fetta.errors import FettaError
 from fetta.sim.chain import run_chain
-from fetta.sim.harness import Session
 from fetta.sw_model.accel.hostmap import (ALL_COUNTERS, CONTROL_READS, CONTROL_WRITES,
                                           LEAN_READS, LEAN_WRITES, UNIT_COUNTER_READS)
 from fetta.sw_model.accel.timing import vector_busy
@@ -20,21 +19,14 @@ from fetta.sw_model.train.quant_train import xent_loss_sum
 from test_chain_xent import _step
 
 
-@pytest.fixture(scope="module")
-def session():
-    s = Session("tiny", "pysim")
-    yield s
-    s.close()
-
-
-def test_lean_chain_equals_the_full_one_with_fewer_host_words(session):
+def test_lean_chain_equals_the_full_one_with_fewer_host_words(tiny_session):
     rng = np.random.default_rng(7)
     steps, tensors = _step(rng)
-    full = [run_chain(steps, tensors, session=session, resident=True, keep=("y",),
+    full = [run_chain(steps, tensors, session=tiny_session, resident=True, keep=("y",),
                       xent_results=True) for _ in range(2)][1]    # the second: warm
-    lean = [run_chain(steps, tensors, session=session, resident=True, keep=("y",),
+    lean = [run_chain(steps, tensors, session=tiny_session, resident=True, keep=("y",),
                       xent_results=True, lean=True) for _ in range(2)]
-    be = session.backend
+    be = tiny_session.backend
     for r in lean:
         for k, v in full.outputs.items():
             assert np.array_equal(r.outputs[k], v), k
@@ -57,20 +49,20 @@ def test_lean_chain_equals_the_full_one_with_fewer_host_words(session):
                                   "correct": int((y[:, :10].argmax(1) == lab).sum())}
 
 
-def test_a_counter_off_the_model_is_reported_when_the_series_closes(session):
+def test_a_counter_off_the_model_is_reported_when_the_series_closes(tiny_session):
     rng = np.random.default_rng(8)
     steps, tensors = _step(rng)
-    run_chain(steps, tensors, session=session, resident=True, lean=True)
-    be = session.backend
+    run_chain(steps, tensors, session=tiny_session, resident=True, lean=True)
+    be = tiny_session.backend
     be.expect_counters(0, move_cycles=1)          # a model one element off
     with pytest.raises(FettaError, match=r"counter move_cycles after \d+ lean runs: "
                                          r"\d+ counted != \d+ predicted"):
-        session.backend.clear()                   # any CLEAR closes the series first
+        tiny_session.backend.clear()                   # any CLEAR closes the series first
     assert be.settle_counters() == 0
 
 
-def test_lean_runs_need_a_series(session):
+def test_lean_runs_need_a_series(tiny_session):
     with pytest.raises(FettaError, match="lean run outside a lean series"):
-        session.backend.run(1000, counters=False)
+        tiny_session.backend.run(1000, counters=False)
     with pytest.raises(FettaError, match="outside a lean series"):
-        session.backend.expect_counters(1, cycles=5)
+        tiny_session.backend.expect_counters(1, cycles=5)

@@ -16,7 +16,9 @@ from fetta.sw_model.accel.adam import Adam
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import ADAM_BASE
 from fetta.sw_model.accel.isa import Op, decode_header
-from fetta.sw_model.program.resident_plan import plan_segments
+from fetta.sw_model.accel.step import StepParams
+from fetta.sw_model.arith.fixedpoint import dither_hash
+from fetta.sw_model.program.resident_plan import literal_seeds, plan_segments
 from fetta.sw_model.train.data import load_dataset
 from fetta.sw_model.train.trainer import TrainConfig, Trainer, train
 from fetta.sw_model.ttm.models import resolve_model
@@ -54,6 +56,13 @@ def test_the_step_chain_carries_every_update_and_loads_every_parameter(digits):
     assert set(sc.state) == {f"L{l}/g{k + 1}" for l, cl in enumerate(tr.params)
                              for k in range(len(cl))} | {f"L{l}/bias"
                                                          for l in range(len(tr.bias))}
+    # derived: the same chain with the seeds' indices and the STEP's key and rate
+    tr.restore_step_state(start)
+    sd = plan_step_chain(tr, xq, wc, y, update=True, derive=True)
+    assert tr.step_state() == drawn
+    assert sd.step == StepParams(int(dither_hash(0, tr.step_no)), ups[0]["lr"])
+    assert literal_seeds(check_chain(sd.steps, sd.tensors), sd.step) == \
+        check_chain(sc.steps, sc.tensors)
     plan = check_chain(sc.steps, sc.tensors)
     shapes = {k: np.shape(v) for k, v in sc.tensors.items()}
     segs = plan_segments(plan, shapes, get_config("tiny"), state=sc.state)
@@ -133,6 +142,9 @@ def test_a_trusted_chip_returns_only_loss_and_accuracy_and_trains_the_same(digit
     trusted = runs["off"]
     assert trusted["on_chip_update"]["trusted"] and trusted["on_chip_update"]["steps"] == 3
     assert trusted["on_chip_update"]["param_words_read"] == 4 * 3216   # one evaluation
+    # the slots' pending votes read once too, at that sync (between steps: the moved)
+    assert trusted["on_chip_update"]["slot_words_read_at_sync"] == \
+        trusted["shift_slots"]["slots_used"]
     assert trusted["test_accuracy"] == ref["test_accuracy"]
     assert trusted["epochs"][-1]["loss"] == ref["epochs"][-1]["loss"]
     chain = [s for s in trusted["cycles_per_step"] if s["chain"]]
