@@ -395,7 +395,8 @@ class RtlTraining:
             if trust else step_gradients(sc, res.outputs)
         # the host's view of the slots: every slot, or (trusted) the ones SLOT_MOVED
         # names (the others' pending votes are read when the trainer needs them)
-        slot_reads = self._moved_slots(tr, keys) if trust else self._read_slots(tr, keys)
+        slot_reads, clears = self._moved_slots(tr, keys) if trust else \
+            (self._read_slots(tr, keys), 0)
         tr.contraction_index += len(sc.steps)
         if golden is not None:
             try:
@@ -405,7 +406,8 @@ class RtlTraining:
                 exc.report["first_difference"] = where
                 raise ContractionMismatch(f"{exc}; {where['summary']}", exc.report) \
                     from None
-        self._account_chain(tr.step_no, sc, res, slot_words + state_words, slot_reads)
+        self._account_chain(tr.step_no, sc, res, slot_words + state_words + clears,
+                            slot_reads)
         if update:
             self.update_steps += 1
             if golden is not None:      # compared once the trainer's update has run
@@ -435,10 +437,10 @@ class RtlTraining:
         self._slots_stale = False
         return len(keys)
 
-    def _moved_slots(self, tr, keys) -> int:
+    def _moved_slots(self, tr, keys) -> tuple[int, int]:
         """The slots whose shift moved (``Reg.SLOT_MOVED``, then cleared) read into the
         trainer's controllers; the others' pending votes are stale until
-        ``_read_slots`` (the trainer's ``sync_params``). Host words."""
+        ``_read_slots`` (the trainer's ``sync_params``). Host words read, written."""
         from fetta.sw_model.accel.hostmap import REG_BASE, Reg
         be = self.session.backend
         moved = be.read(REG_BASE + Reg.SLOT_MOVED, 1)[0]
@@ -453,10 +455,9 @@ class RtlTraining:
                 words += 1
         if moved:
             be.write(REG_BASE + Reg.SLOT_MOVED, [moved])
-            words += 1
         self._slots_stale = True
         self._stale_keys = list(keys)
-        return words
+        return words, int(moved != 0)
 
     def _read_params(self):
         """The trainer's ``param_source``: parameters, biases and moments read back

@@ -3,7 +3,7 @@ illegal buffer codes, the same buffer twice, the fill bit, counts of 0, ``s``, `
 and ``out_bits`` past their ranges, reserved bits and the reserved word set, bases and
 strides that leave the buffers, destinations with 0 or several nonzero targets per
 row). Every example ends either in ``BAD_CONFIG`` or ``ADDRESS_RANGE`` with every
-buffer unchanged, or in a run whose buffers and XENT_CORRECT equal the model's
+buffer unchanged, or in a run whose buffers, XENT_CORRECT and XENT_LOSS equal the model's
 (``sw_model.accel.xent.run_xent``) and whose cycles equal ``xent_cycles``.
 
 Examples: 40 on Verilator and CXXRTL (each one writes and reads every buffer), 4 on
@@ -29,7 +29,7 @@ from fetta.sw_model.accel.isa import HALT, Op, header  # noqa: E402
 from fetta.sw_model.accel.move import (BUFS, MOVE_FIELD, MOVE_LEVELS, MW,  # noqa: E402
                                        buffer_lanes, move_check)
 from fetta.sw_model.accel.timing import timing  # noqa: E402
-from fetta.sw_model.accel.xent import (XENT_FIELD, XENT_WORDS, XW, Xent,  # noqa: E402
+from fetta.sw_model.accel.xent import (XENT_FIELD, XENT_LOSS_BITS, XENT_WORDS, XW, Xent,  # noqa: E402
                                        run_xent, xent_cycles)
 
 CFG = get_config("tiny")
@@ -124,9 +124,11 @@ def check(be, payload, rng_seed):
     code, x = expected(payload)
     assert st_.error == code, (st_.error, code, payload)
     if x is not None:
-        _, ok, _ = run_xent(CFG, x, bufs)
+        _, ok, loss = run_xent(CFG, x, bufs)
         assert st_.counters["cycles"] == xent_cycles(x.counts, timing(CFG).fetch) + 2
         assert be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0] == ok
+        lo, hi = be.read(REG_BASE + Reg.XENT_LOSS, 2)
+        assert lo | hi << 32 == loss % (1 << XENT_LOSS_BITS), (loss, payload)
     assert_buffers_equal(be, CFG, bufs, f"error {st_.error!r}, {x}")
 
 
