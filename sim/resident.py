@@ -147,6 +147,12 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
             raise FettaError(f"a resident program of {long[0] - STEP_WORDS - 1} words "
                              f"with its STEP needs {long[0]} program words; program "
                              f"depth {session.config.prog_depth}")
+    # each program's vector-busy cycles by op and whether it has an XENT (per plan)
+    per_prog = rp.__dict__.get("_busy")
+    if per_prog is None:
+        per_prog = rp.__dict__["_busy"] = [
+            (vector_busy(p), any(op == Op.XENT for _, op, _ in instructions(p)))
+            for p in rp.programs]
     for k, prog in enumerate(programs):
         if not lean:
             be.clear()
@@ -170,7 +176,7 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
             raise FettaError(f"accelerator stopped without DONE (STATUS "
                              f"0x{st.status:08x}) in a resident program; no result "
                              f"returned")
-        busy = vector_busy(prog)
+        busy, has_xent = per_prog[k]
         if lean:        # counted in aggregate when the series closes (expect_counters)
             by_op = busy
         else:
@@ -187,7 +193,7 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
             counts["busy"][k] += by_op[k]
             counts["busy_predicted"][k] += v
             plan_busy[k] += v
-        if "xent" in counts and any(op == Op.XENT for _, op, _ in instructions(prog)):
+        if "xent" in counts and has_xent:
             # the XENTs' accuracy count and loss sum (cleared by the next START)
             correct = be.read(REG_BASE + Reg.XENT_CORRECT, 1)[0]
             lo, hi = be.read(REG_BASE + Reg.XENT_LOSS, 2)
