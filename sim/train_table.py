@@ -210,16 +210,46 @@ def render_step_chains(chains: dict, base: dict, update: dict | None = None,
         from fetta.sw_model.ttm.models import resolve_model
         inputs = prod(resolve_model(trusted["model"]).layers[0].in_modes)
         target = trusted["batch"] * inputs + trusted["batch"] + 16
+        tsc = trusted["step_chains"]
+        up = trusted["on_chip_update"]
+        met = "met" if tm["host_transfer"] <= target else "not met"
+        hw = sorted(st["host_transfer"] for st in trusted["cycles_per_step"]
+                    if st.get("chain"))
+        med = hw[len(hw) // 2]
+        met_med = "met" if med <= target else "not met"
         lines += ["",
-                  f"`{TRUSTED_COMMAND}` (the chip trusted, nothing checked: the gradients "
-                  f"stay on chip, the host reads back only the logits for the loss and "
-                  f"the slots, and the parameters from the state memory when it "
-                  f"evaluates, {trusted['on_chip_update']['param_words_read']:,} words in "
-                  f"all): final test accuracy **{trusted['test_accuracy'] * 100:.2f}%**; "
-                  f"**{tm['host_transfer']:,.0f} host words per chain step** (the target, "
-                  f"batch x inputs + batch + 16, is {target:,}); "
+                  f"`{TRUSTED_COMMAND}` (the chip trusted, nothing checked: logits and "
+                  f"gradients stay on chip; per step the host writes the batch, its "
+                  f"labels, START and the STEP's key and learning rate, and reads STATUS, "
+                  f"the loss sum and accuracy count the XENT unit keeps, SLOT_MOVED and "
+                  f"the slots it names; the programs run lean, their counters checked "
+                  f"against the model when a series closes "
+                  f"({tsc.get('counter_settle_words', 0):,} words in all); the parameters "
+                  f"come back from the state memory when the trainer evaluates "
+                  f"({up['param_words_read']:,} words in all, and "
+                  f"{up.get('slot_words_read_at_sync', 0):,} slot words)): final test "
+                  f"accuracy **{trusted['test_accuracy'] * 100:.2f}%**; "
+                  f"**{tm['host_transfer']:,.0f} host words per chain step** on average, "
+                  f"median {med:,.0f} (the target, batch x inputs + batch + 16, is "
+                  f"{target:,}: {met} on average, {met_med} by the median; the first "
+                  f"chain step writes the whole program and the state memory, the first "
+                  f"step after each evaluation rewrites the program words the "
+                  f"evaluation's programs overwrote, a step after a shift moved reads "
+                  f"that slot and rewrites the words that carry the shift); "
                   f"{tm['total']:,.0f} cycles per step; wall time "
                   f"{trusted['wall_seconds']:.1f} s (RTL of "
                   f"{trusted.get('commit') or 'unknown'})."]
+        busy = tsc.get("vector_busy")
+        if busy:
+            steps = tsc["steps"]
+            exact = "equal to" if tsc.get("vector_busy_model_exact") else "NOT equal to"
+            lines += ["",
+                      "Vector-busy cycles per chain step by operation (counters "
+                      "XENT_CYCLES, ADAM_CYCLES and VEC less both; " + exact +
+                      " the model's): " + ", ".join(
+                          f"{name} {busy[k] / steps:,.0f}" for k, name in
+                          (("vec", "VEC ALU"), ("xent", "XENT"), ("adam", "ADAM"))) +
+                      f" of {tm['elementwise']:,.0f} elementwise cycles (the rest: each "
+                      f"instruction's fetch, payload, range check and tail)."]
     lines += ["", STEP_END]
     return "\n".join(lines) + "\n"
