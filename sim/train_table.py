@@ -217,6 +217,7 @@ def render_step_chains(chains: dict, base: dict, update: dict | None = None,
                     if st.get("chain"))
         med = hw[len(hw) // 2]
         met_med = "met" if med <= target else "not met"
+        n_ok = sum(h <= target for h in hw)
         lines += ["",
                   f"`{TRUSTED_COMMAND}` (the chip trusted, nothing checked: logits and "
                   f"gradients stay on chip; per step the host writes the batch, its "
@@ -231,7 +232,8 @@ def render_step_chains(chains: dict, base: dict, update: dict | None = None,
                   f"accuracy **{trusted['test_accuracy'] * 100:.2f}%**; "
                   f"**{tm['host_transfer']:,.0f} host words per chain step** on average, "
                   f"median {med:,.0f} (the target, batch x inputs + batch + 16, is "
-                  f"{target:,}: {met} on average, {met_med} by the median; the first "
+                  f"{target:,}: {met} on average, {met_med} by the median, {n_ok:,} of "
+                  f"{len(hw):,} chain steps within it; the first "
                   f"chain step writes the whole program and the state memory, the first "
                   f"step after each evaluation rewrites the program words the "
                   f"evaluation's programs overwrote, a step after a shift moved reads "
