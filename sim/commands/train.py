@@ -240,20 +240,8 @@ def run(args) -> int:
           f"{results['tt_params']} (ranks {results['final_ranks']}), training memory "
           f"{mem['tt']['total']} B vs {mem['dense_fp32']['total']} B dense FP32 "
           f"({mem['reduction_total']:.1f}x), {results['wall_seconds']:.1f} s")
-    if "cycles" in results:
-        c = results["cycles"]
-        print(f"accelerator {results['accelerator']['config']['name']} "
-              f"({results['accelerator']['sim']}): mismatches {results['mismatches']} "
-              f"({results['verified']} of {results['contractions']} contractions verified), "
-              f"{c['total'] / max(1, results['steps_simulated']):.0f} cycles/step "
-              f"(forward {c['forward']}, input gradient {c['input_gradient']}, core "
-              f"gradients {c['core_gradients']}, on-chip moves {c['on_chip_moves']}, "
-              f"host transfer {c['host_transfer']} in total), "
-              f"{results['host_words_per_step']:.0f} host words/step, MAC utilization "
-              f"{results['mac_utilization'] * 100:.1f}% "
-              f"({results['mac_utilization_with_transfer'] * 100:.1f}% with transfer), "
-              f"{results['simulated_seconds_per_step'] * 1e3:.3f} ms/step at "
-              f"{results['clock_mhz']:g} MHz")
+    for line in rtl_summary(results):
+        print(line)
     if args.json:
         write_json_atomic(args.json, results)
     if args.plot:
@@ -262,6 +250,35 @@ def run(args) -> int:
             p = Path(args.plot)
             plot_extra(results, p.with_name(f"{p.stem}.cycles{p.suffix}"))
     return 0
+
+
+def rtl_summary(results: dict) -> list[str]:
+    """The accelerator's lines of ``fetta train``'s summary (none for a NumPy run):
+    mismatches, cycles per step by phase, host words, utilization, and with step
+    chains the vector unit's busy cycles per chain step by operation."""
+    if "cycles" not in results:
+        return []
+    c = results["cycles"]
+    out = [f"accelerator {results['accelerator']['config']['name']} "
+           f"({results['accelerator']['sim']}): mismatches {results['mismatches']} "
+           f"({results['verified']} of {results['contractions']} contractions verified), "
+           f"{c['total'] / max(1, results['steps_simulated']):.0f} cycles/step "
+           f"(forward {c['forward']}, input gradient {c['input_gradient']}, core "
+           f"gradients {c['core_gradients']}, on-chip moves {c['on_chip_moves']}, "
+           f"elementwise {c.get('elementwise', 0)}, host transfer "
+           f"{c['host_transfer']} in total), "
+           f"{results['host_words_per_step']:.0f} host words/step, MAC utilization "
+           f"{results['mac_utilization'] * 100:.1f}% "
+           f"({results['mac_utilization_with_transfer'] * 100:.1f}% with transfer), "
+           f"{results['simulated_seconds_per_step'] * 1e3:.3f} ms/step at "
+           f"{results['clock_mhz']:g} MHz"]
+    sc = results.get("step_chains", {})
+    if sc.get("vector_busy") and sc["steps"]:
+        exact = "= model" if sc["vector_busy_model_exact"] else "!= model"
+        out.append("vector unit busy per chain step: " + ", ".join(
+            f"{k} {v / sc['steps']:.0f}" for k, v in sc["vector_busy"].items()) +
+            f" ({exact})")
+    return out
 
 
 def _train(args, cfg, model, data, extra) -> dict:

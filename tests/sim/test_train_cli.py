@@ -217,3 +217,19 @@ def test_step_chains_need_resident_shift_slots_and_the_rtl_backend(capsys):
     assert main(["train", "--epochs", "1", "--step-chains"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--step-chains applies to --backend rtl only" in err
+
+
+def test_rtl_summary_of_a_stored_run_names_every_phase_and_the_vector_unit():
+    """The summary lines of the stored trusted run on ``large``: cycles by phase with
+    the elementwise work, and the vector unit's busy cycles per chain step by
+    operation (the counters, equal to the model)."""
+    from fetta.sim.commands.train import rtl_summary
+    r = json.loads((ROOT / "docs/train/rtl-digits-large-update-trusted.json").read_text())
+    lines = rtl_summary(r)
+    assert f"elementwise {r['cycles']['elementwise']}," in lines[0]
+    n = r["step_chains"]["steps"]
+    busy = r["step_chains"]["vector_busy"]
+    assert lines[1] == (f"vector unit busy per chain step: vec {busy['vec'] / n:.0f}, "
+                        f"xent {busy['xent'] / n:.0f}, adam {busy['adam'] / n:.0f} "
+                        f"(= model)")
+    assert rtl_summary({"model": "digits"}) == []
