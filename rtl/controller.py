@@ -436,18 +436,19 @@ class Controller(wiring.Component):
                     m.d.sync += set_pc(pc + 1 + length)
                     m.next = "FETCH"
                 on_abort()
-            with m.State("LOAD_STEP"):
-                m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
-                             inc["stall_config"].eq(1)]
-                m.d.sync += widx.eq(widx + 1)
-                with m.If(widx == 0):
-                    m.d.sync += self.step_key.eq(self.prog_data)
-                with m.Else():
-                    m.d.sync += self.step_lr.eq(self.prog_data)
-                with m.If(widx == length - 1):
-                    m.d.sync += [self.step_on.eq(1)] + set_pc(pc + 1 + length)
-                    m.next = "FETCH"
-                on_abort()
+            if mv is not None:         # STEP: with the MOVE unit only
+                with m.State("LOAD_STEP"):
+                    m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
+                                 inc["stall_config"].eq(1)]
+                    m.d.sync += widx.eq(widx + 1)
+                    with m.If(widx == 0):
+                        m.d.sync += self.step_key.eq(self.prog_data)
+                    with m.Else():
+                        m.d.sync += self.step_lr.eq(self.prog_data)
+                    with m.If(widx == length - 1):
+                        m.d.sync += [self.step_on.eq(1)] + set_pc(pc + 1 + length)
+                        m.next = "FETCH"
+                    on_abort()
             with m.State("LOAD_CONTRACT"):
                 m.d.comb += [self.prog_addr.eq(pc + 2 + widx), inc["cycles"].eq(1),
                              inc["stall_config"].eq(1)]
@@ -623,8 +624,11 @@ class Controller(wiring.Component):
         # derives from it (dither_hash(key, word)), a cycle after the word is read
         with m.If(fsm.ongoing("RUN")):
             m.d.sync += seed_raw.eq(self.prog_data)
-        derived = add_dither_hash(m, self.step_key, seed_raw, name="seed_derive")
-        m.d.sync += seed.eq(Mux(self.step_on, derived, seed_raw))
+        if mv is not None:
+            derived = add_dither_hash(m, self.step_key, seed_raw, name="seed_derive")
+            m.d.sync += seed.eq(Mux(self.step_on, derived, seed_raw))
+        else:                       # no STEP (ice40): the word itself, the same cycle
+            m.d.sync += seed.eq(seed_raw)
         # in_valid/first/last are registered: aligned with the buffer read data.
         with m.If(~(fsm.ongoing("RUN") & self.rd_en)):
             m.d.sync += [self.fabric.in_valid.eq(0), self.fabric.in_first.eq(0), self.fabric.in_last.eq(0)]
