@@ -42,7 +42,7 @@ from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
                                          ErrorCode, Status,
                                          buffer_base)
-from fetta.sw_model.accel.isa import Contract, Op, decode_header
+from fetta.sw_model.accel.isa import Contract, Op, decode_header, instructions
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program.moves import relayout
 
@@ -133,15 +133,13 @@ class OnChipResults:
 
 
 def _rebased_c(program, c_row: int) -> list[int]:
-    out, pc = [], 0
-    while pc < len(program):
-        op, n = decode_header(program[pc])
-        words = list(program[pc:pc + 1 + n])
+    out = []
+    for pc, op, payload in instructions(program):
+        words = [program[pc], *payload]
         if op == Op.CONTRACT:
-            k = Contract.decode(words[1:])
+            k = Contract.decode(payload)
             words = dataclasses.replace(k, base_c=k.base_c + c_row).encode()
         out += words
-        pc += 1 + n
     return out
 
 

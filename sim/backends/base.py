@@ -142,7 +142,7 @@ class Backend(abc.ABC):
 
     def expect_counters(self, programs: int, **counts: int) -> None:
         """Add what the model predicts ``programs`` lean runs add to the counters
-        named in ``counts`` (``COUNTERS`` names)."""
+        named in ``counts`` (``hostmap.ALL_COUNTERS`` names)."""
         if self._lean is None:
             raise FettaError("expect_counters outside a lean series (begin_lean first)")
         bad = [k for k in counts if k not in ALL_COUNTERS]

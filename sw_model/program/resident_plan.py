@@ -110,7 +110,7 @@ import numpy as np
 
 from ..accel.config import AccelConfig
 from ..accel.hostmap import CONTROL_READS, CONTROL_WRITES, UNIT_COUNTER_READS
-from ..accel.isa import HALT, Contract, Op, decode_header, instructions
+from ..accel.isa import HALT, Contract, Op, instructions
 from ..accel.move import Move, MoveLevel, buffer_lanes
 from ..accel.shift_slots import Vote, as_vote
 from ..accel.step import derive
@@ -289,18 +289,16 @@ def _layout_key(cc: CompiledContraction, role: str, shape) -> str:
 
 def _rebased(cc: CompiledContraction, a: int, b: int, c: int) -> list[int]:
     """``cc``'s program without its HALT, every CONTRACT's A/B/C bases moved by rows."""
-    prog, out, pc = list(cc.program), [], 0
-    while pc < len(prog):
-        op, n = decode_header(prog[pc])
+    prog, out = list(cc.program), []
+    for pc, op, payload in instructions(prog):
         if op == Op.HALT:
             break
-        words = prog[pc:pc + 1 + n]
+        words = [prog[pc], *payload]
         if op == Op.CONTRACT:
-            k = Contract.decode(words[1:])
+            k = Contract.decode(payload)
             words = dataclasses.replace(k, base_a=k.base_a + a, base_b=k.base_b + b,
                                         base_c=k.base_c + c).encode()
         out += words
-        pc += 1 + n
     return out
 
 

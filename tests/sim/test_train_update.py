@@ -15,7 +15,7 @@ from fetta.sim.train_chain import plan_step_chain, state_layout
 from fetta.sw_model.accel.adam import Adam
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.hostmap import ADAM_BASE
-from fetta.sw_model.accel.isa import Op, decode_header
+from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.step import StepParams
 from fetta.sw_model.arith.fixedpoint import dither_hash
 from fetta.sw_model.program.resident_plan import literal_seeds, plan_segments
@@ -72,12 +72,8 @@ def test_the_step_chain_carries_every_update_and_loads_every_parameter(digits):
         # the host writes no parameter: they are loaded from the state memory
         assert not any(h.tensor in sc.state for h in sg.plan.input_homes())
         for prog in sg.plan.programs:
-            pc = 0
-            while pc < len(prog):
-                op, n = decode_header(prog[pc])
-                if op == Op.ADAM:
-                    adams.append(Adam.decode(prog[pc + 1:pc + 1 + n]))
-                pc += 1 + n
+            adams += [Adam.decode(payload) for _, op, payload in instructions(prog)
+                      if op == Op.ADAM]
     updated = sum(a.elements for a in adams if not a.load)
     assert updated == sum(n for _, n in layout)
     with pytest.raises(ValueError, match="no update unit"):
