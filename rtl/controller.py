@@ -6,7 +6,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from fetta.sw_model.accel.config import AccelConfig
-from fetta.sw_model.accel.hostmap import ErrorCode
+from fetta.sw_model.accel.hostmap import START_PC_BITS, ErrorCode
 from fetta.sw_model.accel.isa import (CHECK_STREAMS, COUNT_BITS, COUNT_MAX, CW, FIELD,
                           N_LEVELS, Op,
                           config_layout, config_words)
@@ -107,7 +107,9 @@ class Controller(wiring.Component):
     2..16, shift >= acc_bits, rounding code 3, a loop count of 0 or > COUNT_MAX);
     ``ADDRESS_RANGE`` from the bound check; ``PROGRAM_RANGE`` running off program memory.
 
-    Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes; ``busy``, ``done``, ``error``
+    Members (to the top): ``start``/``clear``/``abort``/``bus_error`` strobes, with
+    ``start_pc`` the program word a start begins at (CTRL bits 31..16; one at or past
+    ``prog_depth`` halts in the first FETCH with ``PROGRAM_RANGE``); ``busy``, ``done``, ``error``
     (code), ``used_c_lanes`` (result lanes of the configured mapping, ``ga*gb*pe_cols``);
     (code), ``pc``, ``err_pc``; program-memory read port ``prog_addr``/``prog_data``;
     ``logged_end``, high in the last cycle of a CONTRACT, VEC or XENT that completes
@@ -136,7 +138,7 @@ class Controller(wiring.Component):
         lay = self.layout
         cb = cfg.counter_bits
         super().__init__({
-            "start": In(1), "clear": In(1), "abort": In(1), "bus_error": In(1),
+            "start": In(1), "start_pc": In(START_PC_BITS), "clear": In(1), "abort": In(1), "bus_error": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(8),
             "pc": Out(16), "err_pc": Out(16),
             "prog_addr": Out(16), "prog_data": In(32),
@@ -369,7 +371,11 @@ class Controller(wiring.Component):
             m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
             with m.State("IDLE"):
                 with m.If(self.start & ~self.clear & ~self.abort):
-                    m.d.sync += set_pc(0) + [error.eq(0), done.eq(0), self.step_on.eq(0)]
+                    # a start word past the program: pc = prog_depth, FETCH halts with
+                    # PROGRAM_RANGE (err_pc = prog_depth)
+                    first = Mux(self.start_pc >= cfg.prog_depth, cfg.prog_depth,
+                                self.start_pc)
+                    m.d.sync += set_pc(first) + [error.eq(0), done.eq(0), self.step_on.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [self.prog_addr.eq(pc), inc["cycles"].eq(1),

@@ -12,7 +12,7 @@ from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.xent import N_MAX as XENT_N_MAX, XENT_FIELD, XENT_LOSS_BITS
 from fetta.sw_model.accel.hostmap import (ADAM_BASE, BUF_BASE, BUSY_WRITE_HALTS, MAGIC,
                                          PROG_BASE, REG_BASE, MAXLOG_DEPTH, READ_LATENCY,
-                                         Ctrl, Reg, Status)
+                                         START_PC_LSB, Ctrl, Reg, Status)
 
 from .adam_unit import AdamUnit
 from .dither import add_dither_hash
@@ -53,7 +53,7 @@ class Accelerator(wiring.Component):
     ``READ_LATENCY`` = 2 cycles. Program and buffer writes while a program runs are
     dropped and recorded (STATUS bit 3, sticky until CLEAR; error code
     ``BUS_WHILE_BUSY``; the run goes on: the rule of ``sw_model/accel/hostmap.py``). CTRL:
-    START, CLEAR (both idle only), ABORT. Buffer word ``j`` of a buffer is bank
+    START (at the program word in bits 31..16), CLEAR (both idle only), ABORT. Buffer word ``j`` of a buffer is bank
     ``j % lanes``, row ``j // lanes``.
 
     Members:
@@ -133,6 +133,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [ctl.start.eq(0), ctl.clear.eq(0), ctl.abort.eq(0)]
         with m.If(bus.write & is_reg & (addr == Reg.CTRL)):
             m.d.comb += [ctl.start.eq(bus.wdata[0]), ctl.clear.eq(bus.wdata[1]),
+                         ctl.start_pc.eq(bus.wdata[START_PC_LSB:]),
                          ctl.abort.eq(bus.wdata[2])]
             with m.If(bus.wdata[1] & ~running):
                 m.d.sync += bus_violation.eq(0)

@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from fetta.sw_model.accel.hostmap import ADDR_BITS, READ_LATENCY, REG_BASE, Ctrl, Reg
+from fetta.sw_model.accel.hostmap import ADDR_BITS, READ_LATENCY, REG_BASE, Reg, ctrl_start
 
 from fetta.errors import FettaError
 
@@ -89,7 +89,7 @@ module fetta_replay_tb;
         repeat ({READ_LATENCY - 1}) @(negedge clk);
         $fwrite(out, "R %h %h %h\\n", a, rdata, rvalid);
       end else begin
-        write = 1'b1; addr = {REG_BASE + Reg.CTRL}; wdata = {int(Ctrl.START)};
+        write = 1'b1; addr = {REG_BASE + Reg.CTRL}; wdata = a;   // the CTRL word (START, start word)
         @(negedge clk);
         write = 1'b0;
         n = 0;
@@ -136,9 +136,9 @@ class RecordingBackend(Backend):
         self.ops.append(("read", addr, list(got)))
         return got
 
-    def run_until_idle(self, max_cycles: int) -> int:
-        spent = self.inner.run_until_idle(max_cycles)
-        self.ops.append(("run", max_cycles, spent))
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
+        spent = self.inner.run_until_idle(max_cycles, start)
+        self.ops.append(("run", max_cycles, spent, start))
         return spent
 
     def close(self) -> None:
@@ -153,7 +153,7 @@ def ops_text(ops) -> str:
         elif op[0] == "read":
             lines += [f"{OP_READ} {op[1] + i:x} 0" for i in range(len(op[2]))]
         elif op[0] == "run":
-            lines.append(f"{OP_RUN} 0 {op[1]:x}")
+            lines.append(f"{OP_RUN} {ctrl_start(op[3] if len(op) > 3 else 0):x} {op[1]:x}")
         else:
             raise ValueError(f"op {op[0]!r} unknown; allowed write, read, run")
     return "\n".join(lines) + "\n"

@@ -412,7 +412,7 @@ def has_epilogue(params) -> bool:
 def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
               session=None, resident: bool = False, stage: bool = False, keep=(),
               state=None, discard=(), xent_results: bool = False, lean: bool = False,
-              step=None, **backend_options) -> ChainResult:
+              step=None, program_at=0, **backend_options) -> ChainResult:
     """Run a chain of contractions on the accelerator (module docstring).
     ``session`` reuses an open ``harness.Session`` (its config and backend win).
     ``resident=True`` keeps every intermediate on chip (``sim.resident``): the
@@ -430,7 +430,9 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     (``sw_model/accel/step.py``), the steps' seeds are indices the key derives the
     seeds from (``literal_seeds``) and the updates take the STEP's learning rate
     (their ``lr`` must equal it): a training step's programs stay the same from
-    step to step but for the STEP's two words.
+    step to step but for the STEP's two words. ``program_at`` (resident chains): the
+    program word its programs are written at and started from (an int, or ``"top"``:
+    the end of program memory; ``sim.resident.program_base``).
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:
@@ -445,6 +447,9 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     step = as_step(step)
     if step is not None and not resident:
         raise ValueError("step (a STEP opening every program) needs resident=True")
+    if program_at != 0 and not resident:
+        raise ValueError(f"program_at={program_at!r} places resident programs; pass "
+                         f"resident=True (separate jobs start at word 0)")
     if not resident:
         for i, (spec, _, _, _, params) in enumerate(plan):
             if has_epilogue(params):
@@ -457,7 +462,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
         try:
             run = run_resident(plan, tensors, sess, stage=stage, keep=keep, state=state,
                                discard=discard, xent_results=xent_results, lean=lean,
-                               step=step)
+                               step=step, program_at=program_at)
         finally:
             if own:
                 sess.close()

@@ -432,16 +432,21 @@ class Session:
             written += (stop - start) * used
         return written, len(rows) * used - written
 
-    def _write_program(self, program) -> int:
+    def _write_program(self, program, base: int = 0) -> int:
         """Write the words of ``program`` that differ from what program memory holds
-        (runs of changed words, merged across gaps of up to ``_MERGE_GAP`` like operand
-        rows; every word without ``residency``); returns the words written."""
+        from word ``base`` on (runs of changed words, merged across gaps of up to
+        ``_MERGE_GAP`` like operand rows; every word without ``residency``); returns
+        the words written."""
         rows = np.asarray(program, dtype=np.int64).reshape(-1, 1)
+        depth = self.config.prog_depth
+        if base < 0 or base + len(rows) > depth:
+            raise FettaError(f"a program of {len(rows)} words at program word {base} "
+                             f"leaves program memory; program depth {depth}")
         res = self._resident["prog"]
         written = 0
-        for lo, hi in (res.runs(rows) if self.residency else [(0, len(rows))]):
-            self.backend.write(PROG_BASE + lo, list(program[lo:hi]))
-            res.store(lo, rows[lo:hi])
+        for lo, hi in (res.runs(rows, at=base) if self.residency else [(0, len(rows))]):
+            self.backend.write(PROG_BASE + base + lo, list(program[lo:hi]))
+            res.store(base + lo, rows[lo:hi])
             written += hi - lo
         return written
 

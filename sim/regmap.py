@@ -41,7 +41,7 @@ from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.accel.shift_slots import PENDING_BITS, SLOT_SHIFT_BITS
 from fetta.sw_model.accel.xent import XENT_LOSS_BITS
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, BUF_BASE, BUF_SPAN, ALL_COUNTERS, MAGIC, MAXLOG_DEPTH,
-                                    PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, Ctrl,
+                                    PROG_BASE, REG_BASE, STATUS_CODE_BITS, STATUS_CODE_LSB, START_PC_BITS, START_PC_LSB, Ctrl,
                                     ErrorCode, Reg, Status)
 
 from fetta.errors import FettaError
@@ -132,7 +132,10 @@ def register_model(config="tiny") -> dict:
                 "MAGIC", 0, 32, "r", MAGIC, "identifies a fetta accelerator")]))
         elif r == Reg.CTRL:
             regs.append(reg("CTRL", word, "w", doc + "; reads 0", [
-                field(n, b, 1, "w", 0, ctrldoc[n]) for n, b in _flag_fields(Ctrl)]))
+                field(n, b, 1, "w", 0, ctrldoc[n]) for n, b in _flag_fields(Ctrl)] + [
+                field("START_PC", START_PC_LSB, START_PC_BITS, "w", 0,
+                      "with START: the program word the run starts at (hostmap.ctrl_start; "
+                      "at or past the program depth: PROGRAM_RANGE at once)")]))
         elif r == Reg.STATUS:
             fields = [field(n, b, 1, "r", 0, statdoc[n]) for n, b in _flag_fields(Status)]
             fields.append(field("ERROR_CODE", STATUS_CODE_LSB, STATUS_CODE_BITS, "r", 0,
@@ -246,7 +249,7 @@ def systemrdl_text(config="tiny") -> str:
         out.append(f'        desc = "{_q(r["desc"])}";')
         for f in r["fields"]:
             props = [f"sw = {f['access']};", "hw = na;" if f["access"] == "r" else "hw = r;"]
-            if f["access"] == "w":
+            if f["access"] == "w" and f["width"] == 1:   # strobes; START_PC goes with START
                 props.append("singlepulse;")
             if "enum" in f:
                 props.append(f"encode = {f['enum']}_e;")

@@ -93,7 +93,22 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
     return got
 
 
-def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) -> dict:
+def program_base(program_at, length: int, depth: int) -> int:
+    """The program word a program of ``length`` words is written at and started from:
+    ``program_at`` an int, or ``"top"``: flush against the end of program memory
+    (``depth`` words), so it leaves a program held from word 0 in place as far as
+    both fit."""
+    if program_at == "top":
+        return max(0, depth - length)
+    if isinstance(program_at, bool) or not isinstance(program_at, int) or \
+            not 0 <= program_at < depth:
+        raise ValueError(f"program_at {program_at!r} invalid; allowed 'top' or a "
+                         f"program word 0..{depth - 1}")
+    return program_at
+
+
+def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None,
+              program_at=0) -> dict:
     """Write the plan's inputs (of an operand home only the rows that differ from the
     session's copy of A and B: e.g. the weights' rows a training step did not change)
     and its programs (only the program words that differ from what program memory
@@ -156,13 +171,15 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
     for k, prog in enumerate(programs):
         if not lean:
             be.clear()
-        wp = session._write_program(prog)
+        base = program_base(program_at, len(prog), session.config.prog_depth)
+        wp = session._write_program(prog, base)
         counts["written"] += wp + (LEAN_WRITES if lean else CONTROL_WRITES)
         counts["skipped"] += len(prog) - wp       # program words already held
         # STATUS, ERR_PC, counters (as the harness); a lean run: STATUS
         counts["read"] += LEAN_READS if lean else CONTROL_READS
         try:
-            st = be.run(4 * (rp.predicted_cycles + extra) + 10_000, counters=not lean)
+            st = be.run(4 * (rp.predicted_cycles + extra) + 10_000, counters=not lean,
+                        start=base)
         except BaseException:
             session.invalidate()
             raise
@@ -170,8 +187,8 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
             session.invalidate()
         if st.error != ErrorCode.NONE:
             raise FettaError(f"accelerator halted with error {st.error.name} at program "
-                             f"word {st.err_pc} of a resident program; no result "
-                             f"returned")
+                             f"word {st.err_pc} (word {st.err_pc - base} of a resident "
+                             f"program started at {base}); no result returned")
         if not st.status & Status.DONE:
             raise FettaError(f"accelerator stopped without DONE (STATUS "
                              f"0x{st.status:08x}) in a resident program; no result "
@@ -236,7 +253,7 @@ def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None) 
 
 def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
                  state=None, discard=(), xent_results: bool = False, lean: bool = False,
-                 step=None):
+                 step=None, program_at=0):
     """Run a checked chain resident on ``session``'s backend (``plan_segments``).
     ``stage``: inputs written densely into C and laid out by MOVEs (``plan_resident``).
     ``keep``: results the host reads back although later steps consume them.
@@ -252,6 +269,10 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     ``step`` (``StepParams``): every program opens with that STEP; the plan's seeds are
     indices (``sim.chain.literal_seeds``), its updates take the STEP's learning rate
     (their ``lr`` must equal it).
+    ``program_at``: the program word each program is written at and started from
+    (``Ctrl.START`` with a start word; ``program_base``): 0, any word, or ``"top"``
+    (flush against the end of program memory: an evaluation's programs there leave a
+    training step's program at word 0 in place).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``
     (int64, einsum shapes),
     cycles by phase (module docstring; ``counted``/``predicted``: the programs' CYCLES
@@ -259,6 +280,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     ``skipped``: operand rows a separate-job segment found already held, as the harness
     counts them), the segments and the useful MACs."""
     cfg = session.config
+    program_base(program_at, 1, cfg.prog_depth)       # checked before anything is written
     values = {k: np.asarray(v) for k, v in tensors.items()}
     made = {x for st in plan for x in resident_plan._makes(st)}
     bad = [k for k in keep if k not in made]
@@ -305,7 +327,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
             counts["useful"] += res.useful_macs
             session.invalidate(program=False, buffers=False)
         else:
-            _run_plan(seg.plan, values, session, counts, step)
+            _run_plan(seg.plan, values, session, counts, step, program_at)
     consumed = {x for st in plan for x in resident_plan._reads(st)}
     outputs = {x: values[x] for st in plan for x in resident_plan._makes(st)
                if (x not in consumed or x in keep) and x not in discard}

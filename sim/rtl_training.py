@@ -47,7 +47,8 @@ adaptive-shift vote needs (``Reg.MAX_ABS``). Evaluation through ``RtlTraining.in
 (the trainer's ``inference`` hook; ``--eval-chains``, needs ``resident=True``) runs the
 whole inference pass as resident chains (
 ``sim.forward_chain.plan_chain``: contractions, biases and the activations on chip by
-VEC epilogues), ``EVAL_CHUNK`` rows at a time, once every shift of the pass is
+VEC epilogues), ``EVAL_CHUNK`` rows at a time, its programs at the end of program memory
+(started there: a step chain's program at word 0 stays in place), once every shift of the pass is
 calibrated (until then, and if a chunk does not fit the preset, the executor path);
 with ``shift_slots`` its contractions take their shifts from the slots (vote none);
 its logits are verified against the golden chain (``sim.chain.reference_chain``)
@@ -670,7 +671,10 @@ class RtlTraining:
                                                     slots)
             t0 = time.perf_counter()
             try:
-                res = run_chain(steps, tensors, session=self.session, resident=True)
+                # at the end of program memory: a step chain's program at word 0
+                # stays (the next step rewrites only its STEP words)
+                res = run_chain(steps, tensors, session=self.session, resident=True,
+                                program_at="top")
             except FettaError:
                 if lo:
                     raise

@@ -53,9 +53,10 @@ class Backend(abc.ABC):
 
     * ``write(addr, words)``: write consecutive 32-bit words starting at ``addr``.
     * ``read(addr, count)``: read ``count`` consecutive words (unsigned 32-bit ints).
-    * ``run_until_idle(max_cycles)``: write ``Ctrl.START``, clock until STATUS.BUSY
-      drops; returns the clock cycles spent; raises ``RunTimeout`` if ``max_cycles``
-      pass first (the simulator never hangs).
+    * ``run_until_idle(max_cycles, start=0)``: write ``Ctrl.START`` with program word
+      ``start`` (``hostmap.ctrl_start``), clock until STATUS.BUSY drops; returns the
+      clock cycles spent; raises ``RunTimeout`` if ``max_cycles`` pass first (the
+      simulator never hangs).
 
     ``run`` and ``abort`` are shared: a run that times out is stopped with
     ``Ctrl.ABORT`` before ``RunTimeout`` reaches the caller.
@@ -102,7 +103,7 @@ class Backend(abc.ABC):
         """See the class docstring."""
 
     @abc.abstractmethod
-    def run_until_idle(self, max_cycles: int) -> int:
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
         """See the class docstring."""
 
     def close(self) -> None:
@@ -184,26 +185,36 @@ class Backend(abc.ABC):
         raise FettaError(f"{self.name}: accelerator still busy after ABORT "
                          f"({self.ABORT_POLLS} status polls)")
 
-    def start_and_wait(self, max_cycles: int) -> None:
+    def check_start(self, start: int) -> None:
+        """A start word must lie in program memory (the hardware would halt at once
+        with ``PROGRAM_RANGE``; the host says so before writing CTRL)."""
+        depth = self.config.prog_depth
+        if not 0 <= int(start) < depth:
+            raise ValueError(f"start word {start} out of range; allowed 0..{depth - 1} "
+                             f"(program depth of {self.config.name})")
+
+    def start_and_wait(self, max_cycles: int, start: int = 0) -> None:
         """``run_until_idle``; on a timeout abort the program, then raise."""
+        self.check_start(start)
         self.known_idle = False
         try:
-            self.run_until_idle(max_cycles)
+            self.run_until_idle(max_cycles, start)
         except RunTimeout as exc:
             self.abort()
             raise RunTimeout(f"{exc}; the run was aborted (Ctrl.ABORT) and no result "
                              f"is returned") from None
         self.known_idle = True
 
-    def run(self, max_cycles: int, counters: bool = True) -> RunStatus:
-        """Start the loaded program, wait for it to halt, return status + counters
+    def run(self, max_cycles: int, counters: bool = True, start: int = 0) -> RunStatus:
+        """Start the loaded program at program word ``start``, wait for it to halt,
+        return status + counters
         (STATUS, the counters, ERR_PC: ``hostmap.CONTROL_READS`` words). A run that
         times out is aborted (``RunTimeout``). ``counters=False`` (a lean run, in a
         series ``begin_lean`` opened): STATUS only (``LEAN_READS`` words; ERR_PC too
         when it reports an error), ``RunStatus.counters`` None."""
         if not counters and self._lean is None:
             raise FettaError("a lean run outside a lean series (begin_lean first)")
-        self.start_and_wait(max_cycles)
+        self.start_and_wait(max_cycles, start)
         status = self.read_reg(Reg.STATUS)
         if status & Status.BUSY:
             raise FettaError(f"{self.name}: accelerator still busy after {max_cycles} cycles")

@@ -10,7 +10,7 @@ from fetta.boards.host_driver import Link, SerialTransport
 from fetta.errors import FettaError, RunTimeout
 from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend, RunStatus
-from fetta.sw_model.accel.hostmap import COUNTERS, MAGIC, REG_BASE, Ctrl, Reg, Status
+from fetta.sw_model.accel.hostmap import COUNTERS, MAGIC, REG_BASE, Reg, Status, ctrl_start
 
 __all__ = ["BoardBackend"]
 
@@ -23,7 +23,7 @@ class BoardBackend(Backend):
     ``config`` (the compiler plans for it). Pass ``transport=`` instead of
     ``port`` to use another byte transport (``PysimUART`` in the tests).
 
-    ``run_until_idle(max_cycles)`` writes ``Ctrl.START`` and polls ``STATUS`` until
+    ``run_until_idle(max_cycles, start=0)`` writes ``Ctrl.START`` (``ctrl_start``) and polls ``STATUS`` until
     BUSY drops; it returns the run's cycles from the ``BUSY`` counter (cycles with busy
     high, which is what the simulators count) and raises ``FettaError`` when
     ``max_cycles`` at ``clk_hz`` have passed (plus the polling time).
@@ -94,8 +94,8 @@ class BoardBackend(Backend):
         lo, hi = self.read(REG_BASE + Reg.BUSY, 2)
         return lo | (hi << 32)
 
-    def _start_and_wait(self, max_cycles: int) -> None:
-        self.write_reg(Reg.CTRL, Ctrl.START)
+    def _start_and_wait(self, max_cycles: int, start: int = 0) -> None:
+        self.write_reg(Reg.CTRL, ctrl_start(start))
         deadline = self.transport.now() + max_cycles / self.clk_hz
         while self.read_reg(Reg.STATUS) & Status.BUSY:
             if self.transport.now() > deadline:
@@ -104,9 +104,9 @@ class BoardBackend(Backend):
                                  f"{max_cycles} cycles")
             self.transport.idle(min(0.01, max(1e-6, max_cycles / self.clk_hz / 16)))
 
-    def run_until_idle(self, max_cycles: int) -> int:
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
         before = self._busy_counter()
-        self._start_and_wait(max_cycles)
+        self._start_and_wait(max_cycles, start)
         return (self._busy_counter() - before) & ((1 << 64) - 1)
 
     # Every frame costs a round trip on the line: read register blocks in one burst.
@@ -116,11 +116,12 @@ class BoardBackend(Backend):
         return {name: words[reg - lo] | (words[reg - lo + 1] << 32)
                 for name, reg in which.items()}
 
-    def run(self, max_cycles: int, counters: bool = True) -> RunStatus:
+    def run(self, max_cycles: int, counters: bool = True, start: int = 0) -> RunStatus:
         if not counters and self._lean is None:
             raise FettaError("a lean run outside a lean series (begin_lean first)")
+        self.check_start(start)
         try:
-            self._start_and_wait(max_cycles)
+            self._start_and_wait(max_cycles, start)
         except RunTimeout as exc:
             self.abort()
             raise RunTimeout(f"{exc}; the run was aborted (Ctrl.ABORT) and no result "

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from fetta.sw_model.accel.hostmap import PROG_BASE, buffer_base
+from fetta.sw_model.accel.hostmap import PROG_BASE, buffer_base, ctrl_start
 
 from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
@@ -68,7 +68,7 @@ def _load(path) -> ctypes.CDLL:
             ("fetta_step", None, [vp, u64]),
             ("fetta_bus_write_burst", None, [vp, u32, u32p, sz]),
             ("fetta_bus_read_burst", sz, [vp, u32, u32p, sz]),
-            ("fetta_run_until_idle", i64, [vp, i64]),
+            ("fetta_run_until_idle", i64, [vp, i64, u32]),
             ("fetta_run_repeat", i64, [vp, i64, i64]),
             ("fetta_mem_count", ctypes.c_int, [vp]),
             ("fetta_mem_name", ctypes.c_char_p, [vp, ctypes.c_int]),
@@ -227,8 +227,9 @@ class CxxrtlBackend(Backend):
     def read(self, addr: int, count: int) -> list[int]:
         return self.read_array(addr, count).tolist()
 
-    def run_until_idle(self, max_cycles: int) -> int:
-        cycles = self._lib.fetta_run_until_idle(self._handle(), int(max_cycles))
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
+        cycles = self._lib.fetta_run_until_idle(self._handle(), int(max_cycles),
+                                                ctrl_start(start))
         # After a timeout the program may still run: memories only over the bus then.
         self.known_idle = cycles >= 0
         if cycles < 0:

@@ -7,8 +7,8 @@ from typing import Sequence
 
 from amaranth.sim import Simulator
 
-from fetta.sw_model.accel.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE, Ctrl,
-                              Reg, BUFFER_WORD_BITS, buffer_base, buffer_word)
+from fetta.sw_model.accel.hostmap import (BUF_BASE, BUF_SPAN, PROG_BASE, READ_LATENCY, REG_BASE,
+                              Reg, BUFFER_WORD_BITS, buffer_base, buffer_word, ctrl_start)
 
 from fetta.api_checks import check_bus_read, check_bus_write
 from fetta.sim.backends.base import Backend
@@ -108,9 +108,9 @@ class PysimBackend(Backend):
                 ctx.set(bus.read, 0)
                 self._results.append(out[:count])
             elif op == "run":
-                (max_cycles,) = args
+                max_cycles, start = args
                 ctx.set(bus.addr, REG_BASE + Reg.CTRL)
-                ctx.set(bus.wdata, int(Ctrl.START))
+                ctx.set(bus.wdata, ctrl_start(start))
                 ctx.set(bus.write, 1)
                 await ctx.tick()
                 ctx.set(bus.write, 0)
@@ -182,8 +182,8 @@ class PysimBackend(Backend):
                     for v, (_, width) in zip(vals, cells)]
         return self._call("read", addr, count)
 
-    def run_until_idle(self, max_cycles: int) -> int:
-        spent = self._call("run", max_cycles)
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
+        spent = self._call("run", max_cycles, start)
         if spent < 0:
             self.known_idle = False
             raise RunTimeout(f"pysim: program still running after {max_cycles} cycles "

@@ -105,12 +105,12 @@ struct Driver {
     return got;
   }
 
-  // Write CTRL.START (one cycle), then clock until a cycle with busy low. Returns the
-  // number of cycles after the START edge before that cycle (the model has clocked
-  // that idle cycle too), or -1 if max_cycles pass first.
-  int64_t run_until_idle(int64_t max_cycles) {
-    uint32_t start = @CTRL_START@;
-    write_burst(@CTRL_ADDR@, &start, 1);
+  // Write the CTRL word `ctrl` (START and the start word; one cycle), then clock until
+  // a cycle with busy low. Returns the number of cycles after the START edge before
+  // that cycle (the model has clocked that idle cycle too), or -1 if max_cycles pass
+  // first.
+  int64_t run_until_idle(int64_t max_cycles, uint32_t ctrl) {
+    write_burst(@CTRL_ADDR@, &ctrl, 1);
     Outs o;
     for (int64_t n = 0;; n++) {
       if (n > max_cycles)
@@ -154,8 +154,8 @@ size_t fetta_bus_read_burst(void *h, uint32_t addr, uint32_t *out, size_t n) {
   return static_cast<Driver *>(h)->read_burst(addr, out, n);
 }
 
-int64_t fetta_run_until_idle(void *h, int64_t max_cycles) {
-  return static_cast<Driver *>(h)->run_until_idle(max_cycles);
+int64_t fetta_run_until_idle(void *h, int64_t max_cycles, uint32_t ctrl) {
+  return static_cast<Driver *>(h)->run_until_idle(max_cycles, ctrl);
 }
 
 // The benchmark ceiling: run the loaded program `reps` times back to back with no
@@ -164,7 +164,7 @@ int64_t fetta_run_repeat(void *h, int64_t reps, int64_t max_cycles) {
   Driver *d = static_cast<Driver *>(h);
   int64_t total = 0;
   for (int64_t r = 0; r < reps; r++) {
-    int64_t c = d->run_until_idle(max_cycles);
+    int64_t c = d->run_until_idle(max_cycles, @CTRL_START@);
     if (c < 0)
       return -1;
     total += c;

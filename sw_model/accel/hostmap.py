@@ -35,7 +35,10 @@ it would have (DONE set), but with ERROR and code 5, so a host that checks STATU
 never takes its results as those of the memory contents it meant to write.
 ``BUSY_WRITE_HALTS`` records the decision for code that branches on it.
 
-Control: ``Ctrl.START`` starts a program at word 0 (ignored while busy);
+Control: ``Ctrl.START`` starts a program at the program word that CTRL bits 31..16
+carry with it (``ctrl_start(pc)``; 0: the first word; a word at or past the program
+depth halts at once with ``ErrorCode.PROGRAM_RANGE``; ignored while busy), so several
+programs can stay in program memory and each be started where it lies;
 ``Ctrl.CLEAR`` clears the counters, the error code, DONE and STATUS bit 3 (ignored
 while busy: counters cannot be cleared under a running program); ``Ctrl.ABORT`` stops
 a running program at any cycle: nothing more is issued, the pipeline drains for the
@@ -51,6 +54,7 @@ import enum
 from ..arith.fixedpoint import wrap
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "ADAM_BASE", "ADAM_SPAN", "BUF_BASE",
+           "START_PC_LSB", "START_PC_BITS", "ctrl_start",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "CONTROL_WRITES", "CONTROL_READS", "XENT_RESULT_WORDS", "LEAN_WRITES",
            "UNIT_COUNTERS", "ALL_COUNTERS", "UNIT_COUNTER_READS",
@@ -134,9 +138,22 @@ XENT_RESULT_WORDS = 3
 
 
 class Ctrl(enum.IntFlag):
-    START = 1          # start executing at program word 0 (idle only)
+    START = 1          # start executing at the program word in bits 31..16 (idle only)
     CLEAR = 2          # clear counters, error code, done flag, bit 3 (idle only)
     ABORT = 4          # stop a running program; back to idle with ErrorCode.ABORTED
+
+
+# CTRL bits 31..16 written with START: the program word the run starts at.
+START_PC_LSB = 16
+START_PC_BITS = 16
+
+
+def ctrl_start(pc: int = 0) -> int:
+    """The CTRL word that starts the loaded program at program word ``pc``."""
+    pc = int(pc)
+    if not 0 <= pc < 1 << START_PC_BITS:
+        raise ValueError(f"start word {pc} out of range; allowed 0..{(1 << START_PC_BITS) - 1}")
+    return int(Ctrl.START) | pc << START_PC_LSB
 
 
 class Status(enum.IntFlag):

@@ -44,7 +44,7 @@ from fetta.errors import RunTimeout
 from fetta.boards.top import BusMemory
 from fetta.rtl.host_bus import HostBusSignature
 from fetta.sw_model.accel.hostmap import (BUF_BASE, PROG_BASE, READ_LATENCY, REG_BASE,
-                                         Ctrl, Reg)
+                                         Ctrl, Reg, ctrl_start)
 
 __all__ = ["BridgeBench", "BenchReg", "PysimBus", "script_entry", "exchange",
            "SCRIPT_DEPTH", "LOG_DEPTH"]
@@ -215,9 +215,9 @@ class PysimBus:
                         result.append(ctx.get(bus.rdata))
                 ctx.set(bus.read, 0)
             else:                                       # run
-                max_cycles, = args
+                max_cycles, start = args
                 ctx.set(bus.addr, REG_BASE + Reg.CTRL)
-                ctx.set(bus.wdata, int(Ctrl.START))
+                ctx.set(bus.wdata, ctrl_start(start))
                 ctx.set(bus.write, 1)
                 await ctx.tick()
                 ctx.set(bus.write, 0)
@@ -240,8 +240,8 @@ class PysimBus:
     def read(self, addr: int, count: int) -> list[int]:
         return self._call("read", addr, count)
 
-    def run_until_idle(self, max_cycles: int) -> int:
-        spent = self._call("run", max_cycles)
+    def run_until_idle(self, max_cycles: int, start: int = 0) -> int:
+        spent = self._call("run", max_cycles, start)
         if spent < 0:
             raise RunTimeout(f"pysim: still busy after {max_cycles} cycles")
         return spent

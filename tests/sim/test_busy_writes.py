@@ -72,10 +72,10 @@ def test_harness_reports_a_write_while_busy(be):
     a, b = gemm(13)
     orig = be.run_until_idle
 
-    def racing(max_cycles):        # a second host writes A while the program runs
+    def racing(max_cycles, start=0):      # a second host writes A while the program runs
         be.write_reg(Reg.CTRL, Ctrl.START)
         be.write(buffer_base(0), [7])
-        return orig(max_cycles)
+        return orig(max_cycles, start)
 
     be.run_until_idle = racing
     try:

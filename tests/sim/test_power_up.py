@@ -17,7 +17,7 @@ from fetta.sim.backends.pysim import PysimBackend
 from fetta.rtl.emit import emit_verilog, evaluate_at_time_zero
 from fetta.sw_model.accel.config import get_config
 from fetta.sw_model.arith.contraction import reference_contraction
-from fetta.sw_model.accel.hostmap import PROG_BASE, ErrorCode, Reg
+from fetta.sw_model.accel.hostmap import PROG_BASE, REG_BASE, ErrorCode, Reg, ctrl_start
 from fetta.sw_model.accel.isa import Mapping, Op, header
 
 CONFIG = "tiny"
@@ -44,6 +44,22 @@ def _error_program(s):
     be.read_reg(Reg.PC)
 
 
+def _start_words(s):
+    """A program started where it lies (CTRL bits 31..16): SYNC and an illegal opcode at
+    words 600, 601 halt with ERR_PC 601; a start word past program memory (written
+    raw) halts at once with PROGRAM_RANGE, ERR_PC = the program depth."""
+    be, depth = s.backend, s.config.prog_depth
+    be.clear()
+    be.write(PROG_BASE + 600, [header(Op.SYNC), 0x7E])
+    st = be.run(1000, start=600)
+    assert st.error == ErrorCode.ILLEGAL_OPCODE and st.err_pc == 601
+    be.clear()
+    be.write(REG_BASE + Reg.CTRL, [ctrl_start(depth)])
+    for _ in range(8):
+        status = be.read_reg(Reg.STATUS)
+    assert (status >> 8) == ErrorCode.PROGRAM_RANGE and be.read_reg(Reg.ERR_PC) == depth
+
+
 # trace name -> what runs first after power-up (then a GEMM, checking persistence)
 TRACES = {
     "gemm": lambda s: _contract(s, "ik,kj->ij", (4, 6), (6, 4), 1, shift=4),
@@ -53,6 +69,7 @@ TRACES = {
                                              shift=5, rounding="stochastic", seed=99,
                                              mapping=Mapping(1, 1, 4)),
     "error_first": _error_program,
+    "start_words": _start_words,
 }
 
 
