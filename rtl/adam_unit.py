@@ -44,7 +44,7 @@ class AdamUnit(wiring.Component):
     caller issues the read, whose gradient word comes back the next cycle with
     ``in_valid`` on ``in_g``), summed; then ``ADAM_PIPE`` = 4 pipeline cycles (align;
     the square and the first product; the first moment and the second product; the
-    second moment), the square root (``SQRT_PER_CYCLE`` = 2 root bits per cycle), one
+    second moment), the square root (``SQRT_PER_CYCLE`` = 4 root bits per cycle), one
     division setup cycle (the quotient's high part only decides the clip to 2**20, so
     the divider finds the low ``DIV_BITS`` bits from the partial remainder), the
     division (``rtl/divider.py``), the product with the learning rate, and the write
@@ -210,7 +210,7 @@ class AdamUnit(wiring.Component):
 
         aligned = Mux(k >= 0, sat32(up), sat32(down))
 
-        # square root: two root bits per cycle (restoring, digit by digit)
+        # square root: SQRT_PER_CYCLE root bits per cycle (restoring, digit by digit)
         sq_v = Signal(32)
         sq_rem = Signal(19)
         sq_root = Signal(SQRT_BITS)

@@ -99,11 +99,11 @@ STEP_SHIFT_MAX = 62
 OUT_SHIFT_MAX = 15
 BETA_MAX = 1 << 24
 SQRT_BITS = 16          # isqrt of a 32-bit v: 16 root bits ...
-SQRT_PER_CYCLE = 2      # ... two per cycle
+SQRT_PER_CYCLE = 4      # ... four per cycle
 # the division (|m| << 8 + d // 2) // d: its quotient is clipped to 2**20, so only
-# its low 22 bits are divided out (the high part decides the clip; a multiple of the
-# divider's two bits per cycle, as its partial remainder needs)
-DIV_BITS = 22
+# its low 24 bits are divided out (the high part decides the clip; a multiple of the
+# divider's DIV_PER_CYCLE bits per cycle, as its partial remainder needs)
+DIV_BITS = 24
 # per element after the reads: align, square + first product, first moment + second
 # product, second moment (the square root starts)
 ADAM_PIPE = 4

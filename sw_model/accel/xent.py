@@ -76,7 +76,7 @@ BSZ_MAX = 8192
 # per cycle, + done)
 DIV1_BITS = 31     # (e << 15) // sum e: e < 2**16
 DIV2_BITS = 30     # (|num| + bsz // 2) // bsz: |num| <= 2**15 << 12
-DIV_PER_CYCLE = 2  # two conditional subtractions chained per cycle
+DIV_PER_CYCLE = 4  # four conditional subtractions chained per cycle
 XENT_LOSS_BITS = 48  # Reg.XENT_LOSS: the loss sum's width (wraps)
 
 
