@@ -39,7 +39,7 @@ from fetta.sw_model.train.trainer import Trainer, TrainConfig
 from fetta.sw_model.ttm.layers import init_cores, layer_plans, ttm_backward, ttm_forward
 from fetta.sw_model.ttm.workloads import Workload
 
-__all__ = ["cpu_step", "cpu_info", "RAPL"]
+__all__ = ["cpu_step", "cpu_info", "time_steps", "RAPL"]
 
 RAPL = Path("/sys/class/powercap/intel-rapl:0/energy_uj")
 
@@ -121,9 +121,17 @@ def _rapl_uj() -> int | None:
 def cpu_step(wl: Workload, batch: int = 64, threads: int = 1, steps: int = 5,
              seed: int = 0) -> dict:
     """Time ``steps`` float training steps of ``wl`` with ``threads`` BLAS threads."""
-    from threadpoolctl import threadpool_limits
     run, data = _runner(wl, batch, seed)
     inputs = [data() for _ in range(steps + 1)]
+    return dict(time_steps(run, inputs, threads, batch),
+                framework=f"numpy {np.__version__} float64")
+
+
+def time_steps(run, inputs, threads: int, batch: int) -> dict:
+    """Run ``run(inputs[0])`` (warm-up), then time ``run`` on each further input with
+    ``threads`` BLAS threads (module docstring: the basis of the time and the energy)."""
+    from threadpoolctl import threadpool_limits
+    steps = len(inputs) - 1
     l0 = os.getloadavg()[0]
     with threadpool_limits(limits=threads):
         run(inputs[0])                              # warm-up: plans, caches

@@ -18,8 +18,11 @@ For each workload (``sw_model.ttm.workloads.WORKLOADS``) and preset:
   host words only the layer's inputs and results; cut into segments where the banks
   are too small, a step that does not compile into one program a separate job); and
   the same with staged inputs (the host writes each input densely, MOVEs lay it out);
-* CPU: ``sim.cpu_baseline.cpu_step`` on one core and on all cores, measured now;
-* ratios accelerator/CPU: speedup (samples/s) and energy per sample.
+* CPU: ``sim.cpu_baseline.cpu_step`` (NumPy float64) on one core and on all cores,
+  measured now, and when ``torch`` is installed ``sim.torch_baseline.torch_step`` (the
+  same step in PyTorch float32) likewise;
+* ratios accelerator/CPU: speedup (samples/s) and energy per sample (against NumPy on
+  one core, the goals' baseline; against PyTorch on one core when it ran).
 
 Clocks: a preset with an FPGA device runs at its measured Fmax
 (``sw_model.accel.measured``, from the synthesis report); the others at the stated ASIC
@@ -45,6 +48,7 @@ from fetta.sw_model.ttm.step_events import PHASES, elementwise_cycles, step_even
 from fetta.sw_model.ttm.workloads import DEFAULT_BATCH, WORKLOADS, get_workload
 
 from .cpu_baseline import cpu_info, cpu_step
+from .torch_baseline import torch_available, torch_step, torch_version
 
 __all__ = ["evaluate", "DEFAULT_PRESETS", "DATAFLOWS", "confirmation_lines", "REPORTED", "preset_clock", "markdown",
            "plot"]
@@ -143,6 +147,13 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
         cpu[wl.name] = {"one_core": one, "all_cores": allc}
         say(f"cpu {wl.name}: {one['samples_per_s']:,.0f} samples/s (1 core), "
             f"{allc['samples_per_s']:,.0f} ({n_all} cores)")
+        if torch_available():           # the optional PyTorch baseline
+            cpu[wl.name]["torch_one_core"] = torch_step(wl, batch, 1, cpu_steps)
+            cpu[wl.name]["torch_all_cores"] = torch_step(wl, batch, n_all, cpu_steps)
+            say(f"pytorch {wl.name}: "
+                f"{cpu[wl.name]['torch_one_core']['samples_per_s']:,.0f} samples/s "
+                f"(1 core), {cpu[wl.name]['torch_all_cores']['samples_per_s']:,.0f} "
+                f"({n_all} cores)")
     rows = []
     runs = [(c, w, d) for d in DATAFLOWS for c in cfgs for w in wls
             if d == "separate" or c.move_unit]
@@ -157,6 +168,12 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
             "edp_vs_one_core": (c1["joules_per_step"] * c1["seconds_per_step"]) /
             r["edp_js"],
         }
+        ct = cpu[wl.name].get("torch_one_core")
+        if ct is not None:
+            r["ratios"]["speedup_vs_torch_one_core"] = \
+                r["samples_per_s"] / ct["samples_per_s"]
+            r["ratios"]["energy_vs_torch_one_core"] = \
+                ct["joules_per_sample"] / r["joules_per_sample"]
         rows.append(r)
         say(f"{cfg.name} {wl.name} ({dataflow}): {r['cycles']['total']:,} cycles, "
             f"{r['samples_per_s']:,.0f} samples/s, "
@@ -175,7 +192,8 @@ def evaluate(workloads=None, presets=None, *, batch: int = DEFAULT_BATCH,
             confirms.append(dict(confirm_resident_step(confirm_workload, cfg, "verilator",
                                                        batch), dataflow="resident"))
     return {
-        "batch": batch, "commit": source_commit(), "machine": cpu_info(),
+        "batch": batch, "commit": source_commit(),
+        "machine": dict(cpu_info(), torch=torch_version()),
         "presets": {c.name: {"config": c.to_dict(), "macs": c.macs,
                              "clock_mhz": preset_clock(c)[0],
                              "clock_source": preset_clock(c)[1],
@@ -247,12 +265,23 @@ def markdown(res: dict) -> str:
                 f"{_joules(r['joules_per_sample'])} | {ra['energy_vs_one_core']:.1f}x | "
                 f"{words} | {gain} |")
     out += _targets(res)
-    out += ["", "| workload | CPU samples/s (1 core) | CPU samples/s (all cores) | CPU "
-            "energy/sample (1 core) |", "|---|---:|---:|---:|"]
+    torch = res.get("machine", {}).get("torch")
+    out += ["", "CPU baselines: NumPy float64 (the reference trainer's step) and "
+            + (f"PyTorch {torch} float32 (the same step in PyTorch, "
+               "`sim/torch_baseline.py`)" if torch else
+               "no PyTorch (not installed in this run: `pip install fetta-hdl[torch]`)")
+            + ":", "",
+            "| workload | NumPy samples/s (1 core) | NumPy samples/s (all cores) | NumPy "
+            "energy/sample (1 core) | PyTorch samples/s (1 core) | PyTorch samples/s "
+            "(all cores) |", "|---|---:|---:|---:|---:|---:|"]
     for name, c in res["cpu"].items():
+        t1, ta = (c.get(k, {}).get("samples_per_s") for k in ("torch_one_core",
+                                                              "torch_all_cores"))
         out.append(f"| {name} | {c['one_core']['samples_per_s']:,.0f} | "
                    f"{c['all_cores']['samples_per_s']:,.0f} | "
-                   f"{_joules(c['one_core']['joules_per_sample'])} |")
+                   f"{_joules(c['one_core']['joules_per_sample'])} | "
+                   f"{'-' if t1 is None else f'{t1:,.0f}'} | "
+                   f"{'-' if ta is None else f'{ta:,.0f}'} |")
     return "\n".join(out)
 
 
@@ -274,7 +303,7 @@ def _targets(res: dict) -> list[str]:
                                      for p, (s, e) in TARGETS.items()) +
            f", on {' and '.join(TARGET_WORKLOADS)}):", "",
            "| workload | preset | dataflow | samples/s vs 1 core | energy vs 1 core | "
-           "goals |", "|---|---|---|---:|---:|---|"]
+           "goals | samples/s vs PyTorch (1 core) |", "|---|---|---|---:|---:|---|---:|"]
     for r in rows:
         gs, ge = TARGETS[r["preset"]]
         ra = r["ratios"]
@@ -282,9 +311,10 @@ def _targets(res: dict) -> list[str]:
         e_ok = ra["energy_vs_one_core"] >= ge
         verdict = "met" if s_ok and e_ok else "missed: " + ", ".join(
             w for w, ok in (("speed", s_ok), ("energy", e_ok)) if not ok)
+        vt = ra.get("speedup_vs_torch_one_core")
         out.append(f"| {r['workload']} | {r['preset']} | {_dataflow(r)} | "
                    f"{ra['speedup_vs_one_core']:.2f}x | {ra['energy_vs_one_core']:.1f}x | "
-                   f"{verdict} |")
+                   f"{verdict} | {'-' if vt is None else f'{vt:.2f}x'} |")
     return out
 
 
