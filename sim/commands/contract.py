@@ -34,6 +34,10 @@ def add_arguments(p):
                    help="with --chain: keep intermediates on chip (one program per "
                         "segment, results MOVEd into their readers' layouts; needs a "
                         "preset with the MOVE unit); the outputs no step reads are checked")
+    p.add_argument("--program-at", default="0", metavar="WORD|top",
+                   help="with --chain --resident: the program word the programs are "
+                        "written at and started from (START with a start word), or "
+                        "'top': the end of program memory [default 0]")
     p.add_argument("--stage", action="store_true",
                    help="with --chain --resident: the host writes each input densely "
                         "(one word per element) and MOVEs lay it out")
@@ -84,8 +88,17 @@ def run_chain_file(args) -> int:
     plan = check_chain(steps, tensors, seed)
     if args.stage and not args.resident:
         raise FettaError("--stage needs --resident (it stages a resident chain's inputs)")
+    at = args.program_at
+    if at != "top":
+        try:
+            at = int(at)
+        except ValueError:
+            raise FettaError(f"--program-at {at!r} invalid; allowed 'top' or a program "
+                             f"word 0..{cfg.prog_depth - 1}") from None
+    if at != 0 and not args.resident:
+        raise FettaError("--program-at needs --resident (it places resident programs)")
     res = run_chain(steps, tensors, config=cfg, backend=args.backend, seed=seed,
-                    resident=args.resident, stage=args.stage)
+                    resident=args.resident, stage=args.stage, program_at=at)
     values, mismatches = reference_chain(plan, tensors, cfg), 0
     for (spec, a, b, o, p), r in zip(plan, res.steps):
         bad = int((res.outputs[o] != values[o]).sum())

@@ -267,3 +267,22 @@ def test_cli_runs_chain_file_resident_and_staged(tmp_path):
     p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
                         str(f), "--stage"], capture_output=True, text=True)
     assert p.returncode == 2 and "--stage needs --resident" in p.stderr
+    # the same resident chain written at the end of program memory and started there
+    p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                        str(f), "--random", "3", "--resident", "--program-at", "top",
+                        "--json", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    counted = [ln for ln in p.stdout.splitlines() if ln.startswith("cycles counted")][0]
+    assert counted.split()[2] == counted.split("predicted ")[1].rstrip(")")
+    assert json.loads(out.read_text())["mismatches"] == 0
+    for argv, msg in ((["--program-at", "5"], "--program-at needs --resident"),
+                      (["--resident", "--program-at", "low"],
+                       "--program-at 'low' invalid; allowed 'top' or a program word "
+                       "0..1023"),
+                      (["--resident", "--program-at", "1024"],
+                       "program_at 1024 invalid; allowed 'top' or a program word "
+                       "0..1023")):
+        p = subprocess.run([sys.executable, "-m", "fetta.sim.cli", "contract", "--chain",
+                            str(f), *argv], capture_output=True, text=True)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert msg in p.stderr, p.stderr
