@@ -93,7 +93,7 @@ def test_rows_equal_the_recipe_and_cycle_formula():
                in zip(rows, results))
 
 
-@pytest.mark.parametrize("per_cycle, latency", [(1, 32), (2, 17), (3, 12)])
+@pytest.mark.parametrize("per_cycle, latency", [(1, 32), (2, 17), (3, 12), (4, 9)])
 @pytest.mark.parametrize("a, d", [(0, 1), (1, 1), (2**31 - 1, 1), (2**31 - 1, 2**21 - 1),
                                   (123456789, 1000), (5, 7), (2**30 + 3, 2)])
 def test_divider_quotient_remainder_latency(a, d, per_cycle, latency):
@@ -118,3 +118,31 @@ def test_divider_quotient_remainder_latency(a, d, per_cycle, latency):
     sim.run()
     assert (seen["q"], seen["r"]) == divmod(a, d)
     assert seen["cycles"] == SeqDivider.LATENCY(31, per_cycle) == latency
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_divider_continues_a_division_from_its_partial_remainder(seed):
+    """The update unit's use (``DIV_BITS`` = 24 low quotient bits, four per cycle, from
+    a partial remainder ``r0 < d``): ``q, r = divmod(r0 * 2**24 + a, d)``."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 2**17))
+    r0, a = int(rng.integers(0, d)), int(rng.integers(0, 2**24))
+    dut = SeqDivider(24, 17, 4)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.a, a)
+        ctx.set(dut.r0, r0)
+        ctx.set(dut.d, d)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        while not ctx.get(dut.done):
+            await ctx.tick()
+        seen.update(q=ctx.get(dut.q), r=ctx.get(dut.r))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert (seen["q"], seen["r"]) == divmod(r0 * 2**24 + a, d)
