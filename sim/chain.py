@@ -432,7 +432,7 @@ def run_chain(steps, tensors, *, config="tiny", backend="pysim", seed: int = 0,
     (their ``lr`` must equal it): a training step's programs stay the same from
     step to step but for the STEP's two words. ``program_at`` (resident chains): the
     program word its programs are written at and started from (an int, or ``"top"``:
-    the end of program memory; ``sim.resident.program_base``).
+    the end of program memory; ``hostmap.program_base``).
 
     ``update`` epilogues (resident chains, configurations with the update unit): a
     list of optimizer updates run right after the step (``sw_model.program.update``:

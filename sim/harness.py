@@ -38,7 +38,8 @@ import numpy as np
 from fetta.sw_model.program.compiler import CompiledContraction, chunk_plan, compile_contraction, fits
 from fetta.sw_model.accel.config import AccelConfig, get_config
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_WRITES, PROG_BASE,
-                                          REG_BASE, ErrorCode, Reg, Status, buffer_base)
+                                          REG_BASE, ErrorCode, Reg, Status, buffer_base,
+                                          program_base)
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.accel.isa import Mapping
 from fetta.sw_model.accel.shift_slots import Vote, as_vote, slot_fields, slot_word
@@ -159,7 +160,11 @@ class Session:
     contraction that reads them (``sim.onchip``).
     ``stats`` accumulates over the session: contractions, chunks, compile cache
     hits/misses, host words written/read/skipped and the peak rows used per buffer
-    and program words (on-chip memory high-water marks)."""
+    and program words (on-chip memory high-water marks).
+    ``job_program_at``: where the programs of separate jobs (``contract``, and the
+    on-chip-results path of ``sim.onchip``) are written and started: 0 (default) or
+    ``"top"`` (the end of program memory, ``hostmap.program_base``), so that a
+    resident chain's program held from word 0 stays in place between chains."""
 
     def __init__(self, config="tiny", backend: str | Backend = "pysim", *,
                  residency: bool = True, resident: bool = False, **backend_options):
@@ -174,6 +179,7 @@ class Session:
         else:
             self.backend = get_backend(backend, self.config, **backend_options)
         self.residency = residency
+        self.job_program_at = 0
         self._compiled: dict = {}
         self._chunks: dict = {}
         self.stats = {"contractions": 0, "chunks": 0, "compile_hits": 0,
@@ -468,10 +474,11 @@ class Session:
         mp = cc.mapping
         wa, sa = self._load(0, buffer_base(0), cc.pack_a(a), cc.lanes_used("a"))
         wb, sb = self._load(1, buffer_base(1), cc.pack_b(b), cc.lanes_used("b"))
-        wp = self._write_program(cc.program)
+        base = program_base(self.job_program_at, len(cc.program), cfg.prog_depth)
+        wp = self._write_program(cc.program, base)
         limit = max_cycles or (4 * cc.predicted_cycles + 10_000)
         try:
-            st = be.run(limit)
+            st = be.run(limit, start=base)
         except BaseException:
             self.invalidate()
             raise

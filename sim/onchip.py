@@ -41,7 +41,7 @@ import numpy as np
 from fetta.errors import FettaError
 from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTROL_WRITES,
                                          ErrorCode, Status,
-                                         buffer_base)
+                                         buffer_base, program_base)
 from fetta.sw_model.accel.isa import Contract, Op, decode_header, instructions
 from fetta.sw_model.arith.fixedpoint import wrap
 from fetta.sw_model.program.moves import relayout
@@ -182,10 +182,11 @@ def contract_onchip(session, sp, a, b, a_obj, b_obj, *, max_cycles, read_back=Tr
     if len(prog) > cfg.prog_depth:
         raise FettaError(f"'{sp}' with its MOVEs needs {len(prog)} program words; "
                          f"program depth {cfg.prog_depth} on '{cfg.name}'")
-    wp = session._write_program(prog)     # the words that differ from what is there
+    base = program_base(session.job_program_at, len(prog), cfg.prog_depth)
+    wp = session._write_program(prog, base)   # the words that differ from what is there
     predicted = cc.predicted_cycles + move_cycles
     try:
-        st = be.run(max_cycles or (4 * predicted + 10_000))
+        st = be.run(max_cycles or (4 * predicted + 10_000), start=base)
     except BaseException:
         session.invalidate()
         onchip.drop()

@@ -37,6 +37,7 @@ from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTR
                                          UNIT_COUNTER_READS, UNIT_COUNTERS,
                                          XENT_RESULT_WORDS, ErrorCode, Reg,
                                          Status, buffer_base)
+from fetta.sw_model.accel.hostmap import program_base
 from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.move import buffer_lanes
 from fetta.sw_model.accel.step import STEP_WORDS, step_cycles
@@ -91,20 +92,6 @@ def chip_written_rows(rp: ResidentPlan) -> dict:
                for k, v in rows.items()}
         rp.__dict__["_chip_rows"] = got
     return got
-
-
-def program_base(program_at, length: int, depth: int) -> int:
-    """The program word a program of ``length`` words is written at and started from:
-    ``program_at`` an int, or ``"top"``: flush against the end of program memory
-    (``depth`` words), so it leaves a program held from word 0 in place as far as
-    both fit."""
-    if program_at == "top":
-        return max(0, depth - length)
-    if isinstance(program_at, bool) or not isinstance(program_at, int) or \
-            not 0 <= program_at < depth:
-        raise ValueError(f"program_at {program_at!r} invalid; allowed 'top' or a "
-                         f"program word 0..{depth - 1}")
-    return program_at
 
 
 def _run_plan(rp: ResidentPlan, values: dict, session, counts: dict, step=None,
@@ -270,7 +257,7 @@ def run_resident(plan, tensors: dict, session, *, stage: bool = False, keep=(),
     indices (``sim.chain.literal_seeds``), its updates take the STEP's learning rate
     (their ``lr`` must equal it).
     ``program_at``: the program word each program is written at and started from
-    (``Ctrl.START`` with a start word; ``program_base``): 0, any word, or ``"top"``
+    (``Ctrl.START`` with a start word; ``hostmap.program_base``): 0, any word, or ``"top"``
     (flush against the end of program memory: an evaluation's programs there leave a
     training step's program at word 0 in place).
     Returns a ``ResidentRun``: the results no step consumes and those in ``keep``

@@ -142,6 +142,9 @@ class RtlTraining:
              first chain step and every ``SAMPLE_EVERY``-th) against the trainer's
              own step run beside it on the golden model: logits, every gradient and
              every slot, the first difference raising ``ContractionMismatch``.
+             Separate jobs (the calibrating step, an evaluation without
+             ``--eval-chains``) then run at the end of program memory
+             (``Session.job_program_at``), so they leave the step's program in place.
         onchip_update: with ``step_chains``, the optimizer on chip too
              (``plan_step_chain(update=True)``; a preset with the update unit,
              ``adam_entries``): each chain step lays its weights and biases out from
@@ -220,6 +223,11 @@ class RtlTraining:
         self.sim = session.backend.name if session is not None else sim
         t0 = time.perf_counter()
         self.session = session or Session(self.config, sim, resident=resident)
+        if step_chains:
+            # the contractions run as separate jobs (the first step, evaluation
+            # outside chains) at the end of program memory: the step chain's program
+            # at word 0 stays in place from step to step
+            self.session.job_program_at = "top"
         self.resident = self.session.onchip is not None
         self.setup_seconds = time.perf_counter() - t0
         self._pending = []          # results of executor calls not yet observed

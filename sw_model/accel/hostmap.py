@@ -55,6 +55,7 @@ from ..arith.fixedpoint import wrap
 
 __all__ = ["ADDR_BITS", "DATA_BITS", "BUFFER_WORD_BITS", "buffer_word", "READ_LATENCY", "REG_BASE", "PROG_BASE", "ADAM_BASE", "ADAM_SPAN", "BUF_BASE",
            "START_PC_LSB", "START_PC_BITS", "ctrl_start",
+           "program_base",
            "BUF_SPAN", "Reg", "Ctrl", "Status", "ErrorCode", "COUNTERS", "buffer_base",
            "CONTROL_WRITES", "CONTROL_READS", "XENT_RESULT_WORDS", "LEAN_WRITES",
            "UNIT_COUNTERS", "ALL_COUNTERS", "UNIT_COUNTER_READS",
@@ -154,6 +155,20 @@ def ctrl_start(pc: int = 0) -> int:
     if not 0 <= pc < 1 << START_PC_BITS:
         raise ValueError(f"start word {pc} out of range; allowed 0..{(1 << START_PC_BITS) - 1}")
     return int(Ctrl.START) | pc << START_PC_LSB
+
+
+def program_base(program_at, length: int, depth: int) -> int:
+    """The program word a program of ``length`` words is written at and started from
+    (``ctrl_start``): ``program_at`` an int, or ``"top"``: flush against the end of
+    program memory (``depth`` words), so it leaves a program held from word 0 in place
+    as far as both fit."""
+    if program_at == "top":
+        return max(0, depth - length)
+    if isinstance(program_at, bool) or not isinstance(program_at, int) or \
+            not 0 <= program_at < depth:
+        raise ValueError(f"program_at {program_at!r} invalid; allowed 'top' or a "
+                         f"program word 0..{depth - 1}")
+    return program_at
 
 
 class Status(enum.IntFlag):

@@ -1,5 +1,6 @@
 """The start word (``Ctrl.START`` with CTRL bits 31..16, ``hostmap.ctrl_start``;
-``Backend.run(start=)``; ``run_chain(program_at=)``, ``sim.resident.program_base``): a
+``Backend.run(start=)``; ``run_chain(program_at=)``, ``hostmap.program_base``; a
+session's separate jobs with ``Session.job_program_at``): a
 program runs where it lies in program memory, with the same results and cycles as at
 word 0, so a second program kept above it (an evaluation's, at ``"top"``) leaves the
 first in place; a start word past program memory halts at once with PROGRAM_RANGE and
@@ -11,7 +12,8 @@ import pytest
 from fetta.errors import FettaError
 from fetta.sim.chain import run_chain
 from fetta.sim.harness import Session
-from fetta.sim.resident import program_base
+from fetta.sw_model.arith.contraction import reference_contraction
+from fetta.sw_model.accel.hostmap import program_base
 from fetta.sw_model.accel.hostmap import (PROG_BASE, REG_BASE, ErrorCode, Reg, Status,
                                           ctrl_start)
 from fetta.sw_model.accel.isa import Op, header
@@ -113,3 +115,29 @@ def test_bad_start_words_are_refused_before_anything_is_written(tiny_session):
                                          rf"memory; program depth {depth}"):
         run_chain(steps, tensors, session=tiny_session, resident=True,
                   program_at=depth - 3)
+
+
+def test_separate_jobs_at_the_top_leave_a_chain_at_word_0(tiny_session):
+    """``Session.job_program_at = "top"`` (set by ``RtlTraining`` with step chains): a
+    separate job runs at the end of program memory, bit-exact, and the chain's program
+    at word 0 stays; at word 0 (the default) it overwrites that program."""
+    s = tiny_session
+    rng = np.random.default_rng(11)
+    steps, tensors = _step(rng)
+    a, b = rng.integers(-100, 100, (4, 6)), rng.integers(-100, 100, (6, 5))
+    want = reference_contraction("ik,kj->ij", a, b, acc_bits=s.config.acc_bits)
+    depth = s.config.prog_depth
+    s.job_program_at = "top"
+    try:
+        prog = [int(w) for w in _programs(run_chain(steps, tensors, session=s,
+                                                    resident=True))[0]]
+        res = s.contract("ik,kj->ij", a, b)
+        assert np.array_equal(res.output, want)
+        job = [int(w) for w in res.compiled.program]
+        assert s.backend.read(PROG_BASE + depth - len(job), len(job)) == job
+        assert s.backend.read(PROG_BASE, len(prog)) == prog
+    finally:
+        s.job_program_at = 0
+    res = s.contract("ik,kj->ij", a, b)
+    assert np.array_equal(res.output, want)
+    assert s.backend.read(PROG_BASE, len(prog)) != prog
