@@ -36,8 +36,7 @@ from fetta.sw_model.accel.hostmap import (BUFFER_WORD_BITS, CONTROL_READS, CONTR
                                          LEAN_READS, LEAN_WRITES, REG_BASE,
                                          UNIT_COUNTER_READS, UNIT_COUNTERS,
                                          XENT_RESULT_WORDS, ErrorCode, Reg,
-                                         Status, buffer_base)
-from fetta.sw_model.accel.hostmap import program_base
+                                         Status, buffer_base, program_base)
 from fetta.sw_model.accel.isa import Op, instructions
 from fetta.sw_model.accel.move import buffer_lanes
 from fetta.sw_model.accel.step import STEP_WORDS, step_cycles

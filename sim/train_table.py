@@ -218,6 +218,16 @@ def render_step_chains(chains: dict, base: dict, update: dict | None = None,
         med = hw[len(hw) // 2]
         met_med = "met" if med <= target else "not met"
         n_ok = sum(h <= target for h in hw)
+        chain_steps = [st for st in trusted["cycles_per_step"] if st.get("chain")]
+        above = [st for st in chain_steps if st["host_transfer"] > target]
+        first = chain_steps[0]["step"] if chain_steps else None
+        others = [st["host_transfer"] for st in above if st["step"] != first]
+        why = ("the first chain step writes the whole program and the state memory"
+               if any(st["step"] == first for st in above) else "")
+        if others:
+            why += ((", " if why else "") + f"{len(others):,} more above it (up to "
+                    f"{max(others):,} words)")
+        why = f"; above it: {why}" if why else ""
         lines += ["",
                   f"`{TRUSTED_COMMAND}` (the chip trusted, nothing checked: logits and "
                   f"gradients stay on chip; per step the host writes the batch, its "
@@ -233,11 +243,10 @@ def render_step_chains(chains: dict, base: dict, update: dict | None = None,
                   f"**{tm['host_transfer']:,.0f} host words per chain step** on average, "
                   f"median {med:,.0f} (the target, batch x inputs + batch + 16, is "
                   f"{target:,}: {met} on average, {met_med} by the median, {n_ok:,} of "
-                  f"{len(hw):,} chain steps within it; the first "
-                  f"chain step writes the whole program and the state memory, the first "
-                  f"step after each evaluation rewrites the program words the "
-                  f"evaluation's programs overwrote, a step after a shift moved reads "
-                  f"that slot and rewrites the words that carry the shift); "
+                  f"{len(hw):,} chain steps within it{why}; a step after a shift "
+                  f"moved also reads the slots SLOT_MOVED names and clears their bits; "
+                  f"evaluations and the calibrating step run their programs at the end "
+                  f"of program memory, leaving the step's in place); "
                   f"{tm['total']:,.0f} cycles per step; wall time "
                   f"{trusted['wall_seconds']:.1f} s (RTL of "
                   f"{trusted.get('commit') or 'unknown'})."]
